@@ -1,0 +1,11 @@
+//! loadgen: an open-model HTTP load generator that replays load-test campaigns against a
+//! service, cross-checks what it saw against the service's own counter and CPU, and reports how
+//! much load each configuration takes and why not more.
+//!
+//! Data flow (DESIGN.md): scenario → plan → per step: deploy, probe, attack, probe → run.json →
+//! checks → tables, CSV, HTML.
+
+pub mod load;
+pub mod plan;
+pub mod result;
+pub mod template;

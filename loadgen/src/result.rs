@@ -1,0 +1,270 @@
+//! The saved results: [`StepResult`] (one step, the same object in `attack --json` and in
+//! `run.json`) and [`CampaignResult`] (the whole `run.json`). These types are the JSON contract of
+//! DESIGN.md: units are in the field names, and a value that was not measured is `None` (`null`),
+//! never 0.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the `run.json` layout; bump when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Counts per outcome class of a step. `ok + failed = sent`, `sent + dropped = intended`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    /// 2xx answers.
+    pub ok: u64,
+    /// Non-2xx answers by exact status code (e.g. `"503": 12`).
+    pub status: BTreeMap<String, u64>,
+    /// No complete answer within the request timeout (includes requests still in flight when
+    /// the step's grace period ran out).
+    pub timeout: u64,
+    pub connect_refused: u64,
+    pub connect_timeout: u64,
+    /// Connection reset or closed by the peer mid-request.
+    pub reset: u64,
+    /// Any other I/O or protocol error.
+    pub io_other: u64,
+    /// Due but never sent: the in-flight cap was reached.
+    pub dropped: u64,
+}
+
+/// Percentiles of one HdrHistogram, in milliseconds; all `None` when it holds no sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+}
+
+/// One second of a step, as the generator saw it (requests bucketed by due time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    pub t_s: u32,
+    pub sent: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub p99_ms: Option<f64>,
+}
+
+/// What the generator process itself used during the attack: the evidence that it kept up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorHealth {
+    pub cpu_user_s: Option<f64>,
+    pub cpu_system_s: Option<f64>,
+    /// (user + system) / wall time, in cores.
+    pub cpu_cores_used: Option<f64>,
+    /// Cores the generator may use (affinity), to judge saturation.
+    pub cpu_cores_available: Option<f64>,
+    pub max_in_flight: Option<u64>,
+    pub connections_opened: Option<u64>,
+}
+
+/// The deployed shape a step ran on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopologyView {
+    pub replicas: u32,
+    pub cpu_limit_cores: Option<f64>,
+    /// `memory`, `redis`, or `external` for a service loadgen did not start.
+    pub store: String,
+}
+
+/// The service's own business counter around the step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CounterReading {
+    pub before: Option<u64>,
+    pub after: Option<u64>,
+    pub delta: Option<i64>,
+    /// Clicks stored per replica during the step (how the load was spread), when known.
+    pub per_replica: Vec<Option<u64>>,
+}
+
+/// CPU of one replica over the step, read from its cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaCpu {
+    pub replica: u32,
+    pub cores_used: Option<f64>,
+    /// nr_throttled / nr_periods over the step.
+    pub throttled_ratio: Option<f64>,
+    pub nr_periods: Option<u64>,
+    pub nr_throttled: Option<u64>,
+    pub throttled_s: Option<f64>,
+    /// HTTP requests this replica answered during the step (all routes).
+    pub requests: Option<u64>,
+}
+
+/// CPU over the step, summed and per replica.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuReading {
+    pub cores_used: Option<f64>,
+    pub throttled_ratio: Option<f64>,
+    pub per_replica: Vec<ReplicaCpu>,
+    /// The whole machine's busy cores over the step (from /proc/stat), when read.
+    pub node_cores_used: Option<f64>,
+}
+
+/// The same step seen through Prometheus, over the step's exact window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrometheusView {
+    pub counter_increase: Option<f64>,
+    pub cpu_cores_used: Option<f64>,
+    pub per_replica: Vec<PrometheusReplica>,
+    pub throttled_ratio: Option<f64>,
+    pub window_s: f64,
+    pub scrape_interval_s: Option<f64>,
+    /// The PromQL actually evaluated, for the report's appendix.
+    pub queries: BTreeMap<String, String>,
+}
+
+/// One replica (Prometheus `instance`) as Prometheus saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrometheusReplica {
+    pub instance: String,
+    pub cpu_cores_used: Option<f64>,
+    pub counter_increase: Option<f64>,
+}
+
+/// How bad a finding is: `info` explains, `warn` casts doubt, `fail` breaks a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warn,
+    Fail,
+}
+
+/// One conclusion drawn from the measurements, with the check that drew it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable identifier of the check, e.g. `counter_reconcile`, `throttling`, `validity`.
+    pub check: String,
+    pub severity: Severity,
+    pub message: String,
+    /// The step it concerns, if any (campaign-level findings have none).
+    pub step: Option<String>,
+}
+
+/// One step's result. Filled in stages: the attack fills the generator's view, the campaign
+/// runner adds topology, counter, cpu and prometheus, the checks add `checks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub campaign: Option<String>,
+    pub name: String,
+    pub rate_rps: f64,
+    pub duration_s: f64,
+    /// RFC 3339 UTC wall-clock start and end of the measured window.
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub intended: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub outcomes: OutcomeCounts,
+    /// Requests sent per second of the scheduled duration.
+    pub achieved_rps: Option<f64>,
+    /// ok / intended.
+    pub success_ratio: Option<f64>,
+    /// Latency from the due time (no coordinated omission).
+    pub latency_ms: LatencySummary,
+    /// Latency from the actual send.
+    pub service_time_ms: LatencySummary,
+    /// Actual send minus due time.
+    pub schedule_lag_ms: LatencySummary,
+    pub timeline: Vec<TimelinePoint>,
+    /// Latency-from-due histogram, HdrHistogram V2 (deflate) serialised, base64: mergeable.
+    pub histogram: Option<String>,
+    pub generator: GeneratorHealth,
+    pub topology: Option<TopologyView>,
+    pub counter: Option<CounterReading>,
+    /// counter delta / intended: the TD4 "success rate".
+    pub counted_ratio: Option<f64>,
+    pub cpu: Option<CpuReading>,
+    pub prometheus: Option<PrometheusView>,
+    pub valid: bool,
+    pub invalid_reason: Option<String>,
+    /// The step was cut short (Ctrl-C, target died, deadline); its counts cover what ran.
+    pub interrupted: bool,
+    pub checks: Vec<Finding>,
+}
+
+/// The scenario a run came from, saved whole so a report needs nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioSource {
+    pub name: String,
+    pub path: String,
+    pub sha256: String,
+    pub text: String,
+}
+
+/// The machine a run happened on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineInfo {
+    pub hostname: Option<String>,
+    pub cpus: Option<u32>,
+    pub kernel: Option<String>,
+    /// `v1`, `v2`, `hybrid` or `none`.
+    pub cgroup_mode: Option<String>,
+    pub memory_bytes: Option<u64>,
+}
+
+/// How a campaign run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Completed,
+    Interrupted,
+    Failed,
+}
+
+/// One campaign of a scenario, as listed in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignInfo {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// The whole `run.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignResult {
+    pub schema_version: u32,
+    pub tool: ToolInfo,
+    pub scenario: ScenarioSource,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub machine: MachineInfo,
+    pub status: RunStatus,
+    /// Why the run stopped early, when it did.
+    pub error: Option<String>,
+    pub time_scale: f64,
+    pub campaigns: Vec<CampaignInfo>,
+    pub steps: Vec<StepResult>,
+    /// Campaign-level findings (verdicts, thresholds); step findings live in each step.
+    pub findings: Vec<Finding>,
+}
+
+/// Versions of what produced the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+    /// Versions of external binaries used (polymetrie, redis-server, prometheus).
+    pub components: BTreeMap<String, String>,
+}
+
+impl ToolInfo {
+    /// This build of loadgen, with no components recorded yet.
+    pub fn current() -> Self {
+        Self {
+            name: "loadgen".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            components: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! `polymetrie`: skeleton until the service lands.
+fn main() {}
