@@ -13,7 +13,9 @@ pub const REQUIRE_ENV: &str = "LOADGEN_REQUIRE_EXTERNAL";
 pub enum ExternalError {
     #[error("{0} not found on PATH (install it, e.g. apt-get install -y {1})")]
     NotFound(String, String),
-    #[error("polymetrie binary not found next to loadgen and `cargo build -p polymetrie` failed: {0}")]
+    #[error(
+        "polymetrie binary not found next to loadgen and `cargo build -p polymetrie` failed: {0}"
+    )]
     Polymetrie(String),
 }
 
@@ -40,7 +42,9 @@ pub fn require(name: &str, package: &str) -> Result<PathBuf, ExternalError> {
 
 /// True when missing externals must fail tests rather than skip them.
 pub fn required_by_env() -> bool {
-    std::env::var(REQUIRE_ENV).map(|v| v == "1").unwrap_or(false)
+    std::env::var(REQUIRE_ENV)
+        .map(|v| v == "1")
+        .unwrap_or(false)
 }
 
 /// For tests: the binary, or `None` after printing a loud skip message; panics instead when
@@ -77,7 +81,14 @@ pub fn polymetrie_binary() -> Result<PathBuf, ExternalError> {
 fn build_polymetrie() -> Result<PathBuf, ExternalError> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "-q", "-p", "polymetrie", "--message-format=json"])
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "polymetrie",
+            "--message-format=json",
+        ])
         .arg("--manifest-path")
         .arg(&manifest)
         .output()

@@ -5,8 +5,13 @@
 //! Data flow (DESIGN.md): scenario → plan → per step: deploy, probe, attack, probe → run.json →
 //! checks → tables, CSV, HTML.
 
+pub mod cli;
+pub mod command;
+pub mod deployer;
 pub mod external;
 pub mod load;
 pub mod plan;
+pub mod probe;
+pub mod report;
 pub mod result;
 pub mod template;

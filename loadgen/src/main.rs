@@ -1,2 +1,25 @@
-//! The `loadgen` binary: parse the command line, set up tracing, hand over to the library.
-fn main() {}
+//! The `loadgen` binary: parse the command line, set up tracing, hand over to the library and
+//! map the result to an exit code (0 done, 1 checks failed, 2 could not run).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = loadgen::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOADGEN_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match loadgen::cli::execute(cli) {
+        Ok(loadgen::cli::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(loadgen::cli::Outcome::ChecksFailed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

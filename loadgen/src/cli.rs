@@ -1,0 +1,131 @@
+//! The command line: clap definitions of every subcommand and the dispatch to their
+//! implementations in [`crate::command`]. Exit codes: 0 done, 1 a threshold or check failed,
+//! 2 could not run.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// How a command ended, mapped to the process exit code by `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, every threshold held (exit 0).
+    Done,
+    /// Done, but a threshold or check failed (exit 1).
+    ChecksFailed,
+}
+
+/// Open-model HTTP load generator and capacity reporter.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a campaign scenario against real replicas and write run.json, steps.csv, report.html.
+    ///
+    /// Example: loadgen run scenarios/td4.toml --time-scale 0.1 --steps 'A/*'
+    Run(RunArgs),
+    /// One ad-hoc constant-rate step against a URL.
+    ///
+    /// Example: loadgen attack http://127.0.0.1:8080/api/clicks --rate 200 --duration 10s
+    ///   --method POST --header 'content-type: application/json'
+    ///   --body '{"site":"demo","url":"/p/{seq}"}'
+    Attack(AttackArgs),
+    /// Parse and expand a scenario and print its plan.
+    ///
+    /// Example: loadgen validate scenarios/td4.toml --json
+    Validate(ValidateArgs),
+    /// Re-render tables, steps.csv and report.html from a saved run.json.
+    ///
+    /// Example: loadgen report reports/td4-20261127T150000Z/run.json --out /tmp/r
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Output directory (default: reports/<scenario>-<utc>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Multiply every duration by F for a quick replay (rates unchanged), e.g. 0.1.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Run only steps whose `campaign/name` matches (comma-separated globs, `*` wildcard).
+    #[arg(long)]
+    pub steps: Option<String>,
+    /// Cross-check with Prometheus: a URL, or `managed` to start a local one.
+    #[arg(long)]
+    pub prometheus: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttackArgs {
+    /// Target URL (loopback only), e.g. http://127.0.0.1:8080/api/clicks
+    pub url: String,
+    /// Requests per second (arrival rate, independent of responses).
+    #[arg(long)]
+    pub rate: f64,
+    /// How long to offer load, e.g. 10s, 1m30s.
+    #[arg(long)]
+    pub duration: String,
+    /// HTTP method.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Extra header `Name: value` (repeatable).
+    #[arg(long = "header", value_name = "K:V")]
+    pub headers: Vec<String>,
+    /// Request body, or @FILE to read it from a file; `{seq}` and `{rand}` are expanded.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Per-request timeout.
+    #[arg(long, default_value = "5s")]
+    pub timeout: String,
+    /// Cap on requests in flight; due requests beyond it are counted as dropped.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_in_flight: usize,
+    /// Use exactly N keep-alive connections instead of opening them on demand.
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Ramp: start at this rate and reach --rate at the end of --duration.
+    #[arg(long)]
+    pub ramp_from: Option<f64>,
+    /// Poisson arrivals (seeded) instead of evenly spaced ones.
+    #[arg(long)]
+    pub poisson: bool,
+    /// Print the StepResult as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run.json written by `loadgen run`.
+    pub run_json: PathBuf,
+    /// Where to write steps.csv and report.html (default: beside run.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs the parsed command. `Err` means the command could not run (exit 2).
+pub fn execute(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Run(a) => crate::command::run::execute(a),
+        Command::Attack(a) => crate::command::attack::execute(a),
+        Command::Validate(a) => crate::command::validate::execute(a),
+        Command::Report(a) => crate::command::report::execute(a),
+    }
+}
