@@ -5,6 +5,7 @@
 //! Data flow (DESIGN.md): scenario → plan → per step: deploy, probe, attack, probe → run.json →
 //! checks → tables, CSV, HTML.
 
+pub mod check;
 pub mod cli;
 pub mod command;
 pub mod deployer;

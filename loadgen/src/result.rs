@@ -218,6 +218,9 @@ pub struct MachineInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Written while the run is in progress; a run.json still saying this was cut off without a
+    /// chance to finish (the process was killed).
+    Running,
     Completed,
     Interrupted,
     Failed,
