@@ -11,6 +11,7 @@ pub mod command;
 pub mod deployer;
 pub mod external;
 pub mod load;
+pub mod machine;
 pub mod plan;
 pub mod probe;
 pub mod report;

@@ -1,0 +1,73 @@
+//! The machine a run happens on (CPUs, kernel, cgroup mode, memory), read once at the start of
+//! a run so a report can say where its numbers came from.
+
+use std::path::Path;
+
+use crate::result::MachineInfo;
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// How cgroups are mounted: `v2` (unified with a cpu controller), `v1` (separate cpu and
+/// cpuacct hierarchies, as on these machines), `hybrid` (both), or `none`.
+pub fn cgroup_mode(root: &Path) -> &'static str {
+    let v1 = root.join("cpu").join("cpu.cfs_quota_us").exists();
+    let v2 = std::fs::read_to_string(root.join("cgroup.controllers"))
+        .map(|c| c.split_whitespace().any(|x| x == "cpu"))
+        .unwrap_or(false);
+    match (v1, v2) {
+        (true, true) => "hybrid",
+        (true, false) => "v1",
+        (false, true) => "v2",
+        (false, false) => "none",
+    }
+}
+
+/// Reads this machine's description; fields that cannot be read are `None`.
+pub fn detect() -> MachineInfo {
+    let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    MachineInfo {
+        hostname: read_trimmed("/proc/sys/kernel/hostname"),
+        cpus: std::thread::available_parallelism()
+            .ok()
+            .map(|n| n.get() as u32),
+        kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+        cgroup_mode: Some(cgroup_mode(Path::new("/sys/fs/cgroup")).to_string()),
+        memory_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_mode_reads_the_layout() {
+        let dir = std::env::temp_dir().join(format!("loadgen-machine-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("cpu")).unwrap();
+        assert_eq!(cgroup_mode(&dir), "none");
+        std::fs::write(dir.join("cpu/cpu.cfs_quota_us"), "-1\n").unwrap();
+        assert_eq!(cgroup_mode(&dir), "v1");
+        std::fs::write(dir.join("cgroup.controllers"), "cpuset cpu io\n").unwrap();
+        assert_eq!(cgroup_mode(&dir), "hybrid");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn detect_reads_this_linux_machine() {
+        let m = detect();
+        assert!(m.cpus.unwrap() >= 1);
+        assert!(m.kernel.is_some());
+        assert!(m.memory_bytes.unwrap() > 0);
+    }
+}
