@@ -1,0 +1,366 @@
+//! The HTTP application: routes, request validation and the click path. Every request is
+//! answered here (errors included) and counted in the metrics by route and status.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Body;
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+
+use crate::admission::Admission;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// Longest accepted site name (a DNS name is at most 253 bytes).
+const MAX_SITE_LEN: usize = 253;
+
+/// Shared state behind every connection.
+#[derive(Debug)]
+pub struct App {
+    pub store: Store,
+    pub metrics: Metrics,
+    admission: Admission,
+    cost: Duration,
+    body_limit: usize,
+    body_timeout: Duration,
+    top_urls: usize,
+    draining: AtomicBool,
+}
+
+#[derive(Deserialize)]
+struct ClickBody<'a> {
+    #[serde(borrow)]
+    site: Cow<'a, str>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct SiteBody<'a> {
+    #[serde(borrow)]
+    site: Cow<'a, str>,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: StatusCode, msg: &str) -> Resp {
+    json(status, serde_json::json!({ "error": msg }).to_string())
+}
+
+fn empty(status: StatusCode) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+fn method_not_allowed(allow: &'static str) -> Resp {
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+fn unavailable(msg: &str) -> Resp {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, msg);
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+fn store_unavailable(e: &StoreError) -> Resp {
+    tracing::debug!(error = %e, "store call failed");
+    unavailable(&e.to_string())
+}
+
+fn valid_site(site: &str) -> bool {
+    !site.is_empty()
+        && site.len() <= MAX_SITE_LEN
+        && !site
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    TooLarge,
+    TimedOut,
+    Broken,
+}
+
+impl BodyError {
+    fn response(&self) -> Resp {
+        match self {
+            BodyError::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+            BodyError::TimedOut => {
+                // The client is too slow (or half-sent): answer and close the connection.
+                let mut r = error(StatusCode::REQUEST_TIMEOUT, "body not received in time");
+                r.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                r
+            }
+            BodyError::Broken => error(StatusCode::BAD_REQUEST, "unreadable body"),
+        }
+    }
+}
+
+impl App {
+    pub fn new(config: &Config, store: Store) -> Self {
+        Self {
+            store,
+            metrics: Metrics::new(config.url_label_cap),
+            admission: Admission::new(config.max_inflight, config.queue_timeout),
+            cost: config.cost,
+            body_limit: config.body_limit,
+            body_timeout: config.body_timeout,
+            top_urls: config.top_urls,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// From now on /readyz answers 503 so load balancers stop sending new work.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Answers one request and records it in the metrics.
+    pub async fn handle<B>(&self, req: Request<B>) -> Resp
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let start = Instant::now();
+        let (route, resp) = self.route(req).await;
+        self.metrics
+            .request(route, resp.status().as_u16(), start.elapsed());
+        resp
+    }
+
+    async fn route<B>(&self, req: Request<B>) -> (&'static str, Resp)
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        match path.as_str() {
+            "/api/clicks" => (
+                "/api/clicks",
+                match method {
+                    Method::POST => self.click(req).await,
+                    _ => method_not_allowed("POST"),
+                },
+            ),
+            "/api/sites" => (
+                "/api/sites",
+                match method {
+                    Method::GET | Method::HEAD => self.list_sites().await,
+                    Method::POST => self.register_site(req).await,
+                    _ => method_not_allowed("GET, POST"),
+                },
+            ),
+            "/metrics" => (
+                "/metrics",
+                match method {
+                    Method::GET | Method::HEAD => self.metrics_text(),
+                    _ => method_not_allowed("GET"),
+                },
+            ),
+            "/healthz" => (
+                "/healthz",
+                match method {
+                    Method::GET | Method::HEAD => json(StatusCode::OK, r#"{"status":"ok"}"#),
+                    _ => method_not_allowed("GET"),
+                },
+            ),
+            "/readyz" => (
+                "/readyz",
+                match method {
+                    Method::GET | Method::HEAD => self.readyz().await,
+                    _ => method_not_allowed("GET"),
+                },
+            ),
+            p => match p
+                .strip_prefix("/api/sites/")
+                .and_then(|rest| rest.strip_suffix("/stats"))
+            {
+                Some(site) if !site.is_empty() && !site.contains('/') => (
+                    "/api/sites/{site}/stats",
+                    match method {
+                        Method::GET | Method::HEAD => self.stats(site).await,
+                        _ => method_not_allowed("GET"),
+                    },
+                ),
+                _ => ("other", error(StatusCode::NOT_FOUND, "no such route")),
+            },
+        }
+    }
+
+    async fn read_body<B>(&self, req: Request<B>) -> Result<Bytes, BodyError>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.body_limit as u64) {
+            return Err(BodyError::TooLarge);
+        }
+        let limited = Limited::new(req.into_body(), self.body_limit);
+        match tokio::time::timeout(self.body_timeout, limited.collect()).await {
+            Err(_) => Err(BodyError::TimedOut),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(BodyError::TooLarge)
+            }
+            Ok(Err(_)) => Err(BodyError::Broken),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+
+    async fn click<B>(&self, req: Request<B>) -> Resp
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let body = match self.read_body(req).await {
+            Ok(b) => b,
+            Err(e) => return e.response(),
+        };
+        // serde_json rejects invalid UTF-8 inside strings, so that is a 400 too.
+        let click: ClickBody = match serde_json::from_slice(&body) {
+            Ok(c) => c,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad click: {e}")),
+        };
+        if click.site.is_empty() || click.url.is_empty() {
+            return error(StatusCode::BAD_REQUEST, "site and url must be non-empty");
+        }
+        match self.store.site_exists(&click.site).await {
+            Ok(true) => {}
+            Ok(false) => return error(StatusCode::NOT_FOUND, "unknown site"),
+            Err(e) => return store_unavailable(&e),
+        }
+        let Some(_permit) = self.admission.admit().await else {
+            self.metrics.shed();
+            return unavailable("overloaded: shed");
+        };
+        let inflight = self.metrics.inflight();
+        inflight.inc();
+        let result = self.process_click(&click.site, &click.url).await;
+        inflight.dec();
+        match result {
+            Ok(()) => {
+                self.metrics.click(&click.site, &click.url);
+                empty(StatusCode::NO_CONTENT)
+            }
+            Err(e) => store_unavailable(&e),
+        }
+    }
+
+    /// The emulated work, then the write; the caller holds an in-flight slot.
+    async fn process_click(&self, site: &str, url: &str) -> Result<(), StoreError> {
+        if !self.cost.is_zero() {
+            let cost = self.cost;
+            // Burnt on a blocking thread so the accept loop and other connections keep
+            // running; concurrency is bounded by the in-flight slots, like gunicorn workers.
+            if tokio::task::spawn_blocking(move || crate::cost::burn(cost))
+                .await
+                .is_err()
+            {
+                return Err(StoreError::Unavailable("cost task failed".into()));
+            }
+        }
+        self.store.record_click(site, url).await
+    }
+
+    async fn register_site<B>(&self, req: Request<B>) -> Resp
+    where
+        B: Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let body = match self.read_body(req).await {
+            Ok(b) => b,
+            Err(e) => return e.response(),
+        };
+        let site: SiteBody = match serde_json::from_slice(&body) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad site: {e}")),
+        };
+        if !valid_site(&site.site) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "site must be 1-253 characters without whitespace or '/'",
+            );
+        }
+        match self.store.register_site(&site.site).await {
+            Ok(created) => {
+                let status = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                json(
+                    status,
+                    serde_json::json!({ "site": site.site, "created": created }).to_string(),
+                )
+            }
+            Err(e) => store_unavailable(&e),
+        }
+    }
+
+    async fn list_sites(&self) -> Resp {
+        match self.store.list_sites().await {
+            Ok(sites) => json(
+                StatusCode::OK,
+                serde_json::json!({ "sites": sites }).to_string(),
+            ),
+            Err(e) => store_unavailable(&e),
+        }
+    }
+
+    async fn stats(&self, site: &str) -> Resp {
+        match self.store.stats(site, self.top_urls).await {
+            Ok(Some(stats)) => json(
+                StatusCode::OK,
+                serde_json::to_string(&stats).unwrap_or_default(),
+            ),
+            Ok(None) => error(StatusCode::NOT_FOUND, "unknown site"),
+            Err(e) => store_unavailable(&e),
+        }
+    }
+
+    fn metrics_text(&self) -> Resp {
+        let mut r = Response::new(Full::new(Bytes::from(self.metrics.encode())));
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        );
+        r
+    }
+
+    async fn readyz(&self) -> Resp {
+        if self.draining.load(Ordering::Acquire) {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "draining");
+        }
+        if self.store.ready().await {
+            json(StatusCode::OK, r#"{"status":"ready"}"#)
+        } else {
+            error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The service's Prometheus metrics (OpenMetrics text via `prometheus-client`): clicks per
+//! site and per URL (URL label values capped per site, overflow under `__other__`, because
+//! one series per URL was the original's scaling problem), HTTP requests by route and status,
+//! request duration, shedding, in-flight clicks, and the process's CPU and memory.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The overflow URL label once a site has `url_label_cap` distinct URL labels.
+pub const OTHER_URL: &str = "__other__";
+
+/// Longest URL kept as a label value; longer ones count under [`OTHER_URL`].
+const MAX_URL_LABEL_LEN: usize = 256;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabels {
+    site: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UrlLabels {
+    site: String,
+    url: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+/// Cached counter handles for one site, so a click costs no label allocation once warm.
+#[derive(Debug)]
+struct SiteHandles {
+    clicks: Counter,
+    urls: HashMap<String, Counter>,
+    other: Option<Counter>,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+/// Every metric the service exports, and the registry that encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    clicks: Family<SiteLabels, Counter>,
+    url_clicks: Family<UrlLabels, Counter>,
+    requests: Family<HttpLabels, Counter>,
+    durations: HistogramFamily,
+    shed: Counter,
+    inflight: Gauge,
+    sites: Mutex<HashMap<String, SiteHandles>>,
+    url_label_cap: usize,
+}
+
+impl Metrics {
+    pub fn new(url_label_cap: usize) -> Self {
+        let mut registry = Registry::default();
+        let clicks = Family::<SiteLabels, Counter>::default();
+        registry.register(
+            "polymetrie_clicks",
+            "Clicks this replica stored, by site",
+            clicks.clone(),
+        );
+        let url_clicks = Family::<UrlLabels, Counter>::default();
+        registry.register(
+            "polymetrie_url_clicks",
+            "Clicks this replica stored, by site and URL (URL values capped per site; overflow under url=\"__other__\")",
+            url_clicks.clone(),
+        );
+        let requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "polymetrie_http_requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        let durations: HistogramFamily = Family::new_with_constructor(duration_histogram);
+        registry.register(
+            "polymetrie_http_request_duration_seconds",
+            "Time from request headers to response, by route",
+            durations.clone(),
+        );
+        let shed = Counter::default();
+        registry.register(
+            "polymetrie_shed",
+            "Clicks refused with 503 because no in-flight slot freed up within the queue timeout",
+            shed.clone(),
+        );
+        let inflight = Gauge::default();
+        registry.register(
+            "polymetrie_inflight_clicks",
+            "Clicks currently holding an in-flight slot",
+            inflight.clone(),
+        );
+        registry.register_collector(Box::new(ProcessCollector));
+        Self {
+            registry,
+            clicks,
+            url_clicks,
+            requests,
+            durations,
+            shed,
+            inflight,
+            sites: Mutex::new(HashMap::new()),
+            url_label_cap,
+        }
+    }
+
+    /// Counts one stored click for `site` and `url`.
+    pub fn click(&self, site: &str, url: &str) {
+        let mut sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        if !sites.contains_key(site) {
+            let clicks = self
+                .clicks
+                .get_or_create(&SiteLabels {
+                    site: site.to_string(),
+                })
+                .clone();
+            sites.insert(
+                site.to_string(),
+                SiteHandles {
+                    clicks,
+                    urls: HashMap::new(),
+                    other: None,
+                },
+            );
+        }
+        let Some(h) = sites.get_mut(site) else {
+            return;
+        };
+        h.clicks.inc();
+        if let Some(c) = h.urls.get(url) {
+            c.inc();
+            return;
+        }
+        if h.urls.len() < self.url_label_cap && url.len() <= MAX_URL_LABEL_LEN {
+            let c = self
+                .url_clicks
+                .get_or_create(&UrlLabels {
+                    site: site.to_string(),
+                    url: url.to_string(),
+                })
+                .clone();
+            c.inc();
+            h.urls.insert(url.to_string(), c);
+            return;
+        }
+        let other = h.other.get_or_insert_with(|| {
+            self.url_clicks
+                .get_or_create(&UrlLabels {
+                    site: site.to_string(),
+                    url: OTHER_URL.to_string(),
+                })
+                .clone()
+        });
+        other.inc();
+    }
+
+    /// Records one answered request.
+    pub fn request(&self, route: &'static str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&HttpLabels { route, status })
+            .inc();
+        self.durations
+            .get_or_create(&RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn shed(&self) {
+        self.shed.inc();
+    }
+
+    pub fn inflight(&self) -> &Gauge {
+        &self.inflight
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `process_cpu_seconds_total` and `process_resident_memory_bytes`, read on each scrape
+/// (prometheus-client has no process collector).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(cpu) = process_cpu_seconds() {
+            let c = ConstCounter::new(cpu);
+            let m = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                c.metric_type(),
+            )?;
+            c.encode(m)?;
+        }
+        if let Some(rss) = resident_memory_bytes() {
+            let g = ConstGauge::new(rss as i64);
+            let m = encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                None,
+                g.metric_type(),
+            )?;
+            g.encode(m)?;
+        }
+        Ok(())
+    }
+}
+
+/// utime + stime of this process from `/proc/self/stat`, in seconds (USER_HZ = 100 on Linux).
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_stat_cpu_seconds(&stat)
+}
+
+fn parse_stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name (field 2) may contain spaces and ')' — fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3, so utime (14) and stime (15) are at indices 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parsing_handles_spaces_and_parens_in_the_command_name() {
+        let stat = "1234 (my (weird) cmd) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1";
+        assert_eq!(parse_stat_cpu_seconds(stat), Some(3.0));
+    }
+
+    #[test]
+    fn url_labels_are_capped_per_site_with_an_overflow_bucket() {
+        let m = Metrics::new(2);
+        for url in ["/a", "/b", "/c", "/d", "/a"] {
+            m.click("s.com", url);
+        }
+        m.click("t.com", "/x");
+        let text = m.encode();
+        assert!(
+            text.contains(r#"polymetrie_url_clicks_total{site="s.com",url="/a"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"polymetrie_url_clicks_total{site="s.com",url="__other__"} 2"#));
+        assert!(!text.contains(r#"url="/c""#));
+        assert!(text.contains(r#"polymetrie_url_clicks_total{site="t.com",url="/x"} 1"#));
+        assert!(text.contains(r#"polymetrie_clicks_total{site="s.com"} 5"#));
+        assert!(text.contains("process_cpu_seconds_total"));
+    }
+}

@@ -1,0 +1,114 @@
+//! The click store: where member sites and their click counts live. Two backends behind one
+//! enum — the embedded in-memory maps and Redis (shared by replicas) — with one rule: a call
+//! that returns `Ok` has durably applied its write exactly once; no write is ever retried.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+use serde::Serialize;
+
+use crate::config::StoreUrl;
+
+/// Why a store call did not happen (the request becomes a 503).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// One URL and its click count, as listed in site stats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UrlCount {
+    pub url: String,
+    pub clicks: u64,
+}
+
+/// A site's totals as the store sees them (all replicas together with Redis).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteStats {
+    pub site: String,
+    pub clicks: u64,
+    pub urls: Vec<UrlCount>,
+}
+
+/// The configured backend.
+#[derive(Debug)]
+pub enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+impl Store {
+    /// Builds the backend; Redis connects lazily, so the service starts (not ready) while
+    /// Redis is down and becomes ready by itself when it comes up.
+    pub fn open(url: &StoreUrl, sites: &[String], timeout: Duration) -> Result<Self, StoreError> {
+        Ok(match url {
+            StoreUrl::Memory => Store::Memory(MemoryStore::new(sites)),
+            StoreUrl::Redis(u) => Store::Redis(RedisStore::new(u, sites, timeout)?),
+        })
+    }
+
+    /// Registers a site; `Ok(true)` when it was new.
+    pub async fn register_site(&self, site: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.register_site(site)),
+            Store::Redis(r) => r.register_site(site).await,
+        }
+    }
+
+    /// Every registered site, sorted.
+    pub async fn list_sites(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.list_sites()),
+            Store::Redis(r) => r.list_sites().await,
+        }
+    }
+
+    pub async fn site_exists(&self, site: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.site_exists(site)),
+            Store::Redis(r) => r.site_exists(site).await,
+        }
+    }
+
+    /// Counts one click on a registered site. `Ok` only once the write is applied.
+    pub async fn record_click(&self, site: &str, url: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.record_click(site, url);
+                Ok(())
+            }
+            Store::Redis(r) => r.record_click(site, url).await,
+        }
+    }
+
+    /// The site's totals and its `top` most clicked URLs; `None` for an unknown site.
+    pub async fn stats(&self, site: &str, top: usize) -> Result<Option<SiteStats>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.stats(site, top)),
+            Store::Redis(r) => r.stats(site, top).await,
+        }
+    }
+
+    /// Whether the store can take writes now.
+    pub async fn ready(&self) -> bool {
+        match self {
+            Store::Memory(_) => true,
+            Store::Redis(r) => r.ping().await.is_ok(),
+        }
+    }
+}
+
+/// Sorts by clicks descending, then URL, and keeps the first `top`.
+fn top_urls(mut urls: Vec<UrlCount>, top: usize) -> Vec<UrlCount> {
+    urls.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.url.cmp(&b.url)));
+    urls.truncate(top);
+    urls
+}
