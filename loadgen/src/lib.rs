@@ -16,4 +16,5 @@ pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod result;
+pub mod scenario;
 pub mod template;

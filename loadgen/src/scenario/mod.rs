@@ -1,0 +1,249 @@
+//! The scenario file as written: serde types mirroring the TOML layout documented in
+//! `scenarios/README.md`, with unknown keys rejected and every checked value kept with its
+//! position ([`toml::Spanned`]) so semantic errors found later still point at file:line:col.
+//! Turning a [`Scenario`] into steps is [`crate::plan::Plan`]'s job.
+
+mod error;
+pub mod value;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use error::{ScenarioError, SourceText};
+use value::{Count, CpuLimit, Dur, NonNegative, Number, Positive, PositiveDur};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub target: Spanned<TargetSpec>,
+    pub service: Option<Spanned<ServiceSpec>>,
+    pub request: Spanned<RequestSpec>,
+    /// The site whose counter is the business counter (default: the first of `service.sites`).
+    pub counter_site: Option<Spanned<String>>,
+    #[serde(default)]
+    pub defaults: Overrides,
+    #[serde(default)]
+    pub thresholds: Vec<Spanned<ThresholdSpec>>,
+    pub prometheus: Option<Spanned<PrometheusSpec>>,
+    #[serde(default, rename = "campaign")]
+    pub campaigns: Vec<Spanned<CampaignSpec>>,
+}
+
+/// `kind` of `[target]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Local,
+    Url,
+    Kubernetes,
+}
+
+/// `[target]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub kind: Spanned<TargetKind>,
+    /// Base URL of a running service (`kind = "url"` only).
+    pub url: Option<Spanned<String>>,
+}
+
+/// Store names in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreSpec {
+    Memory,
+    Redis,
+}
+
+/// Arrival process names in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrivalSpec {
+    Uniform,
+    Poisson,
+}
+
+/// `[service]`: how a local target starts `polymetrie`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// CPU burnt per click, e.g. `"5.5ms"`.
+    pub cost: Option<Dur>,
+    /// Store of steps that don't name one (below `[defaults].store`).
+    pub store: Option<StoreSpec>,
+    #[serde(default)]
+    pub sites: Vec<Spanned<String>>,
+    pub workers: Option<Count>,
+    pub max_inflight: Option<Count>,
+    /// Path to a `polymetrie` binary, relative to the scenario file.
+    pub binary: Option<PathBuf>,
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+/// `[request]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    pub method: Option<Spanned<String>>,
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    /// Literal body, or `@file` relative to the scenario file (`@@…` for a literal `@…`).
+    pub body: Option<Spanned<String>>,
+}
+
+/// Settings a campaign may override and `[defaults]` sets for all.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    pub timeout: Option<Dur>,
+    pub max_in_flight: Option<Count>,
+    pub connections: Option<Count>,
+    pub warmup: Option<Dur>,
+    pub pause: Option<Dur>,
+    pub store: Option<StoreSpec>,
+    pub arrival: Option<ArrivalSpec>,
+    pub seed: Option<u64>,
+}
+
+impl Overrides {
+    /// `self` where set, else `base`.
+    pub fn over(&self, base: &Overrides) -> Overrides {
+        Overrides {
+            timeout: self.timeout.or(base.timeout),
+            max_in_flight: self.max_in_flight.or(base.max_in_flight),
+            connections: self.connections.or(base.connections),
+            warmup: self.warmup.or(base.warmup),
+            pause: self.pause.or(base.pause),
+            store: self.store.or(base.store),
+            arrival: self.arrival.or(base.arrival),
+            seed: self.seed.or(base.seed),
+        }
+    }
+}
+
+/// `[[thresholds]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    pub metric: Spanned<String>,
+    pub min: Option<Number>,
+    pub max: Option<Number>,
+    #[serde(default)]
+    pub steps: Vec<Spanned<String>>,
+}
+
+/// `mode` of `[prometheus]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrometheusModeSpec {
+    Managed,
+    Url,
+}
+
+/// `[prometheus]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusSpec {
+    pub mode: Spanned<PrometheusModeSpec>,
+    pub url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
+}
+
+/// `[[campaign]]`. The override keys repeat [`Overrides`] because serde cannot flatten a
+/// struct while rejecting unknown keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSpec {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub timeout: Option<Dur>,
+    pub max_in_flight: Option<Count>,
+    pub connections: Option<Count>,
+    pub warmup: Option<Dur>,
+    pub pause: Option<Dur>,
+    pub store: Option<StoreSpec>,
+    pub arrival: Option<ArrivalSpec>,
+    pub seed: Option<u64>,
+    #[serde(rename = "step")]
+    pub steps: Option<Vec<Spanned<StepSpec>>>,
+    pub matrix: Option<Spanned<MatrixSpec>>,
+}
+
+impl CampaignSpec {
+    /// This campaign's overrides.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            timeout: self.timeout,
+            max_in_flight: self.max_in_flight,
+            connections: self.connections,
+            warmup: self.warmup,
+            pause: self.pause,
+            store: self.store,
+            arrival: self.arrival,
+            seed: self.seed,
+        }
+    }
+}
+
+/// `[[campaign.step]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub name: Option<Spanned<String>>,
+    /// Requests per second; may be left out when `requests` is given.
+    pub rate: Option<Spanned<Positive>>,
+    pub duration: Spanned<PositiveDur>,
+    pub replicas: Option<Count>,
+    pub cpu_limit: Option<CpuLimit>,
+    pub store: Option<StoreSpec>,
+    pub requests: Option<Spanned<Count>>,
+    pub ramp_from: Option<NonNegative>,
+}
+
+/// `[campaign.matrix]`: the cross product replicas × cpu_limit × rate × duration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    #[serde(default = "one_replica")]
+    pub replicas: Vec<Count>,
+    #[serde(default = "no_limit")]
+    pub cpu_limit: Vec<CpuLimit>,
+    pub rate: Spanned<Vec<Positive>>,
+    pub duration: Spanned<Vec<PositiveDur>>,
+    pub store: Option<StoreSpec>,
+}
+
+fn one_replica() -> Vec<Count> {
+    vec![Count(1)]
+}
+
+fn no_limit() -> Vec<CpuLimit> {
+    vec![CpuLimit(None)]
+}
+
+impl Scenario {
+    /// Reads and parses a scenario file (no expansion).
+    pub fn read(path: &Path) -> Result<(Scenario, SourceText), ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let src = SourceText::new(path, text);
+        let scenario = Scenario::parse(&src)?;
+        Ok((scenario, src))
+    }
+
+    /// Parses scenario text; errors carry `src`'s path and positions.
+    pub fn parse(src: &SourceText) -> Result<Scenario, ScenarioError> {
+        toml::from_str(&src.text).map_err(|e| src.from_toml(&e))
+    }
+}
