@@ -117,6 +117,12 @@ impl SourceText {
         } else if let Some(field) = backticked_after(&raw, "missing field ") {
             key = Some(join_key(key.as_deref(), &field));
             message = "required key is missing".to_string();
+        } else if let Some(variant) = backticked_after(&raw, "unknown variant ") {
+            let expected = raw
+                .split_once(", expected ")
+                .map(|(_, rest)| one_line(rest))
+                .unwrap_or_default();
+            message = format!("expected {expected}, got \"{variant}\"");
         } else if key.is_none() {
             key = key_on_line(&self.text, span.start);
         }
