@@ -1,2 +1,69 @@
 //! Reports: terminal tables, `steps.csv` and the self-contained `report.html`, all rendered from
-//! one [`crate::result::CampaignResult`].
+//! one [`crate::result::CampaignResult`]. Every number shown is computed once, in
+//! [`row::StepRow`], so the three outputs agree; the verdict comes from [`capacity`].
+
+pub mod capacity;
+pub mod chart;
+pub mod html;
+pub mod row;
+pub mod steps_csv;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+use crate::result::CampaignResult;
+
+/// File name of the CSV inside a run directory.
+pub const STEPS_CSV: &str = "steps.csv";
+/// File name of the HTML report inside a run directory.
+pub const REPORT_HTML: &str = "report.html";
+/// File name of the saved results inside a run directory (linked from the HTML).
+pub const RUN_JSON: &str = "run.json";
+
+/// Errors writing report files.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot format steps.csv: {0}")]
+    Csv(#[from] csv::Error),
+}
+
+/// Where [`write_outputs`] put the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPaths {
+    pub steps_csv: PathBuf,
+    pub report_html: PathBuf,
+}
+
+/// Writes `steps.csv` and `report.html` into `out_dir` (created if missing). `run.json` is the
+/// caller's: it is written first, before anything interprets it.
+pub fn write_outputs(result: &CampaignResult, out_dir: &Path) -> Result<OutputPaths, ReportError> {
+    std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Write {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let paths = OutputPaths {
+        steps_csv: out_dir.join(STEPS_CSV),
+        report_html: out_dir.join(REPORT_HTML),
+    };
+    steps_csv::write(result, &paths.steps_csv)?;
+    write_file(&paths.report_html, html::render(result).as_bytes())?;
+    Ok(paths)
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a report.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let err = |source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}

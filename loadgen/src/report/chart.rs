@@ -1,0 +1,424 @@
+//! Charts as inline SVG strings, drawn with plotters' SVG backend (text becomes `<text>`, so no
+//! system font is needed and the output is byte-stable). Colours come from the Okabe–Ito
+//! palette, which stays distinguishable for colour-blind readers; a second series of the same
+//! configuration differs by dash and marker, not by colour alone.
+
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+
+/// Okabe–Ito colours, most distinct first (yellow last: weak on white).
+pub const PALETTE: [(u8, u8, u8); 8] = [
+    (0, 114, 178),   // blue
+    (230, 159, 0),   // orange
+    (0, 158, 115),   // bluish green
+    (213, 94, 0),    // vermillion
+    (204, 121, 167), // reddish purple
+    (86, 180, 233),  // sky blue
+    (0, 0, 0),       // black
+    (240, 228, 66),  // yellow
+];
+
+/// The palette colour of series `i` (wrapping).
+pub fn colour(i: usize) -> RGBColor {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    RGBColor(r, g, b)
+}
+
+/// The palette colour of series `i` as CSS, for legends drawn in HTML.
+pub fn css_colour(i: usize) -> String {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// How a line series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stroke {
+    /// Solid line with filled circles.
+    Solid,
+    /// Dashed line with hollow triangles.
+    Dashed,
+}
+
+/// One line of an x/y chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub label: String,
+    /// Palette index.
+    pub colour: usize,
+    pub stroke: Stroke,
+    /// Points sorted by x; unmeasured points are simply absent.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Where the legend goes (pick the emptiest corner for the data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legend {
+    UpperLeft,
+    UpperRight,
+    LowerLeft,
+    LowerRight,
+}
+
+impl Legend {
+    fn position(self) -> SeriesLabelPosition {
+        match self {
+            Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
+            Legend::UpperRight => SeriesLabelPosition::UpperRight,
+            Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
+            Legend::LowerRight => SeriesLabelPosition::LowerRight,
+        }
+    }
+}
+
+/// An x/y line chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    /// Logarithmic y axis (latency).
+    pub log_y: bool,
+    /// Fixed y range; otherwise from the data.
+    pub y_range: Option<(f64, f64)>,
+    /// Draw the y = x reference line (achieved vs offered).
+    pub diagonal: bool,
+    pub legend: Legend,
+    pub size: (u32, u32),
+}
+
+/// One group of bars (e.g. one replica) across the categories.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarGroup {
+    pub label: String,
+    pub colour: usize,
+    /// One value per category; `None` draws nothing (unmeasured is not 0).
+    pub values: Vec<Option<f64>>,
+}
+
+/// A grouped bar chart over numbered categories (steps 1..=n).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Number of categories; category `i` (0-based) is labelled `i + 1`.
+    pub categories: usize,
+    pub groups: Vec<BarGroup>,
+    pub y_max: Option<f64>,
+    pub size: (u32, u32),
+}
+
+/// A per-second timeline of one step: counts on the left axis, p99 on the right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineChart {
+    pub title: String,
+    /// Seconds from the step start of each point (bucket start when downsampled).
+    pub t_s: Vec<f64>,
+    /// (label, palette index, values per point) drawn on the left axis, requests per second.
+    pub rates: Vec<(String, usize, Vec<f64>)>,
+    pub p99_ms: Vec<Option<f64>>,
+    pub size: (u32, u32),
+}
+
+type Failure = String;
+
+fn fail<E: std::fmt::Debug>(e: E) -> Failure {
+    format!("{e:?}")
+}
+
+const FONT: &str = "sans-serif";
+
+/// Draws a line chart; `Err` carries plotters' message (the report shows it instead).
+pub fn line(spec: &LineChart) -> Result<String, Failure> {
+    let (x0, x1) = padded(
+        spec.series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0)),
+        0.0,
+    );
+    let ys = spec
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1));
+    if spec.log_y {
+        let (lo, hi) = spec.y_range.unwrap_or_else(|| log_bounds(ys));
+        draw_line(spec, x0..x1, (lo..hi).log_scale())
+    } else {
+        let (lo, hi) = spec.y_range.unwrap_or_else(|| {
+            let (_, hi) = padded(ys, 0.0);
+            (0.0, hi)
+        });
+        draw_line(spec, x0..x1, lo..hi)
+    }
+}
+
+fn draw_line<Y>(spec: &LineChart, x: std::ops::Range<f64>, y: Y) -> Result<String, Failure>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, spec.size).into_drawing_area();
+        root.fill(&WHITE).map_err(fail)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&spec.title, (FONT, 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x.clone(), y)
+            .map_err(fail)?;
+        chart
+            .configure_mesh()
+            .x_desc(&spec.x_label)
+            .y_desc(&spec.y_label)
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 14))
+            .max_light_lines(0)
+            .draw()
+            .map_err(fail)?;
+        if spec.diagonal {
+            let grey = RGBColor(120, 120, 120);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x.start, x.start), (x.end, x.end)],
+                    4,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(fail)?
+                .label("y = x (kept up)")
+                .legend(move |(px, py)| PathElement::new([(px, py), (px + 18, py)], grey));
+        }
+        for s in &spec.series {
+            let c = colour(s.colour);
+            let pts = s.points.clone();
+            match s.stroke {
+                Stroke::Solid => {
+                    chart
+                        .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                        .map_err(fail)?
+                        .label(&s.label)
+                        .legend(move |(px, py)| {
+                            EmptyElement::at((px, py))
+                                + PathElement::new([(0, 0), (18, 0)], c.stroke_width(2))
+                                + Circle::new((9, 0), 3, c.filled())
+                        });
+                    chart
+                        .draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
+                        .map_err(fail)?;
+                }
+                Stroke::Dashed => {
+                    chart
+                        .draw_series(DashedLineSeries::new(pts.clone(), 6, 4, c.stroke_width(2)))
+                        .map_err(fail)?
+                        .label(&s.label)
+                        .legend(move |(px, py)| {
+                            EmptyElement::at((px, py))
+                                + PathElement::new([(0, 0), (5, 0)], c.stroke_width(2))
+                                + PathElement::new([(11, 0), (18, 0)], c.stroke_width(2))
+                                + TriangleMarker::new((9, 0), 4, c.stroke_width(1))
+                        });
+                    chart
+                        .draw_series(
+                            pts.iter()
+                                .map(|p| TriangleMarker::new(*p, 4, c.stroke_width(1))),
+                        )
+                        .map_err(fail)?;
+                }
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(spec.legend.position())
+            .label_font((FONT, 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(160, 160, 160))
+            .draw()
+            .map_err(fail)?;
+        root.present().map_err(fail)?;
+    }
+    Ok(svg)
+}
+
+/// Draws a grouped bar chart over steps 1..=n.
+pub fn bars(spec: &BarChart) -> Result<String, Failure> {
+    let n = spec.categories.max(1) as f64;
+    let y_max = spec.y_max.unwrap_or_else(|| {
+        padded(
+            spec.groups
+                .iter()
+                .flat_map(|g| g.values.iter().flatten().copied()),
+            0.0,
+        )
+        .1
+    });
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, spec.size).into_drawing_area();
+        root.fill(&WHITE).map_err(fail)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&spec.title, (FONT, 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.5..n + 0.5, 0.0..y_max)
+            .map_err(fail)?;
+        chart
+            .configure_mesh()
+            .x_desc(&spec.x_label)
+            .y_desc(&spec.y_label)
+            .x_labels(spec.categories.max(1))
+            .x_label_formatter(&|x: &f64| {
+                // Only whole numbers are steps; plotters may also ask for in-between ticks.
+                if (x - x.round()).abs() < 1e-6 {
+                    format!("{}", x.round() as i64)
+                } else {
+                    String::new()
+                }
+            })
+            .disable_x_mesh()
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 14))
+            .max_light_lines(0)
+            .draw()
+            .map_err(fail)?;
+        let k = spec.groups.len().max(1) as f64;
+        let width = 0.8 / k;
+        for (gi, g) in spec.groups.iter().enumerate() {
+            let c = colour(g.colour);
+            let left = |i: usize| (i + 1) as f64 - 0.4 + gi as f64 * width;
+            chart
+                .draw_series(g.values.iter().enumerate().filter_map(|(i, v)| {
+                    v.map(|v| Rectangle::new([(left(i), 0.0), (left(i) + width, v)], c.filled()))
+                }))
+                .map_err(fail)?
+                .label(&g.label)
+                .legend(move |(px, py)| {
+                    Rectangle::new([(px, py - 5), (px + 12, py + 5)], c.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FONT, 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(160, 160, 160))
+            .draw()
+            .map_err(fail)?;
+        root.present().map_err(fail)?;
+    }
+    Ok(svg)
+}
+
+/// Draws a step's timeline: request rates on the left axis, p99 latency on the right.
+pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
+    let (_, t1) = padded(spec.t_s.iter().copied(), 0.0);
+    let t1 = t1.max(1.0);
+    let (_, r1) = padded(spec.rates.iter().flat_map(|r| r.2.iter().copied()), 0.0);
+    let (_, p1) = padded(spec.p99_ms.iter().flatten().copied(), 0.0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, spec.size).into_drawing_area();
+        root.fill(&WHITE).map_err(fail)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&spec.title, (FONT, 15))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .right_y_label_area_size(56)
+            .build_cartesian_2d(0.0..t1, 0.0..r1)
+            .map_err(fail)?
+            .set_secondary_coord::<std::ops::Range<f64>, std::ops::Range<f64>>(0.0..t1, 0.0..p1);
+        chart
+            .configure_mesh()
+            .x_desc("time since step start (s)")
+            .y_desc("requests per second")
+            .label_style((FONT, 11))
+            .axis_desc_style((FONT, 12))
+            .max_light_lines(0)
+            .draw()
+            .map_err(fail)?;
+        chart
+            .configure_secondary_axes()
+            .y_desc("p99 latency (ms)")
+            .label_style((FONT, 11))
+            .axis_desc_style((FONT, 12))
+            .draw()
+            .map_err(fail)?;
+        for (label, ci, values) in &spec.rates {
+            let c = colour(*ci);
+            chart
+                .draw_series(LineSeries::new(
+                    spec.t_s.iter().copied().zip(values.iter().copied()),
+                    c.stroke_width(2),
+                ))
+                .map_err(fail)?
+                .label(label.as_str())
+                .legend(move |(px, py)| {
+                    PathElement::new([(px, py), (px + 18, py)], c.stroke_width(2))
+                });
+        }
+        let pc = colour(6);
+        // p99 is drawn only where the second had answers; gaps stay gaps.
+        let p99: Vec<(f64, f64)> = spec
+            .t_s
+            .iter()
+            .zip(&spec.p99_ms)
+            .filter_map(|(t, p)| p.map(|p| (*t, p)))
+            .collect();
+        chart
+            .draw_secondary_series(LineSeries::new(p99, pc.stroke_width(1)))
+            .map_err(fail)?
+            .label("p99 latency (right axis, black)")
+            .legend(move |(px, py)| {
+                PathElement::new([(px, py), (px + 18, py)], pc.stroke_width(1))
+            });
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 11))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(160, 160, 160))
+            .draw()
+            .map_err(fail)?;
+        root.present().map_err(fail)?;
+    }
+    Ok(svg)
+}
+
+/// A range covering the values with 8 % headroom, from `floor` when all are above it; a
+/// non-empty range even for no or equal values.
+fn padded(values: impl Iterator<Item = f64>, floor: f64) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (floor, floor + 1.0);
+    }
+    let lo = lo.min(floor);
+    let hi = if hi > lo {
+        hi + (hi - lo) * 0.08
+    } else {
+        lo + 1.0
+    };
+    (lo, hi)
+}
+
+/// Decade bounds for a log axis covering the positive values.
+fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (1.0, 10.0);
+    }
+    let lo = 10f64.powf(lo.log10().floor());
+    let hi = 10f64.powf(hi.log10().ceil()).max(lo * 10.0);
+    (lo, hi)
+}

@@ -1,0 +1,325 @@
+//! Golden and behaviour tests of the report renderers on the fixed fixture
+//! `tests/fixtures/run.json`: terminal table, steps.csv, report.html, the capacity verdict and
+//! `loadgen report`. `UPDATE_GOLDEN=1 cargo test -p loadgen --test report` rewrites the golden
+//! files; review the diff before committing it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use loadgen::report::{self, capacity, html, row, steps_csv, table};
+use loadgen::result::CampaignResult;
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture_path() -> PathBuf {
+    manifest().join("tests/fixtures/run.json")
+}
+
+fn fixture() -> CampaignResult {
+    let text = std::fs::read_to_string(fixture_path()).expect("fixture readable");
+    serde_json::from_str(&text).expect("fixture is a valid run.json")
+}
+
+/// Compares `actual` with the golden file, or rewrites it under `UPDATE_GOLDEN=1`.
+fn golden(name: &str, actual: &str) {
+    let path = manifest().join("tests/golden").join(name);
+    if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "missing golden {}: {e}; run with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let out = manifest().join("../target").join(format!("{name}.actual"));
+        let _ = std::fs::write(&out, actual);
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .map(|i| i + 1)
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()) + 1);
+        panic!(
+            "{name} differs from its golden file at line {line}; actual output written to {}; \
+             rerun with UPDATE_GOLDEN=1 if the change is intended",
+            out.display()
+        );
+    }
+}
+
+#[test]
+fn terminal_table_matches_golden() {
+    golden("table.txt", &table::render(&fixture()));
+}
+
+#[test]
+fn steps_csv_matches_golden() {
+    golden("steps.csv", &steps_csv::render(&fixture()).unwrap());
+}
+
+#[test]
+fn html_matches_golden() {
+    golden("report.html", &html::render(&fixture()));
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let r = fixture();
+    assert_eq!(html::render(&r), html::render(&fixture()));
+    assert_eq!(table::render(&r), table::render(&r));
+    assert_eq!(
+        steps_csv::render(&r).unwrap(),
+        steps_csv::render(&r).unwrap()
+    );
+}
+
+#[test]
+fn unmeasured_values_are_dashes_or_empty_never_zero() {
+    let r = fixture();
+    // b-180-1r has neither counter nor CPU readings.
+    let step = r.steps.iter().find(|s| s.name == "b-180-1r").unwrap();
+    assert!(step.counter.is_none() && step.cpu.is_none() && step.counted_ratio.is_none());
+    let rows = row::rows(&r);
+    let b = rows.iter().find(|x| x.name == "b-180-1r").unwrap();
+    let cells = table::cells(b);
+    let col = |name: &str| table::HEADERS.iter().position(|h| *h == name).unwrap();
+    assert_eq!(cells[col("counted %")], row::MISSING);
+    assert_eq!(cells[col("CPU used (cores)")], row::MISSING);
+    assert_eq!(cells[col("throttled %")], row::MISSING);
+    assert_eq!(
+        cells[col("CPU limit")],
+        "none",
+        "no limit is not 'unmeasured'"
+    );
+
+    let table_text = table::render(&r);
+    let line = table_text.lines().find(|l| l.contains("b-180-1r")).unwrap();
+    assert!(line.contains('—'), "{line}");
+
+    let csv = steps_csv::render(&r).unwrap();
+    let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+    let headers = rdr.headers().unwrap().clone();
+    let rec = rdr
+        .records()
+        .map(Result::unwrap)
+        .find(|rec| &rec[2] == "b-180-1r")
+        .unwrap();
+    for name in [
+        "counter_delta",
+        "counted_pct",
+        "cpu_cores_used",
+        "cpu_cores_per_replica",
+        "throttled_pct",
+        "prometheus_counter_increase",
+    ] {
+        let i = headers.iter().position(|h| h == name).unwrap();
+        assert_eq!(&rec[i], "", "{name} must be empty when unmeasured");
+    }
+    // The invalid b-1500-1r step has no latency at all: empty, not 0.
+    let rec = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .find(|rec| &rec[2] == "b-1500-1r")
+        .unwrap();
+    let i = headers.iter().position(|h| h == "latency_p99_ms").unwrap();
+    assert_eq!(&rec[i], "");
+}
+
+#[test]
+fn csv_and_table_show_the_same_numbers() {
+    let r = fixture();
+    let csv = steps_csv::render(&r).unwrap();
+    let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+    let headers = rdr.headers().unwrap().clone();
+    let col = |n: &str| headers.iter().position(|h| h == n).unwrap();
+    let rows = row::rows(&r);
+    for (rec, row) in rdr.records().map(Result::unwrap).zip(&rows) {
+        let cells = table::cells(row);
+        let t = |n: &str| cells[table::HEADERS.iter().position(|h| *h == n).unwrap()].clone();
+        let same = |csv_cell: &str, table_cell: String| {
+            if csv_cell.is_empty() {
+                assert_eq!(table_cell, row::MISSING);
+            } else {
+                assert_eq!(csv_cell, table_cell);
+            }
+        };
+        same(&rec[col("counted_pct")], t("counted %"));
+        same(&rec[col("client_ok_pct")], t("client ok %"));
+        same(&rec[col("latency_p99_ms")], t("p99 (ms)"));
+        same(
+            &rec[col("cpu_cores_per_replica")].replace(';', " / "),
+            t("CPU used (cores)"),
+        );
+        assert_eq!(&rec[col("rate_rps")], t("rate (req/s)"));
+    }
+    assert_eq!(rows.len(), r.steps.len());
+}
+
+#[test]
+fn capacity_verdict_on_the_fixture() {
+    let caps = capacity::safe_capacity(&fixture());
+    let find = |replicas: u32, cpu: Option<f64>| {
+        caps.iter()
+            .find(|c| c.replicas == Some(replicas) && c.cpu_limit_cores == cpu)
+            .unwrap_or_else(|| panic!("no configuration {replicas} × {cpu:?} in {caps:?}"))
+    };
+    // 1 replica, 1 core: 100 and 180 counted all, 250 fell to 94 %: knee in 180..250.
+    let one = find(1, Some(1.0));
+    assert_eq!(one.safe_rate_rps, Some(180.0));
+    assert_eq!(one.failed_rate_rps, Some(250.0));
+    assert_eq!(one.basis, Some(capacity::Basis::Counted));
+    assert!(
+        one.sentence().contains("safe capacity ≈ 180 req/s"),
+        "{}",
+        one.sentence()
+    );
+    assert!(
+        one.sentence().contains("knee between 180 and 250"),
+        "{}",
+        one.sentence()
+    );
+    // 2 replicas, 1 core: its only step was interrupted (invalid): nothing to judge.
+    let two = find(2, Some(1.0));
+    assert_eq!((two.safe_rate_rps, two.failed_rate_rps), (None, None));
+    assert_eq!(two.excluded_steps, 1);
+    // 1 replica, no limit: b-180 has no counter, so the client's view judges it and the
+    // sentence says so; b-1500 is invalid and left out; c-500 counted 54.7 %.
+    let free = find(1, None);
+    assert_eq!(free.safe_rate_rps, Some(180.0));
+    assert_eq!(free.failed_rate_rps, Some(500.0));
+    assert_eq!(free.basis, Some(capacity::Basis::Mixed));
+    assert!(free.sentence().contains("client ok"), "{}", free.sentence());
+    assert_eq!(free.excluded_steps, 1);
+    // 2 replicas, no limit: 300 req/s counted 96.5 %.
+    let two_free = find(2, None);
+    assert_eq!(two_free.safe_rate_rps, None);
+    assert_eq!(two_free.failed_rate_rps, Some(300.0));
+}
+
+#[test]
+fn html_is_self_contained_and_complete() {
+    let r = fixture();
+    let h = html::render(&r);
+    for forbidden in ["<script", "http://", "https://", "@import", "url("] {
+        // The only URLs allowed are the SVG namespace declarations plotters writes.
+        let hits = h.matches(forbidden).count();
+        let ns = if forbidden == "http://" {
+            h.matches("http://www.w3.org/").count()
+        } else {
+            0
+        };
+        assert_eq!(hits, ns, "report.html must not reference {forbidden}");
+    }
+    for id in [
+        "chart-ratio",
+        "chart-latency",
+        "chart-achieved",
+        "chart-cpu",
+        "chart-throttled",
+        "chart-spread",
+    ] {
+        assert!(h.contains(&format!("id=\"{id}\"")), "missing {id}");
+    }
+    for i in 1..=r.steps.len() {
+        assert!(h.contains(&format!("id=\"chart-timeline-{i}\"")));
+    }
+    assert!(h.contains("href=\"run.json\"") && h.contains("href=\"steps.csv\""));
+    // The scenario text is there, escaped.
+    assert!(h.contains("Latency &lt; 1 s &amp; &quot;success&quot;"));
+    assert!(!h.contains("Latency < 1 s"));
+    // Findings sit next to their step, whichever way Finding.step names it.
+    let a1000 = h.find("id=\"step-4\"").unwrap();
+    let next = h[a1000..].find("</tr>\n<tr").unwrap() + a1000;
+    let findings_row = &h[next..next + 2000];
+    assert!(
+        findings_row.contains("counted 31.0 % &lt; 99 %"),
+        "{findings_row}"
+    );
+    assert!(findings_row.contains("throttled in 91 %"));
+    // Interrupted run status and the Prometheus side-by-side view.
+    assert!(h.contains("Run INTERRUPTED"));
+    assert!(h.contains("Three views of each step"));
+    assert!(h.contains("sum(increase(polymetrie_clicks_total[10s]))"));
+    // The 600 s step is downsampled to at most MAX_TIMELINE_POINTS points.
+    assert!(h.contains("Averaged over 5 s buckets"));
+    assert!(h.len() < 2_000_000, "report is {} bytes", h.len());
+}
+
+#[test]
+fn write_outputs_writes_both_files() {
+    let dir = tempdir("write-outputs");
+    let paths = report::write_outputs(&fixture(), &dir).unwrap();
+    let csv = std::fs::read_to_string(&paths.steps_csv).unwrap();
+    assert_eq!(csv.lines().count(), fixture().steps.len() + 1);
+    let html = std::fs::read_to_string(&paths.report_html).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_command_renders_and_exits_1_on_fail_findings() {
+    let dir = tempdir("command");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("report")
+        .arg(fixture_path())
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "fixture has a fail finding; {stdout}"
+    );
+    assert!(stdout.contains("Campaign A"));
+    assert!(stdout.contains("Verdict:"));
+    for f in ["steps.csv", "report.html", "run.json"] {
+        assert!(dir.join(f).is_file(), "{f} not written");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_command_exits_2_naming_a_bad_file() {
+    let dir = tempdir("bad");
+    let bad = dir.join("run.json");
+    std::fs::write(&bad, "{ not json").unwrap();
+    for path in [bad.clone(), dir.join("missing.json")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .arg("report")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn readme_documents_every_csv_column() {
+    let readme = std::fs::read_to_string(manifest().join("../reports/README.md")).unwrap();
+    for (name, _) in steps_csv::COLUMNS {
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "reports/README.md lacks `{name}`"
+        );
+    }
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("loadgen-report-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[allow(dead_code)]
+fn _uses(_: &Path) {}
