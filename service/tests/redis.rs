@@ -1,0 +1,186 @@
+//! The Redis store against a real `redis-server` started on a free port: exactness under
+//! concurrency, two replicas sharing one port (SO_REUSEPORT) and one Redis, SIGTERM under
+//! load losing no acknowledged click, and the outage / recovery cycle.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+use support::{click_load, get, metric, store_clicks, Client, Redis, Service};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_counter_grows_by_exactly_the_acknowledged_clicks() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let svc = Service::start(&[
+        "--store",
+        &url,
+        "--sites",
+        "a.com",
+        "--max-inflight",
+        "4",
+        "--queue-timeout",
+        "50ms",
+    ]);
+    let t = click_load(svc.addr, "a.com", 48, 50, Duration::from_secs(40)).await;
+    eprintln!("{t:?}");
+    assert_eq!(t.other + t.errors, 0, "{t:?}");
+    assert_eq!(t.ok + t.shed, 48 * 50);
+    assert!(t.ok >= 1000, "{t:?}");
+    assert_eq!(store_clicks(svc.addr, "a.com").await, t.ok);
+    assert_eq!(
+        metric(svc.addr, r#"polymetrie_clicks_total{site="a.com"}"#).await,
+        Some(t.ok as f64)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_port_count_exactly_together() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--store",
+        url.as_str(),
+        "--sites",
+        "a.com",
+        "--listen",
+        listen.as_str(),
+        "--reuse-port",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    let r1 = Service::start(&args);
+    let r2 = Service::start(&args);
+    assert_eq!(r1.addr, r2.addr);
+    // Many short connections so the kernel spreads them over both replicas.
+    let t = click_load(r1.addr, "a.com", 60, 30, Duration::from_secs(40)).await;
+    let mut spread = Vec::new();
+    for r in [&r1, &r2] {
+        let admin = r.admin.unwrap();
+        spread.push(
+            metric(admin, r#"polymetrie_clicks_total{site="a.com"}"#)
+                .await
+                .unwrap_or(0.0) as u64,
+        );
+    }
+    eprintln!("{t:?} per replica {spread:?}");
+    assert_eq!(t.other + t.errors + t.shed, 0, "{t:?}");
+    assert!(
+        spread.iter().all(|&n| n > 0),
+        "one replica got nothing: {spread:?}"
+    );
+    assert_eq!(spread.iter().sum::<u64>(), t.ok);
+    // Both replicas read the same shared total.
+    assert_eq!(store_clicks(r1.admin.unwrap(), "a.com").await, t.ok);
+    assert_eq!(store_clicks(r2.admin.unwrap(), "a.com").await, t.ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_no_acknowledged_click() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let mut svc = Service::start(&["--store", &url, "--sites", "a.com", "--cost", "1ms"]);
+    let addr = svc.addr;
+    let load = tokio::spawn(async move {
+        click_load(addr, "a.com", 16, 100_000, Duration::from_secs(30)).await
+    });
+    // Terminate once the load is clearly running.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(addr, r#"polymetrie_clicks_total{site="a.com"}"#)
+        .await
+        .unwrap_or(0.0)
+        < 200.0
+    {
+        assert!(Instant::now() < deadline, "load did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    svc.sigterm();
+    let st = support::wait_exit(&mut svc.child, Duration::from_secs(20)).expect("did not exit");
+    assert!(st.success(), "{st:?}");
+    let t = load.await.unwrap();
+    // Read what Redis holds through a fresh replica.
+    let after = Service::start(&["--store", &url]);
+    let stored = store_clicks(after.addr, "a.com").await;
+    eprintln!("{t:?} stored {stored}");
+    assert!(t.ok >= 200, "{t:?}");
+    assert!(
+        stored >= t.ok,
+        "lost acknowledged clicks: stored {stored} < acked {}",
+        t.ok
+    );
+    // Anything stored beyond the acks must be explained by requests that got no answer.
+    assert!(stored - t.ok <= t.errors, "{t:?} stored {stored}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_gives_503_and_recovers_by_itself() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let url = redis.url();
+    let svc = Service::start(&[
+        "--store",
+        &url,
+        "--sites",
+        "a.com",
+        "--store-timeout",
+        "500ms",
+    ]);
+    let mut c = Client::connect(svc.addr).await.unwrap();
+    assert_eq!(c.click("a.com", "/").await.unwrap(), StatusCode::NO_CONTENT);
+    assert_eq!(c.get("/readyz").await.0, StatusCode::OK);
+
+    redis.kill();
+    for _ in 0..5 {
+        assert_eq!(
+            c.click("a.com", "/").await.unwrap(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    assert_eq!(c.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
+    assert_eq!(
+        get(svc.addr, "/api/sites/a.com/stats").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c.get("/readyz").await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The restarted Redis is empty; pre-registered sites are registered again by themselves.
+    assert_eq!(c.click("a.com", "/").await.unwrap(), StatusCode::NO_CONTENT);
+    assert_eq!(store_clicks(svc.addr, "a.com").await, 1);
+    let (_, body) = c.get("/api/sites").await;
+    assert!(String::from_utf8_lossy(&body).contains("a.com"));
+}
+
+#[tokio::test]
+async fn service_starts_unready_while_redis_is_down() {
+    if support::binary_for_test("redis-server", "redis-server").is_none() {
+        return;
+    }
+    let port = support::free_port();
+    let svc = Service::start(&[
+        "--store",
+        &format!("redis://127.0.0.1:{port}"),
+        "--sites",
+        "a.com",
+        "--store-timeout",
+        "300ms",
+    ]);
+    assert_eq!(
+        get(svc.addr, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let mut c = Client::connect(svc.addr).await.unwrap();
+    assert_eq!(
+        c.click("a.com", "/").await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}

@@ -1,0 +1,359 @@
+//! Test support for the service's process tests: starting `polymetrie` and `redis-server` as
+//! children on free loopback ports, a small HTTP/1.1 client, and the external-binary policy
+//! copied from loadgen (skip loudly when missing; panic under `LOADGEN_REQUIRE_EXTERNAL=1`).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Bound on any child becoming ready.
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `name` on PATH or in the Debian server dirs; `None` after a loud skip message, or a panic
+/// when `LOADGEN_REQUIRE_EXTERNAL=1` so CI cannot pass by skipping.
+pub fn binary_for_test(name: &str, package: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin"].iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let msg = format!("{name} not found (apt-get install -y {package})");
+        if std::env::var("LOADGEN_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+            panic!("LOADGEN_REQUIRE_EXTERNAL=1 but {msg}");
+        }
+        eprintln!(
+            "\n!!! SKIPPING: {msg}. Set LOADGEN_REQUIRE_EXTERNAL=1 to make this a failure. !!!\n"
+        );
+    }
+    found
+}
+
+/// A free loopback port (the kernel's choice, released just before use).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends a signal with the `kill` program (the test crate forbids unsafe code).
+pub fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -{sig} {pid} failed");
+}
+
+/// Polls `child` until it exits or `bound` passes.
+pub fn wait_exit(child: &mut Child, bound: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `polymetrie` child, killed on drop.
+pub struct Service {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub pid: u32,
+}
+
+impl Service {
+    /// Starts the service with `args` (plus `--listen 127.0.0.1:0` unless given) and reads the
+    /// startup line.
+    pub fn start(args: &[&str]) -> Service {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_polymetrie"));
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn polymetrie");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(START_TIMEOUT)
+            .expect("polymetrie printed no startup line in time");
+        let v: serde_json::Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("bad startup line {line:?}: {e}"));
+        assert_eq!(v["event"], "listening", "{line}");
+        let addr = v["addr"].as_str().unwrap().parse().unwrap();
+        let admin = v["admin_addr"].as_str().map(|a| a.parse().unwrap());
+        let pid = v["pid"].as_u64().unwrap() as u32;
+        assert_eq!(pid, child.id());
+        Service {
+            child,
+            addr,
+            admin,
+            pid,
+        }
+    }
+
+    pub fn sigterm(&self) {
+        signal(self.pid, "TERM");
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A throwaway `redis-server` on a free port, persistence off, killed on drop.
+pub struct Redis {
+    pub child: Child,
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl Redis {
+    /// `None` (after a loud skip) when redis-server is not installed.
+    pub fn start() -> Option<Redis> {
+        let bin = binary_for_test("redis-server", "redis-server")?;
+        let dir = std::env::temp_dir().join(format!(
+            "polymetrie-test-redis-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let child = Self::spawn(&bin, port, &dir);
+        let r = Redis {
+            child,
+            port,
+            dir,
+            bin,
+        };
+        r.wait_ready();
+        Some(r)
+    }
+
+    fn spawn(bin: &PathBuf, port: u16, dir: &PathBuf) -> Child {
+        Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server")
+    }
+
+    fn wait_ready(&self) {
+        use std::io::{Read, Write};
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut buf = [0u8; 16];
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read(&mut buf).unwrap_or(0) > 0
+                    && buf.starts_with(b"+PONG")
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server not ready in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (simulating a crash).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a fresh server on the same port (empty: persistence is off).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(&self.bin, self.port, &self.dir);
+        self.wait_ready();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One HTTP/1.1 keep-alive connection.
+pub struct Client {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(addr).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(conn);
+        Ok(Client { sender })
+    }
+
+    /// Sends one request; `Err` when the connection failed (no status was received).
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<(StatusCode, Bytes), hyper::Error> {
+        self.sender.ready().await?;
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(body.into()))
+            .unwrap();
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+
+    pub async fn get(&mut self, path: &str) -> (StatusCode, Bytes) {
+        self.request(Method::GET, path, Bytes::new()).await.unwrap()
+    }
+
+    pub async fn post(&mut self, path: &str, body: &str) -> (StatusCode, Bytes) {
+        self.request(Method::POST, path, body.to_string())
+            .await
+            .unwrap()
+    }
+
+    pub async fn click(&mut self, site: &str, url: &str) -> Result<StatusCode, hyper::Error> {
+        let body = serde_json::json!({ "site": site, "url": url }).to_string();
+        self.request(Method::POST, "/api/clicks", body)
+            .await
+            .map(|(s, _)| s)
+    }
+}
+
+/// One-shot GET on a fresh connection.
+pub async fn get(addr: SocketAddr, path: &str) -> (StatusCode, Bytes) {
+    Client::connect(addr).await.unwrap().get(path).await
+}
+
+/// The store's click total for `site` (GET stats), shared across replicas with Redis.
+pub async fn store_clicks(addr: SocketAddr, site: &str) -> u64 {
+    let (status, body) = get(addr, &format!("/api/sites/{site}/stats")).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v["clicks"].as_u64().unwrap()
+}
+
+/// The value of one sample line in this replica's /metrics (`None` when absent).
+pub async fn metric(addr: SocketAddr, series: &str) -> Option<f64> {
+    let (_, body) = get(addr, "/metrics").await;
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Tally of a load run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub ok: u64,
+    pub shed: u64,
+    pub other: u64,
+    pub errors: u64,
+}
+
+/// `connections` concurrent keep-alive connections each sending up to `per_conn` clicks
+/// (reconnecting after a failed request; a failed connect ends that connection's loop), bounded by `bound`.
+pub async fn click_load(
+    addr: SocketAddr,
+    site: &str,
+    connections: usize,
+    per_conn: usize,
+    bound: Duration,
+) -> Tally {
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let site = site.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut t = Tally::default();
+            let mut client = None;
+            for i in 0..per_conn {
+                if tokio::time::Instant::now() > deadline {
+                    break;
+                }
+                if client.is_none() {
+                    match Client::connect(addr).await {
+                        Ok(cl) => client = Some(cl),
+                        Err(_) => {
+                            // Nobody listens any more (e.g. after SIGTERM): this connection
+                            // is done.
+                            t.errors += 1;
+                            break;
+                        }
+                    }
+                }
+                let url = format!("/page/{}", (c * 7 + i) % 13);
+                match client.as_mut().unwrap().click(&site, &url).await {
+                    Ok(s) if s == StatusCode::NO_CONTENT => t.ok += 1,
+                    Ok(s) if s == StatusCode::SERVICE_UNAVAILABLE => t.shed += 1,
+                    Ok(_) => t.other += 1,
+                    Err(_) => {
+                        t.errors += 1;
+                        client = None;
+                    }
+                }
+            }
+            t
+        }));
+    }
+    let mut total = Tally::default();
+    for t in tasks {
+        let t = t.await.unwrap();
+        total.ok += t.ok;
+        total.shed += t.shed;
+        total.other += t.other;
+        total.errors += t.errors;
+    }
+    total
+}
