@@ -1,2 +1,201 @@
 //! Deployers: bring up the topology of a step (local replicas, or a URL that is already
 //! running) and tear it down on every exit path.
+//!
+//! A [`Deployment`] owns everything it started (replica processes, their cgroups, Redis, a
+//! temporary directory). [`Deployment::teardown`] stops them gracefully; if a deployment is
+//! dropped without teardown (a panic, an early return), each handle kills and removes what it
+//! owns synchronously, so no process or cgroup of ours outlives the runner.
+
+pub mod cgroup;
+pub mod local;
+pub mod process;
+pub mod redis;
+pub mod replica;
+pub mod url;
+pub mod workdir;
+
+use std::time::Duration;
+
+pub use cgroup::{Cgroup, CgroupCpu, CgroupLayout};
+pub use local::LocalDeployer;
+pub use replica::Replica;
+pub use url::UrlDeployer;
+
+use crate::external::ExternalError;
+use crate::plan::{Store, Target, Topology};
+use crate::result::TopologyView;
+
+/// How long replicas get to drain in-flight requests after SIGTERM before SIGKILL.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a deployment could not be brought up (or fully torn down).
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("invalid topology: {0}")]
+    InvalidTopology(String),
+    #[error(transparent)]
+    External(#[from] ExternalError),
+    #[error(
+        "step needs a cpu limit of {limit} cores but cpu cgroups are not usable ({reason}); \
+         refusing to run it unlimited (run as root on a machine with writable cgroups)"
+    )]
+    CgroupUnavailable { limit: f64, reason: String },
+    #[error("cgroup: {0}")]
+    Cgroup(String),
+    #[error("could not start {what}: {source}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("replica {index} exited before it was ready ({status}); stderr: {stderr}")]
+    ReplicaExited {
+        index: u32,
+        status: String,
+        stderr: String,
+    },
+    #[error("replica {index} not ready within the readiness bound: {reason}")]
+    NotReady { index: u32, reason: String },
+    #[error("replica {index} printed an unexpected first line: {line}")]
+    BadListeningLine { index: u32, line: String },
+    #[error("redis-server: {0}")]
+    Redis(String),
+    #[error("target {base} is unreachable: {reason}")]
+    Unreachable { base: String, reason: String },
+    #[error("temporary directory: {0}")]
+    WorkDir(std::io::Error),
+    #[error("teardown incomplete: {}", .0.join("; "))]
+    Teardown(Vec<String>),
+}
+
+/// A deployed topology: where to send load, and the replicas we own (none for a URL target).
+#[derive(Debug)]
+pub struct Deployment {
+    /// `http://127.0.0.1:PORT`, shared by all replicas (SO_REUSEPORT); no trailing slash.
+    pub base_url: String,
+    /// Our replicas, in start order (index 0 first); empty for a URL target.
+    pub replicas: Vec<Replica>,
+    /// Where the counter lives; `None` for a service we did not start.
+    pub store: Option<Store>,
+    /// The CFS quota of each replica, when limited.
+    pub cpu_limit_cores: Option<f64>,
+    /// `v1`/`v2` when replicas run in cgroups, `None` when CPU is not accounted.
+    pub cgroup_mode: Option<&'static str>,
+    // Field order is drop order: replicas first, then Redis, then the directory of logs.
+    pub(crate) redis: Option<redis::RedisServer>,
+    pub(crate) workdir: Option<workdir::WorkDir>,
+}
+
+impl Deployment {
+    /// A deployment of a service we did not start.
+    pub(crate) fn external(base_url: String) -> Self {
+        Self {
+            base_url,
+            replicas: Vec::new(),
+            store: None,
+            cpu_limit_cores: None,
+            cgroup_mode: None,
+            redis: None,
+            workdir: None,
+        }
+    }
+
+    /// True for a URL target (nothing of ours runs).
+    pub fn is_external(&self) -> bool {
+        self.store.is_none()
+    }
+
+    /// `memory`, `redis` or `external`, as in [`TopologyView::store`].
+    pub fn store_name(&self) -> &'static str {
+        self.store.map_or("external", Store::as_str)
+    }
+
+    /// The shape that actually ran, for the step result.
+    pub fn topology_view(&self) -> TopologyView {
+        TopologyView {
+            replicas: self.replicas.len() as u32,
+            cpu_limit_cores: self.cpu_limit_cores,
+            store: self.store_name().into(),
+        }
+    }
+
+    /// Admin base URLs of the replicas (`/metrics` lives there), e.g. for Prometheus targets.
+    pub fn admin_urls(&self) -> Vec<String> {
+        self.replicas.iter().map(|r| r.admin_url.clone()).collect()
+    }
+
+    /// The shared Redis, when the store is Redis: `redis://127.0.0.1:P`.
+    pub fn redis_url(&self) -> Option<String> {
+        self.redis.as_ref().map(redis::RedisServer::url)
+    }
+
+    /// The pid of the shared Redis, when the store is Redis.
+    pub fn redis_pid(&self) -> Option<u32> {
+        self.redis.as_ref().map(redis::RedisServer::pid)
+    }
+
+    /// Stops everything we started: SIGTERM to every replica (they drain in parallel), SIGKILL
+    /// after [`DRAIN_GRACE`], reap, remove cgroups, stop Redis, remove the temporary directory.
+    /// Everything is attempted even when a part fails; the error lists what was left.
+    pub async fn teardown(mut self) -> Result<(), DeployError> {
+        let mut problems = Vec::new();
+        for r in &self.replicas {
+            r.terminate();
+        }
+        // One grace period for all: SIGTERM went out to every replica at once.
+        let drain_deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+        for r in &mut self.replicas {
+            let grace = drain_deadline.saturating_duration_since(tokio::time::Instant::now());
+            problems.extend(r.finish(grace).await);
+        }
+        if let Some(redis) = self.redis.take() {
+            if let process::Stopped::Unreaped = redis.stop().await {
+                problems.push("redis-server could not be reaped".into());
+            }
+        }
+        if let Some(mut dir) = self.workdir.take() {
+            if let Err(e) = dir.remove() {
+                problems.push(format!("{}: {e}", dir.path().display()));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(DeployError::Teardown(problems))
+        }
+    }
+}
+
+/// Same as [`Deployment::teardown`].
+pub async fn teardown(deployment: Deployment) -> Result<(), DeployError> {
+    deployment.teardown().await
+}
+
+/// The deployer for a plan's target.
+#[derive(Debug)]
+pub enum Deployer {
+    Local(LocalDeployer),
+    Url(UrlDeployer),
+}
+
+impl Deployer {
+    /// The deployer for `target`.
+    pub fn for_target(target: &Target) -> Self {
+        match target {
+            Target::Local(service) => Deployer::Local(LocalDeployer::new(service)),
+            Target::Url { base } => Deployer::Url(UrlDeployer::new(base)),
+        }
+    }
+
+    /// Brings up `topology`, ready within `bound`.
+    pub async fn deploy(
+        &mut self,
+        topology: &Topology,
+        bound: Duration,
+    ) -> Result<Deployment, DeployError> {
+        match self {
+            Deployer::Local(d) => d.deploy(topology, bound).await,
+            Deployer::Url(d) => d.deploy(topology, bound).await,
+        }
+    }
+}

@@ -1,3 +1,248 @@
 //! Probes: readings taken before and after each step (business counter, CPU and throttling,
 //! Prometheus) whose differences become a step's evidence.
+//!
+//! [`snapshot`] never fails: a value it cannot read is `None`, and [`diff`] turns two snapshots
+//! into the step's [`CounterReading`] and [`CpuReading`], leaving unmeasured values `None`.
+
+pub mod counter;
+pub mod cpu;
+pub mod http;
 pub mod prometheus;
+
+use std::time::Instant;
+
+use crate::deployer::{CgroupCpu, Deployment};
+use crate::plan::Store;
+use crate::result::{CounterReading, CpuReading};
+
+/// Everything read from a deployment at one instant.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// When the CPU counters were read (HTTP reads follow within the probe timeout).
+    pub taken_at: Instant,
+    /// The business counter: the store's total for the site.
+    pub counter: Option<u64>,
+    /// Our replicas (empty for a URL target).
+    pub replicas: Vec<ReplicaSnapshot>,
+    /// The whole machine's CPU counters.
+    pub node: Option<cpu::NodeCpu>,
+    /// True for a service we did not start (no CPU is attributed to it).
+    pub external: bool,
+}
+
+/// One replica at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaSnapshot {
+    pub index: u32,
+    /// Clicks this replica stored (`polymetrie_clicks_total{site}`).
+    pub clicks: Option<u64>,
+    /// HTTP requests this replica answered.
+    pub requests: Option<u64>,
+    /// Its cgroup's CPU counters (`None` without a cgroup).
+    pub cpu: Option<CgroupCpu>,
+    /// The site total as this replica's store reports it.
+    pub site_clicks: Option<u64>,
+}
+
+/// Reads the counter and CPU of `deployment` for `site`. All replicas are read concurrently.
+pub async fn snapshot(deployment: &Deployment, site: &str) -> Snapshot {
+    // Local files first, right at `taken_at`: CPU per wall time must share one clock reading.
+    let taken_at = Instant::now();
+    let node = cpu::read_node();
+    let cpus: Vec<Option<CgroupCpu>> = deployment
+        .replicas
+        .iter()
+        .map(|r| r.cgroup.as_ref().map(|g| g.read_cpu()))
+        .collect();
+
+    if deployment.is_external() {
+        return Snapshot {
+            taken_at,
+            counter: counter::site_clicks(&deployment.base_url, site).await,
+            replicas: Vec::new(),
+            node,
+            external: true,
+        };
+    }
+    let tasks: Vec<_> = deployment
+        .replicas
+        .iter()
+        .map(|r| {
+            let admin = r.admin_url.clone();
+            let site = site.to_string();
+            tokio::spawn(async move {
+                let (counters, site_clicks) = tokio::join!(
+                    counter::replica_counters(&admin, &site),
+                    counter::site_clicks(&admin, &site)
+                );
+                (counters, site_clicks)
+            })
+        })
+        .collect();
+    let mut replicas = Vec::with_capacity(tasks.len());
+    for ((task, r), cpu) in tasks.into_iter().zip(&deployment.replicas).zip(cpus) {
+        let (counters, site_clicks) = task.await.unwrap_or_default();
+        replicas.push(ReplicaSnapshot {
+            index: r.index,
+            clicks: counters.clicks,
+            requests: counters.requests,
+            cpu,
+            site_clicks,
+        });
+    }
+    let counter = match deployment.store {
+        // Every replica reports the shared total: the first one that answered.
+        Some(Store::Redis) => replicas.iter().find_map(|r| r.site_clicks),
+        // Each replica counts its own: the sum, only when every replica answered.
+        _ => replicas.iter().map(|r| r.site_clicks).sum(),
+    };
+    Snapshot {
+        taken_at,
+        counter,
+        replicas,
+        node,
+        external: false,
+    }
+}
+
+/// The step's counter and CPU readings from the snapshots before and after it. CPU is `None`
+/// for a service we did not start.
+pub fn diff(before: &Snapshot, after: &Snapshot) -> (Option<CounterReading>, Option<CpuReading>) {
+    let delta = match (before.counter, after.counter) {
+        (Some(b), Some(a)) => Some(a as i64 - b as i64),
+        _ => None,
+    };
+    let pairs: Vec<(&ReplicaSnapshot, &ReplicaSnapshot)> = before
+        .replicas
+        .iter()
+        .filter_map(|b| Some((b, after.replicas.iter().find(|a| a.index == b.index)?)))
+        .collect();
+    let counter = CounterReading {
+        before: before.counter,
+        after: after.counter,
+        delta,
+        per_replica: pairs
+            .iter()
+            .map(|(b, a)| a.clicks?.checked_sub(b.clicks?))
+            .collect(),
+    };
+    if after.external || before.external {
+        return (Some(counter), None);
+    }
+
+    let wall = after.taken_at.saturating_duration_since(before.taken_at);
+    let per_replica: Vec<_> = pairs
+        .iter()
+        .map(|(b, a)| {
+            let requests = a.requests.and_then(|x| x.checked_sub(b.requests?));
+            cpu::replica_cpu(b.index, b.cpu.as_ref(), a.cpu.as_ref(), wall, requests)
+        })
+        .collect();
+    let cores_used = per_replica
+        .iter()
+        .map(|r| r.cores_used)
+        .sum::<Option<f64>>()
+        .filter(|_| !per_replica.is_empty());
+    let throttled_ratio = cpu::throttled_ratio(
+        per_replica.iter().map(|r| r.nr_throttled).sum(),
+        per_replica.iter().map(|r| r.nr_periods).sum(),
+    );
+    let node_cores_used = match (&before.node, &after.node) {
+        (Some(b), Some(a)) => cpu::node_cores_used(b, a),
+        _ => None,
+    };
+    let cpu = CpuReading {
+        cores_used,
+        throttled_ratio,
+        per_replica,
+        node_cores_used,
+    };
+    (Some(counter), Some(cpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn replica(
+        index: u32,
+        clicks: u64,
+        requests: u64,
+        usage_s: u64,
+        periods: u64,
+    ) -> ReplicaSnapshot {
+        ReplicaSnapshot {
+            index,
+            clicks: Some(clicks),
+            requests: Some(requests),
+            cpu: Some(CgroupCpu {
+                usage_ns: Some(usage_s * 1_000_000_000),
+                nr_periods: Some(periods),
+                nr_throttled: Some(periods / 2),
+                throttled_ns: Some(0),
+            }),
+            site_clicks: Some(clicks),
+        }
+    }
+
+    #[test]
+    fn diff_gives_deltas_per_replica_and_totals() {
+        let t0 = Instant::now();
+        let before = Snapshot {
+            taken_at: t0,
+            counter: Some(100),
+            replicas: vec![replica(0, 40, 50, 1, 0), replica(1, 60, 70, 2, 0)],
+            node: None,
+            external: false,
+        };
+        let after = Snapshot {
+            taken_at: t0 + Duration::from_secs(2),
+            counter: Some(400),
+            replicas: vec![replica(0, 140, 160, 2, 20), replica(1, 260, 280, 4, 20)],
+            node: None,
+            external: false,
+        };
+        let (counter, cpu) = diff(&before, &after);
+        let counter = counter.unwrap();
+        assert_eq!(counter.delta, Some(300));
+        assert_eq!(counter.per_replica, vec![Some(100), Some(200)]);
+        let cpu = cpu.unwrap();
+        assert_eq!(cpu.per_replica[0].cores_used, Some(0.5));
+        assert_eq!(cpu.per_replica[1].cores_used, Some(1.0));
+        assert_eq!(cpu.cores_used, Some(1.5));
+        assert_eq!(cpu.throttled_ratio, Some(0.5));
+        assert_eq!(cpu.per_replica[1].requests, Some(210));
+        assert_eq!(cpu.node_cores_used, None);
+    }
+
+    #[test]
+    fn unreadable_values_stay_none() {
+        let t0 = Instant::now();
+        let mut r = replica(0, 1, 1, 1, 0);
+        r.cpu = None;
+        r.clicks = None;
+        let before = Snapshot {
+            taken_at: t0,
+            counter: None,
+            replicas: vec![r.clone()],
+            node: None,
+            external: false,
+        };
+        let after = Snapshot {
+            taken_at: t0 + Duration::from_secs(1),
+            counter: Some(5),
+            replicas: vec![r],
+            node: None,
+            external: false,
+        };
+        let (counter, cpu) = diff(&before, &after);
+        let counter = counter.unwrap();
+        assert_eq!(counter.delta, None);
+        assert_eq!(counter.per_replica, vec![None]);
+        let cpu = cpu.unwrap();
+        assert_eq!(cpu.cores_used, None);
+        assert_eq!(cpu.throttled_ratio, None);
+    }
+}

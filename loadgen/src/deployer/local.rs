@@ -1,0 +1,214 @@
+//! The local deployer: N real `polymetrie` replicas on this machine sharing one port
+//! (SO_REUSEPORT, so the kernel spreads connections as a Kubernetes Service would), each in its
+//! own cgroup with the step's CFS quota, and a Redis when the counter is shared.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::cgroup::{self, Cgroup, CgroupLayout, CGROUP_ROOT};
+use super::redis::RedisServer;
+use super::replica::{self, Launch};
+use super::workdir::WorkDir;
+use super::{DeployError, Deployment};
+use crate::external;
+use crate::plan::{LocalService, Store, Topology};
+
+/// Deploy sequence numbers, unique in this process: part of each cgroup's name.
+static DEPLOY_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Starts local topologies of the bundled service.
+#[derive(Debug)]
+pub struct LocalDeployer {
+    service: LocalService,
+    cgroup_root: PathBuf,
+    binary: Option<PathBuf>,
+}
+
+impl LocalDeployer {
+    /// A deployer using the machine's cgroups under `/sys/fs/cgroup`.
+    pub fn new(service: &LocalService) -> Self {
+        Self::with_cgroup_root(service, CGROUP_ROOT)
+    }
+
+    /// A deployer using cgroups under `root` instead (a root that is not a usable cgroup file
+    /// system makes limited steps fail and unlimited ones run unaccounted).
+    pub fn with_cgroup_root(service: &LocalService, root: impl Into<PathBuf>) -> Self {
+        Self {
+            service: service.clone(),
+            cgroup_root: root.into(),
+            binary: service.binary.clone(),
+        }
+    }
+
+    /// The `polymetrie` binary, resolved once (may build it with cargo: not part of `bound`).
+    async fn binary(&mut self) -> Result<PathBuf, DeployError> {
+        if let Some(b) = &self.binary {
+            return Ok(b.clone());
+        }
+        let found = tokio::task::spawn_blocking(external::polymetrie_binary)
+            .await
+            .map_err(|e| DeployError::Spawn {
+                what: "polymetrie lookup".into(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        self.binary = Some(found.clone());
+        Ok(found)
+    }
+
+    /// Starts `topology` and returns once every replica answers `/readyz`, within `bound`
+    /// (after the binary is found). On any failure everything started so far is torn down
+    /// before the error is returned.
+    pub async fn deploy(
+        &mut self,
+        topology: &Topology,
+        bound: Duration,
+    ) -> Result<Deployment, DeployError> {
+        if topology.replicas == 0 {
+            return Err(DeployError::InvalidTopology("replicas must be ≥ 1".into()));
+        }
+        if let Some(limit) = topology.cpu_limit_cores {
+            if !(limit.is_finite() && limit > 0.0) {
+                return Err(DeployError::InvalidTopology(format!(
+                    "cpu limit must be > 0 cores, got {limit}"
+                )));
+            }
+        }
+        let layout = match CgroupLayout::detect(&self.cgroup_root) {
+            Ok(layout) => Some(layout),
+            Err(e) => match topology.cpu_limit_cores {
+                Some(limit) => {
+                    return Err(DeployError::CgroupUnavailable {
+                        limit,
+                        reason: e.to_string(),
+                    })
+                }
+                None => {
+                    tracing::warn!("{e}; replicas run without CPU accounting");
+                    None
+                }
+            },
+        };
+        if let Some(layout) = &layout {
+            cgroup::remove_stale(layout);
+        }
+        let redis_binary = match topology.store {
+            Store::Redis => Some(external::require("redis-server", "redis-server")?),
+            Store::Memory => None,
+        };
+        let binary = self.binary().await?;
+        let deadline = Instant::now() + bound;
+        let seq = DEPLOY_SEQ.fetch_add(1, Ordering::Relaxed);
+        let workdir = WorkDir::create(&format!("deploy{seq}")).map_err(DeployError::WorkDir)?;
+
+        let mut deployment = Deployment {
+            base_url: String::new(),
+            replicas: Vec::new(),
+            store: Some(topology.store),
+            cpu_limit_cores: topology.cpu_limit_cores,
+            cgroup_mode: layout.as_ref().map(CgroupLayout::mode),
+            redis: None,
+            workdir: Some(workdir),
+        };
+        let result = self
+            .start_all(
+                &mut deployment,
+                topology,
+                layout.as_ref(),
+                redis_binary,
+                &binary,
+                seq,
+                deadline,
+            )
+            .await;
+        match result {
+            Ok(()) => Ok(deployment),
+            Err(e) => {
+                if let Err(cleanup) = deployment.teardown().await {
+                    tracing::warn!("after failed deploy: {cleanup}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start_all(
+        &self,
+        deployment: &mut Deployment,
+        topology: &Topology,
+        layout: Option<&CgroupLayout>,
+        redis_binary: Option<PathBuf>,
+        binary: &std::path::Path,
+        seq: u32,
+        deadline: Instant,
+    ) -> Result<(), DeployError> {
+        let dir = deployment
+            .workdir
+            .as_ref()
+            .map(|w| w.path().to_path_buf())
+            .unwrap_or_else(std::env::temp_dir);
+        let store_arg = match redis_binary {
+            Some(redis_binary) => {
+                let redis = RedisServer::start(&redis_binary, &dir, deadline).await?;
+                let url = redis.url();
+                deployment.redis = Some(redis);
+                url
+            }
+            None => "memory".into(),
+        };
+        let mut listen = "127.0.0.1:0".to_string();
+        for index in 0..topology.replicas {
+            let cgroup = match layout {
+                Some(layout) => {
+                    let name = format!(
+                        "{}{}-{seq}-r{index}",
+                        cgroup::NAME_PREFIX,
+                        std::process::id()
+                    );
+                    Some(
+                        Cgroup::create(layout, &name, topology.cpu_limit_cores).map_err(|e| {
+                            match topology.cpu_limit_cores {
+                                Some(limit) => DeployError::CgroupUnavailable {
+                                    limit,
+                                    reason: e.to_string(),
+                                },
+                                None => DeployError::Cgroup(e.to_string()),
+                            }
+                        })?,
+                    )
+                }
+                None => None,
+            };
+            let launch = Launch {
+                index,
+                binary,
+                service: &self.service,
+                listen: listen.clone(),
+                store_arg: store_arg.clone(),
+                cgroup,
+                log_dir: &dir,
+            };
+            let replica = replica::start(launch, deadline).await?;
+            if index == 0 {
+                // The others join replica 0's port: the kernel spreads connections over all.
+                listen = replica.addr.clone();
+                deployment.base_url = format!("http://{}", replica.addr);
+            } else if replica.addr != listen {
+                let addr = replica.addr.clone();
+                deployment.replicas.push(replica);
+                return Err(DeployError::BadListeningLine {
+                    index,
+                    line: format!("listening on {addr}, expected the shared {listen}"),
+                });
+            }
+            deployment.replicas.push(replica);
+        }
+        for replica in &mut deployment.replicas {
+            replica.wait_ready(deadline).await?;
+        }
+        Ok(())
+    }
+}

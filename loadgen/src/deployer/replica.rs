@@ -1,0 +1,337 @@
+//! One local `polymetrie` replica: started inside its cgroup before it runs any code of its own,
+//! known as listening once it prints its `{"event":"listening",…}` line, ready once its admin
+//! `/readyz` answers 200.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::cgroup::Cgroup;
+use super::process::{ChildProcess, Stopped};
+use super::workdir::log_tail;
+use super::DeployError;
+use crate::plan::LocalService;
+use crate::probe::http;
+
+/// Set it to let replicas' stderr through to ours instead of a log file.
+pub const LOG_ENV: &str = "LOADGEN_LOG";
+/// How often `/readyz` is polled.
+const READY_POLL: Duration = Duration::from_millis(20);
+/// Bound of one `/readyz` request.
+const READY_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long to wait for the exit status of a replica whose stdout closed early.
+const EXIT_STATUS_BOUND: Duration = Duration::from_secs(1);
+/// Lines of a replica's stderr quoted in errors.
+const STDERR_TAIL_LINES: usize = 5;
+
+/// Exit code of the launcher shell when it cannot join the cgroup (nothing else was run).
+const JOIN_FAILED_EXIT: i32 = 97;
+/// Joins every `cgroup.procs` given as arguments (count first), then execs the service: the
+/// pid stays the same, so the service is in its group before its first instruction.
+const LAUNCHER: &str = r#"n=$1; shift
+while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done
+exec "$@""#;
+
+/// A running replica.
+#[derive(Debug)]
+pub struct Replica {
+    pub index: u32,
+    pub pid: u32,
+    /// The shared service address it listens on, `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Its own admin endpoint (`/readyz`, `/metrics`, stats), `http://127.0.0.1:PORT`.
+    pub admin_url: String,
+    // Declared before `cgroup`: on drop the process is killed before its group is removed.
+    pub(super) process: ChildProcess,
+    /// Its cgroup (limited or accounting-only); `None` when cgroups are unavailable and the
+    /// step has no limit — then its CPU is not measured.
+    pub cgroup: Option<Cgroup>,
+    /// Its stderr log, unless [`LOG_ENV`] is set.
+    pub log: Option<PathBuf>,
+}
+
+/// The stdout line the service prints once bound.
+#[derive(Debug, Deserialize)]
+struct Listening {
+    event: String,
+    addr: String,
+    admin_addr: String,
+    pid: u32,
+}
+
+/// How to start one replica.
+pub(super) struct Launch<'a> {
+    pub index: u32,
+    pub binary: &'a Path,
+    pub service: &'a LocalService,
+    /// `127.0.0.1:0` for the first replica, the shared address for the others.
+    pub listen: String,
+    pub store_arg: String,
+    pub cgroup: Option<Cgroup>,
+    pub log_dir: &'a Path,
+}
+
+impl Launch<'_> {
+    fn service_args(&self) -> Vec<String> {
+        let s = self.service;
+        let mut args = vec![
+            "--listen".into(),
+            self.listen.clone(),
+            "--reuse-port".into(),
+            "--admin-listen".into(),
+            "127.0.0.1:0".into(),
+            "--store".into(),
+            self.store_arg.clone(),
+            "--cost".into(),
+            format_cost(s.cost),
+        ];
+        if !s.sites.is_empty() {
+            args.push("--sites".into());
+            args.push(s.sites.join(","));
+        }
+        if let Some(w) = s.workers {
+            args.push("--workers".into());
+            args.push(w.to_string());
+        }
+        if let Some(m) = s.max_inflight {
+            args.push("--max-inflight".into());
+            args.push(m.to_string());
+        }
+        args.extend(s.extra_args.iter().cloned());
+        args
+    }
+}
+
+/// `--cost` in exact integer units (`5500us`): a float rendering could carry a fraction of a
+/// nanosecond, which the service's duration parser rejects.
+pub fn format_cost(cost: Duration) -> String {
+    let ns = cost.as_nanos();
+    if ns % 1_000 == 0 {
+        format!("{}us", ns / 1_000)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+/// Starts a replica and waits (until `deadline`) for its listening line; then checks it runs
+/// in its cgroup. Readiness (`/readyz`) is checked separately by [`wait_ready`].
+pub(super) async fn start(launch: Launch<'_>, deadline: Instant) -> Result<Replica, DeployError> {
+    let index = launch.index;
+    let mut cmd = match &launch.cgroup {
+        Some(group) => {
+            let procs = group.procs_files();
+            let mut cmd = Command::new("/bin/sh");
+            cmd.arg("-c")
+                .arg(LAUNCHER)
+                .arg("loadgen-launch")
+                .arg(procs.len().to_string())
+                .args(&procs)
+                .arg(launch.binary);
+            cmd
+        }
+        None => Command::new(launch.binary),
+    };
+    cmd.args(launch.service_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let log = if std::env::var_os(LOG_ENV).is_some() {
+        cmd.stderr(Stdio::inherit());
+        None
+    } else {
+        let path = launch.log_dir.join(format!("replica-{index}.log"));
+        let file = std::fs::File::create(&path).map_err(|source| DeployError::Spawn {
+            what: format!("replica {index} log {}", path.display()),
+            source,
+        })?;
+        cmd.stderr(file);
+        Some(path)
+    };
+    let mut child = cmd.spawn().map_err(|source| DeployError::Spawn {
+        what: format!("replica {index} ({})", launch.binary.display()),
+        source,
+    })?;
+    let stdout = child.stdout.take();
+    let mut process = ChildProcess::new(child, format!("replica {index}"));
+    let first_line = read_first_line(stdout, index)?;
+
+    let stderr_tail = |log: &Option<PathBuf>| {
+        log.as_deref()
+            .map(|p| log_tail(p, STDERR_TAIL_LINES))
+            .unwrap_or_else(|| "(stderr not captured: LOADGEN_LOG set)".into())
+    };
+    let line = match tokio::time::timeout_at(deadline, first_line).await {
+        Ok(Ok(line)) => line,
+        Ok(Err(_closed)) => {
+            let status = exit_status(&mut process).await;
+            let status = match status {
+                Some(s) if s.code() == Some(JOIN_FAILED_EXIT) && launch.cgroup.is_some() => {
+                    format!("{s}: could not join its cgroup")
+                }
+                Some(s) => s.to_string(),
+                None => "stdout closed".into(),
+            };
+            return Err(DeployError::ReplicaExited {
+                index,
+                status,
+                stderr: stderr_tail(&log),
+            });
+        }
+        Err(_) => {
+            return Err(DeployError::NotReady {
+                index,
+                reason: format!("no listening line on stdout; stderr: {}", stderr_tail(&log)),
+            })
+        }
+    };
+    let listening: Listening = serde_json::from_str(line.trim())
+        .ok()
+        .filter(|l: &Listening| l.event == "listening")
+        .ok_or_else(|| DeployError::BadListeningLine {
+            index,
+            line: line.trim().to_string(),
+        })?;
+    if listening.pid != process.pid() {
+        return Err(DeployError::BadListeningLine {
+            index,
+            line: format!(
+                "{} (reports pid {}, we started pid {})",
+                line.trim(),
+                listening.pid,
+                process.pid()
+            ),
+        });
+    }
+    if let Some(group) = &launch.cgroup {
+        if !group.contains(process.pid()) {
+            return Err(DeployError::Cgroup(format!(
+                "replica {index} (pid {}) is not in cgroup {}",
+                process.pid(),
+                group.name()
+            )));
+        }
+    }
+    Ok(Replica {
+        index,
+        pid: process.pid(),
+        addr: listening.addr,
+        admin_url: format!("http://{}", listening.admin_addr),
+        process,
+        cgroup: launch.cgroup,
+        log,
+    })
+}
+
+/// Reads the first stdout line on a thread, which then keeps draining stdout so the child can
+/// never block on a full pipe.
+fn read_first_line(
+    stdout: Option<std::process::ChildStdout>,
+    index: u32,
+) -> Result<tokio::sync::oneshot::Receiver<String>, DeployError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let Some(stdout) = stdout else {
+        return Ok(rx);
+    };
+    std::thread::Builder::new()
+        .name(format!("replica-{index}-stdout"))
+        .spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            if matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                let _ = tx.send(line);
+            }
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        })
+        .map_err(|source| DeployError::Spawn {
+            what: format!("replica {index} stdout reader"),
+            source,
+        })?;
+    Ok(rx)
+}
+
+async fn exit_status(process: &mut ChildProcess) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + EXIT_STATUS_BOUND;
+    loop {
+        if let Some(s) = process.try_exited() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}
+
+impl Replica {
+    /// Polls `/readyz` until 200, the replica exits, or `deadline`.
+    pub(super) async fn wait_ready(&mut self, deadline: Instant) -> Result<(), DeployError> {
+        let url = format!("{}/readyz", self.admin_url);
+        loop {
+            let last = match http::get(&url, READY_REQUEST_TIMEOUT).await {
+                Ok((200, _)) => return Ok(()),
+                Ok((status, _)) => format!("/readyz answered {status}"),
+                Err(e) => format!("/readyz: {e}"),
+            };
+            if let Some(status) = self.process.try_exited() {
+                return Err(DeployError::ReplicaExited {
+                    index: self.index,
+                    status: status.to_string(),
+                    stderr: self
+                        .log
+                        .as_deref()
+                        .map(|p| log_tail(p, STDERR_TAIL_LINES))
+                        .unwrap_or_default(),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(DeployError::NotReady {
+                    index: self.index,
+                    reason: last,
+                });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// The port of the shared service address.
+    pub fn port(&self) -> Option<u16> {
+        self.addr.rsplit(':').next()?.parse().ok()
+    }
+
+    /// Asks the replica to drain and exit (SIGTERM), without waiting.
+    pub(super) fn terminate(&self) {
+        self.process.terminate();
+    }
+
+    /// Waits for the exit after [`Replica::terminate`], SIGKILL after `grace`; then removes
+    /// the cgroup. Returns what could not be cleaned up.
+    pub(super) async fn finish(&mut self, grace: Duration) -> Vec<String> {
+        let mut problems = Vec::new();
+        match self.process.wait_or_kill(grace).await {
+            Stopped::Exited(_) => {}
+            Stopped::Killed => tracing::warn!(
+                "replica {} (pid {}) did not drain within {grace:?}; killed",
+                self.index,
+                self.pid
+            ),
+            Stopped::Unreaped => problems.push(format!(
+                "replica {} (pid {}) could not be reaped",
+                self.index, self.pid
+            )),
+        }
+        if let Some(group) = self.cgroup.as_mut() {
+            if let Err(e) = group.remove() {
+                problems.push(format!("cgroup {}: {e}", group.name()));
+            }
+        }
+        problems
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+}

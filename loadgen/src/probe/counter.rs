@@ -1,0 +1,215 @@
+//! The business-counter probe: the site's click total as the service's store reports it
+//! (`GET /api/sites/{site}/stats`), and each replica's own counters from its `/metrics`
+//! (clicks it stored, HTTP requests it answered), which show how load was spread.
+
+use std::time::Duration;
+
+use super::http;
+
+/// Bound of one probe request (the admin port shares CPU with a possibly saturated replica).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clicks this replica stored, per site.
+pub const CLICKS_METRIC: &str = "polymetrie_clicks_total";
+/// HTTP requests this replica answered, over all routes and statuses.
+pub const REQUESTS_METRIC: &str = "polymetrie_http_requests_total";
+
+/// The site's click total from `{base}/api/sites/{site}/stats`; `None` when unreadable.
+pub async fn site_clicks(base_url: &str, site: &str) -> Option<u64> {
+    let url = format!("{base_url}/api/sites/{site}/stats");
+    match http::get(&url, PROBE_TIMEOUT).await {
+        Ok((200, body)) => parse_stats_clicks(&body),
+        Ok((status, _)) => {
+            tracing::warn!("{url} answered {status}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("{url}: {e}");
+            None
+        }
+    }
+}
+
+/// `clicks` from a stats body `{"site":…,"clicks":N,…}`.
+pub fn parse_stats_clicks(body: &str) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()?
+        .get("clicks")?
+        .as_u64()
+}
+
+/// One replica's own counters, read from its `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicaCounters {
+    /// `polymetrie_clicks_total{site}`: clicks this replica stored.
+    pub clicks: Option<u64>,
+    /// Sum of the HTTP requests counter over every label set.
+    pub requests: Option<u64>,
+}
+
+/// Reads `{admin_url}/metrics`; fields that cannot be read are `None`.
+pub async fn replica_counters(admin_url: &str, site: &str) -> ReplicaCounters {
+    let url = format!("{admin_url}/metrics");
+    match http::get(&url, PROBE_TIMEOUT).await {
+        Ok((200, text)) => {
+            // Counters with labels (prometheus-client families) only appear once incremented:
+            // in a complete OpenMetrics page (ending in `# EOF`) an absent sample is a true 0.
+            let complete = text.trim_end().ends_with("# EOF");
+            let read = |name, label| {
+                metric_sum(&text, name, label)
+                    .map(as_count)
+                    .or(complete.then_some(0))
+            };
+            ReplicaCounters {
+                clicks: read(CLICKS_METRIC, Some(("site", site))),
+                requests: read(REQUESTS_METRIC, None),
+            }
+        }
+        Ok((status, _)) => {
+            tracing::warn!("{url} answered {status}");
+            ReplicaCounters::default()
+        }
+        Err(e) => {
+            tracing::warn!("{url}: {e}");
+            ReplicaCounters::default()
+        }
+    }
+}
+
+fn as_count(v: f64) -> u64 {
+    v.round().max(0.0) as u64
+}
+
+/// Sum of every sample of metric `name` (exact name) in Prometheus/OpenMetrics text whose
+/// labels include `label`; `None` when there is no such sample.
+pub fn metric_sum(text: &str, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    let mut sum = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some(sample) = parse_sample(line) else {
+            continue;
+        };
+        if sample.name != name {
+            continue;
+        }
+        if let Some((k, v)) = label {
+            if !sample.labels.iter().any(|(lk, lv)| *lk == k && lv == v) {
+                continue;
+            }
+        }
+        *sum.get_or_insert(0.0) += sample.value;
+    }
+    sum
+}
+
+struct Sample<'a> {
+    name: &'a str,
+    labels: Vec<(&'a str, String)>,
+    value: f64,
+}
+
+/// `name{k="v",…} value [timestamp]`, with `\"`, `\\` and `\n` escapes in label values.
+fn parse_sample(line: &str) -> Option<Sample<'_>> {
+    let name_end = line.find(|c: char| c == '{' || c.is_whitespace())?;
+    let name = &line[..name_end];
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices().peekable();
+        let end;
+        loop {
+            // Skip separators, find the key.
+            while let Some(&(_, c)) = chars.peek() {
+                if c == ',' || c.is_whitespace() {
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let &(key_start, c) = chars.peek()?;
+            if c == '}' {
+                end = key_start + 1;
+                break;
+            }
+            let mut key_end = key_start;
+            while let Some(&(i, c)) = chars.peek() {
+                if c == '=' {
+                    key_end = i;
+                    break;
+                }
+                chars.next();
+            }
+            chars.next(); // '='
+            if chars.next()?.1 != '"' {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                let (_, c) = chars.next()?;
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    c => value.push(c),
+                }
+            }
+            labels.push((inner[key_start..key_end].trim(), value));
+        }
+        rest = &inner[end..];
+    }
+    let value = rest.split_whitespace().next()?.parse().ok()?;
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"# HELP polymetrie_clicks Clicks stored.
+# TYPE polymetrie_clicks counter
+polymetrie_clicks_total{site="a"} 17
+polymetrie_clicks_total{site="b,\"x\""} 3
+polymetrie_clicks_created{site="a"} 1.7e9
+polymetrie_http_requests_total{method="POST",route="/api/clicks",status="204"} 15
+polymetrie_http_requests_total{method="GET",route="/metrics",status="200"} 2.0
+process_cpu_seconds_total 1.25
+# EOF
+"#;
+
+    #[test]
+    fn sums_samples_by_exact_name_and_label() {
+        assert_eq!(
+            metric_sum(TEXT, CLICKS_METRIC, Some(("site", "a"))),
+            Some(17.0)
+        );
+        assert_eq!(
+            metric_sum(TEXT, CLICKS_METRIC, Some(("site", "b,\"x\""))),
+            Some(3.0)
+        );
+        assert_eq!(metric_sum(TEXT, CLICKS_METRIC, Some(("site", "zz"))), None);
+        assert_eq!(metric_sum(TEXT, REQUESTS_METRIC, None), Some(17.0));
+        assert_eq!(
+            metric_sum(TEXT, "process_cpu_seconds_total", None),
+            Some(1.25)
+        );
+        assert_eq!(metric_sum(TEXT, "absent_total", None), None);
+    }
+
+    #[test]
+    fn stats_body_gives_clicks() {
+        assert_eq!(
+            parse_stats_clicks(r#"{"site":"a","clicks":42,"urls":[]}"#),
+            Some(42)
+        );
+        assert_eq!(parse_stats_clicks(r#"{"site":"a"}"#), None);
+        assert_eq!(parse_stats_clicks("not json"), None);
+    }
+}

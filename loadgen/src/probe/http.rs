@@ -1,0 +1,80 @@
+//! A minimal HTTP/1.1 GET over one fresh loopback connection, for probes and readiness checks:
+//! bounded in time, never retried here (callers poll with their own bound).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Uri;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Largest body a probe reads (a `/metrics` page with capped URL labels is far smaller).
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why a probe GET got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("bad url {0}")]
+    Url(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("http: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("body larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("body: {0}")]
+    Body(String),
+}
+
+/// GETs `url` (`http://host:port/path`) within `timeout`; returns the status and body text.
+pub async fn get(url: &str, timeout: Duration) -> Result<(u16, String), HttpError> {
+    match tokio::time::timeout(timeout, get_unbounded(url)).await {
+        Ok(r) => r,
+        Err(_) => Err(HttpError::Timeout(timeout)),
+    }
+}
+
+async fn get_unbounded(url: &str) -> Result<(u16, String), HttpError> {
+    let uri: Uri = url.parse().map_err(|_| HttpError::Url(url.into()))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| HttpError::Url(url.into()))?
+        .clone();
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = TcpStream::connect((authority.host(), port))
+        .await
+        .map_err(HttpError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    // The connection task ends when the response is read and `sender` is dropped.
+    let driver = tokio::spawn(conn);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, authority.as_str())
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| HttpError::Url(url.into()))?;
+    let response = sender.send_request(request).await;
+    let result = async {
+        let response = response?;
+        let status = response.status().as_u16();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    HttpError::TooLarge
+                } else {
+                    HttpError::Body(e.to_string())
+                }
+            })?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+    .await;
+    drop(sender);
+    driver.abort();
+    result
+}
