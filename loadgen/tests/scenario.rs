@@ -223,6 +223,78 @@ fn unknown_store_lists_the_choices() {
 }
 
 #[test]
+fn columns_count_characters_not_bytes() {
+    // "café crème" has two 2-byte characters before the mistake on the same line.
+    assert_error(
+        "bad-utf8-column.toml",
+        "14:50",
+        "request.headers.x-count",
+        "expected a string",
+    );
+}
+
+#[test]
+fn campaign_structure_mistakes_are_rejected() {
+    assert_error(
+        "bad-duplicate-campaign.toml",
+        "23:8",
+        "campaign.name",
+        "duplicate campaign name \"c\" (first at line 16)",
+    );
+    assert_error(
+        "bad-step-and-matrix.toml",
+        "18:1",
+        "campaign.matrix",
+        "has both [[campaign.step]] and [campaign.matrix]",
+    );
+    assert_error(
+        "bad-campaign-without-steps.toml",
+        "16:8",
+        "campaign.step",
+        "has no steps",
+    );
+}
+
+#[test]
+fn threshold_mistakes_are_rejected() {
+    assert_error(
+        "bad-threshold-glob.toml",
+        "18:17",
+        "thresholds.steps",
+        "\"d/*\" matches no step",
+    );
+    assert_error(
+        "bad-threshold-metric.toml",
+        "16:10",
+        "thresholds.metric",
+        "expected one of counted_ratio",
+    );
+}
+
+#[test]
+fn ramp_requests_are_checked_against_the_ramp() {
+    assert_error(
+        "bad-ramp-requests.toml",
+        "22:12",
+        "campaign.step.requests",
+        "(0 + 10) / 2 × 10s = 50 requests, got 100",
+    );
+}
+
+#[test]
+fn url_target_is_plain_http_on_loopback() {
+    assert_error("bad-url-https.toml", "6:7", "target.url", "http://");
+    let plan = Plan::load(&fixture("url-target.toml")).unwrap();
+    assert_eq!(
+        plan.target,
+        Target::Url {
+            base: "http://127.0.0.1:18080".into()
+        }
+    );
+    assert_eq!(plan.counter_site, "s");
+}
+
+#[test]
 fn missing_scenario_file_is_an_error_naming_it() {
     let path = fixture("does-not-exist.toml");
     let msg = load_error(&path);
