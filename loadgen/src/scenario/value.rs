@@ -8,11 +8,11 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-/// A finite number > 0 (rates, CPU cores, threshold-free positives).
+/// A finite number > 0 (rates).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Positive(pub f64);
 
-/// A finite number ≥ 0 (the start rate of a ramp, threshold bounds).
+/// A finite number ≥ 0 (the start rate of a ramp).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NonNegative(pub f64);
 
@@ -20,8 +20,8 @@ pub struct NonNegative(pub f64);
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Number(pub f64);
 
-/// An integer ≥ 1 that fits in `u32` (replicas, in-flight caps, connections, requests are
-/// checked against `u64` separately).
+/// An integer ≥ 1 (replicas, in-flight caps, connections, requests); counts that size real
+/// resources are narrowed to `u32` with [`Count::small`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Count(pub u64);
 
