@@ -5,16 +5,23 @@
 //! Data flow (DESIGN.md): scenario → plan → per step: deploy, probe, attack, probe → run.json →
 //! checks → tables, CSV, HTML.
 
+pub mod attack;
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod command;
 pub mod deployer;
 pub mod external;
 pub mod load;
 pub mod machine;
+pub mod outcome;
+pub mod pacer;
 pub mod plan;
 pub mod probe;
+pub mod progress;
+pub mod record;
 pub mod report;
 pub mod result;
 pub mod scenario;
 pub mod template;
+pub mod usage;

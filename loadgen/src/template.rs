@@ -13,3 +13,258 @@ pub struct RequestTemplate {
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
+
+/// Errors building or expanding a request template.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read body file {0}: {1}")]
+    BodyFile(String, std::io::Error),
+    #[error("bad header {0:?}: expected `Name: value`")]
+    HeaderSyntax(String),
+    #[error("bad header {0:?}: {1}")]
+    Header(String, String),
+    #[error("bad request path {0:?}: {1}")]
+    Path(String, String),
+}
+
+/// A body argument: `@FILE` reads the file, anything else is the body itself.
+pub fn load_body(arg: &str) -> Result<Bytes, TemplateError> {
+    match arg.strip_prefix('@') {
+        Some(path) => std::fs::read(path)
+            .map(Bytes::from)
+            .map_err(|e| TemplateError::BodyFile(path.to_string(), e)),
+        None => Ok(Bytes::copy_from_slice(arg.as_bytes())),
+    }
+}
+
+/// A header argument `Name: value` (also `Name:value`).
+pub fn parse_header(arg: &str) -> Result<(String, String), TemplateError> {
+    let (k, v) = arg
+        .split_once(':')
+        .ok_or_else(|| TemplateError::HeaderSyntax(arg.to_string()))?;
+    let (k, v) = (k.trim(), v.trim());
+    if k.is_empty() {
+        return Err(TemplateError::HeaderSyntax(arg.to_string()));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// One piece of a text with placeholders.
+#[derive(Debug, Clone)]
+enum Piece {
+    Lit(Bytes),
+    Seq,
+    Rand,
+}
+
+/// A path or body split at its `{seq}` / `{rand}` placeholders, so expansion is a concatenation
+/// (and free when there is no placeholder: the literal is shared, not copied).
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pieces: Vec<Piece>,
+    /// Sum of the literal lengths, to size the buffer once.
+    literal_len: usize,
+}
+
+impl Pattern {
+    /// Splits `text` at its placeholders.
+    pub fn parse(text: &Bytes) -> Self {
+        let mut pieces = Vec::new();
+        let mut lit_start = 0;
+        let mut i = 0;
+        let b = text.as_ref();
+        while i < b.len() {
+            let hit = if b[i..].starts_with(b"{seq}") {
+                Some((Piece::Seq, 5))
+            } else if b[i..].starts_with(b"{rand}") {
+                Some((Piece::Rand, 6))
+            } else {
+                None
+            };
+            match hit {
+                Some((p, len)) => {
+                    if i > lit_start {
+                        pieces.push(Piece::Lit(text.slice(lit_start..i)));
+                    }
+                    pieces.push(p);
+                    i += len;
+                    lit_start = i;
+                }
+                None => i += 1,
+            }
+        }
+        if lit_start < b.len() {
+            pieces.push(Piece::Lit(text.slice(lit_start..)));
+        }
+        let literal_len = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Lit(l) => l.len(),
+                _ => 0,
+            })
+            .sum();
+        Self {
+            pieces,
+            literal_len,
+        }
+    }
+
+    /// True when the text has a placeholder.
+    pub fn is_dynamic(&self) -> bool {
+        self.pieces.iter().any(|p| !matches!(p, Piece::Lit(_)))
+    }
+
+    /// The text for request `seq`; `rand` is the request's random value.
+    pub fn expand(&self, seq: u64, rand: u64) -> Bytes {
+        match self.pieces.as_slice() {
+            [] => Bytes::new(),
+            [Piece::Lit(l)] => l.clone(),
+            pieces => {
+                use std::io::Write as _;
+                let mut out = Vec::with_capacity(self.literal_len + 20 * pieces.len());
+                for p in pieces {
+                    match p {
+                        Piece::Lit(l) => out.extend_from_slice(l),
+                        Piece::Seq => {
+                            let _ = write!(out, "{seq}");
+                        }
+                        Piece::Rand => {
+                            let _ = write!(out, "{rand}");
+                        }
+                    }
+                }
+                Bytes::from(out)
+            }
+        }
+    }
+}
+
+/// A template checked once and ready to produce requests cheaply: method and headers parsed,
+/// path and body split at their placeholders. Header values are not expanded.
+#[derive(Debug, Clone)]
+pub struct CompiledTemplate {
+    pub method: Method,
+    pub headers: hyper::HeaderMap,
+    path: Pattern,
+    /// The parsed path when it has no placeholder (cloning a `Uri` shares its bytes).
+    static_uri: Option<hyper::Uri>,
+    body: Pattern,
+    rand_state: u64,
+}
+
+impl RequestTemplate {
+    /// Checks the template and prepares it; `host` is the `Host` header value (`ip:port`),
+    /// added unless the template sets its own.
+    pub fn compile(&self, host: &str) -> Result<CompiledTemplate, TemplateError> {
+        use hyper::header::{HeaderName, HeaderValue};
+        let mut headers = hyper::HeaderMap::new();
+        for (k, v) in &self.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| TemplateError::Header(format!("{k}: {v}"), e.to_string()))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| TemplateError::Header(format!("{k}: {v}"), e.to_string()))?;
+            headers.append(name, value);
+        }
+        if !headers.contains_key(hyper::header::HOST) {
+            let value = HeaderValue::from_str(host)
+                .map_err(|e| TemplateError::Header(format!("host: {host}"), e.to_string()))?;
+            headers.insert(hyper::header::HOST, value);
+        }
+        let path_text = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
+        if !path_text.starts_with('/') {
+            return Err(TemplateError::Path(
+                path_text.to_string(),
+                "must start with /".into(),
+            ));
+        }
+        let path = Pattern::parse(&Bytes::copy_from_slice(path_text.as_bytes()));
+        // Expanding once proves every later expansion parses (placeholders expand to digits).
+        let probe = hyper::Uri::from_maybe_shared(path.expand(0, 0))
+            .map_err(|e| TemplateError::Path(path_text.to_string(), e.to_string()))?;
+        let static_uri = (!path.is_dynamic()).then_some(probe);
+        Ok(CompiledTemplate {
+            method: self.method.clone(),
+            headers,
+            path,
+            static_uri,
+            body: Pattern::parse(&self.body),
+            rand_state: 0x9E37_79B9_7F4A_7C15,
+        })
+    }
+}
+
+impl CompiledTemplate {
+    /// The request with sequence number `seq`.
+    pub fn request(&mut self, seq: u64) -> hyper::Request<http_body_util::Full<Bytes>> {
+        let rand = self.next_rand();
+        let uri = match &self.static_uri {
+            Some(u) => u.clone(),
+            // Checked at compile time: digits in place of placeholders always parse.
+            None => hyper::Uri::from_maybe_shared(self.path.expand(seq, rand))
+                .unwrap_or_else(|_| hyper::Uri::from_static("/")),
+        };
+        let mut req = hyper::Request::new(http_body_util::Full::new(self.body.expand(seq, rand)));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+
+    /// splitmix64: cheap, and `{rand}` only needs to spread keys, not to be unpredictable.
+    fn next_rand(&mut self) -> u64 {
+        self.rand_state = self.rand_state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rand_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(path: &str, body: &str) -> RequestTemplate {
+        RequestTemplate {
+            method: Method::POST,
+            path: path.into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn placeholders_expand_per_request() {
+        let mut c = template("/p/{seq}?r={rand}", r#"{"url":"/x/{seq}"}"#)
+            .compile("127.0.0.1:1")
+            .unwrap();
+        let r = c.request(42);
+        assert!(r.uri().path() == "/p/42", "{}", r.uri());
+        assert!(r.uri().query().unwrap().starts_with("r="));
+        assert_eq!(r.headers()["host"], "127.0.0.1:1");
+        let r2 = c.request(43);
+        assert_ne!(r.uri().query(), r2.uri().query(), "rand must change");
+    }
+
+    #[test]
+    fn static_template_shares_its_body() {
+        let t = template("/api/clicks", r#"{"site":"demo"}"#);
+        let body = Pattern::parse(&t.body);
+        assert!(!body.is_dynamic());
+        assert_eq!(body.expand(1, 2), t.body);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        assert!(parse_header("nocolon").is_err());
+        assert!(load_body("@/nonexistent/definitely/not/here").is_err());
+        assert!(template("no-slash", "").compile("h").is_err());
+        let mut t = template("/", "");
+        t.headers = vec![("bad header".into(), "v".into())];
+        assert!(t.compile("h").is_err());
+    }
+}

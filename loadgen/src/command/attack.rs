@@ -1,6 +1,245 @@
-//! `loadgen attack`: not implemented yet.
+//! `loadgen attack URL --rate R --duration D …`: one ad-hoc open-model step. Checks the input
+//! (any mistake is a one-line error, exit 2), runs [`crate::attack::run`] with a live progress
+//! line on a terminal, and prints a summary (stderr) or, with `--json`, the StepResult (stdout).
+//!
+//! Exit codes: 0 the step ran to its end and is valid; 1 it ran but is invalid (the generator
+//! could not keep the schedule) or was interrupted by Ctrl-C — the result is printed either way;
+//! 2 it could not run. Failed requests alone do not change the exit code: they are measurements
+//! of the target, reported in the result.
+
+use std::io::IsTerminal as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::attack::{self, AttackSpec};
+use crate::cli::{AttackArgs, Outcome};
+use crate::load::{Arrival, Load, Stage};
+use crate::progress::{progress_line, LiveStats};
+use crate::result::StepResult;
+use crate::template::{self, RequestTemplate};
+
+/// Seed of `--poisson` arrivals, fixed so two runs offer the same arrival pattern.
+const POISSON_SEED: u64 = 1;
+/// How often the progress line is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Turns the arguments into an attack spec; every error is a one-line cause.
+pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
+    let (base, path) = attack::split_url(&a.url)?;
+    // Refuse non-loopback targets before anything else happens.
+    attack::resolve_target(&base)?;
+    if !(a.rate.is_finite() && a.rate > 0.0) {
+        anyhow::bail!("--rate must be a number > 0 (got {})", a.rate);
+    }
+    let duration = humantime::parse_duration(&a.duration)
+        .with_context(|| format!("--duration {:?}", a.duration))?;
+    if duration.is_zero() {
+        anyhow::bail!("--duration must be > 0");
+    }
+    let timeout = humantime::parse_duration(&a.timeout)
+        .with_context(|| format!("--timeout {:?}", a.timeout))?;
+    if timeout.is_zero() {
+        anyhow::bail!("--timeout must be > 0");
+    }
+    let from = match a.ramp_from {
+        Some(r) if !(r.is_finite() && r >= 0.0) => {
+            anyhow::bail!("--ramp-from must be a number >= 0 (got {r})")
+        }
+        Some(r) => r,
+        None => a.rate,
+    };
+    if a.max_in_flight == 0 {
+        anyhow::bail!("--max-in-flight must be >= 1");
+    }
+    if a.connections == Some(0) {
+        anyhow::bail!("--connections must be >= 1");
+    }
+    let method = hyper::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| anyhow::anyhow!("--method {:?} is not an HTTP method", a.method))?;
+    let headers = a
+        .headers
+        .iter()
+        .map(|h| template::parse_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let body = match &a.body {
+        Some(b) => template::load_body(b)?,
+        None => bytes::Bytes::new(),
+    };
+    let request = RequestTemplate {
+        method,
+        path,
+        headers,
+        body,
+    };
+    // Compile once here so a bad header or path is reported as bad input, not mid-run.
+    request.compile("check")?;
+    Ok(AttackSpec {
+        url: base,
+        load: Load {
+            stages: vec![Stage {
+                duration,
+                from_rps: from,
+                to_rps: a.rate,
+            }],
+            arrival: if a.poisson {
+                Arrival::Poisson { seed: POISSON_SEED }
+            } else {
+                Arrival::Uniform
+            },
+        },
+        request,
+        timeout,
+        max_in_flight: a.max_in_flight,
+        connections: a.connections,
+    })
+}
 
 /// Runs `loadgen attack`.
-pub fn execute(_args: crate::cli::AttackArgs) -> anyhow::Result<crate::cli::Outcome> {
-    anyhow::bail!("loadgen attack is not implemented yet")
+pub fn execute(args: AttackArgs) -> anyhow::Result<Outcome> {
+    let spec = spec_from_args(&args)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let record = rt.block_on(async {
+        let stop = CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: waiting for requests in flight (Ctrl-C again quits)");
+                on_signal.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let live = LiveStats::new();
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar
+        });
+        let total = spec.load.duration();
+        let ticker = bar.clone().map(|bar| {
+            let live = live.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(PROGRESS_EVERY);
+                loop {
+                    every.tick().await;
+                    bar.set_message(progress_line(&live.snapshot(), total));
+                    bar.tick();
+                }
+            })
+        });
+        let result = attack::run(&spec, &stop, Some(&live)).await;
+        if let Some(t) = ticker {
+            t.abort();
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        result
+    })?;
+    let step = record.to_step_result("attack");
+    if args.json {
+        println!("{}", serde_json::to_string(&step)?);
+    } else {
+        eprint!("{}", summary(&step, &args.url));
+    }
+    Ok(if step.valid && !step.interrupted {
+        Outcome::Done
+    } else {
+        Outcome::ChecksFailed
+    })
+}
+
+/// The readable end-of-run summary.
+pub fn summary(s: &StepResult, url: &str) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+    let _ = writeln!(
+        o,
+        "attack {url}: {:.0} req/s for {:.1} s{}",
+        s.rate_rps,
+        s.duration_s,
+        if s.interrupted { " (interrupted)" } else { "" }
+    );
+    let _ = writeln!(
+        o,
+        "  intended {}  sent {}  dropped {}  ok {}  failed {}  achieved {} req/s",
+        s.intended,
+        s.sent,
+        s.dropped,
+        s.ok,
+        s.failed,
+        s.achieved_rps
+            .map_or_else(|| "-".to_string(), |r| format!("{r:.1}"))
+    );
+    let c = &s.outcomes;
+    let mut failures: Vec<String> = c
+        .status
+        .iter()
+        .map(|(code, n)| format!("http {code}: {n}"))
+        .collect();
+    for (name, n) in [
+        ("timeout", c.timeout),
+        ("connect refused", c.connect_refused),
+        ("connect timeout", c.connect_timeout),
+        ("reset", c.reset),
+        ("other i/o", c.io_other),
+    ] {
+        if n > 0 {
+            failures.push(format!("{name}: {n}"));
+        }
+    }
+    if !failures.is_empty() {
+        let _ = writeln!(o, "  failures: {}", failures.join(", "));
+    }
+    let _ = writeln!(
+        o,
+        "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "ms", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for (name, l) in [
+        ("latency (from due)", &s.latency_ms),
+        ("service time", &s.service_time_ms),
+        ("schedule lag", &s.schedule_lag_ms),
+    ] {
+        let _ = writeln!(
+            o,
+            "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            name,
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max)
+        );
+    }
+    let g = &s.generator;
+    let _ = writeln!(
+        o,
+        "  generator: cpu user {} s, system {} s ({} of {} core), peak in flight {}, connections opened {}",
+        ms(g.cpu_user_s),
+        ms(g.cpu_system_s),
+        g.cpu_cores_used.map_or("-".into(), |c| format!("{c:.2}")),
+        g.cpu_cores_available.map_or("-".into(), |c| format!("{c:.0}")),
+        g.max_in_flight.map_or("-".into(), |c| c.to_string()),
+        g.connections_opened.map_or("-".into(), |c| c.to_string()),
+    );
+    match &s.invalid_reason {
+        None => {
+            let _ = writeln!(o, "  valid: the generator kept its schedule");
+        }
+        Some(r) => {
+            let _ = writeln!(o, "  INVALID: {r}");
+        }
+    }
+    o
 }

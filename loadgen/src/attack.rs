@@ -1,0 +1,514 @@
+//! The attack: one open-model step against one loopback target. It owns the schedule loop —
+//! ask the [`Pacer`] what is due, send it (or count it dropped at the in-flight cap), record
+//! every outcome into a [`Recorder`] — and the keep-alive connection pool.
+//!
+//! The loop runs on its own OS thread with a current-thread tokio runtime: no cross-thread
+//! wake-ups on the hot path, the campaign runner's own tasks cannot delay the schedule, and the
+//! thread's CPU time *is* the generator's cost. There is no timer per request: the loop wakes on
+//! every completed answer and on one timer for the next due time, reads the clock, and sends
+//! everything that is due (catching up after a late wake-up; the lateness is the schedule lag).
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future as _};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{self, Exchange, Finished, Sender, Tracked};
+use crate::load::Load;
+use crate::outcome::Outcome;
+use crate::pacer::{Pacer, PacerError};
+use crate::progress::{LiveSnapshot, LiveStats};
+use crate::record::{Recorder, StepMeta, StepRecord};
+use crate::result::GeneratorHealth;
+use crate::template::{CompiledTemplate, RequestTemplate, TemplateError};
+use crate::usage::{affinity_cores, ThreadMeter};
+
+/// How often the loop publishes [`LiveStats`] and closes finished timeline seconds.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// Extra wait past the request timeout before requests still in flight are forced to count as
+/// timeouts (each exchange carries its own deadline, so this only guards a starved runtime).
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+/// Bound on the reachability check before the step starts.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One step to run.
+#[derive(Debug, Clone)]
+pub struct AttackSpec {
+    /// Base URL of the target, scheme and authority only: `http://127.0.0.1:PORT` (a trailing
+    /// `/` is accepted). The request path comes from `request.path`. Only plain `http` to a
+    /// loopback address (127.0.0.0/8, ::1, or a name resolving only to those) is accepted.
+    pub url: String,
+    pub load: Load,
+    pub request: RequestTemplate,
+    /// Per-request deadline, from the send to the last byte of the answer (connect included).
+    pub timeout: Duration,
+    /// Due requests beyond this many in flight (sent or queued for a connection) are dropped.
+    pub max_in_flight: usize,
+    /// `Some(n)`: at most n keep-alive connections; due requests wait (and their schedule lag
+    /// shows it) when all are busy. `None`: open connections on demand, one per concurrent
+    /// request, reused while idle.
+    pub connections: Option<usize>,
+}
+
+/// Why an attack could not run. Failed requests are never an `AttackError`; they are counted.
+#[derive(Debug, thiserror::Error)]
+pub enum AttackError {
+    #[error("bad target url {0:?}: {1}")]
+    BadUrl(String, String),
+    #[error("target {0} is not loopback: load goes only to 127.0.0.0/8, ::1 or localhost")]
+    NotLoopback(String),
+    #[error("target {0} is unreachable: {1}")]
+    Unreachable(String, String),
+    #[error("bad load: {0}")]
+    Load(#[from] PacerError),
+    #[error("bad request: {0}")]
+    Template(#[from] TemplateError),
+    #[error("bad attack settings: {0}")]
+    Settings(String),
+    #[error("attack engine failed: {0}")]
+    Engine(String),
+}
+
+/// Where requests go: the resolved address and the `Host` header value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub host: String,
+}
+
+/// Splits a full URL given on the command line (`http://127.0.0.1:8080/api/clicks?x=1`) into
+/// the base URL and the path-and-query (`/` when absent).
+pub fn split_url(url: &str) -> Result<(String, String), AttackError> {
+    let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+        AttackError::BadUrl(url.into(), e.to_string())
+    })?;
+    let scheme = uri
+        .scheme_str()
+        .ok_or_else(|| AttackError::BadUrl(url.into(), "missing http:// scheme".into()))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| AttackError::BadUrl(url.into(), "missing host".into()))?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = if path.is_empty() { "/" } else { path };
+    Ok((format!("{scheme}://{authority}"), path.to_string()))
+}
+
+/// Resolves a base URL to a loopback socket address; anything else is refused.
+pub fn resolve_target(url: &str) -> Result<Target, AttackError> {
+    let bad = |why: &str| AttackError::BadUrl(url.into(), why.into());
+    let uri: hyper::Uri =
+        url.trim_end_matches('/')
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| {
+                AttackError::BadUrl(url.into(), e.to_string())
+            })?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(bad(
+                "https is not supported (loopback targets are plain http)",
+            ))
+        }
+        Some(s) => return Err(bad(&format!("unsupported scheme {s}"))),
+        None => return Err(bad("missing http:// scheme")),
+    }
+    if uri
+        .path_and_query()
+        .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+    {
+        return Err(bad(
+            "the base url carries no path (the path comes from the request)",
+        ));
+    }
+    let authority = uri.authority().ok_or_else(|| bad("missing host"))?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(80);
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => (host, port)
+            .to_socket_addrs()
+            .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
+            .collect(),
+    };
+    if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
+        return Err(AttackError::NotLoopback(authority.to_string()));
+    }
+    // Prefer IPv4 for `localhost`: the usual test servers bind 127.0.0.1.
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .copied()
+        .unwrap_or(addrs[0]);
+    Ok(Target {
+        addr,
+        host: authority.as_str().to_string(),
+    })
+}
+
+/// Everything checked before the engine starts.
+struct Prepared {
+    target: Target,
+    pacer: Pacer,
+    template: CompiledTemplate,
+    rate_rps: f64,
+    duration: Duration,
+    timeout: Duration,
+    max_in_flight: usize,
+    connections: Option<usize>,
+}
+
+fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
+    let target = resolve_target(&spec.url)?;
+    let pacer = Pacer::new(&spec.load)?;
+    let template = spec.request.compile(&target.host)?;
+    if spec.timeout.is_zero() {
+        return Err(AttackError::Settings("timeout must be > 0".into()));
+    }
+    if spec.max_in_flight == 0 {
+        return Err(AttackError::Settings("max_in_flight must be >= 1".into()));
+    }
+    if spec.connections == Some(0) {
+        return Err(AttackError::Settings("connections must be >= 1".into()));
+    }
+    Ok(Prepared {
+        target,
+        rate_rps: spec.load.nominal_rate_rps(),
+        duration: pacer.duration(),
+        pacer,
+        template,
+        timeout: spec.timeout,
+        max_in_flight: spec.max_in_flight,
+        connections: spec.connections,
+    })
+}
+
+/// Runs one step and returns the generator's record of it.
+///
+/// `stop` cancelled → no further request is scheduled, requests in flight are waited for (each
+/// up to its timeout) and the record is marked interrupted. `live`, when given, is updated about
+/// ten times a second. Errors mean the step could not run at all (bad spec, non-loopback or
+/// unreachable target); failed requests are data in the record.
+pub async fn run(
+    spec: &AttackSpec,
+    stop: &CancellationToken,
+    live: Option<&LiveStats>,
+) -> Result<StepRecord, AttackError> {
+    let prepared = prepare(spec)?;
+    let addr = prepared.target.addr;
+    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(AttackError::Unreachable(addr.to_string(), e.to_string())),
+        Err(_) => {
+            return Err(AttackError::Unreachable(
+                addr.to_string(),
+                format!("no connection within {PROBE_TIMEOUT:?}"),
+            ))
+        }
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let stop = stop.clone();
+    let live = live.cloned();
+    std::thread::Builder::new()
+        .name("loadgen-attack".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| AttackError::Engine(format!("cannot build runtime: {e}")))
+                .map(|rt| rt.block_on(engine(prepared, stop, live)));
+            let _ = tx.send(result);
+        })
+        .map_err(|e| AttackError::Engine(format!("cannot start thread: {e}")))?;
+    rx.await
+        .map_err(|_| AttackError::Engine("engine thread panicked".into()))?
+}
+
+/// The pool and the requests in flight.
+struct Flight {
+    addr: SocketAddr,
+    timeout: Duration,
+    connections: Option<usize>,
+    idle: Vec<Sender>,
+    /// Connections existing or being opened (idle + held by requests in flight).
+    alive: usize,
+    opened: u64,
+    queue: VecDeque<(u64, Duration)>,
+    running: FuturesUnordered<Tracked<ExchangeFuture>>,
+    peak: usize,
+}
+
+/// The exchange future type, named once so every request in the set has the same type.
+type ExchangeFuture = futures_util::future::BoxFuture<'static, Exchange>;
+
+impl Flight {
+    fn in_flight(&self) -> usize {
+        self.running.len() + self.queue.len()
+    }
+
+    fn can_send_now(&self) -> bool {
+        match self.connections {
+            None => true,
+            Some(n) => !self.idle.is_empty() || self.alive < n,
+        }
+    }
+
+    fn send(
+        &mut self,
+        seq: u64,
+        due: Duration,
+        t0: Instant,
+        tpl: &mut CompiledTemplate,
+        rec: &mut Recorder,
+    ) {
+        let now = Instant::now();
+        let conn = self.idle.pop();
+        if conn.is_none() {
+            self.alive += 1;
+        }
+        rec.sent(due, now.saturating_duration_since(t0 + due));
+        let fut: ExchangeFuture = Box::pin(client::exchange(
+            self.addr,
+            conn,
+            tpl.request(seq),
+            self.timeout,
+        ));
+        self.running.push(Tracked::new(seq, due, now, fut));
+        self.peak = self.peak.max(self.in_flight());
+    }
+}
+
+async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -> StepRecord {
+    let meter = ThreadMeter::start();
+    let started_at = SystemTime::now();
+    let t0 = Instant::now();
+    let Prepared {
+        target,
+        mut pacer,
+        mut template,
+        rate_rps,
+        duration,
+        timeout,
+        max_in_flight,
+        connections,
+    } = p;
+    let mut rec = Recorder::new();
+    let mut fl = Flight {
+        addr: target.addr,
+        timeout,
+        connections,
+        idle: Vec::new(),
+        alive: 0,
+        opened: 0,
+        queue: VecDeque::new(),
+        running: FuturesUnordered::new(),
+        peak: 0,
+    };
+    let take = |pacer: &mut Pacer| {
+        let seq = pacer.next_seq();
+        pacer.next_due().map(|d| (seq, d))
+    };
+    let mut next = take(&mut pacer);
+    let mut interrupted = false;
+    // Schedule time covered; set when scheduling ends.
+    let mut scheduled: Option<Duration> = None;
+    let mut drain_deadline: Option<Instant> = None;
+    let mut next_publish = t0;
+    let mut publishes: u64 = 0;
+    let mut recent_p99 = None;
+
+    let tick = tokio::time::sleep_until(tokio::time::Instant::from_std(t0));
+    tokio::pin!(tick);
+    let mut tick_armed_for = t0;
+    let mut tick_fired = false;
+    let cancelled = stop.cancelled();
+    tokio::pin!(cancelled);
+
+    enum Ev {
+        Cancel,
+        Done(Finished<Exchange>),
+        Tick,
+    }
+
+    loop {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(t0);
+
+        // Send everything that is due by now.
+        if scheduled.is_none() {
+            while let Some((seq, due)) = next {
+                if due > elapsed {
+                    break;
+                }
+                if fl.in_flight() >= max_in_flight {
+                    rec.dropped(due);
+                } else if fl.can_send_now() {
+                    fl.send(seq, due, t0, &mut template, &mut rec);
+                } else {
+                    fl.queue.push_back((seq, due));
+                    fl.peak = fl.peak.max(fl.in_flight());
+                }
+                next = take(&mut pacer);
+            }
+            if next.is_none() {
+                scheduled = Some(duration);
+            }
+        }
+        if scheduled.is_some() && drain_deadline.is_none() {
+            drain_deadline = Some(now + timeout + DRAIN_MARGIN);
+        }
+
+        if now >= next_publish {
+            rec.close_seconds(elapsed);
+            publishes += 1;
+            if publishes % 10 == 0 {
+                recent_p99 = rec.take_recent_p99().or(recent_p99);
+            }
+            if let Some(l) = &live {
+                l.publish(&LiveSnapshot {
+                    elapsed,
+                    sent: rec.sent_count(),
+                    ok: rec.ok_count(),
+                    failed: rec.failed_count(),
+                    dropped: rec.dropped_count(),
+                    in_flight: fl.in_flight() as u64,
+                    recent_p99_ms: recent_p99,
+                    generation: 0,
+                });
+            }
+            next_publish += PUBLISH_EVERY;
+            if next_publish < now {
+                next_publish = now + PUBLISH_EVERY;
+            }
+        }
+
+        if let Some(deadline) = drain_deadline {
+            if fl.running.is_empty() && fl.queue.is_empty() {
+                break;
+            }
+            if now >= deadline {
+                force_drain(&mut fl, &mut rec, t0, now);
+                break;
+            }
+        }
+
+        // One timer: the next due time (or the drain deadline), or the next publication.
+        let wake = match (drain_deadline, next) {
+            (Some(d), _) => d.min(next_publish),
+            (None, Some((_, due))) => (t0 + due).min(next_publish),
+            (None, None) => next_publish,
+        };
+        if tick_fired || wake < tick_armed_for {
+            tick.as_mut().reset(tokio::time::Instant::from_std(wake));
+            tick_armed_for = wake;
+            tick_fired = false;
+        }
+
+        let ev = poll_fn(|cx| {
+            if scheduled.is_none() && cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ev::Cancel);
+            }
+            if let Poll::Ready(Some(done)) = fl.running.poll_next_unpin(cx) {
+                return Poll::Ready(Ev::Done(done));
+            }
+            if tick.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ev::Tick);
+            }
+            Poll::Pending
+        })
+        .await;
+
+        match ev {
+            Ev::Cancel => {
+                interrupted = true;
+                scheduled = Some(elapsed.min(duration));
+                next = None;
+            }
+            Ev::Tick => tick_fired = true,
+            Ev::Done(done) => {
+                let x = done.output;
+                let due_at = t0 + done.due;
+                rec.done(
+                    done.due,
+                    x.outcome,
+                    x.done_at.saturating_duration_since(due_at),
+                    x.done_at.saturating_duration_since(done.sent_at),
+                );
+                if x.opened {
+                    fl.opened += 1;
+                }
+                match x.conn {
+                    Some(c) => fl.idle.push(c),
+                    None => fl.alive = fl.alive.saturating_sub(1),
+                }
+                while !fl.queue.is_empty() && fl.can_send_now() {
+                    let (seq, due) = fl.queue.pop_front().expect("queue is not empty");
+                    fl.send(seq, due, t0, &mut template, &mut rec);
+                }
+            }
+        }
+    }
+
+    let elapsed = t0.elapsed();
+    rec.close_seconds(elapsed + Duration::from_secs(3600));
+    if let Some(l) = &live {
+        l.publish(&LiveSnapshot {
+            elapsed,
+            sent: rec.sent_count(),
+            ok: rec.ok_count(),
+            failed: rec.failed_count(),
+            dropped: rec.dropped_count(),
+            in_flight: 0,
+            recent_p99_ms: rec.take_recent_p99().or(recent_p99),
+            generation: 0,
+        });
+    }
+    let (cpu, wall) = meter.read();
+    // The engine is one thread: it can use at most one core, whatever the affinity allows.
+    let available = affinity_cores().map(|n| f64::from(n.min(1)));
+    let generator = GeneratorHealth {
+        cpu_user_s: cpu.map(|c| c.user_s),
+        cpu_system_s: cpu.map(|c| c.system_s),
+        cpu_cores_used: cpu
+            .filter(|_| !wall.is_zero())
+            .map(|c| c.total_s() / wall.as_secs_f64()),
+        cpu_cores_available: available,
+        max_in_flight: Some(fl.peak as u64),
+        connections_opened: Some(fl.opened),
+    };
+    rec.finish(StepMeta {
+        rate_rps,
+        duration,
+        scheduled: scheduled.unwrap_or(duration),
+        started_at,
+        ended_at: SystemTime::now(),
+        generator,
+        interrupted,
+        in_flight_cap: max_in_flight,
+    })
+}
+
+/// Counts what is still in flight at the hard drain deadline: sent requests as timeouts (at
+/// the time they were given up), queued ones as dropped (they were never sent).
+fn force_drain(fl: &mut Flight, rec: &mut Recorder, t0: Instant, now: Instant) {
+    let running = std::mem::take(&mut fl.running);
+    for t in Pin::new(&running).iter_pin_ref() {
+        let (_, due, sent_at) = t.facts();
+        rec.done(
+            due,
+            Outcome::Timeout,
+            now.saturating_duration_since(t0 + due),
+            now.saturating_duration_since(sent_at),
+        );
+    }
+    for (_, due) in fl.queue.drain(..) {
+        rec.dropped(due);
+    }
+}

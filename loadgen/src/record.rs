@@ -1,0 +1,500 @@
+//! The step record: everything the generator saw during one attack — counts per outcome,
+//! HdrHistograms of latency from the due time, service time from the actual send and schedule
+//! lag, a per-second timeline bucketed by due time, the generator's own CPU — and the verdict on
+//! whether the generator kept its schedule (step validity). Memory is flat in run length: three
+//! histograms, a handful of open per-second histograms, and one small struct per second.
+//!
+//! Histogram values are **microseconds**; [`serialize_histogram`] writes HdrHistogram V2 with
+//! deflate, base64-encoded (the `histogram` field of a StepResult), and [`merge_histograms`]
+//! adds such strings back together. Percentiles are only ever read from histograms.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+
+use crate::outcome::{Outcome, OutcomeTally};
+use crate::result::{GeneratorHealth, LatencySummary, StepResult, TimelinePoint};
+
+/// Highest value the histograms track exactly: one hour, in microseconds (larger values are
+/// clamped to it, never dropped).
+pub const HIST_MAX_US: u64 = 3_600_000_000;
+/// Significant digits of the step histograms (0.1 % resolution).
+pub const HIST_SIGFIG: u8 = 3;
+/// Significant digits of the per-second timeline histograms (1 %: enough for a plot, and small).
+const SECOND_SIGFIG: u8 = 2;
+
+/// A step is invalid when the schedule lag p99 exceeds this: the generator was not sending
+/// when it meant to, so latency and rate describe the generator, not the target. 10 ms is ten
+/// ticks of tokio's 1 ms timer, far above the lag of a generator that keeps up (see
+/// docs/engine.md) and far below the latencies a capacity test looks for.
+pub const MAX_LAG_P99: Duration = Duration::from_millis(10);
+/// A step is invalid when the generator's engine used this share of the cores it may use.
+pub const CPU_SATURATION: f64 = 0.90;
+
+/// Errors decoding or merging serialised histograms.
+#[derive(Debug, thiserror::Error)]
+pub enum HistogramError {
+    #[error("histogram {0}: not base64: {1}")]
+    Base64(usize, base64::DecodeError),
+    #[error("histogram {0}: not an HdrHistogram V2 encoding: {1}")]
+    Decode(usize, hdrhistogram::serialization::DeserializeError),
+    #[error("histogram {0}: cannot be added: {1}")]
+    Add(usize, hdrhistogram::AdditionError),
+    #[error("cannot serialise histogram: {0}")]
+    Encode(String),
+}
+
+/// A new step histogram (µs, 1 µs to 1 h, 3 significant digits).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, HIST_SIGFIG).expect("static histogram bounds")
+}
+
+/// HdrHistogram V2 + deflate, base64 (standard alphabet, padded).
+pub fn serialize_histogram(h: &Histogram<u64>) -> Result<String, HistogramError> {
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(buf))
+}
+
+/// Decodes one histogram written by [`serialize_histogram`].
+pub fn deserialize_histogram(s: &str) -> Result<Histogram<u64>, HistogramError> {
+    decode_one(0, s)
+}
+
+fn decode_one(i: usize, s: &str) -> Result<Histogram<u64>, HistogramError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| HistogramError::Base64(i, e))?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| HistogramError::Decode(i, e))
+}
+
+/// Adds serialised histograms together (e.g. the same step from several generators, or several
+/// steps): percentiles of the union, never an average of percentiles. Empty input gives an
+/// empty histogram.
+pub fn merge_histograms(encoded: &[String]) -> Result<Histogram<u64>, HistogramError> {
+    let mut acc = new_histogram();
+    acc.auto(true);
+    for (i, s) in encoded.iter().enumerate() {
+        let h = decode_one(i, s)?;
+        acc.add(&h).map_err(|e| HistogramError::Add(i, e))?;
+    }
+    Ok(acc)
+}
+
+/// Percentiles of a µs histogram in milliseconds; `None` everywhere when it is empty.
+pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
+    if h.is_empty() {
+        return LatencySummary::default();
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    LatencySummary {
+        count: h.len(),
+        p50: Some(ms(h.value_at_quantile(0.50))),
+        p90: Some(ms(h.value_at_quantile(0.90))),
+        p99: Some(ms(h.value_at_quantile(0.99))),
+        p999: Some(ms(h.value_at_quantile(0.999))),
+        max: Some(ms(h.max())),
+        mean: Some(h.mean() / 1000.0),
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(HIST_MAX_US)) as u64
+}
+
+/// One second of the timeline while it may still change.
+#[derive(Debug, Default)]
+struct Second {
+    sent: u64,
+    ok: u64,
+    failed: u64,
+    dropped: u64,
+    /// Requests due in this second still in flight; the second closes when it reaches 0.
+    in_flight: u64,
+    hist: Option<Histogram<u64>>,
+    p99_ms: Option<f64>,
+    closed: bool,
+}
+
+/// Accumulates one step while it runs. All methods are cheap and allocation-free except when a
+/// new second opens (it borrows a histogram from a small pool).
+#[derive(Debug)]
+pub struct Recorder {
+    tally: OutcomeTally,
+    sent: u64,
+    latency: Histogram<u64>,
+    service: Histogram<u64>,
+    lag: Histogram<u64>,
+    /// Latency of answers completed since the last [`Recorder::take_recent_p99`] (live display).
+    recent: Histogram<u64>,
+    seconds: Vec<Second>,
+    /// Offsets of the first and the last send, for the achieved sending rate.
+    send_span: Option<(Duration, Duration)>,
+    /// Seconds before this index are all closed.
+    first_open: usize,
+    pool: Vec<Histogram<u64>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        Self {
+            tally: OutcomeTally::default(),
+            sent: 0,
+            latency: new_histogram(),
+            service: new_histogram(),
+            lag: new_histogram(),
+            recent: Histogram::new_with_bounds(1, HIST_MAX_US, SECOND_SIGFIG)
+                .expect("static histogram bounds"),
+            seconds: Vec::new(),
+            send_span: None,
+            first_open: 0,
+            pool: Vec::new(),
+        }
+    }
+
+    fn second(&mut self, due: Duration) -> &mut Second {
+        let i = due.as_secs() as usize;
+        if i >= self.seconds.len() {
+            self.seconds.resize_with(i + 1, Second::default);
+        }
+        &mut self.seconds[i]
+    }
+
+    /// A due request was not sent (in-flight cap).
+    pub fn dropped(&mut self, due: Duration) {
+        self.tally.add(Outcome::Dropped);
+        self.second(due).dropped += 1;
+    }
+
+    /// A due request was sent `lag` after its due time.
+    pub fn sent(&mut self, due: Duration, lag: Duration) {
+        self.sent += 1;
+        self.lag.saturating_record(micros(lag).max(1));
+        let at = due + lag;
+        self.send_span = Some(match self.send_span {
+            None => (at, at),
+            Some((first, last)) => (first.min(at), last.max(at)),
+        });
+        let s = self.second(due);
+        s.sent += 1;
+        s.in_flight += 1;
+    }
+
+    /// A sent request ended: `latency` from its due time, `service` from its send.
+    pub fn done(&mut self, due: Duration, outcome: Outcome, latency: Duration, service: Duration) {
+        self.tally.add(outcome);
+        let (lat_us, has_latency) = (micros(latency).max(1), outcome.has_latency());
+        if has_latency {
+            self.latency.saturating_record(lat_us);
+            self.service.saturating_record(micros(service).max(1));
+            self.recent.saturating_record(lat_us);
+        }
+        let i = due.as_secs() as usize;
+        let pool = &mut self.pool;
+        let s = &mut self.seconds[i];
+        s.in_flight -= 1;
+        if outcome == Outcome::Ok {
+            s.ok += 1;
+        } else {
+            s.failed += 1;
+        }
+        if has_latency {
+            let h = s.hist.get_or_insert_with(|| {
+                pool.pop().unwrap_or_else(|| {
+                    Histogram::new_with_bounds(1, HIST_MAX_US, SECOND_SIGFIG)
+                        .expect("static histogram bounds")
+                })
+            });
+            h.saturating_record(lat_us);
+        }
+    }
+
+    /// Closes every second that has ended by `elapsed` and has nothing in flight: its p99 is
+    /// read and its histogram returned to the pool. Call it now and then (it is cheap).
+    pub fn close_seconds(&mut self, elapsed: Duration) {
+        let now_s = elapsed.as_secs() as usize;
+        let mut all_closed_so_far = true;
+        for i in self.first_open..self.seconds.len().min(now_s) {
+            let s = &mut self.seconds[i];
+            if !s.closed && s.in_flight == 0 {
+                if let Some(mut h) = s.hist.take() {
+                    s.p99_ms = Some(h.value_at_quantile(0.99) as f64 / 1000.0);
+                    h.reset();
+                    self.pool.push(h);
+                }
+                s.closed = true;
+            }
+            if s.closed && all_closed_so_far {
+                self.first_open = i + 1;
+            } else {
+                all_closed_so_far = false;
+            }
+        }
+    }
+
+    /// p99 (ms) of the answers completed since the previous call, then starts a new window.
+    pub fn take_recent_p99(&mut self) -> Option<f64> {
+        if self.recent.is_empty() {
+            return None;
+        }
+        let p = self.recent.value_at_quantile(0.99) as f64 / 1000.0;
+        self.recent.reset();
+        Some(p)
+    }
+
+    pub fn sent_count(&self) -> u64 {
+        self.sent
+    }
+    pub fn ok_count(&self) -> u64 {
+        self.tally.ok
+    }
+    pub fn failed_count(&self) -> u64 {
+        self.tally.failed()
+    }
+    pub fn dropped_count(&self) -> u64 {
+        self.tally.dropped
+    }
+
+    /// Ends the step. Every sent request must have been reported as done by now.
+    pub fn finish(mut self, meta: StepMeta) -> StepRecord {
+        self.close_seconds(Duration::from_secs(self.seconds.len() as u64 + 1));
+        let timeline = self
+            .seconds
+            .iter()
+            .enumerate()
+            .map(|(i, s)| TimelinePoint {
+                t_s: i as u32,
+                sent: s.sent,
+                ok: s.ok,
+                failed: s.failed,
+                dropped: s.dropped,
+                p99_ms: s.p99_ms,
+            })
+            .collect();
+        let mut rec = StepRecord {
+            rate_rps: meta.rate_rps,
+            duration: meta.duration,
+            scheduled: meta.scheduled,
+            send_span: self.send_span.map(|(a, b)| b.saturating_sub(a)),
+            started_at: meta.started_at,
+            ended_at: meta.ended_at,
+            intended: self.sent + self.tally.dropped,
+            sent: self.sent,
+            dropped: self.tally.dropped,
+            ok: self.tally.ok,
+            failed: self.tally.failed(),
+            outcomes: self.tally,
+            latency: self.latency,
+            service_time: self.service,
+            schedule_lag: self.lag,
+            timeline,
+            generator: meta.generator,
+            interrupted: meta.interrupted,
+            in_flight_cap: meta.in_flight_cap,
+            invalid_reason: None,
+        };
+        rec.invalid_reason = rec.judge();
+        rec
+    }
+}
+
+/// What the attack knows about a step besides the per-request counts.
+#[derive(Debug, Clone)]
+pub struct StepMeta {
+    /// Nominal (mean) rate of the profile.
+    pub rate_rps: f64,
+    /// Planned length of the profile.
+    pub duration: Duration,
+    /// Schedule time actually covered (shorter than `duration` when interrupted).
+    pub scheduled: Duration,
+    pub started_at: SystemTime,
+    pub ended_at: SystemTime,
+    pub generator: GeneratorHealth,
+    pub interrupted: bool,
+    /// The in-flight cap the step ran with.
+    pub in_flight_cap: usize,
+}
+
+/// The generator's view of one step. `intended = sent + dropped` and `sent = ok + failed`.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub rate_rps: f64,
+    pub duration: Duration,
+    pub scheduled: Duration,
+    /// Time from the first send to the last (`None` when fewer than one request was sent).
+    pub send_span: Option<Duration>,
+    pub started_at: SystemTime,
+    pub ended_at: SystemTime,
+    pub intended: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub outcomes: OutcomeTally,
+    /// Latency from the due time, µs.
+    pub latency: Histogram<u64>,
+    /// Latency from the actual send, µs.
+    pub service_time: Histogram<u64>,
+    /// Send minus due, µs.
+    pub schedule_lag: Histogram<u64>,
+    pub timeline: Vec<TimelinePoint>,
+    pub generator: GeneratorHealth,
+    pub interrupted: bool,
+    pub in_flight_cap: usize,
+    /// Why the step says nothing about the target, when it does not.
+    pub invalid_reason: Option<String>,
+}
+
+impl StepRecord {
+    pub fn valid(&self) -> bool {
+        self.invalid_reason.is_none()
+    }
+
+    /// Requests sent per second of schedule covered; `None` when nothing was scheduled.
+    pub fn achieved_rps(&self) -> Option<f64> {
+        let s = self.scheduled.as_secs_f64();
+        (s > 0.0).then(|| self.sent as f64 / s)
+    }
+
+    /// The rate at which requests actually left: (sent − 1) / (last send − first send). Unlike
+    /// [`StepRecord::achieved_rps`] it does not follow from the schedule by construction, so it
+    /// is the measure of rate accuracy.
+    pub fn send_rate_rps(&self) -> Option<f64> {
+        let span = self.send_span?.as_secs_f64();
+        (self.sent >= 2 && span > 0.0).then(|| (self.sent - 1) as f64 / span)
+    }
+
+    /// The verdict on the generator: `Some(reason)` when the step is invalid.
+    fn judge(&self) -> Option<String> {
+        let mut reasons = Vec::new();
+        if self.dropped > 0 {
+            reasons.push(format!(
+                "generator dropped {} of {} due requests (in-flight cap {} reached)",
+                self.dropped, self.intended, self.in_flight_cap
+            ));
+        }
+        if !self.schedule_lag.is_empty() {
+            let p99 = self.schedule_lag.value_at_quantile(0.99);
+            if p99 > micros(MAX_LAG_P99) {
+                reasons.push(format!(
+                    "schedule lag p99 {:.1} ms > {} ms: the generator did not send on time",
+                    p99 as f64 / 1000.0,
+                    MAX_LAG_P99.as_millis()
+                ));
+            }
+        }
+        if let (Some(used), Some(avail)) = (
+            self.generator.cpu_cores_used,
+            self.generator.cpu_cores_available,
+        ) {
+            if avail > 0.0 && used >= CPU_SATURATION * avail {
+                reasons.push(format!(
+                    "generator CPU saturated: {used:.2} of {avail:.0} core(s) (>= {:.0} %)",
+                    CPU_SATURATION * 100.0
+                ));
+            }
+        }
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// The generator-side fields of a StepResult; topology, counter, cpu and prometheus are left
+    /// `None` and checks empty for the campaign runner to fill.
+    pub fn to_step_result(&self, name: &str) -> StepResult {
+        let rfc3339 = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+        StepResult {
+            campaign: None,
+            name: name.to_string(),
+            rate_rps: self.rate_rps,
+            duration_s: self.duration.as_secs_f64(),
+            started_at: Some(rfc3339(self.started_at)),
+            ended_at: Some(rfc3339(self.ended_at)),
+            intended: self.intended,
+            sent: self.sent,
+            dropped: self.dropped,
+            ok: self.ok,
+            failed: self.failed,
+            outcomes: self.outcomes.to_counts(),
+            achieved_rps: self.achieved_rps(),
+            success_ratio: (self.intended > 0).then(|| self.ok as f64 / self.intended as f64),
+            latency_ms: summarize(&self.latency),
+            service_time_ms: summarize(&self.service_time),
+            schedule_lag_ms: summarize(&self.schedule_lag),
+            timeline: self.timeline.clone(),
+            histogram: serialize_histogram(&self.latency).ok(),
+            generator: self.generator.clone(),
+            topology: None,
+            counter: None,
+            counted_ratio: None,
+            cpu: None,
+            prometheus: None,
+            valid: self.valid(),
+            invalid_reason: self.invalid_reason.clone(),
+            interrupted: self.interrupted,
+            checks: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> StepMeta {
+        StepMeta {
+            rate_rps: 10.0,
+            duration: Duration::from_secs(2),
+            scheduled: Duration::from_secs(2),
+            started_at: SystemTime::UNIX_EPOCH,
+            ended_at: SystemTime::UNIX_EPOCH,
+            generator: GeneratorHealth::default(),
+            interrupted: false,
+            in_flight_cap: 7,
+        }
+    }
+
+    #[test]
+    fn counts_reconcile_and_timeline_buckets_by_due_second() {
+        let mut r = Recorder::new();
+        let ms = Duration::from_millis;
+        r.sent(ms(100), ms(0));
+        r.sent(ms(1500), ms(1));
+        r.dropped(ms(1600));
+        r.done(ms(100), Outcome::Ok, ms(5), ms(5));
+        // Completes long after its second ended: still lands in second 1.
+        r.done(ms(1500), Outcome::Timeout, ms(3000), ms(2999));
+        let rec = r.finish(meta());
+        assert_eq!(rec.intended, rec.sent + rec.dropped);
+        assert_eq!(rec.sent, rec.ok + rec.failed);
+        assert_eq!(rec.timeline.len(), 2);
+        assert_eq!(rec.timeline[1].failed, 1);
+        assert_eq!(rec.timeline[1].dropped, 1);
+        assert!(rec.timeline[1].p99_ms.unwrap() >= 2990.0);
+        assert!(rec.invalid_reason.unwrap().contains("dropped 1 of 3"));
+    }
+
+    #[test]
+    fn second_stays_open_while_a_request_due_in_it_is_in_flight() {
+        let mut r = Recorder::new();
+        let ms = Duration::from_millis;
+        r.sent(ms(10), ms(0));
+        r.close_seconds(ms(5000));
+        assert!(!r.seconds[0].closed);
+        r.done(ms(10), Outcome::Ok, ms(4000), ms(4000));
+        r.close_seconds(ms(5000));
+        assert!(r.seconds[0].closed);
+        assert_eq!(r.first_open, 1);
+        assert_eq!(r.pool.len(), 1);
+    }
+}
