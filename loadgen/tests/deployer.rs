@@ -137,11 +137,23 @@ async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_noth
         return;
     };
     let mut deployer = LocalDeployer::new(&service(bin));
+    let t0 = std::time::Instant::now();
     let d = deployer
         .deploy(&topology(2, Some(0.5), Store::Redis), BOUND)
         .await
         .expect("deploy");
+    eprintln!(
+        "deploy (2 limited replicas + redis, ready): {:?}",
+        t0.elapsed()
+    );
     assert_eq!(d.replicas.len(), 2);
+    assert!(
+        matches!(d.cgroup_mode, Some("v1" | "v2")),
+        "{:?}",
+        d.cgroup_mode
+    );
+    assert_eq!(d.topology_view().store, "redis");
+    assert_eq!(d.admin_addrs().len(), 2);
     assert!(d.redis_url().is_some());
     let port = d.replicas[0].port().unwrap();
     assert_eq!(d.base_url, format!("http://127.0.0.1:{port}"));
@@ -166,7 +178,9 @@ async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_noth
         }
     }
     let pids = pids_of(&d);
+    let t0 = std::time::Instant::now();
     d.teardown().await.expect("teardown");
+    eprintln!("teardown (graceful): {:?}", t0.elapsed());
     for dir in dirs {
         assert!(!dir.exists(), "{} removed", dir.display());
     }

@@ -5,6 +5,16 @@
 //! temporary directory). [`Deployment::teardown`] stops them gracefully; if a deployment is
 //! dropped without teardown (a panic, an early return), each handle kills and removes what it
 //! owns synchronously, so no process or cgroup of ours outlives the runner.
+//!
+//! ```text
+//! let mut deployer = Deployer::for_target(&plan.target);
+//! let d = deployer.deploy(&step.topology, READY_BOUND).await?;   // Err: the step cannot run
+//! let before = probe::snapshot(&d, &plan.counter_site).await;
+//! /* attack d.base_url */
+//! let after = probe::snapshot(&d, &plan.counter_site).await;
+//! let (counter, cpu) = probe::diff(&before, &after);
+//! d.teardown().await?;                                            // Err: something was left
+//! ```
 
 pub mod cgroup;
 pub mod local;
@@ -25,6 +35,9 @@ use crate::external::ExternalError;
 use crate::plan::{Store, Target, Topology};
 use crate::result::TopologyView;
 
+/// A readiness bound that suits this machine: a replica is ready in well under a second, Redis
+/// in ~40 ms, but a loaded 2-core machine can stretch both.
+pub const READY_BOUND: Duration = Duration::from_secs(30);
 /// How long replicas get to drain in-flight requests after SIGTERM before SIGKILL.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -119,9 +132,17 @@ impl Deployment {
         }
     }
 
-    /// Admin base URLs of the replicas (`/metrics` lives there), e.g. for Prometheus targets.
+    /// Admin base URLs of the replicas (`http://127.0.0.1:P`; `/metrics` lives there).
     pub fn admin_urls(&self) -> Vec<String> {
         self.replicas.iter().map(|r| r.admin_url.clone()).collect()
+    }
+
+    /// Admin addresses of the replicas as `host:port`, e.g. for Prometheus scrape targets.
+    pub fn admin_addrs(&self) -> Vec<String> {
+        self.replicas
+            .iter()
+            .map(|r| r.admin_url.trim_start_matches("http://").to_string())
+            .collect()
     }
 
     /// The shared Redis, when the store is Redis: `redis://127.0.0.1:P`.

@@ -27,6 +27,8 @@ pub enum Stopped {
 #[derive(Debug)]
 pub struct ChildProcess {
     child: Option<Child>,
+    /// Set once reaped after exiting on its own (not by our SIGKILL).
+    status: Option<ExitStatus>,
     pid: u32,
     what: String,
 }
@@ -37,6 +39,7 @@ impl ChildProcess {
         Self {
             pid: child.id(),
             child: Some(child),
+            status: None,
             what: what.into(),
         }
     }
@@ -51,10 +54,13 @@ impl ChildProcess {
 
     /// The exit status if the child has exited (reaping it), `None` while it runs.
     pub fn try_exited(&mut self) -> Option<ExitStatus> {
-        let child = self.child.as_mut()?;
+        let Some(child) = self.child.as_mut() else {
+            return self.status;
+        };
         match child.try_wait() {
             Ok(Some(status)) => {
                 self.child = None;
+                self.status = Some(status);
                 Some(status)
             }
             _ => None,
@@ -78,7 +84,7 @@ impl ChildProcess {
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             if self.child.is_none() {
-                return Stopped::Killed;
+                return self.status.map_or(Stopped::Killed, Stopped::Exited);
             }
             if let Some(status) = self.try_exited() {
                 return Stopped::Exited(status);
@@ -100,7 +106,7 @@ impl ChildProcess {
     /// SIGKILL and reap synchronously (bounded): for drop and error paths.
     pub fn kill_and_reap(&mut self) -> Stopped {
         let Some(child) = self.child.as_mut() else {
-            return Stopped::Killed;
+            return self.status.map_or(Stopped::Killed, Stopped::Exited);
         };
         let _ = child.kill();
         let deadline = std::time::Instant::now() + KILL_REAP_BOUND;

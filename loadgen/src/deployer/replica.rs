@@ -335,3 +335,15 @@ impl Replica {
         self.process.is_running()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_is_passed_in_exact_integer_units() {
+        assert_eq!(format_cost(Duration::from_micros(5_500)), "5500us");
+        assert_eq!(format_cost(Duration::ZERO), "0us");
+        assert_eq!(format_cost(Duration::from_nanos(1_500)), "1500ns");
+    }
+}
