@@ -173,6 +173,7 @@ where
             .configure_mesh()
             .x_desc(&spec.x_label)
             .y_desc(&spec.y_label)
+            .x_label_formatter(&tick)
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 14))
             .max_light_lines(0)
@@ -191,7 +192,8 @@ where
                 .label("y = x (kept up)")
                 .legend(move |(px, py)| PathElement::new([(px, py), (px + 18, py)], grey));
         }
-        for s in &spec.series {
+        // A configuration with no plottable step gets no legend entry: nothing to point at.
+        for s in spec.series.iter().filter(|s| !s.points.is_empty()) {
             let c = colour(s.colour);
             let pts = s.points.clone();
             match s.stroke {
@@ -245,6 +247,8 @@ where
 /// Draws a grouped bar chart over steps 1..=n.
 pub fn bars(spec: &BarChart) -> Result<String, Failure> {
     let n = spec.categories.max(1) as f64;
+    // Empty room right of the last step, so the legend never hides a bar.
+    let legend_room = (n * 0.22).max(1.2);
     let y_max = spec.y_max.unwrap_or_else(|| {
         padded(
             spec.groups
@@ -263,16 +267,18 @@ pub fn bars(spec: &BarChart) -> Result<String, Failure> {
             .margin(12)
             .x_label_area_size(42)
             .y_label_area_size(64)
-            .build_cartesian_2d(0.5..n + 0.5, 0.0..y_max)
+            .build_cartesian_2d(0.5..n + 0.5 + legend_room, 0.0..y_max)
             .map_err(fail)?;
         chart
             .configure_mesh()
             .x_desc(&spec.x_label)
             .y_desc(&spec.y_label)
-            .x_labels(spec.categories.max(1))
+            .x_labels(spec.categories.max(1) + legend_room.ceil() as usize)
+            .y_label_formatter(&tick)
             .x_label_formatter(&|x: &f64| {
-                // Only whole numbers are steps; plotters may also ask for in-between ticks.
-                if (x - x.round()).abs() < 1e-6 {
+                // Only whole numbers up to n are steps; plotters may also ask for in-between
+                // ticks, or ticks in the legend's room.
+                if (x - x.round()).abs() < 1e-6 && *x <= n + 0.01 {
                     format!("{}", x.round() as i64)
                 } else {
                     String::new()
@@ -316,8 +322,11 @@ pub fn bars(spec: &BarChart) -> Result<String, Failure> {
 pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
     let (_, t1) = padded(spec.t_s.iter().copied(), 0.0);
     let t1 = t1.max(1.0);
+    // Headroom above the data keeps the legend (upper right) off the lines.
     let (_, r1) = padded(spec.rates.iter().flat_map(|r| r.2.iter().copied()), 0.0);
+    let r1 = r1 * TIMELINE_HEADROOM;
     let (_, p1) = padded(spec.p99_ms.iter().flatten().copied(), 0.0);
+    let p1 = p1 * TIMELINE_HEADROOM;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, spec.size).into_drawing_area();
@@ -335,6 +344,8 @@ pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
             .configure_mesh()
             .x_desc("time since step start (s)")
             .y_desc("requests per second")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .label_style((FONT, 11))
             .axis_desc_style((FONT, 12))
             .max_light_lines(0)
@@ -343,6 +354,7 @@ pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
         chart
             .configure_secondary_axes()
             .y_desc("p99 latency (ms)")
+            .y_label_formatter(&tick)
             .label_style((FONT, 11))
             .axis_desc_style((FONT, 12))
             .draw()
@@ -377,7 +389,7 @@ pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
             });
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .label_font((FONT, 11))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(160, 160, 160))
@@ -386,6 +398,20 @@ pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
         root.present().map_err(fail)?;
     }
     Ok(svg)
+}
+
+/// Vertical room above a timeline's data, as a factor of its maximum.
+const TIMELINE_HEADROOM: f64 = 1.6;
+
+/// An axis tick: whole numbers without decimals, others with at most two.
+fn tick(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        // `+ 0.0` turns -0 into 0, so no "-0" tick appears.
+        format!("{:.0}", v.round() + 0.0)
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }
 
 /// A range covering the values with 8 % headroom, from `floor` when all are above it; a

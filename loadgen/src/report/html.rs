@@ -20,7 +20,7 @@ use super::{RUN_JSON, STEPS_CSV};
 pub const MAX_TIMELINE_POINTS: usize = 120;
 
 const CSS: &str = "
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:0 18px 40px;color:#1a1a1a;line-height:1.45}
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1240px;padding:0 18px 40px;color:#1a1a1a;line-height:1.45}
 h1{margin:18px 0 6px;font-size:1.6em}h2{margin-top:34px;border-bottom:2px solid #0072b2;padding-bottom:3px}
 h3{margin:22px 0 6px}
 table{border-collapse:collapse;margin:8px 0;font-size:.88em}
@@ -35,7 +35,7 @@ ul.findings{margin:0;padding-left:18px}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:10px 0}
 dl.meta dt{font-weight:600}dl.meta dd{margin:0;word-break:break-all}
 .verdict li{margin:4px 0;font-size:1.05em}
-figure.chart{margin:18px 0;padding:8px;border:1px solid #ddd;border-radius:6px;display:inline-block;vertical-align:top;max-width:100%}
+figure.chart{margin:12px 12px 12px 0;padding:8px;border:1px solid #ddd;border-radius:6px;display:inline-block;vertical-align:top;max-width:100%}
 figure.chart svg{max-width:100%;height:auto;display:block}
 figcaption{font-size:.9em;color:#444;max-width:760px}
 details{margin:4px 0}summary{cursor:pointer;color:#0072b2}
@@ -565,7 +565,7 @@ fn timelines(h: &mut String, r: &CampaignResult) {
                 ("failed".into(), 3, tl.iter().map(|p| p.failed).collect()),
             ],
             p99_ms: tl.iter().map(|p| p.p99_ms).collect(),
-            size: (580, 260),
+            size: (560, 280),
         };
         let bucket = tl.first().map(|p| p.bucket_s).unwrap_or(1);
         let caption = if bucket > 1 {
