@@ -306,3 +306,53 @@ async fn zero_replicas_is_rejected_before_anything_starts() {
         .expect_err("0 replicas");
     assert!(matches!(err, DeployError::InvalidTopology(_)), "{err}");
 }
+
+#[tokio::test]
+async fn groups_of_a_dead_loadgen_are_swept_with_their_orphans() {
+    let _serial = SERIAL.lock().await;
+    if !cgroups_writable() {
+        return;
+    }
+    let layout = CgroupLayout::detect(Path::new(CGROUP_ROOT)).unwrap();
+    // A pid that just exited stands for a loadgen killed with SIGKILL.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let name = format!("loadgen-{dead}-0-r0");
+    let group = Cgroup::create(&layout, &name, None).unwrap();
+    let dirs = group.dirs().to_vec();
+    // The orphan it left: a process inside the group. Forget the handle as the dead loadgen
+    // never removed it.
+    let mut orphan = group
+        .command(Path::new("/bin/sleep"))
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !group.contains(orphan.id()) {
+        assert!(std::time::Instant::now() < deadline, "orphan never joined");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::mem::forget(group);
+
+    loadgen::deployer::cgroup::remove_stale(&layout);
+
+    let status = orphan.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "orphan killed"
+    );
+    for dir in dirs {
+        assert!(!dir.exists(), "{} swept", dir.display());
+    }
+    // A live loadgen's group (ours) is left alone.
+    let mine = Cgroup::create(
+        &layout,
+        &format!("loadgen-{}-99-r0", std::process::id()),
+        None,
+    )
+    .unwrap();
+    loadgen::deployer::cgroup::remove_stale(&layout);
+    assert!(mine.dirs().iter().all(|d| d.exists()));
+}

@@ -6,6 +6,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Where cgroup hierarchies are mounted on Linux.
@@ -151,6 +152,14 @@ pub struct CgroupCpu {
     pub throttled_ns: Option<u64>,
 }
 
+/// Exit code of the launcher shell when it cannot join the group (nothing else was run).
+pub const JOIN_FAILED_EXIT: i32 = 97;
+/// Joins every `cgroup.procs` given as arguments (count first), then execs the program: the
+/// pid stays the same, so the program is in its group before its first instruction.
+const LAUNCHER: &str = r#"n=$1; shift
+while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done
+exec "$@""#;
+
 /// One replica's group. Removed by [`Cgroup::remove`], or on drop as a last resort.
 #[derive(Debug)]
 pub struct Cgroup {
@@ -239,6 +248,21 @@ impl Cgroup {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
+    /// A command that runs `program` inside this group from its first instruction (a shell
+    /// joins the group, then execs `program`; the pid is the one `spawn` returns). Add the
+    /// program's arguments to it. Exits with [`JOIN_FAILED_EXIT`] when the join fails.
+    pub fn command(&self, program: &Path) -> Command {
+        let procs = self.procs_files();
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(LAUNCHER)
+            .arg("loadgen-launch")
+            .arg(procs.len().to_string())
+            .args(&procs)
+            .arg(program);
+        cmd
+    }
+
     /// True when `pid` is a member of the group in every hierarchy.
     pub fn contains(&self, pid: u32) -> bool {
         let pid = pid.to_string();
@@ -314,8 +338,9 @@ fn rmdir_bounded(dir: &Path) -> Result<(), CgroupError> {
     }
 }
 
-/// Removes empty groups left by loadgen processes that no longer exist (e.g. killed with
-/// SIGKILL, when no teardown could run). Groups of live loadgens are never touched.
+/// Removes groups left by loadgen processes that no longer exist (killed with SIGKILL, when no
+/// teardown could run): their orphaned replicas or Redis are killed first. Groups of a live
+/// loadgen are never touched.
 pub fn remove_stale(layout: &CgroupLayout) {
     for root in layout.roots() {
         let Ok(entries) = fs::read_dir(&root) else {
@@ -330,9 +355,18 @@ pub fn remove_stale(layout: &CgroupLayout) {
             else {
                 continue;
             };
-            if !Path::new(&format!("/proc/{owner}")).exists() {
-                // Fails harmlessly if the group still has tasks.
-                let _ = fs::remove_dir(entry.path());
+            if Path::new(&format!("/proc/{owner}")).exists() {
+                continue;
+            }
+            // Every task in the group was started by that dead loadgen.
+            let procs = fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+            if let Err(e) = rmdir_bounded(&entry.path()) {
+                tracing::warn!("stale cgroup left: {e}");
             }
         }
     }

@@ -150,9 +150,22 @@ impl LocalDeployer {
             .as_ref()
             .map(|w| w.path().to_path_buf())
             .unwrap_or_else(std::env::temp_dir);
+        let group_name = |suffix: &str| {
+            format!(
+                "{}{}-{seq}-{suffix}",
+                cgroup::NAME_PREFIX,
+                std::process::id()
+            )
+        };
         let store_arg = match redis_binary {
             Some(redis_binary) => {
-                let redis = RedisServer::start(&redis_binary, &dir, deadline).await?;
+                // Accounting only; without it Redis still runs (its CPU is not reported).
+                let group = layout.and_then(|l| {
+                    Cgroup::create(l, &group_name("redis"), None)
+                        .map_err(|e| tracing::warn!("redis-server runs outside a cgroup: {e}"))
+                        .ok()
+                });
+                let redis = RedisServer::start(&redis_binary, &dir, group, deadline).await?;
                 let url = redis.url();
                 deployment.redis = Some(redis);
                 url
@@ -163,11 +176,7 @@ impl LocalDeployer {
         for index in 0..topology.replicas {
             let cgroup = match layout {
                 Some(layout) => {
-                    let name = format!(
-                        "{}{}-{seq}-r{index}",
-                        cgroup::NAME_PREFIX,
-                        std::process::id()
-                    );
+                    let name = group_name(&format!("r{index}"));
                     Some(
                         Cgroup::create(layout, &name, topology.cpu_limit_cores).map_err(|e| {
                             match topology.cpu_limit_cores {

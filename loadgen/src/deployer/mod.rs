@@ -170,9 +170,7 @@ impl Deployment {
             problems.extend(r.finish(grace).await);
         }
         if let Some(redis) = self.redis.take() {
-            if let process::Stopped::Unreaped = redis.stop().await {
-                problems.push("redis-server could not be reaped".into());
-            }
+            problems.extend(redis.stop().await);
         }
         if let Some(mut dir) = self.workdir.take() {
             if let Err(e) = dir.remove() {

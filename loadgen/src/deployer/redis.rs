@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::cgroup::Cgroup;
 use super::process::{ChildProcess, Stopped};
 use super::workdir::log_tail;
 use super::DeployError;
@@ -25,14 +26,23 @@ pub const STOP_GRACE: Duration = Duration::from_secs(3);
 /// A running `redis-server` child.
 #[derive(Debug)]
 pub struct RedisServer {
+    // Declared before `cgroup`: on drop the process is killed before its group is removed.
     process: ChildProcess,
     port: u16,
+    /// An accounting-only group, so a Redis orphaned by a killed loadgen can be found and
+    /// stopped by the next run's sweep.
+    cgroup: Option<Cgroup>,
 }
 
 impl RedisServer {
-    /// Starts `binary` with its working dir and log in `dir`, ready (PING answered) before
-    /// `deadline`.
-    pub async fn start(binary: &Path, dir: &Path, deadline: Instant) -> Result<Self, DeployError> {
+    /// Starts `binary` (inside `cgroup` when given) with its working dir and log in `dir`,
+    /// ready (PING answered) before `deadline`.
+    pub async fn start(
+        binary: &Path,
+        dir: &Path,
+        cgroup: Option<Cgroup>,
+        deadline: Instant,
+    ) -> Result<Self, DeployError> {
         let mut last_err = String::new();
         for attempt in 0..START_ATTEMPTS {
             let port = free_loopback_port()
@@ -43,7 +53,11 @@ impl RedisServer {
             let err_file = log_file
                 .try_clone()
                 .map_err(|e| DeployError::Redis(format!("{}: {e}", log.display())))?;
-            let child = Command::new(binary)
+            let mut cmd = match &cgroup {
+                Some(group) => group.command(binary),
+                None => Command::new(binary),
+            };
+            let child = cmd
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .arg("--dir")
@@ -56,15 +70,16 @@ impl RedisServer {
                     what: format!("redis-server ({})", binary.display()),
                     source,
                 })?;
-            let mut server = RedisServer {
-                process: ChildProcess::new(child, "redis-server"),
-                port,
-            };
+            let mut process = ChildProcess::new(child, "redis-server");
             loop {
                 if ping(port).await {
-                    return Ok(server);
+                    return Ok(RedisServer {
+                        process,
+                        port,
+                        cgroup,
+                    });
                 }
-                if let Some(status) = server.process.try_exited() {
+                if let Some(status) = process.try_exited() {
                     last_err = format!("exited ({status}): {}", log_tail(&log, 3));
                     break;
                 }
@@ -76,7 +91,7 @@ impl RedisServer {
                 }
                 tokio::time::sleep(PING_POLL).await;
             }
-            // Dropping `server` reaps the exited child; retry on another port.
+            // The exited child is reaped; retry on another port.
         }
         Err(DeployError::Redis(format!(
             "failed to start after {START_ATTEMPTS} attempts: {last_err}"
@@ -96,9 +111,21 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// SIGTERM, bounded wait, SIGKILL.
-    pub async fn stop(mut self) -> Stopped {
-        self.process.stop(STOP_GRACE).await
+    /// SIGTERM, bounded wait, SIGKILL; then removes its cgroup. Returns what was left.
+    pub async fn stop(mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Stopped::Unreaped = self.process.stop(STOP_GRACE).await {
+            problems.push(format!(
+                "redis-server (pid {}) could not be reaped",
+                self.pid()
+            ));
+        }
+        if let Some(group) = self.cgroup.as_mut() {
+            if let Err(e) = group.remove() {
+                problems.push(format!("cgroup {}: {e}", group.name()));
+            }
+        }
+        problems
     }
 }
 

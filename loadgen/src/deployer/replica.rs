@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::cgroup::Cgroup;
+use super::cgroup::{Cgroup, JOIN_FAILED_EXIT};
 use super::process::{ChildProcess, Stopped};
 use super::workdir::log_tail;
 use super::DeployError;
@@ -27,14 +27,6 @@ const READY_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 const EXIT_STATUS_BOUND: Duration = Duration::from_secs(1);
 /// Lines of a replica's stderr quoted in errors.
 const STDERR_TAIL_LINES: usize = 5;
-
-/// Exit code of the launcher shell when it cannot join the cgroup (nothing else was run).
-const JOIN_FAILED_EXIT: i32 = 97;
-/// Joins every `cgroup.procs` given as arguments (count first), then execs the service: the
-/// pid stays the same, so the service is in its group before its first instruction.
-const LAUNCHER: &str = r#"n=$1; shift
-while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done
-exec "$@""#;
 
 /// A running replica.
 #[derive(Debug)]
@@ -122,17 +114,7 @@ pub fn format_cost(cost: Duration) -> String {
 pub(super) async fn start(launch: Launch<'_>, deadline: Instant) -> Result<Replica, DeployError> {
     let index = launch.index;
     let mut cmd = match &launch.cgroup {
-        Some(group) => {
-            let procs = group.procs_files();
-            let mut cmd = Command::new("/bin/sh");
-            cmd.arg("-c")
-                .arg(LAUNCHER)
-                .arg("loadgen-launch")
-                .arg(procs.len().to_string())
-                .args(&procs)
-                .arg(launch.binary);
-            cmd
-        }
+        Some(group) => group.command(launch.binary),
         None => Command::new(launch.binary),
     };
     cmd.args(launch.service_args())
