@@ -3,7 +3,7 @@
 //! `loadgen report`. `UPDATE_GOLDEN=1 cargo test -p loadgen --test report` rewrites the golden
 //! files; review the diff before committing it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use loadgen::report::{self, capacity, html, row, steps_csv, table};
@@ -202,6 +202,62 @@ fn capacity_verdict_on_the_fixture() {
 }
 
 #[test]
+fn verdict_carries_the_evidence_of_the_first_shortfall() {
+    let caps = capacity::safe_capacity(&fixture());
+    let one = caps
+        .iter()
+        .find(|c| c.replicas == Some(1) && c.cpu_limit_cores == Some(1.0))
+        .unwrap();
+    let e = one.failed_evidence.as_deref().unwrap();
+    assert!(e.starts_with("at A/a-250-1r (250 req/s)"), "{e}");
+    assert!(
+        e.contains("throttled 62.0 %") && e.contains("(limit 1.00)"),
+        "{e}"
+    );
+    let h = html::render(&fixture());
+    assert!(h.contains("First shortfall at A/a-250-1r"));
+}
+
+#[test]
+fn renders_empty_and_sparse_runs_without_inventing_numbers() {
+    let mut r = fixture();
+    r.steps.clear();
+    r.findings.clear();
+    assert!(table::render(&r).contains("No step in this run."));
+    assert_eq!(steps_csv::render(&r).unwrap().lines().count(), 1);
+    assert!(html::render(&r).contains("No step in this run."));
+    assert!(capacity::safe_capacity(&r).is_empty());
+
+    // One step with nothing but the generator's counts: no topology, no probes, no latency.
+    let mut r = fixture();
+    let mut s = r.steps[0].clone();
+    s.topology = None;
+    s.counter = None;
+    s.counted_ratio = None;
+    s.cpu = None;
+    s.prometheus = None;
+    s.success_ratio = None;
+    s.achieved_rps = None;
+    s.latency_ms = Default::default();
+    s.timeline.clear();
+    r.steps = vec![s];
+    r.findings.clear();
+    let t = table::render(&r);
+    let line = t.lines().find(|l| l.contains("a-100-1r")).unwrap();
+    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+    // step, rate, requests are known; everything measured by probes is a dash.
+    assert_eq!(&cells[1..4], &["a-100-1r", "100", "1000"]);
+    for c in &cells[4..12] {
+        assert_eq!(*c, row::MISSING, "{line}");
+    }
+    let h = html::render(&r);
+    assert!(h.contains("no timeline recorded"));
+    let caps = capacity::safe_capacity(&r);
+    assert_eq!(caps.len(), 1);
+    assert_eq!(caps[0].sentence(), "unknown topology: no valid step to judge [1 step(s) not judged: invalid, interrupted or unmeasured]");
+}
+
+#[test]
 fn html_is_self_contained_and_complete() {
     let r = fixture();
     let h = html::render(&r);
@@ -320,6 +376,3 @@ fn tempdir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
-
-#[allow(dead_code)]
-fn _uses(_: &Path) {}

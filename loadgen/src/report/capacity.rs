@@ -33,6 +33,8 @@ pub struct Capacity {
     /// Lowest rate of a valid, uninterrupted step with ratio < [`SAFE_RATIO`].
     pub failed_rate_rps: Option<f64>,
     pub failed_step: Option<String>,
+    /// What the probes saw at the lowest failing step (see [`evidence`]).
+    pub failed_evidence: Option<String>,
     pub basis: Option<Basis>,
     /// Steps judged (valid, not interrupted, with a ratio).
     pub judged_steps: usize,
@@ -117,6 +119,7 @@ pub fn for_rows(rows: &[StepRow]) -> Vec<Capacity> {
                     safe_step: None,
                     failed_rate_rps: None,
                     failed_step: None,
+                    failed_evidence: None,
                     basis: None,
                     judged_steps: 0,
                     excluded_steps: 0,
@@ -154,7 +157,55 @@ pub fn for_rows(rows: &[StepRow]) -> Vec<Capacity> {
         } else if cap.failed_rate_rps.map_or(true, |f| r.rate_rps < f) {
             cap.failed_rate_rps = Some(r.rate_rps);
             cap.failed_step = Some(r.key());
+            cap.failed_evidence = Some(evidence(r));
         }
     }
     out
+}
+
+/// The measured facts about a step that bear on why it fell short — counted vs answered, CPU
+/// against the limit, throttling, the spread over replicas, the machine, the generator — without
+/// interpretation (the checks' findings interpret). Unmeasured facts are left out, not shown as 0.
+pub fn evidence(r: &StepRow) -> String {
+    use super::row::TABLE_LIST;
+    let mut parts = Vec::new();
+    if let Some(c) = r.counted_cell() {
+        parts.push(format!("counted {c} %"));
+    }
+    if let Some(ok) = r.client_ok_cell() {
+        parts.push(format!("client ok {ok} %"));
+    }
+    if let Some(cpu) = r.cpu_per_replica_cell(TABLE_LIST) {
+        let limit = match r.cpu_limit_cell().as_deref() {
+            Some("none") | None => "no limit".to_string(),
+            Some(l) => format!("limit {l}"),
+        };
+        parts.push(format!("CPU {cpu} cores per replica ({limit})"));
+    }
+    if let Some(t) = r.throttled_cell(TABLE_LIST) {
+        parts.push(format!("throttled {t} %"));
+    }
+    if let Some(req) = r.requests_per_replica_cell(TABLE_LIST) {
+        if r.requests_per_replica.len() > 1 {
+            parts.push(format!("requests per replica {req}"));
+        }
+    }
+    if let Some(n) = r.node_cores_cell() {
+        parts.push(format!("machine busy {n} cores"));
+    }
+    if let Some(a) = r.achieved_cell() {
+        parts.push(format!("generator sent {a} req/s"));
+    }
+    if r.dropped > 0 {
+        parts.push(format!("{} requests dropped by the generator", r.dropped));
+    }
+    if let Some(p) = r.p99_cell() {
+        parts.push(format!("p99 {p} ms"));
+    }
+    format!(
+        "at {} ({} req/s): {}",
+        r.key(),
+        r.rate_cell(),
+        parts.join(", ")
+    )
 }

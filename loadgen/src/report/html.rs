@@ -34,7 +34,7 @@ ul.findings{margin:0;padding-left:18px}
 .status-completed{background:#d9efe6}.status-interrupted{background:#fff0c2}.status-failed{background:#fbd5c5}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:10px 0}
 dl.meta dt{font-weight:600}dl.meta dd{margin:0;word-break:break-all}
-.verdict li{margin:4px 0;font-size:1.05em}
+.verdict li{margin:6px 0;font-size:1.05em}.evidence{font-size:.85em;color:#444}
 figure.chart{margin:12px 12px 12px 0;padding:8px;border:1px solid #ddd;border-radius:6px;display:inline-block;vertical-align:top;max-width:100%}
 figure.chart svg{max-width:100%;height:auto;display:block}
 figcaption{font-size:.9em;color:#444;max-width:760px}
@@ -143,7 +143,7 @@ fn verdict(h: &mut String, r: &CampaignResult) {
         h.push_str("<li>No step in this run.</li>\n");
     }
     for c in &caps {
-        let _ = writeln!(h, "<li>{}</li>", verdict_html(c));
+        let _ = writeln!(h, "<li>{}</li>", verdict_with_evidence(c));
     }
     let _ = writeln!(
         h,
@@ -161,6 +161,18 @@ fn verdict_html(c: &Capacity) -> String {
     match s.split_once(": ") {
         Some((cfg, rest)) => format!("<strong>{cfg}</strong>: {rest}"),
         None => s,
+    }
+}
+
+/// The verdict with the evidence of the first failing step under it.
+fn verdict_with_evidence(c: &Capacity) -> String {
+    match &c.failed_evidence {
+        Some(e) => format!(
+            "{}<br><span class=\"evidence\">First shortfall {}</span>",
+            verdict_html(c),
+            esc(e)
+        ),
+        None => verdict_html(c),
     }
 }
 
@@ -302,9 +314,10 @@ fn cross_check(h: &mut String, r: &CampaignResult) {
     }
     h.push_str(
         "<table>\n<thead><tr><th class=\"l\" rowspan=\"2\">step</th><th colspan=\"2\">generator</th>\
-         <th colspan=\"3\">direct probes</th><th colspan=\"3\">Prometheus</th></tr>\n\
+         <th colspan=\"4\">direct probes</th><th colspan=\"4\">Prometheus</th></tr>\n\
          <tr><th>intended</th><th>2xx</th><th>counter delta</th><th>cgroup CPU (cores)</th>\
-         <th>throttled %</th><th>counter increase</th><th>CPU (cores)</th><th>throttled %</th></tr></thead>\n<tbody>\n",
+         <th>per replica</th><th>throttled %</th><th>counter increase</th><th>CPU (cores)</th>\
+         <th>per replica</th><th>throttled %</th></tr></thead>\n<tbody>\n",
     );
     for row in &watched {
         let cells = [
@@ -312,9 +325,11 @@ fn cross_check(h: &mut String, r: &CampaignResult) {
             Some(row.ok.to_string()),
             row.counter_delta_cell(),
             row.cpu_total_cell(),
+            row.cpu_per_replica_cell(TABLE_LIST),
             row.throttled_total_cell(),
             row.prom_counter_cell(),
             row.prom_cpu_cell(),
+            row.prom_cpu_per_replica_cell(TABLE_LIST),
             row.prom_throttled_cell(),
         ];
         let _ = write!(h, "<tr><td class=\"l\">{}</td>", esc(&row.key()));
@@ -536,7 +551,7 @@ fn charts(h: &mut String, r: &CampaignResult) {
 }
 
 fn timelines(h: &mut String, r: &CampaignResult) {
-    h.push_str("<section id=\"timelines\">\n<h2>Step timelines</h2>\n<p>Per second of each step, by due time: requests sent, answered OK and failed (left axis), and the p99 latency of that second (right axis, black).</p>\n");
+    h.push_str("<section id=\"timelines\">\n<h2>Step timelines</h2>\n<p>Per second of each step, by due time: requests sent, answered OK, failed, and dropped by the generator when there were drops (left axis), and the p99 latency of that second (right axis, black).</p>\n");
     for row in rows(r) {
         let step = &r.steps[row.index - 1];
         let id = format!("chart-timeline-{}", row.index);
@@ -560,10 +575,22 @@ fn timelines(h: &mut String, r: &CampaignResult) {
             ),
             t_s: tl.iter().map(|p| p.t_s).collect(),
             rates: vec![
-                ("sent".into(), 0, tl.iter().map(|p| p.sent).collect()),
+                (
+                    "sent".into(),
+                    0,
+                    tl.iter().map(|p| p.sent).collect::<Vec<f64>>(),
+                ),
                 ("ok".into(), 2, tl.iter().map(|p| p.ok).collect()),
                 ("failed".into(), 3, tl.iter().map(|p| p.failed).collect()),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                // Drops are drawn only when there were any, to keep quiet charts quiet.
+                tl.iter()
+                    .any(|p| p.dropped > 0.0)
+                    .then(|| ("dropped".into(), 4, tl.iter().map(|p| p.dropped).collect())),
+            )
+            .collect(),
             p99_ms: tl.iter().map(|p| p.p99_ms).collect(),
             size: (560, 280),
         };
@@ -573,15 +600,16 @@ fn timelines(h: &mut String, r: &CampaignResult) {
         } else {
             String::new()
         };
-        let mut table = String::from("<table><thead><tr><th>t (s)</th><th>sent/s</th><th>ok/s</th><th>failed/s</th><th>p99 (ms)</th></tr></thead><tbody>\n");
+        let mut table = String::from("<table><thead><tr><th>t (s)</th><th>sent/s</th><th>ok/s</th><th>failed/s</th><th>dropped/s</th><th>p99 (ms)</th></tr></thead><tbody>\n");
         for p in &tl {
             let _ = write!(
                 table,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
                 super::row::num(p.t_s, 0),
                 super::row::num(p.sent, 1),
                 super::row::num(p.ok, 1),
-                super::row::num(p.failed, 1)
+                super::row::num(p.failed, 1),
+                super::row::num(p.dropped, 1)
             );
             td(&mut table, p.p99_ms.map(|v| super::row::num(v, 1)));
             table.push_str("</tr>\n");
@@ -599,6 +627,7 @@ struct TimelineBucket {
     sent: f64,
     ok: f64,
     failed: f64,
+    dropped: f64,
     p99_ms: Option<f64>,
 }
 
@@ -617,6 +646,7 @@ fn downsample(step: &StepResult) -> Vec<TimelineBucket> {
                 sent: c.iter().map(|p| p.sent as f64).sum::<f64>() / len,
                 ok: c.iter().map(|p| p.ok as f64).sum::<f64>() / len,
                 failed: c.iter().map(|p| p.failed as f64).sum::<f64>() / len,
+                dropped: c.iter().map(|p| p.dropped as f64).sum::<f64>() / len,
                 p99_ms: c.iter().filter_map(|p| p.p99_ms).reduce(f64::max),
             }
         })

@@ -67,6 +67,8 @@ pub struct StepRow {
     pub generator_cores: Option<f64>,
     pub prom_counter_increase: Option<f64>,
     pub prom_cpu_cores: Option<f64>,
+    /// Per Prometheus `instance`, in run.json order.
+    pub prom_cpu_cores_per_replica: Vec<Option<f64>>,
     pub prom_throttled_pct: Option<f64>,
     pub valid: bool,
     pub invalid_reason: Option<String>,
@@ -118,6 +120,9 @@ impl StepRow {
             generator_cores: s.generator.cpu_cores_used,
             prom_counter_increase: prom.and_then(|p| p.counter_increase),
             prom_cpu_cores: prom.and_then(|p| p.cpu_cores_used),
+            prom_cpu_cores_per_replica: prom
+                .map(|p| p.per_replica.iter().map(|r| r.cpu_cores_used).collect())
+                .unwrap_or_default(),
             prom_throttled_pct: prom.and_then(|p| p.throttled_ratio).map(pct),
             valid: s.valid,
             invalid_reason: s.invalid_reason.clone(),
@@ -210,6 +215,9 @@ impl StepRow {
     }
     pub fn prom_cpu_cell(&self) -> Option<String> {
         self.prom_cpu_cores.map(|v| num(v, 2))
+    }
+    pub fn prom_cpu_per_replica_cell(&self, style: ListStyle) -> Option<String> {
+        list_cell(&self.prom_cpu_cores_per_replica, style, |v| num(v, 2))
     }
     pub fn prom_throttled_cell(&self) -> Option<String> {
         self.prom_throttled_pct.map(|v| num(v, 1))

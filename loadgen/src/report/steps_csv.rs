@@ -12,7 +12,7 @@ use super::table::severity_word;
 use super::ReportError;
 
 /// Every column of `steps.csv`, in order, with what it holds.
-pub const COLUMNS: [(&str, &str); 35] = [
+pub const COLUMNS: [(&str, &str); 36] = [
     ("index", "1-based position of the step in run.json"),
     ("campaign", "campaign name (empty outside a campaign)"),
     ("step", "step name"),
@@ -108,6 +108,10 @@ pub const COLUMNS: [(&str, &str); 35] = [
         "CPU used by the replicas according to Prometheus, cores",
     ),
     (
+        "prometheus_cpu_cores_per_replica",
+        "CPU used per replica (Prometheus instance) according to Prometheus, cores, `;`-separated",
+    ),
+    (
         "prometheus_throttled_pct",
         "throttled share according to Prometheus, %",
     ),
@@ -163,6 +167,7 @@ pub fn record(result: &CampaignResult, r: &StepRow) -> Vec<String> {
         e(r.generator_cores_cell()),
         e(r.prom_counter_cell()),
         e(r.prom_cpu_cell()),
+        e(r.prom_cpu_per_replica_cell(CSV_LIST)),
         e(r.prom_throttled_cell()),
         r.valid.to_string(),
         r.interrupted.to_string(),
