@@ -68,7 +68,7 @@ pub struct AttackArgs {
     /// Target URL (loopback only), e.g. http://127.0.0.1:8080/api/clicks
     pub url: String,
     /// Requests per second (arrival rate, independent of responses).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: f64,
     /// How long to offer load, e.g. 10s, 1m30s.
     #[arg(long)]
@@ -92,7 +92,7 @@ pub struct AttackArgs {
     #[arg(long)]
     pub connections: Option<usize>,
     /// Ramp: start at this rate and reach --rate at the end of --duration.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub ramp_from: Option<f64>,
     /// Poisson arrivals (seeded) instead of evenly spaced ones.
     #[arg(long)]
