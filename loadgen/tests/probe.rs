@@ -155,11 +155,25 @@ async fn two_replicas_on_redis_split_connections_and_the_counter_matches_the_204
     ) else {
         return;
     };
+    two_replicas_counter_matches(bin, Store::Redis).await;
+}
+
+/// With in-memory stores each replica counts its own clicks: the probe sums them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_in_memory_are_summed_and_match_the_204s() {
+    let _serial = SERIAL.lock().await;
+    let (Some(bin), true) = (polymetrie(), cgroups_writable()) else {
+        return;
+    };
+    two_replicas_counter_matches(bin, Store::Memory).await;
+}
+
+async fn two_replicas_counter_matches(bin: PathBuf, store: Store) {
     let mut deployer = LocalDeployer::new(&service(bin, Duration::from_micros(200)));
     let topology = Topology {
         replicas: 2,
         cpu_limit_cores: None,
-        store: Store::Redis,
+        store,
     };
     let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
     let before = snapshot(&d, SITE).await;
@@ -167,6 +181,19 @@ async fn two_replicas_on_redis_split_connections_and_the_counter_matches_the_204
     let after = snapshot(&d, SITE).await;
     d.teardown().await.expect("teardown");
 
+    // Each replica's own view of the site total: shared with Redis, its own in memory.
+    let totals: Vec<u64> = after
+        .replicas
+        .iter()
+        .map(|r| r.site_clicks.unwrap())
+        .collect();
+    match store {
+        Store::Redis => assert!(
+            totals.iter().all(|&t| Some(t) == after.counter),
+            "{totals:?}"
+        ),
+        Store::Memory => assert_eq!(Some(totals.iter().sum()), after.counter, "{totals:?}"),
+    }
     assert_eq!(sent.ok + sent.other, 300, "{sent:?}");
     assert!(sent.ok > 0, "{sent:?}");
     let (counter, cpu) = diff(&before, &after);
