@@ -307,6 +307,46 @@ fn html_is_self_contained_and_complete() {
 }
 
 #[test]
+fn a_twenty_step_run_of_ten_minute_steps_stays_well_under_2_mb() {
+    let mut r = fixture();
+    let long = r
+        .steps
+        .iter()
+        .find(|s| s.duration_s == 600.0)
+        .unwrap()
+        .clone();
+    assert_eq!(long.timeline.len(), 600);
+    r.steps = (0..20)
+        .map(|i| {
+            let mut s = long.clone();
+            s.name = format!("long-{i}");
+            s.rate_rps = 100.0 + 50.0 * f64::from(i);
+            s
+        })
+        .collect();
+    let h = html::render(&r);
+    eprintln!("20 steps of 600 s: report.html is {} bytes", h.len());
+    assert!(h.len() < 1_500_000, "report.html is {} bytes", h.len());
+}
+
+#[test]
+fn a_finding_copied_to_the_run_level_is_shown_once() {
+    let mut r = fixture();
+    let step = r.steps.iter().find(|s| s.name == "b-300-2r").unwrap();
+    let copy = step.checks[0].clone();
+    r.findings.push(copy.clone());
+    let rows = row::rows(&r);
+    let b = rows.iter().find(|x| x.name == "b-300-2r").unwrap();
+    assert_eq!(
+        row::findings_for(&r, b)
+            .iter()
+            .filter(|f| ***f == copy)
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn write_outputs_writes_both_files() {
     let dir = tempdir("write-outputs");
     let paths = report::write_outputs(&fixture(), &dir).unwrap();

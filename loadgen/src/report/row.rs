@@ -292,9 +292,14 @@ pub fn findings_for<'a>(result: &'a CampaignResult, row: &StepRow) -> Vec<&'a Fi
         .get(row.index - 1)
         .map(|s| s.checks.iter().collect::<Vec<_>>())
         .unwrap_or_default();
-    own.into_iter()
-        .chain(result.findings.iter().filter(|f| concerns(f, row)))
-        .collect()
+    let mut out = own;
+    // The runner may copy a step's checks into the run's findings too; show each once.
+    for f in result.findings.iter().filter(|f| concerns(f, row)) {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
 }
 
 /// Run-level findings that concern no step of the run.
