@@ -24,6 +24,11 @@ fn fixture(name: &str) -> String {
 /// The instants the fixtures were recorded at (see fixtures/prometheus/README.md).
 const REC_START: f64 = 1795791777.833;
 const REC_EVAL: f64 = 1795791784.833;
+const EDGES: Edges = Edges {
+    start_s: REC_START,
+    eval_s: REC_EVAL,
+    scrape_interval_s: 1.0,
+};
 
 fn params() -> QueryParams {
     QueryParams {
@@ -132,10 +137,7 @@ fn label_values_are_escaped() {
 #[test]
 fn counter_matrix_is_read_at_the_edges() {
     let r = response::parse_query_body(&fixture("query_counter_matrix.json")).unwrap();
-    let edges = Edges {
-        start_s: REC_START,
-        eval_s: REC_EVAL,
-    };
+    let edges = EDGES;
     // Samples every second at .075, +40 each; start .833 lies 0.758 s after 406.
     let expected = 686.0 - (406.0 + 40.0 * 0.758);
     let got = response::total(r.data(), edges).unwrap();
@@ -147,10 +149,7 @@ fn counter_matrix_is_read_at_the_edges() {
 
 #[test]
 fn increase_and_cpu_vectors_are_taken_as_they_are() {
-    let edges = Edges {
-        start_s: REC_START,
-        eval_s: REC_EVAL,
-    };
+    let edges = EDGES;
     let inc = response::parse_query_body(&fixture("query_counter_increase.json")).unwrap();
     assert_eq!(response::total(inc.data(), edges), Ok(240.0));
     let cpu = response::parse_query_body(&fixture("query_cpu_per_replica.json")).unwrap();
@@ -160,10 +159,7 @@ fn increase_and_cpu_vectors_are_taken_as_they_are() {
 
 #[test]
 fn empty_nan_and_errors_are_not_numbers() {
-    let edges = Edges {
-        start_s: REC_START,
-        eval_s: REC_EVAL,
-    };
+    let edges = EDGES;
     let empty = response::parse_query_body(&fixture("query_empty.json")).unwrap();
     assert_eq!(
         response::total(empty.data(), edges),
@@ -188,9 +184,12 @@ fn edge_reading_handles_birth_and_reset() {
     let e = Edges {
         start_s: 10.0,
         eval_s: 20.0,
+        scrape_interval_s: 1.0,
     };
     // Born inside the window: counts from 0, not from its first sample.
     assert_eq!(response::edge_increase(&[(11.0, 5.0), (12.0, 9.0)], e), 9.0);
+    // Born one scrape before its first sample at 10.5 (6 clicks): 3 of them before start.
+    assert_eq!(response::edge_increase(&[(10.5, 6.0), (11.5, 9.0)], e), 6.0);
     // Value at start interpolated to 2; then +2, +5, and a reset (replica restarted): +3.
     assert_eq!(
         response::edge_increase(&[(9.0, 0.0), (11.0, 4.0), (12.0, 9.0), (13.0, 3.0)], e),
@@ -397,4 +396,136 @@ async fn managed_prometheus_scrapes_itself_and_leaves_nothing_behind() {
         "prometheus (pid {pid}) still running after shutdown"
     );
     assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// A real `polymetrie` child; killed on drop.
+struct Polymetrie {
+    _child: tokio::process::Child,
+    addr: String,
+    admin_addr: String,
+}
+
+async fn start_polymetrie() -> Polymetrie {
+    use tokio::io::AsyncBufReadExt;
+    let bin = loadgen::external::polymetrie_binary().expect("polymetrie binary");
+    let mut child = tokio::process::Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--sites", "demo", "--cost", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn polymetrie");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::BufReader::new(stdout).read_line(&mut line),
+    )
+    .await
+    .expect("polymetrie printed its startup line in time")
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["event"], "listening", "{line}");
+    Polymetrie {
+        _child: child,
+        addr: v["addr"].as_str().unwrap().into(),
+        admin_addr: v["admin_addr"].as_str().unwrap().into(),
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+async fn connect(addr: &str) -> Sender {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// Posts clicks at `rate` per second for `duration` (bounded in count and time); returns the
+/// number of 204 answers.
+async fn post_clicks(sender: &mut Sender, addr: &str, rate: f64, duration: Duration) -> u64 {
+    let t0 = tokio::time::Instant::now();
+    let count = (rate * duration.as_secs_f64()) as u64;
+    let mut ok = 0;
+    for i in 0..count {
+        tokio::time::sleep_until(t0 + Duration::from_secs_f64(i as f64 / rate)).await;
+        let req = hyper::Request::post(format!("http://{addr}/api/clicks"))
+            .header("host", addr)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                br#"{"site":"demo","url":"/x"}"#,
+            )))
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req)).await;
+        if let Ok(Ok(r)) = answer {
+            if r.status() == hyper::StatusCode::NO_CONTENT {
+                ok += 1;
+            }
+        }
+    }
+    ok
+}
+
+#[tokio::test]
+async fn real_prometheus_counts_a_real_polymetrie_within_ten_percent() {
+    if loadgen::external::binary_for_test("prometheus", "prometheus").is_none() {
+        return;
+    }
+    let service = start_polymetrie().await;
+    let probe = PrometheusProbe::managed().await.unwrap();
+    let pid = probe.managed_server().unwrap().pid();
+    probe
+        .set_targets("step-1", std::slice::from_ref(&service.admin_addr))
+        .await
+        .unwrap();
+    probe.wait_scraped(Duration::from_secs(20)).await.unwrap();
+    let mut sender = connect(&service.addr).await;
+    // A warm-up right before the window, as in a campaign: its clicks must not be counted.
+    // Short, so that the series (absent until the first click) is often born between the last
+    // scrape before the window and the window's start: the hard case for an edge reading.
+    let warmup = post_clicks(&mut sender, &service.addr, 40.0, Duration::from_millis(500)).await;
+    let start = SystemTime::now();
+    let ok = post_clicks(&mut sender, &service.addr, 40.0, Duration::from_secs(7)).await;
+    let end = SystemTime::now();
+    let (view, findings) = probe
+        .observe("step-1", start, end, "demo", &BTreeMap::new())
+        .await;
+    let view = view.expect("prometheus answered");
+    let edge = view.counter_increase.expect("counter read");
+    let overrides = BTreeMap::from([(
+        "counter_increase".to_string(),
+        query::COUNTER_INCREASE_EXTRAPOLATED.to_string(),
+    )]);
+    let (extrapolated, _) = probe
+        .observe("step-1", start, end, "demo", &overrides)
+        .await;
+    let increase = extrapolated.and_then(|v| v.counter_increase);
+    eprintln!(
+        "warm-up 204s {warmup}, window 204s {ok}; edge reading {edge:.1} ({:+.1} %), \
+         increase() {increase:?}; cpu {:?} cores; findings {findings:?}",
+        100.0 * (edge - ok as f64) / ok as f64,
+        view.cpu_cores_used
+    );
+    assert!(ok > 200, "the service answered only {ok} of 280 clicks");
+    assert!(
+        (edge - ok as f64).abs() <= 0.10 * ok as f64,
+        "prometheus counted {edge}, the service answered {ok} clicks with 204"
+    );
+    assert!(view.cpu_cores_used.is_some_and(|c| c > 0.0), "{view:?}");
+    assert_eq!(view.per_replica.len(), 1, "{view:?}");
+    assert!(view.per_replica[0].counter_increase.is_some());
+    assert_eq!(
+        view.throttled_ratio, None,
+        "process metrics know no throttling"
+    );
+    probe.shutdown().await;
+    assert!(
+        !alive(pid),
+        "prometheus (pid {pid}) still running after shutdown"
+    );
 }

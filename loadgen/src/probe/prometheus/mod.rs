@@ -279,7 +279,11 @@ impl PrometheusProbe {
             }
             answers.insert(name.clone(), (text, result));
         }
-        let edges = Edges { start_s, eval_s };
+        let edges = Edges {
+            start_s,
+            eval_s,
+            scrape_interval_s: scrape_interval_s.unwrap_or(server::SCRAPE_INTERVAL.as_secs_f64()),
+        };
         let mut view = PrometheusView {
             window_s: end_s - start_s,
             scrape_interval_s,
