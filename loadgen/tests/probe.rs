@@ -297,3 +297,60 @@ async fn a_url_target_gives_the_counter_and_no_cpu() {
         .expect_err("unreachable");
     assert!(err.to_string().contains("unreachable"), "{err}");
 }
+
+/// Clicks still queued in the service when the load stops are counted once it settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_waits_for_clicks_still_queued_when_the_load_stops() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _serial = SERIAL.lock().await;
+    let (Some(bin), true) = (polymetrie(), cgroups_writable()) else {
+        return;
+    };
+    let mut deployer = LocalDeployer::new(&service(bin, Duration::from_millis(5)));
+    let topology = Topology {
+        replicas: 1,
+        cpu_limit_cores: Some(0.5),
+        store: Store::Memory,
+    };
+    let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
+    let before = snapshot(&d, SITE).await;
+    // 60 clicks at 5 ms of CPU each under 0.5 core: ~0.6 s of work, written all at once and
+    // not waited for.
+    const CLICKS: usize = 60;
+    let addr = d.base_url.trim_start_matches("http://").to_string();
+    let mut conns = Vec::new();
+    for i in 0..CLICKS {
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        let body = format!(r#"{{"site":"{SITE}","url":"/q{i}"}}"#);
+        let req = format!(
+            "POST /api/clicks HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).await.unwrap();
+        conns.push(c);
+    }
+    let mut after = snapshot(&d, SITE).await;
+    let early = after.counter.unwrap() - before.counter.unwrap();
+    let settled = loadgen::probe::settle(&d, SITE, &mut after, Duration::from_secs(15)).await;
+    let (counter, cpu) = diff(&before, &after);
+    let mut answered = 0;
+    for mut c in conns {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(REQUEST_TIMEOUT, c.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if buf[..n].starts_with(b"HTTP/1.1 204") {
+            answered += 1;
+        }
+    }
+    d.teardown().await.expect("teardown");
+
+    eprintln!("counted right after the load: {early}, after settling: {counter:?}");
+    assert!(settled, "counters stopped moving within the bound");
+    assert_eq!(answered, CLICKS, "every click was stored (204)");
+    assert_eq!(counter.unwrap().delta, Some(CLICKS as i64));
+    // CPU stays measured up to the first `after` read, not over the settling time.
+    assert!(cpu.unwrap().per_replica[0].cores_used.is_some());
+}

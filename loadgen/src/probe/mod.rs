@@ -9,7 +9,7 @@ pub mod cpu;
 pub mod http;
 pub mod prometheus;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::deployer::{CgroupCpu, Deployment};
 use crate::plan::Store;
@@ -55,14 +55,39 @@ pub async fn snapshot(deployment: &Deployment, site: &str) -> Snapshot {
         .map(|r| r.cgroup.as_ref().map(|g| g.read_cpu()))
         .collect();
 
+    let (counter, counters) = read_counters(deployment, site).await;
+    let replicas = deployment
+        .replicas
+        .iter()
+        .zip(counters)
+        .zip(cpus)
+        .map(|((r, (c, site_clicks)), cpu)| ReplicaSnapshot {
+            index: r.index,
+            clicks: c.clicks,
+            requests: c.requests,
+            cpu,
+            site_clicks,
+        })
+        .collect();
+    Snapshot {
+        taken_at,
+        counter,
+        replicas,
+        node,
+        external: deployment.is_external(),
+    }
+}
+
+/// The business counter, and each replica's own counters with its view of the site total.
+async fn read_counters(
+    deployment: &Deployment,
+    site: &str,
+) -> (Option<u64>, Vec<(counter::ReplicaCounters, Option<u64>)>) {
     if deployment.is_external() {
-        return Snapshot {
-            taken_at,
-            counter: counter::site_clicks(&deployment.base_url, site).await,
-            replicas: Vec::new(),
-            node,
-            external: true,
-        };
+        return (
+            counter::site_clicks(&deployment.base_url, site).await,
+            Vec::new(),
+        );
     }
     let tasks: Vec<_> = deployment
         .replicas
@@ -71,37 +96,64 @@ pub async fn snapshot(deployment: &Deployment, site: &str) -> Snapshot {
             let admin = r.admin_url.clone();
             let site = site.to_string();
             tokio::spawn(async move {
-                let (counters, site_clicks) = tokio::join!(
+                tokio::join!(
                     counter::replica_counters(&admin, &site),
                     counter::site_clicks(&admin, &site)
-                );
-                (counters, site_clicks)
+                )
             })
         })
         .collect();
     let mut replicas = Vec::with_capacity(tasks.len());
-    for ((task, r), cpu) in tasks.into_iter().zip(&deployment.replicas).zip(cpus) {
-        let (counters, site_clicks) = task.await.unwrap_or_default();
-        replicas.push(ReplicaSnapshot {
-            index: r.index,
-            clicks: counters.clicks,
-            requests: counters.requests,
-            cpu,
-            site_clicks,
-        });
+    for task in tasks {
+        replicas.push(task.await.unwrap_or_default());
     }
     let counter = match deployment.store {
         // Every replica reports the shared total: the first one that answered.
-        Some(Store::Redis) => replicas.iter().find_map(|r| r.site_clicks),
+        Some(Store::Redis) => replicas.iter().find_map(|(_, total)| *total),
         // Each replica counts its own: the sum, only when every replica answered.
-        _ => replicas.iter().map(|r| r.site_clicks).sum(),
+        _ => replicas.iter().map(|(_, total)| *total).sum(),
     };
-    Snapshot {
-        taken_at,
-        counter,
-        replicas,
-        node,
-        external: false,
+    (counter, replicas)
+}
+
+/// How often [`settle`] re-reads the counters.
+pub const SETTLE_POLL: Duration = Duration::from_millis(250);
+
+/// Waits (up to `bound`) until the service has finished the work still queued when the load
+/// stopped — clicks whose client already gave up are still stored — by re-reading the counters
+/// until two reads [`SETTLE_POLL`] apart agree, and updates the counter fields of `after`
+/// with the final values. CPU readings and `taken_at` are left as they were, so CPU stays
+/// averaged over the step alone. Returns false when the counters were still moving (or
+/// unreadable) at the bound.
+pub async fn settle(
+    deployment: &Deployment,
+    site: &str,
+    after: &mut Snapshot,
+    bound: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        if tokio::time::Instant::now() + SETTLE_POLL > deadline {
+            return false;
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+        let (counter, counters) = read_counters(deployment, site).await;
+        let unchanged = counter.is_some()
+            && counter == after.counter
+            && after
+                .replicas
+                .iter()
+                .zip(&counters)
+                .all(|(r, (c, _))| r.clicks == c.clicks);
+        after.counter = counter;
+        for (r, (c, site_clicks)) in after.replicas.iter_mut().zip(counters) {
+            r.clicks = c.clicks;
+            r.requests = c.requests;
+            r.site_clicks = site_clicks;
+        }
+        if unchanged {
+            return true;
+        }
     }
 }
 
