@@ -76,7 +76,14 @@ impl LocalDeployer {
                 )));
             }
         }
-        let layout = match CgroupLayout::detect(&self.cgroup_root) {
+        let seq = DEPLOY_SEQ.fetch_add(1, Ordering::Relaxed);
+        // A trial group with the step's limit: the hierarchy may exist yet not be writable
+        // (not root, read-only mount), which only creating a group reveals.
+        let usable = CgroupLayout::detect(&self.cgroup_root).and_then(|layout| {
+            let trial = format!("{}{}-{seq}-check", cgroup::NAME_PREFIX, std::process::id());
+            Cgroup::create(&layout, &trial, topology.cpu_limit_cores).map(|_| layout)
+        });
+        let layout = match usable {
             Ok(layout) => Some(layout),
             Err(e) => match topology.cpu_limit_cores {
                 Some(limit) => {
@@ -100,7 +107,6 @@ impl LocalDeployer {
         };
         let binary = self.binary().await?;
         let deadline = Instant::now() + bound;
-        let seq = DEPLOY_SEQ.fetch_add(1, Ordering::Relaxed);
         let workdir = WorkDir::create(&format!("deploy{seq}")).map_err(DeployError::WorkDir)?;
 
         let mut deployment = Deployment {
