@@ -110,7 +110,7 @@ pub fn format_cost(cost: Duration) -> String {
 }
 
 /// Starts a replica and waits (until `deadline`) for its listening line; then checks it runs
-/// in its cgroup. Readiness (`/readyz`) is checked separately by [`wait_ready`].
+/// in its cgroup. Readiness (`/readyz`) is checked separately by `Replica::wait_ready`.
 pub(super) async fn start(launch: Launch<'_>, deadline: Instant) -> Result<Replica, DeployError> {
     let index = launch.index;
     let mut cmd = match &launch.cgroup {
