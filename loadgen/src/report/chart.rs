@@ -37,6 +37,8 @@ pub enum Stroke {
     Solid,
     /// Dashed line with hollow triangles.
     Dashed,
+    /// Crosses, no line: points that belong to no curve (e.g. invalid steps).
+    Points,
 }
 
 /// One line of an x/y chart.
@@ -48,26 +50,6 @@ pub struct Series {
     pub stroke: Stroke,
     /// Points sorted by x; unmeasured points are simply absent.
     pub points: Vec<(f64, f64)>,
-}
-
-/// Where the legend goes (pick the emptiest corner for the data).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Legend {
-    UpperLeft,
-    UpperRight,
-    LowerLeft,
-    LowerRight,
-}
-
-impl Legend {
-    fn position(self) -> SeriesLabelPosition {
-        match self {
-            Legend::UpperLeft => SeriesLabelPosition::UpperLeft,
-            Legend::UpperRight => SeriesLabelPosition::UpperRight,
-            Legend::LowerLeft => SeriesLabelPosition::LowerLeft,
-            Legend::LowerRight => SeriesLabelPosition::LowerRight,
-        }
-    }
 }
 
 /// An x/y line chart.
@@ -83,7 +65,7 @@ pub struct LineChart {
     pub y_range: Option<(f64, f64)>,
     /// Draw the y = x reference line (achieved vs offered).
     pub diagonal: bool,
-    pub legend: Legend,
+    /// Size of the plot; the legend under it adds one row per two series.
     pub size: (u32, u32),
 }
 
@@ -143,26 +125,60 @@ pub fn line(spec: &LineChart) -> Result<String, Failure> {
         .flat_map(|s| s.points.iter().map(|p| p.1));
     if spec.log_y {
         let (lo, hi) = spec.y_range.unwrap_or_else(|| log_bounds(ys));
-        draw_line(spec, x0..x1, (lo..hi).log_scale())
+        draw_line(spec, x0..x1, (lo..hi).log_scale(), hi)
     } else {
         let (lo, hi) = spec.y_range.unwrap_or_else(|| {
             let (_, hi) = padded(ys, 0.0);
             (0.0, hi)
         });
-        draw_line(spec, x0..x1, lo..hi)
+        draw_line(spec, x0..x1, lo..hi, hi)
     }
 }
 
-fn draw_line<Y>(spec: &LineChart, x: std::ops::Range<f64>, y: Y) -> Result<String, Failure>
+/// `y_hi` is the top of the y axis: the diagonal must stop inside the plot, because plotters
+/// clamps each coordinate of an outside point separately, which would bend the line.
+fn draw_line<Y>(
+    spec: &LineChart,
+    x: std::ops::Range<f64>,
+    y: Y,
+    y_hi: f64,
+) -> Result<String, Failure>
 where
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {
+    // The legend goes under the plot, two entries per row: inside the plot it would hide data
+    // wherever the data happens to be.
+    let mut entries: Vec<LegendEntry> = Vec::new();
+    if spec.diagonal {
+        entries.push(LegendEntry {
+            label: "y = x (kept up)".into(),
+            colour: GREY,
+            stroke: Stroke::Dashed,
+            marker: false,
+        });
+    }
+    // A configuration with no plottable step gets no legend entry: nothing to point at.
+    let drawn: Vec<&Series> = spec
+        .series
+        .iter()
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    entries.extend(drawn.iter().map(|s| LegendEntry {
+        label: s.label.clone(),
+        colour: colour(s.colour),
+        stroke: s.stroke,
+        marker: true,
+    }));
+    let rows = entries.len().div_ceil(2) as u32;
+    let legend_h = if rows == 0 { 0 } else { rows * LEGEND_ROW + 10 };
+    let (w, h) = spec.size;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, spec.size).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (w, h + legend_h)).into_drawing_area();
         root.fill(&WHITE).map_err(fail)?;
-        let mut chart = ChartBuilder::on(&root)
+        let (top, bottom) = root.split_vertically(h);
+        let mut chart = ChartBuilder::on(&top)
             .caption(&spec.title, (FONT, 18))
             .margin(12)
             .x_label_area_size(42)
@@ -174,39 +190,30 @@ where
             .x_desc(&spec.x_label)
             .y_desc(&spec.y_label)
             .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 14))
             .max_light_lines(0)
             .draw()
             .map_err(fail)?;
         if spec.diagonal {
-            let grey = RGBColor(120, 120, 120);
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(x.start, x.start), (x.end, x.end)],
+                    [(x.start, x.start), (x.end.min(y_hi), x.end.min(y_hi))],
                     4,
                     4,
-                    grey.stroke_width(1),
+                    GREY.stroke_width(1),
                 ))
-                .map_err(fail)?
-                .label("y = x (kept up)")
-                .legend(move |(px, py)| PathElement::new([(px, py), (px + 18, py)], grey));
+                .map_err(fail)?;
         }
-        // A configuration with no plottable step gets no legend entry: nothing to point at.
-        for s in spec.series.iter().filter(|s| !s.points.is_empty()) {
+        for s in drawn {
             let c = colour(s.colour);
             let pts = s.points.clone();
             match s.stroke {
                 Stroke::Solid => {
                     chart
                         .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                        .map_err(fail)?
-                        .label(&s.label)
-                        .legend(move |(px, py)| {
-                            EmptyElement::at((px, py))
-                                + PathElement::new([(0, 0), (18, 0)], c.stroke_width(2))
-                                + Circle::new((9, 0), 3, c.filled())
-                        });
+                        .map_err(fail)?;
                     chart
                         .draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
                         .map_err(fail)?;
@@ -214,14 +221,7 @@ where
                 Stroke::Dashed => {
                     chart
                         .draw_series(DashedLineSeries::new(pts.clone(), 6, 4, c.stroke_width(2)))
-                        .map_err(fail)?
-                        .label(&s.label)
-                        .legend(move |(px, py)| {
-                            EmptyElement::at((px, py))
-                                + PathElement::new([(0, 0), (5, 0)], c.stroke_width(2))
-                                + PathElement::new([(11, 0), (18, 0)], c.stroke_width(2))
-                                + TriangleMarker::new((9, 0), 4, c.stroke_width(1))
-                        });
+                        .map_err(fail)?;
                     chart
                         .draw_series(
                             pts.iter()
@@ -229,19 +229,67 @@ where
                         )
                         .map_err(fail)?;
                 }
+                Stroke::Points => {
+                    chart
+                        .draw_series(pts.iter().map(|p| Cross::new(*p, 4, c.stroke_width(2))))
+                        .map_err(fail)?;
+                }
             }
         }
-        chart
-            .configure_series_labels()
-            .position(spec.legend.position())
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
-            .draw()
-            .map_err(fail)?;
+        draw_legend(&bottom, &entries, w)?;
         root.present().map_err(fail)?;
     }
     Ok(svg)
+}
+
+const GREY: RGBColor = RGBColor(120, 120, 120);
+
+/// Height of one legend row under a line chart, pixels.
+const LEGEND_ROW: u32 = 18;
+
+/// One entry of a legend drawn under a chart.
+struct LegendEntry {
+    label: String,
+    colour: RGBColor,
+    stroke: Stroke,
+    marker: bool,
+}
+
+/// Draws the entries in two columns, each with a sample of its line and marker.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[LegendEntry],
+    width: u32,
+) -> Result<(), Failure> {
+    let col_w = (width as i32 - 76) / 2;
+    for (i, e) in entries.iter().enumerate() {
+        let x = 76 + (i as i32 % 2) * col_w;
+        let y = 4 + (i as i32 / 2) * LEGEND_ROW as i32 + LEGEND_ROW as i32 / 2;
+        let line = e.colour.stroke_width(2);
+        match e.stroke {
+            Stroke::Solid => area.draw(&PathElement::new([(x, y), (x + 26, y)], line)),
+            Stroke::Dashed => area
+                .draw(&PathElement::new([(x, y), (x + 8, y)], line))
+                .and_then(|_| area.draw(&PathElement::new([(x + 18, y), (x + 26, y)], line))),
+            Stroke::Points => Ok(()),
+        }
+        .map_err(fail)?;
+        if e.marker {
+            match e.stroke {
+                Stroke::Solid => area.draw(&Circle::new((x + 13, y), 3, e.colour.filled())),
+                Stroke::Dashed => area.draw(&TriangleMarker::new(
+                    (x + 13, y),
+                    4,
+                    e.colour.stroke_width(1),
+                )),
+                Stroke::Points => area.draw(&Cross::new((x + 13, y), 4, e.colour.stroke_width(2))),
+            }
+            .map_err(fail)?;
+        }
+        area.draw(&Text::new(e.label.clone(), (x + 34, y - 6), (FONT, 12)))
+            .map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// Draws a grouped bar chart over steps 1..=n.

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::result::{CampaignResult, RunStatus, StepResult};
 
 use super::capacity::{self, Capacity};
-use super::chart::{self, BarChart, BarGroup, Legend, LineChart, Series, Stroke, TimelineChart};
+use super::chart::{self, BarChart, BarGroup, LineChart, Series, Stroke, TimelineChart};
 use super::row::{
     by_campaign, findings_for, rows, unattached_findings, StepRow, MISSING, TABLE_LIST,
 };
@@ -408,6 +408,12 @@ fn charts(h: &mut String, r: &CampaignResult) {
     // 1. Counted and client-ok share vs offered rate.
     let counted = per_config(&caps, &all, |r| r.counted_pct);
     let client = per_config(&caps, &all, |r| r.client_ok_pct);
+    let ratio_top = counted
+        .iter()
+        .chain(&client)
+        .flatten()
+        .map(|p| p.1 * 1.05)
+        .fold(105.0, f64::max);
     let mut series = Vec::new();
     for (i, c) in caps.iter().enumerate() {
         series.push(Series {
@@ -429,9 +435,9 @@ fn charts(h: &mut String, r: &CampaignResult) {
         y_label: "share of intended requests (%)".into(),
         series,
         log_y: false,
-        y_range: Some((0.0, 105.0)),
+        // 100 % always in view; a counter that counted more than was sent stays in view too.
+        y_range: Some((0.0, ratio_top)),
         diagonal: false,
-        legend: Legend::LowerLeft,
         size: (880, 460),
     };
     figure(h, "chart-ratio", chart::line(&spec), "Solid: counted by the service's own counter (TD4's \"success\"). Dashed: 2xx answers seen by the generator. A gap between them means answered-but-not-counted or counted-but-timed-out requests.", &numbers(&all, numbers_head, &["counted %", "client ok %"], |r| vec![r.counted_cell(), r.client_ok_cell()]));
@@ -462,14 +468,13 @@ fn charts(h: &mut String, r: &CampaignResult) {
         log_y: true,
         y_range: None,
         diagonal: false,
-        legend: Legend::UpperLeft,
         size: (880, 460),
     };
     figure(h, "chart-latency", chart::line(&spec), "Latency is measured from when each request was due, so a generator or server that falls behind shows up here (no coordinated omission). Solid: p99; dashed: p50.", &numbers(&all, numbers_head, &["p50 (ms)", "p99 (ms)", "max (ms)"], |r| vec![r.p50_cell(), r.p99_cell(), r.max_cell()]));
 
     // 3. Achieved vs offered.
     let achieved = per_config(&caps, &all, |r| r.achieved_rps);
-    let series = caps
+    let mut series: Vec<Series> = caps
         .iter()
         .enumerate()
         .map(|(i, c)| Series {
@@ -479,6 +484,20 @@ fn charts(h: &mut String, r: &CampaignResult) {
             points: achieved[i].clone(),
         })
         .collect();
+    // Invalid steps matter most here: a generator that could not keep up is why a step is
+    // invalid, so they are shown, as crosses off the curves.
+    let mut invalid: Vec<(f64, f64)> = all
+        .iter()
+        .filter(|r| !plotted(r))
+        .filter_map(|r| r.achieved_rps.map(|a| (r.rate_rps, a)))
+        .collect();
+    invalid.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    series.push(Series {
+        label: "invalid or interrupted steps".into(),
+        colour: 6,
+        stroke: Stroke::Points,
+        points: invalid,
+    });
     let spec = LineChart {
         title: "Rate the generator achieved vs offered rate".into(),
         x_label: "offered rate (req/s)".into(),
@@ -487,10 +506,9 @@ fn charts(h: &mut String, r: &CampaignResult) {
         log_y: false,
         y_range: None,
         diagonal: true,
-        legend: Legend::UpperLeft,
         size: (880, 460),
     };
-    figure(h, "chart-achieved", chart::line(&spec), "Points on the dashed diagonal mean the generator sent at the rate it was asked to; below it, the generator (not the service) was the limit.", &numbers(&all, numbers_head, &["achieved (req/s)", "schedule lag p99 (ms)", "generator CPU (cores)"], |r| vec![r.achieved_cell(), r.lag_p99_cell(), r.generator_cores_cell()]));
+    figure(h, "chart-achieved", chart::line(&spec), "Points on the dashed diagonal mean the generator sent at the rate it was asked to; below it, the generator (not the service) was the limit. Crosses: invalid or interrupted steps (an interrupted step sent for only part of its duration).", &numbers(&all, numbers_head, &["achieved (req/s)", "schedule lag p99 (ms)", "generator CPU (cores)"], |r| vec![r.achieved_cell(), r.lag_p99_cell(), r.generator_cores_cell()]));
 
     // 4–6. Per replica, per step.
     let max_replicas = all
