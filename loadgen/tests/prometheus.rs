@@ -403,6 +403,32 @@ struct Polymetrie {
     _child: tokio::process::Child,
     addr: String,
     admin_addr: String,
+    pid: u32,
+}
+
+/// CPU seconds (user + system) of a process, from `/proc/PID/stat` (USER_HZ = 100 on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// The service's own counter, read directly from its admin `/metrics`.
+async fn direct_clicks(admin: &str) -> u64 {
+    use http_body_util::BodyExt;
+    let mut sender = connect(admin).await;
+    let req = hyper::Request::get(format!("http://{admin}/metrics"))
+        .header("host", admin)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"polymetrie_clicks_total{site="demo"} "#))
+        .map(|v| v.trim().parse::<f64>().unwrap() as u64)
+        .unwrap_or(0) // absent until the first click
 }
 
 async fn start_polymetrie() -> Polymetrie {
@@ -410,7 +436,8 @@ async fn start_polymetrie() -> Polymetrie {
     let bin = loadgen::external::polymetrie_binary().expect("polymetrie binary");
     let mut child = tokio::process::Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args(["--sites", "demo", "--cost", "0"])
+        // Some CPU per click, so that the CPU comparison is not all tick noise.
+        .args(["--sites", "demo", "--cost", "3ms"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -431,6 +458,7 @@ async fn start_polymetrie() -> Polymetrie {
         _child: child,
         addr: v["addr"].as_str().unwrap().into(),
         admin_addr: v["admin_addr"].as_str().unwrap().into(),
+        pid: v["pid"].as_u64().unwrap() as u32,
     }
 }
 
@@ -489,9 +517,17 @@ async fn real_prometheus_counts_a_real_polymetrie_within_ten_percent() {
     // Short, so that the series (absent until the first click) is often born between the last
     // scrape before the window and the window's start: the hard case for an edge reading.
     let warmup = post_clicks(&mut sender, &service.addr, 40.0, Duration::from_millis(500)).await;
+    let (before, cpu_before) = (
+        direct_clicks(&service.admin_addr).await,
+        cpu_seconds(service.pid),
+    );
     let start = SystemTime::now();
     let ok = post_clicks(&mut sender, &service.addr, 40.0, Duration::from_secs(7)).await;
     let end = SystemTime::now();
+    let cpu_after = cpu_seconds(service.pid);
+    let after = direct_clicks(&service.admin_addr).await;
+    let wall = end.duration_since(start).unwrap().as_secs_f64();
+    let direct_cores = (cpu_after - cpu_before) / wall;
     let (view, findings) = probe
         .observe("step-1", start, end, "demo", &BTreeMap::new())
         .await;
@@ -506,8 +542,10 @@ async fn real_prometheus_counts_a_real_polymetrie_within_ten_percent() {
         .await;
     let increase = extrapolated.and_then(|v| v.counter_increase);
     eprintln!(
-        "warm-up 204s {warmup}, window 204s {ok}; edge reading {edge:.1} ({:+.1} %), \
-         increase() {increase:?}; cpu {:?} cores; findings {findings:?}",
+        "warm-up 204s {warmup}, window 204s {ok}, direct delta {}; edge reading {edge:.1} \
+         ({:+.1} %), increase() {increase:?}; cpu {:?} cores, /proc {direct_cores:.3}; \
+         findings {findings:?}",
+        after - before,
         100.0 * (edge - ok as f64) / ok as f64,
         view.cpu_cores_used
     );
@@ -523,9 +561,45 @@ async fn real_prometheus_counts_a_real_polymetrie_within_ten_percent() {
         view.throttled_ratio, None,
         "process metrics know no throttling"
     );
+    // The cross-check on real readings: both agree within the stated tolerances.
+    let step = step_with(
+        Some(view),
+        Some((after - before) as i64),
+        Some(direct_cores),
+    );
+    let checks = cross_check(&step);
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    assert!(
+        checks.iter().all(|f| f.severity == Severity::Info),
+        "{checks:?}"
+    );
     probe.shutdown().await;
     assert!(
         !alive(pid),
         "prometheus (pid {pid}) still running after shutdown"
     );
+}
+
+/// Running: exists and is not a zombie (killed but not yet reaped).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s[s.rfind(')').unwrap_or(0)..].starts_with(") Z"))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn dropping_the_probe_still_kills_prometheus_and_cleans_up() {
+    if loadgen::external::binary_for_test("prometheus", "prometheus").is_none() {
+        return;
+    }
+    let probe = PrometheusProbe::managed().await.unwrap();
+    let server = probe.managed_server().unwrap();
+    let (pid, dir) = (server.pid(), server.dir().to_path_buf());
+    drop(probe);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!running(pid), "prometheus (pid {pid}) survived the drop");
 }
