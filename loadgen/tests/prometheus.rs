@@ -603,3 +603,33 @@ async fn dropping_the_probe_still_kills_prometheus_and_cleans_up() {
     }
     assert!(!running(pid), "prometheus (pid {pid}) survived the drop");
 }
+
+#[tokio::test]
+async fn a_prometheus_that_never_answers_times_out_into_none_and_a_finding() {
+    // The kernel accepts connections into the backlog; nobody ever reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let probe = PrometheusProbe::external(&url).unwrap();
+    let t0 = Instant::now();
+    let end = SystemTime::now();
+    let (view, findings) = probe
+        .observe(
+            "s1",
+            end - Duration::from_secs(6),
+            end,
+            "demo",
+            &BTreeMap::new(),
+        )
+        .await;
+    assert!(view.is_none(), "{view:?}");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        findings[0].message.contains("unreachable") && findings[0].message.contains(&url),
+        "{}",
+        findings[0].message
+    );
+    // One timeout, not one per query.
+    let bound = loadgen::probe::prometheus::QUERY_TIMEOUT * 2;
+    assert!(t0.elapsed() < bound, "took {:?}", t0.elapsed());
+    drop(silent);
+}

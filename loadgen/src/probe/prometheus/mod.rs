@@ -27,6 +27,10 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on waiting, after a step, for Prometheus to scrape every replica once more (so the
 /// counter's last sample holds the step's last click).
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A sensible bound for [`PrometheusProbe::wait_scraped`] after replicas start: Prometheus
+/// re-reads the targets file within a second and scrapes within another, far more on a loaded
+/// machine.
+pub const SCRAPED_TIMEOUT: Duration = Duration::from_secs(20);
 /// How many scrape intervals before `start` a counter read at the edges looks for a sample.
 pub const LOOKBEHIND_SCRAPES: u32 = 3;
 /// The `check` name of the probe's own findings.
