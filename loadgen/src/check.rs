@@ -3,7 +3,7 @@
 //! whether the step is valid evidence, throttling, CPU saturation, replica imbalance, and the
 //! scenario's thresholds. They never measure anything themselves (house rule 4).
 
-use crate::plan::Threshold;
+use crate::plan::{glob_match, Threshold};
 use crate::result::{Finding, Severity, StepResult};
 
 /// Share of CFS periods throttled above which a replica's limit is named as a cause.
@@ -61,7 +61,10 @@ fn validity(step: &StepResult, out: &mut Vec<Finding>) {
         ));
     }
     if !step.valid {
-        let why = step.invalid_reason.as_deref().unwrap_or("no reason recorded");
+        let why = step
+            .invalid_reason
+            .as_deref()
+            .unwrap_or("no reason recorded");
         out.push(finding(
             "validity",
             Severity::Warn,
@@ -263,21 +266,7 @@ pub fn metric_value(step: &StepResult, metric: &str) -> Option<f64> {
 
 /// Glob match with `*` only, on `campaign/name` or the bare name.
 pub fn matches_step(pattern: &str, step: &StepResult) -> bool {
-    glob(pattern, &step_id(step)) || glob(pattern, &step.name)
-}
-
-fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            let Some(tail) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=tail.len())
-                .filter(|&i| tail.is_char_boundary(i))
-                .any(|i| glob(rest, &tail[i..]))
-        }
-    }
+    glob_match(pattern, &step_id(step)) || glob_match(pattern, &step.name)
 }
 
 /// Threshold findings over the steps that ran: a `fail` for each broken bound, a `warn` when
@@ -378,8 +367,13 @@ mod tests {
     #[test]
     fn lost_writes_fail() {
         let f = step_findings(&step(100, 90, Some(80)), None);
-        assert!(checks_of(&f).contains(&("lost_writes", Severity::Fail)), "{f:?}");
-        assert!(f.iter().any(|f| f.message.contains("10 acknowledged clicks were lost")));
+        assert!(
+            checks_of(&f).contains(&("lost_writes", Severity::Fail)),
+            "{f:?}"
+        );
+        assert!(f
+            .iter()
+            .any(|f| f.message.contains("10 acknowledged clicks were lost")));
     }
 
     #[test]
@@ -458,7 +452,7 @@ mod tests {
             max: None,
             steps: vec!["A/*".into()],
         };
-        let f = threshold_findings(&[t.clone()], &steps);
+        let f = threshold_findings(std::slice::from_ref(&t), &steps);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Fail);
         assert_eq!(f[0].step.as_deref(), Some("A/t"));
@@ -471,15 +465,5 @@ mod tests {
         };
         let f = threshold_findings(&[t2], &unmeasured);
         assert_eq!(checks_of(&f), vec![("threshold", Severity::Warn)]);
-    }
-
-    #[test]
-    fn glob_matches() {
-        assert!(glob("A/*", "A/r1-100rps"));
-        assert!(glob("*100rps", "A/r1-100rps"));
-        assert!(glob("A/*-cpu1-*", "A/r1-cpu1-100rps"));
-        assert!(!glob("B/*", "A/r1"));
-        assert!(glob("exact", "exact"));
-        assert!(!glob("exact", "exactly"));
     }
 }

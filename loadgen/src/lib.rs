@@ -6,6 +6,7 @@
 //! checks → tables, CSV, HTML.
 
 pub mod attack;
+pub mod campaign;
 pub mod check;
 pub mod cli;
 pub mod client;
