@@ -232,11 +232,18 @@ impl PrometheusProbe {
                 );
             }
             Err(f) => {
-                findings.push(warn(format!(
-                    "prometheus had not scraped every replica of the step after it ended ({}); \
-                     its counter may miss the last clicks",
-                    f.cause
-                )));
+                findings.push(warn(if self.managed.is_some() {
+                    format!(
+                        "prometheus had not scraped every replica of the step after it ended \
+                         ({}); its counter may miss the last clicks",
+                        f.cause
+                    )
+                } else {
+                    format!(
+                        "prometheus' target list could not be read ({}); scrape interval unknown",
+                        f.cause
+                    )
+                }));
                 ScrapeStatus {
                     targets: 0,
                     pending: Vec::new(),
