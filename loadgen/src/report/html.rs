@@ -348,7 +348,11 @@ fn cross_check(h: &mut String, r: &CampaignResult) {
         })
         .collect();
     if !queried.is_empty() {
-        h.push_str("<details><summary>PromQL evaluated</summary>\n<table>\n<thead><tr><th class=\"l\">step</th><th class=\"l\">value</th><th class=\"l\">query</th></tr></thead>\n<tbody>\n");
+        h.push_str(
+            "<details><summary>PromQL evaluated</summary>\n<table>\n<thead><tr><th \
+         class=\"l\">step</th><th class=\"l\">value</th><th \
+         class=\"l\">query</th></tr></thead>\n<tbody>\n",
+        );
         for (row, queries) in queried {
             for (k, q) in queries {
                 let _ = writeln!(
@@ -401,7 +405,12 @@ fn per_config(
 fn charts(h: &mut String, r: &CampaignResult) {
     let all = rows(r);
     let caps = capacity::safe_capacity(r);
-    h.push_str("<section id=\"charts\">\n<h2>Charts</h2>\n<p>Curves join the valid, uninterrupted steps of one configuration; invalid or interrupted steps are left off the curves (they are marked in the tables above). Per-step bar charts number the steps as in the tables below each chart.</p>\n");
+    h.push_str(
+        "<section id=\"charts\">\n<h2>Charts</h2>\n<p>Curves join the valid, uninterrupted steps \
+         of one configuration; invalid or interrupted steps are left off the curves (they are \
+         marked in the tables above). Per-step bar charts number the steps as in the tables below \
+         each chart.</p>\n",
+    );
     let numbers_head =
         "<tr><th class=\"l\">step</th><th class=\"l\">configuration</th><th>rate (req/s)</th>";
 
@@ -440,7 +449,15 @@ fn charts(h: &mut String, r: &CampaignResult) {
         diagonal: false,
         size: (880, 460),
     };
-    figure(h, "chart-ratio", chart::line(&spec), "Solid: counted by the service's own counter (TD4's \"success\"). Dashed: 2xx answers seen by the generator. A gap between them means answered-but-not-counted or counted-but-timed-out requests.", &numbers(&all, numbers_head, &["counted %", "client ok %"], |r| vec![r.counted_cell(), r.client_ok_cell()]));
+    figure(
+        h,
+        "chart-ratio",
+        chart::line(&spec),
+        CAPTION_RATIO,
+        &numbers(&all, numbers_head, &["counted %", "client ok %"], |r| {
+            vec![r.counted_cell(), r.client_ok_cell()]
+        }),
+    );
 
     // 2. Latency.
     let p50 = per_config(&caps, &all, |r| r.p50_ms.filter(|v| *v > 0.0));
@@ -470,7 +487,18 @@ fn charts(h: &mut String, r: &CampaignResult) {
         diagonal: false,
         size: (880, 460),
     };
-    figure(h, "chart-latency", chart::line(&spec), "Latency is measured from when each request was due, so a generator or server that falls behind shows up here (no coordinated omission). Solid: p99; dashed: p50.", &numbers(&all, numbers_head, &["p50 (ms)", "p99 (ms)", "max (ms)"], |r| vec![r.p50_cell(), r.p99_cell(), r.max_cell()]));
+    figure(
+        h,
+        "chart-latency",
+        chart::line(&spec),
+        CAPTION_LATENCY,
+        &numbers(
+            &all,
+            numbers_head,
+            &["p50 (ms)", "p99 (ms)", "max (ms)"],
+            |r| vec![r.p50_cell(), r.p99_cell(), r.max_cell()],
+        ),
+    );
 
     // 3. Achieved vs offered.
     let achieved = per_config(&caps, &all, |r| r.achieved_rps);
@@ -508,7 +536,28 @@ fn charts(h: &mut String, r: &CampaignResult) {
         diagonal: true,
         size: (880, 460),
     };
-    figure(h, "chart-achieved", chart::line(&spec), "Points on the dashed diagonal mean the generator sent at the rate it was asked to; below it, the generator (not the service) was the limit. Crosses: invalid or interrupted steps (an interrupted step sent for only part of its duration).", &numbers(&all, numbers_head, &["achieved (req/s)", "schedule lag p99 (ms)", "generator CPU (cores)"], |r| vec![r.achieved_cell(), r.lag_p99_cell(), r.generator_cores_cell()]));
+    figure(
+        h,
+        "chart-achieved",
+        chart::line(&spec),
+        CAPTION_ACHIEVED,
+        &numbers(
+            &all,
+            numbers_head,
+            &[
+                "achieved (req/s)",
+                "schedule lag p99 (ms)",
+                "generator CPU (cores)",
+            ],
+            |r| {
+                vec![
+                    r.achieved_cell(),
+                    r.lag_p99_cell(),
+                    r.generator_cores_cell(),
+                ]
+            },
+        ),
+    );
 
     // 4–6. Per replica, per step.
     let max_replicas = all
@@ -539,7 +588,28 @@ fn charts(h: &mut String, r: &CampaignResult) {
         y_max: None,
         size: (880, 400),
     };
-    figure(h, "chart-cpu", chart::bars(&cpu), "CPU time each replica's cgroup used over the step, in cores. Compare with the CPU limit column: a replica pinned at its limit is throttled, one well below it with a low counted share points elsewhere.", &per_step_numbers(&all, per_step_head, &["CPU limit", "CPU used (cores, per replica)", "node busy (cores)"], |r| vec![r.cpu_limit_cell(), r.cpu_per_replica_cell(TABLE_LIST), r.node_cores_cell()]));
+    figure(
+        h,
+        "chart-cpu",
+        chart::bars(&cpu),
+        CAPTION_CPU,
+        &per_step_numbers(
+            &all,
+            per_step_head,
+            &[
+                "CPU limit",
+                "CPU used (cores, per replica)",
+                "node busy (cores)",
+            ],
+            |r| {
+                vec![
+                    r.cpu_limit_cell(),
+                    r.cpu_per_replica_cell(TABLE_LIST),
+                    r.node_cores_cell(),
+                ]
+            },
+        ),
+    );
     let thr = BarChart {
         title: "Throttled share of CFS periods per replica, per step".into(),
         x_label: "step # (see table)".into(),
@@ -549,7 +619,15 @@ fn charts(h: &mut String, r: &CampaignResult) {
         y_max: Some(100.0),
         size: (880, 400),
     };
-    figure(h, "chart-throttled", chart::bars(&thr), "Share of 100 ms scheduler periods in which the replica hit its CPU quota and was paused. No bar: not measured (e.g. no cgroup).", &per_step_numbers(&all, per_step_head, &["throttled % (per replica)"], |r| vec![r.throttled_cell(TABLE_LIST)]));
+    figure(
+        h,
+        "chart-throttled",
+        chart::bars(&thr),
+        CAPTION_THROTTLED,
+        &per_step_numbers(&all, per_step_head, &["throttled % (per replica)"], |r| {
+            vec![r.throttled_cell(TABLE_LIST)]
+        }),
+    );
     let share = |r: &StepRow, k: usize| -> Option<f64> {
         let total: u64 = r.requests_per_replica.iter().flatten().sum();
         let v = r.requests_per_replica.get(k).copied().flatten()?;
@@ -564,12 +642,32 @@ fn charts(h: &mut String, r: &CampaignResult) {
         y_max: Some(100.0),
         size: (880, 400),
     };
-    figure(h, "chart-spread", chart::bars(&spread), "How the kernel (SO_REUSEPORT) or the Service spread the load: with 2 replicas an even spread is 50 % each.", &per_step_numbers(&all, per_step_head, &["requests per replica", "clicks per replica"], |r| vec![r.requests_per_replica_cell(TABLE_LIST), r.clicks_per_replica_cell(TABLE_LIST)]));
+    figure(
+        h,
+        "chart-spread",
+        chart::bars(&spread),
+        CAPTION_SPREAD,
+        &per_step_numbers(
+            &all,
+            per_step_head,
+            &["requests per replica", "clicks per replica"],
+            |r| {
+                vec![
+                    r.requests_per_replica_cell(TABLE_LIST),
+                    r.clicks_per_replica_cell(TABLE_LIST),
+                ]
+            },
+        ),
+    );
     h.push_str("</section>\n");
 }
 
 fn timelines(h: &mut String, r: &CampaignResult) {
-    h.push_str("<section id=\"timelines\">\n<h2>Step timelines</h2>\n<p>Per second of each step, by due time: requests sent, answered OK, failed, and dropped by the generator when there were drops (left axis), and the p99 latency of that second (right axis, black).</p>\n");
+    h.push_str(
+        "<section id=\"timelines\">\n<h2>Step timelines</h2>\n<p>Per second of each step, by due \
+         time: requests sent, answered OK, failed, and dropped by the generator when there were \
+         drops (left axis), and the p99 latency of that second (right axis, black).</p>\n",
+    );
     for row in rows(r) {
         let step = &r.steps[row.index - 1];
         let id = format!("chart-timeline-{}", row.index);
@@ -828,3 +926,25 @@ fn slug(s: &str) -> String {
         })
         .collect()
 }
+
+const CAPTION_RATIO: &str =
+    "Solid: counted by the service's own counter (TD4's \"success\"). Dashed: 2xx answers \
+    seen by the generator. A gap between them means answered-but-not-counted or \
+    counted-but-timed-out requests.";
+const CAPTION_LATENCY: &str =
+    "Latency is measured from when each request was due, so a generator or server that falls \
+    behind shows up here (no coordinated omission). Solid: p99; dashed: p50.";
+const CAPTION_ACHIEVED: &str =
+    "Points on the dashed diagonal mean the generator sent at the rate it was asked to; below \
+    it, the generator (not the service) was the limit. Crosses: invalid or interrupted steps \
+    (an interrupted step sent for only part of its duration).";
+const CAPTION_CPU: &str =
+    "CPU time each replica's cgroup used over the step, in cores. Compare with the CPU limit \
+    column: a replica pinned at its limit is throttled, one well below it with a low counted \
+    share points elsewhere.";
+const CAPTION_THROTTLED: &str =
+    "Share of 100 ms scheduler periods in which the replica hit its CPU quota and was paused. \
+    No bar: not measured (e.g. no cgroup).";
+const CAPTION_SPREAD: &str =
+    "How the kernel (SO_REUSEPORT) or the Service spread the load: with 2 replicas an even \
+    spread is 50 % each.";
