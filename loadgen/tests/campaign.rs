@@ -1,0 +1,507 @@
+//! End-to-end: `loadgen run` on small campaigns against real local `polymetrie` replicas, real
+//! cgroup CPU quotas and a real `redis-server`. The counts must reconcile, CPU and throttling
+//! must be read from the cgroups, an overloaded 1-core replica must fail the way the TD4 service
+//! did, and every ending — normal, failed, interrupted — must leave a valid `run.json` and no
+//! process or cgroup of ours behind. Skips loudly without the binaries or writable cgroups,
+//! fails instead under LOADGEN_REQUIRE_EXTERNAL=1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use loadgen::external;
+use loadgen::result::{CampaignResult, RunStatus, Severity};
+
+/// Campaign tests load the machine; running them one at a time keeps them meaningful.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn ready() -> bool {
+    let redis = external::binary_for_test("redis-server", "redis-server").is_some();
+    let cg = Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists()
+        && std::fs::create_dir(format!(
+            "/sys/fs/cgroup/cpu/loadgen-probe-{}",
+            std::process::id()
+        ))
+        .and_then(|_| {
+            std::fs::remove_dir(format!(
+                "/sys/fs/cgroup/cpu/loadgen-probe-{}",
+                std::process::id()
+            ))
+        })
+        .is_ok();
+    if !cg {
+        if external::required_by_env() {
+            panic!("LOADGEN_REQUIRE_EXTERNAL=1 but cgroup v1 cpu is not writable here");
+        }
+        eprintln!("\n!!! SKIPPING: cgroup v1 cpu controller not writable here !!!\n");
+    }
+    redis && cg
+}
+
+/// A unique site name: it appears on every replica's command line, so leftover processes of
+/// this test can be found.
+fn marker(tag: &str) -> String {
+    format!("e2e{tag}{}", std::process::id())
+}
+
+fn scenario(dir: &Path, site: &str, body: &str) -> PathBuf {
+    let text = format!(
+        r#"name = "e2e"
+counter_site = "{site}"
+
+[target]
+kind = "local"
+
+[service]
+cost = "5.5ms"
+store = "memory"
+sites = ["{site}"]
+
+[request]
+method = "POST"
+path = "/api/clicks"
+headers = {{ "content-type" = "application/json" }}
+body = '{{"site":"{site}","url":"/page/{{seq}}"}}'
+
+[defaults]
+timeout = "3s"
+max_in_flight = 5000
+warmup = "500ms"
+pause = "0s"
+
+{body}"#
+    );
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("loadgen-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn loadgen() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    if let Ok(p) = external::polymetrie_binary() {
+        c.env("POLYMETRIE_BIN", p);
+    }
+    c
+}
+
+fn read_run(out: &Path) -> CampaignResult {
+    let text = std::fs::read_to_string(out.join("run.json")).expect("run.json written");
+    serde_json::from_str(&text).expect("run.json is valid")
+}
+
+/// No process with `site` on its command line and no cgroup of loadgen `pid` is left.
+fn assert_nothing_left(site: &str, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let procs: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(site) && !c.contains("loadgen-e2e"))
+            .collect();
+        let groups: Vec<String> = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct"]
+            .iter()
+            .filter_map(|root| std::fs::read_dir(root).ok())
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(&format!("loadgen-{pid}-")))
+            .collect();
+        if procs.is_empty() && groups.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: processes {procs:?}, cgroups {groups:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run(scenario: &Path, out: &Path) -> (Output, u32) {
+    let child = loadgen()
+        .args(["run"])
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+#[test]
+fn a_small_campaign_reconciles_counts_and_reads_cpu() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let dir = tempdir("small");
+    let site = marker("small");
+    let sc = scenario(
+        &dir,
+        &site,
+        r#"
+[[thresholds]]
+metric = "counted_ratio"
+min = 0.99
+
+[[campaign]]
+name = "small"
+
+[[campaign.step]]
+rate = 60
+duration = "3s"
+replicas = 1
+cpu_limit = 0.5
+
+[[campaign.step]]
+rate = 80
+duration = "3s"
+replicas = 2
+store = "redis"
+"#,
+    );
+    let out = dir.join("out");
+    let (o, pid) = run(&sc, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{stderr}");
+    let r = read_run(&out);
+    assert_eq!(r.status, RunStatus::Completed);
+    assert_eq!(r.steps.len(), 2);
+    for s in &r.steps {
+        assert_eq!(s.intended, s.sent + s.dropped, "{}", s.name);
+        assert_eq!(s.sent, s.ok + s.failed, "{}", s.name);
+        assert!(s.intended >= 170, "{}: intended {}", s.name, s.intended);
+        let c = s.counter.as_ref().expect("counter read");
+        assert_eq!(
+            c.delta,
+            Some(s.ok as i64),
+            "{}: counter delta vs ok",
+            s.name
+        );
+        assert_eq!(s.counted_ratio, Some(s.ok as f64 / s.intended as f64));
+        let cpu = s.cpu.as_ref().expect("cpu read");
+        let per: Vec<f64> = cpu
+            .per_replica
+            .iter()
+            .map(|r| r.cores_used.unwrap())
+            .collect();
+        assert_eq!(per.len(), s.topology.as_ref().unwrap().replicas as usize);
+        // 60–80 clicks/s at 5.5 ms each: clearly more than nothing, well under a core.
+        let total: f64 = per.iter().sum();
+        assert!(total > 0.1 && total < 1.0, "{}: cpu {per:?}", s.name);
+    }
+    let limited = &r.steps[0];
+    let rc = &limited.cpu.as_ref().unwrap().per_replica[0];
+    assert!(
+        rc.nr_periods.unwrap() > 0,
+        "CFS periods counted under a quota"
+    );
+    assert!(rc.cores_used.unwrap() <= 0.55);
+    assert_eq!(
+        limited.topology.as_ref().unwrap().cpu_limit_cores,
+        Some(0.5)
+    );
+    let spread = &r.steps[1].cpu.as_ref().unwrap().per_replica;
+    assert!(
+        spread.iter().all(|r| r.requests.is_some()),
+        "requests per replica read"
+    );
+    for f in ["run.json", "steps.csv", "report.html"] {
+        assert!(out.join(f).exists(), "{f} written");
+    }
+    assert!(String::from_utf8_lossy(&o.stdout).contains("counted %"));
+    assert_nothing_left(&site, pid);
+}
+
+#[test]
+fn a_one_core_replica_at_1000_rps_is_throttled_and_mostly_uncounted() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let dir = tempdir("knee");
+    let site = marker("knee");
+    let sc = scenario(
+        &dir,
+        &site,
+        r#"
+[[campaign]]
+name = "A"
+
+[[campaign.step]]
+name = "overload"
+rate = 1000
+duration = "4s"
+replicas = 1
+cpu_limit = 1
+
+[[campaign.step]]
+name = "light"
+rate = 100
+duration = "3s"
+replicas = 1
+cpu_limit = 1
+"#,
+    );
+    let out = dir.join("out");
+    let (o, pid) = run(&sc, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "stderr:\n{stderr}"
+    );
+    let r = read_run(&out);
+    let over = r.steps.iter().find(|s| s.name == "overload").unwrap();
+    let cpu = &over.cpu.as_ref().unwrap().per_replica[0];
+    assert!(cpu.cores_used.unwrap() <= 1.1, "quota holds: {cpu:?}");
+    assert!(
+        cpu.nr_throttled.unwrap() > 0,
+        "throttling recorded: {cpu:?}"
+    );
+    assert!(cpu.throttled_ratio.unwrap() > 0.0);
+    let counted = over.counted_ratio.unwrap();
+    assert!(
+        counted < 0.7,
+        "most of 1000 req/s on one core is not counted: {counted}"
+    );
+    // Why not more: the quota (throttling, a replica at its limit) or, on a busy machine, the
+    // node itself — one of them must be named.
+    assert!(
+        over.checks.iter().any(|f| matches!(
+            f.check.as_str(),
+            "throttling" | "cpu_limit_saturated" | "node_saturated"
+        )),
+        "a cause is named: {:?}",
+        over.checks
+    );
+    let light = r.steps.iter().find(|s| s.name == "light").unwrap();
+    assert_eq!(light.counted_ratio, Some(1.0), "all of 100 req/s counted");
+    assert_nothing_left(&site, pid);
+}
+
+#[test]
+fn an_unreachable_url_target_fails_with_a_valid_run_json() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempdir("url");
+    // A port nobody listens on: bind, read, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        r#"name = "dead"
+counter_site = "x"
+[target]
+kind = "url"
+url = "http://127.0.0.1:{port}"
+[request]
+method = "GET"
+path = "/healthz"
+[[campaign]]
+name = "c"
+[[campaign.step]]
+rate = 10
+duration = "1s"
+"#
+    );
+    let sc = dir.join("dead.toml");
+    std::fs::write(&sc, text).unwrap();
+    let out = dir.join("out");
+    let (o, _) = run(&sc, &out);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = read_run(&out);
+    assert_eq!(r.status, RunStatus::Failed);
+    assert!(r
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Fail && f.message.contains("unreachable")));
+}
+
+#[test]
+fn ctrl_c_leaves_an_interrupted_run_and_nothing_behind() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let dir = tempdir("int");
+    let site = marker("int");
+    let sc = scenario(
+        &dir,
+        &site,
+        r#"
+[[campaign]]
+name = "long"
+
+[[campaign.step]]
+rate = 50
+duration = "60s"
+replicas = 2
+store = "redis"
+cpu_limit = 0.5
+
+[[campaign.step]]
+rate = 50
+duration = "60s"
+replicas = 1
+"#,
+    );
+    let out = dir.join("out");
+    let child = loadgen()
+        .args(["run"])
+        .arg(&sc)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait until the first step is under load (its replicas exist), bounded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !Path::new(&format!("/sys/fs/cgroup/cpu/loadgen-{pid}-")).exists() {
+        let started = std::fs::read_dir("/sys/fs/cgroup/cpu")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("loadgen-{pid}-"))
+            });
+        if started {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(20), "stopped promptly");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = read_run(&out);
+    assert_eq!(r.status, RunStatus::Interrupted);
+    assert_eq!(r.steps.len(), 1, "the second step never started");
+    let s = &r.steps[0];
+    assert!(s.interrupted);
+    assert!(s.intended < 60 * 50, "partial counts: {}", s.intended);
+    assert_eq!(s.intended, s.sent + s.dropped);
+    assert_nothing_left(&site, pid);
+}
+
+#[test]
+fn prometheus_managed_agrees_with_direct_readings() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() || external::binary_for_test("prometheus", "prometheus").is_none() {
+        return;
+    }
+    let dir = tempdir("prom");
+    let site = marker("prom");
+    let sc = scenario(
+        &dir,
+        &site,
+        r#"
+[[campaign]]
+name = "p"
+
+[[campaign.step]]
+name = "one"
+rate = 80
+duration = "6s"
+replicas = 1
+
+[[campaign.step]]
+name = "two"
+rate = 80
+duration = "6s"
+replicas = 2
+store = "redis"
+"#,
+    );
+    let out = dir.join("out");
+    let child = loadgen()
+        .args(["run"])
+        .arg(&sc)
+        .arg("--out")
+        .arg(&out)
+        .args(["--prometheus", "managed"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{stderr}");
+    let r = read_run(&out);
+    assert_eq!(r.steps.len(), 2);
+    for s in &r.steps {
+        let p = s
+            .prometheus
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: prometheus view missing: {:?}", s.name, s.checks));
+        let direct = s.counter.as_ref().unwrap().delta.unwrap() as f64;
+        let prom = p
+            .counter_increase
+            .expect("counter increase from prometheus");
+        assert!(
+            (prom - direct).abs() <= 0.10 * direct,
+            "{}: prometheus {prom} vs direct {direct}",
+            s.name
+        );
+        let cg = s.cpu.as_ref().unwrap().cores_used.unwrap();
+        let pc = p.cpu_cores_used.expect("cpu from prometheus");
+        assert!(
+            (pc - cg).abs() <= 0.20 * cg + 0.02,
+            "{}: prometheus cpu {pc} vs cgroup {cg}",
+            s.name
+        );
+        assert_eq!(
+            p.per_replica.len(),
+            s.topology.as_ref().unwrap().replicas as usize
+        );
+    }
+    // The managed prometheus is gone with the run (its command line names our out dir's parent
+    // temp storage, so look for any prometheus child of the dead loadgen's session instead).
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|st| st.contains("(prometheus)"))
+        .filter(|st| {
+            st.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .is_some_and(|ppid| ppid == pid.to_string() || ppid == "1")
+        })
+        .collect();
+    assert!(left.is_empty(), "prometheus left running: {left:?}");
+    assert_nothing_left(&site, pid);
+}
