@@ -127,16 +127,21 @@ fn assert_nothing_left(site: &str, pid: u32) {
     }
 }
 
-fn run(scenario: &Path, out: &Path) -> (Output, u32) {
-    let child = loadgen()
+fn spawn_run(scenario: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
+    loadgen()
         .args(["run"])
         .arg(scenario)
         .arg("--out")
         .arg(out)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn run(scenario: &Path, out: &Path, extra: &[&str]) -> (Output, u32) {
+    let child = spawn_run(scenario, out, extra);
     let pid = child.id();
     (child.wait_with_output().unwrap(), pid)
 }
@@ -174,7 +179,7 @@ store = "redis"
 "#,
     );
     let out = dir.join("out");
-    let (o, pid) = run(&sc, &out);
+    let (o, pid) = run(&sc, &out, &[]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "stderr:\n{stderr}");
     let r = read_run(&out);
@@ -257,7 +262,7 @@ cpu_limit = 1
 "#,
     );
     let out = dir.join("out");
-    let (o, pid) = run(&sc, &out);
+    let (o, pid) = run(&sc, &out, &[]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         matches!(o.status.code(), Some(0) | Some(1)),
@@ -321,7 +326,7 @@ duration = "1s"
     let sc = dir.join("dead.toml");
     std::fs::write(&sc, text).unwrap();
     let out = dir.join("out");
-    let (o, _) = run(&sc, &out);
+    let (o, _) = run(&sc, &out, &[]);
     assert_eq!(
         o.status.code(),
         Some(2),
@@ -365,19 +370,11 @@ replicas = 1
 "#,
     );
     let out = dir.join("out");
-    let child = loadgen()
-        .args(["run"])
-        .arg(&sc)
-        .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&sc, &out, &[]);
     let pid = child.id();
     // Wait until the first step is under load (its replicas exist), bounded.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !Path::new(&format!("/sys/fs/cgroup/cpu/loadgen-{pid}-")).exists() {
+    loop {
         let started = std::fs::read_dir("/sys/fs/cgroup/cpu")
             .unwrap()
             .filter_map(|e| e.ok())
@@ -446,18 +443,7 @@ store = "redis"
 "#,
     );
     let out = dir.join("out");
-    let child = loadgen()
-        .args(["run"])
-        .arg(&sc)
-        .arg("--out")
-        .arg(&out)
-        .args(["--prometheus", "managed"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let o = child.wait_with_output().unwrap();
+    let (o, pid) = run(&sc, &out, &["--prometheus", "managed"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "stderr:\n{stderr}");
     let r = read_run(&out);
