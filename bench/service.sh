@@ -77,6 +77,9 @@ start() {
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
+# cpu_ticks PID: utime+stime of a process, in clock ticks (USER_HZ = 100).
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+
 # rps FILE: Requests/sec from a wrk output
 rps() { awk '/Requests\/sec:/ {print $2}' "$1"; }
 non2xx() { awk '/Non-2xx or 3xx responses:/ {print $5}' "$1"; }
@@ -87,27 +90,41 @@ clicks() {
 
 echo
 echo "== part 1: --cost 0, memory store; server on CPU 0, wrk -t1 -c$CONNS -d$DURATION on CPU 1"
-best_hello=0; best_poly=0
+best_hello=0; best_poly=0; ratios=""; cpu_ratios=""
 for round in $(seq 1 "$ROUNDS"); do
   start hello taskset -c 0 "$HELLO" 127.0.0.1:0
+  k0=$(cpu_ticks "$LAST_PID")
   taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" --timeout 10s -s "$WORK/click.lua" "http://$ADDR/api/clicks" >"$WORK/wrk-hello-$round.txt"
+  k1=$(cpu_ticks "$LAST_PID")
   stop "$LAST_PID"
   h=$(rps "$WORK/wrk-hello-$round.txt")
+  h_n=$(awk '/requests in/ {print $1}' "$WORK/wrk-hello-$round.txt")
+  h_us=$(python3 -c "print(1e4*($k1-$k0)/$h_n)")
 
   start poly taskset -c 0 "$BIN" --listen 127.0.0.1:0 --sites "$SITE" --cost 0
+  k0=$(cpu_ticks "$LAST_PID")
   taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" --timeout 10s -s "$WORK/click.lua" "http://$ADDR/api/clicks" >"$WORK/wrk-poly-$round.txt"
+  k1=$(cpu_ticks "$LAST_PID")
   counted=$(clicks "$ADDR")
   stop "$LAST_PID"
   p=$(rps "$WORK/wrk-poly-$round.txt")
   answered=$(awk '/requests in/ {print $1}' "$WORK/wrk-poly-$round.txt")
+  p_us=$(python3 -c "print(1e4*($k1-$k0)/$answered)")
   bad=$(non2xx "$WORK/wrk-poly-$round.txt"); bad=${bad:-0}
   printf 'round %d: hello %10.0f req/s   polymetrie %10.0f req/s (wrk saw %s answers, service counted %s, non-2xx %s)   ratio %5.1f %%\n' \
     "$round" "$h" "$p" "$answered" "$counted" "$bad" "$(python3 -c "print(100*$p/$h)")"
+  printf '         server CPU per request: hello %.1f us, polymetrie %.1f us -> efficiency ratio %.1f %%\n' \
+    "$h_us" "$p_us" "$(python3 -c "print(100*$h_us/$p_us)")"
+  ratios="$ratios $(python3 -c "print($p/$h)")"
+  cpu_ratios="$cpu_ratios $(python3 -c "print($h_us/$p_us)")"
   best_hello=$(python3 -c "print(max($best_hello,$h))")
   best_poly=$(python3 -c "print(max($best_poly,$p))")
 done
-printf 'best of %d: hello %.0f req/s, polymetrie %.0f req/s -> ratio %.1f %% (goal >= 80 %%)\n' \
-  "$ROUNDS" "$best_hello" "$best_poly" "$(python3 -c "print(100*$best_poly/$best_hello)")"
+printf 'best of %d: hello %.0f req/s, polymetrie %.0f req/s -> ratio %.1f %%; median of the paired rounds %.1f %% (goal >= 80 %%)\n' \
+  "$ROUNDS" "$best_hello" "$best_poly" "$(python3 -c "print(100*$best_poly/$best_hello)")" \
+  "$(python3 -c "import statistics,sys; print(100*statistics.median(float(x) for x in sys.argv[1:]))" $ratios)"
+printf 'median CPU-efficiency ratio (hello CPU per request / polymetrie CPU per request): %.1f %%\n' \
+  "$(python3 -c "import statistics,sys; print(100*statistics.median(float(x) for x in sys.argv[1:]))" $cpu_ratios)"
 echo "load after part 1: $(uptime | sed 's/.*load average: //')"
 
 if [ "${SKIP_PART2:-0}" = 1 ]; then exit 0; fi
@@ -161,14 +178,15 @@ else
   printf '%8s %10s %8s %8s %10s %10s %8s %12s\n' rate intended ok counted counted% p99_ms cores throttled
   for rate in $RATES; do
     start_limited sweep
-    c0=$(clicks "$ADDR"); u0=$(usage_ns); t0=$(throttled)
+    c0=$(clicks "$ADDR"); u0=$(usage_ns); t0=$(throttled); w0=$(date +%s%N)
     taskset -c 1 "$LOADGEN" attack "http://$ADDR/api/clicks" --rate "$rate" --duration "$DURATION" \
       --method POST --header 'content-type: application/json' \
       --body "{\"site\":\"$SITE\",\"url\":\"/landing\"}" --timeout 10s --json >"$WORK/attack-$rate.json" 2>"$WORK/attack-$rate.err" || true
-    c1=$(clicks "$ADDR"); u1=$(usage_ns); t1=$(throttled)
-    python3 - "$WORK/attack-$rate.json" "$rate" "$((c1 - c0))" "$(throttled_delta "$t0" "$t1")" "$(( (u1 - u0) / 1000000 ))" <<'PY'
+    c1=$(clicks "$ADDR"); u1=$(usage_ns); t1=$(throttled); w1=$(date +%s%N)
+    python3 - "$WORK/attack-$rate.json" "$rate" "$((c1 - c0))" "$(throttled_delta "$t0" "$t1")" "$(( (u1 - u0) / 1000000 ))" "$(( (w1 - w0) / 1000000 ))" <<'PY'
 import json, sys
-path, rate, counted, thr, cpu_ms = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+path, rate, counted, thr = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+cpu_ms, wall_ms = int(sys.argv[5]), int(sys.argv[6])
 try:
     s = json.load(open(path))
 except Exception as e:
@@ -176,9 +194,8 @@ except Exception as e:
 intended = s.get("intended") or 0
 p99 = (s.get("latency_ms") or {}).get("p99")
 pct = 100 * counted / intended if intended else float("nan")
-# cores over the step's wall time (offered duration + the tail until the last answer)
-wall = s.get("duration_s") or 0
-cores = f"{cpu_ms / 1000 / wall:.2f}" if wall else "n/a"
+# cores over the attack's whole wall time (offered duration + the tail until the last answer)
+cores = f"{cpu_ms / wall_ms:.2f}" if wall_ms else "n/a"
 print(f"{rate:>8} {intended:>10} {s.get('ok')!s:>8} {counted:>8} {pct:>9.1f}% {p99!s:>10} {cores:>8} {thr:>12}")
 PY
     stop "$LAST_PID"

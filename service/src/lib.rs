@@ -55,7 +55,14 @@ pub fn startup_line(addr: SocketAddr, admin: Option<SocketAddr>) -> String {
 
 /// Runs the service until SIGTERM or SIGINT, then drains within `--drain-timeout`.
 pub async fn run(config: Config) -> Result<(), ServiceError> {
-    let store = store::Store::open(&config.store, &config.sites, config.store_timeout)?;
+    // `POLYMETRIE_SITES=""` or `a, b` must not register an empty or space-padded site.
+    let sites: Vec<String> = config
+        .sites
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let store = store::Store::open(&config.store, &sites, config.store_timeout)?;
     let app = Arc::new(App::new(&config, store));
 
     let bind = |addr: SocketAddr| {

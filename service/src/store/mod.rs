@@ -38,7 +38,8 @@ pub struct SiteStats {
     pub urls: Vec<UrlCount>,
 }
 
-/// The configured backend.
+/// The configured backend. Redis futures are boxed so the memory path's request futures stay
+/// small (hyper moves them per request).
 #[derive(Debug)]
 pub enum Store {
     Memory(MemoryStore),
@@ -59,7 +60,7 @@ impl Store {
     pub async fn register_site(&self, site: &str) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.register_site(site)),
-            Store::Redis(r) => r.register_site(site).await,
+            Store::Redis(r) => Box::pin(r.register_site(site)).await,
         }
     }
 
@@ -67,14 +68,14 @@ impl Store {
     pub async fn list_sites(&self) -> Result<Vec<String>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.list_sites()),
-            Store::Redis(r) => r.list_sites().await,
+            Store::Redis(r) => Box::pin(r.list_sites()).await,
         }
     }
 
     pub async fn site_exists(&self, site: &str) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.site_exists(site)),
-            Store::Redis(r) => r.site_exists(site).await,
+            Store::Redis(r) => Box::pin(r.site_exists(site)).await,
         }
     }
 
@@ -85,7 +86,7 @@ impl Store {
                 m.record_click(site, url);
                 Ok(())
             }
-            Store::Redis(r) => r.record_click(site, url).await,
+            Store::Redis(r) => Box::pin(r.record_click(site, url)).await,
         }
     }
 
@@ -93,7 +94,7 @@ impl Store {
     pub async fn stats(&self, site: &str, top: usize) -> Result<Option<SiteStats>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.stats(site, top)),
-            Store::Redis(r) => r.stats(site, top).await,
+            Store::Redis(r) => Box::pin(r.stats(site, top)).await,
         }
     }
 
@@ -101,7 +102,7 @@ impl Store {
     pub async fn ready(&self) -> bool {
         match self {
             Store::Memory(_) => true,
-            Store::Redis(r) => r.ping().await.is_ok(),
+            Store::Redis(r) => Box::pin(r.ping()).await.is_ok(),
         }
     }
 }
