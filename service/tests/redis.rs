@@ -21,7 +21,7 @@ async fn redis_counter_grows_by_exactly_the_acknowledged_clicks() {
         "--max-inflight",
         "4",
         "--queue-timeout",
-        "50ms",
+        "1s",
     ]);
     let t = click_load(svc.addr, "a.com", 48, 50, Duration::from_secs(40)).await;
     eprintln!("{t:?}");
