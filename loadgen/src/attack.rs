@@ -8,17 +8,19 @@
 //! every completed answer and on one timer for the next due time, reads the clock, and sends
 //! everything that is due (catching up after a late wake-up; the lateness is the schedule lag).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future as _};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{self, Exchange, Finished, Sender, Tracked};
+use crate::client::{self, ConnectPermit, Finished, Sender, Tracked};
 use crate::load::Load;
 use crate::outcome::Outcome;
 use crate::pacer::{Pacer, PacerError};
@@ -26,6 +28,7 @@ use crate::progress::{LiveSnapshot, LiveStats};
 use crate::record::{Recorder, StepMeta, StepRecord};
 use crate::result::GeneratorHealth;
 use crate::template::{CompiledTemplate, RequestTemplate, TemplateError};
+use crate::timer::Timer;
 use crate::usage::{affinity_cores, ThreadMeter};
 
 /// How often the loop publishes [`LiveStats`] and closes finished timeline seconds.
@@ -33,6 +36,15 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Extra wait past the request timeout before requests still in flight are forced to count as
 /// timeouts (each exchange carries its own deadline, so this only guards a starved runtime).
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+/// The loop wakes at most this often for due requests: 5 000 wake-ups a second at most, so a
+/// request leaves at most this late (plus the kernel's wake-up latency) without a timer per
+/// request. tokio's own timer would be 1 ms.
+const TIMER_GRANULE: Duration = Duration::from_micros(200);
+/// Connection attempts in progress at once. Opening on demand without a bound turns a short
+/// hiccup of the target into thousands of simultaneous connects, overflowing its accept queue
+/// (SYNs dropped, retried after 1 s); beyond this, due requests wait for a connection instead
+/// and the wait shows as schedule lag.
+const MAX_CONNECTING: usize = 64;
 /// Bound on the reachability check before the step starts.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -231,57 +243,44 @@ pub async fn run(
         .map_err(|_| AttackError::Engine("engine thread panicked".into()))?
 }
 
-/// The pool and the requests in flight.
-struct Flight {
-    addr: SocketAddr,
-    timeout: Duration,
+/// The keep-alive pool and the requests waiting for a connection.
+struct Pool {
     connections: Option<usize>,
     idle: Vec<Sender>,
     /// Connections existing or being opened (idle + held by requests in flight).
     alive: usize,
+    /// Connection attempts in progress (see [`MAX_CONNECTING`]).
+    connecting: Rc<Cell<usize>>,
     opened: u64,
+    /// Due requests waiting for a connection, in due order: in flight from the schedule's view,
+    /// their wait shows as schedule lag.
     queue: VecDeque<(u64, Duration)>,
-    running: FuturesUnordered<Tracked<ExchangeFuture>>,
-    peak: usize,
 }
 
-/// The exchange future type, named once so every request in the set has the same type.
-type ExchangeFuture = futures_util::future::BoxFuture<'static, Exchange>;
-
-impl Flight {
-    fn in_flight(&self) -> usize {
-        self.running.len() + self.queue.len()
+impl Pool {
+    /// A connection for the next request: an idle one, or a permit to open one. `None` when
+    /// the request has to wait (fixed count reached, or too many connects in progress).
+    fn take(&mut self) -> Option<(Option<Sender>, Option<ConnectPermit>)> {
+        if let Some(c) = self.idle.pop() {
+            return Some((Some(c), None));
+        }
+        if self.connections.is_some_and(|n| self.alive >= n) {
+            return None;
+        }
+        let permit = ConnectPermit::try_take(&self.connecting, MAX_CONNECTING)?;
+        self.alive += 1;
+        Some((None, Some(permit)))
     }
 
-    fn can_send_now(&self) -> bool {
-        match self.connections {
-            None => true,
-            Some(n) => !self.idle.is_empty() || self.alive < n,
+    /// Takes back what an exchange left: its connection when reusable.
+    fn give_back(&mut self, conn: Option<Sender>, opened: bool) {
+        if opened {
+            self.opened += 1;
         }
-    }
-
-    fn send(
-        &mut self,
-        seq: u64,
-        due: Duration,
-        t0: Instant,
-        tpl: &mut CompiledTemplate,
-        rec: &mut Recorder,
-    ) {
-        let now = Instant::now();
-        let conn = self.idle.pop();
-        if conn.is_none() {
-            self.alive += 1;
+        match conn {
+            Some(c) => self.idle.push(c),
+            None => self.alive = self.alive.saturating_sub(1),
         }
-        rec.sent(due, now.saturating_duration_since(t0 + due));
-        let fut: ExchangeFuture = Box::pin(client::exchange(
-            self.addr,
-            conn,
-            tpl.request(seq),
-            self.timeout,
-        ));
-        self.running.push(Tracked::new(seq, due, now, fut));
-        self.peak = self.peak.max(self.in_flight());
     }
 }
 
@@ -299,18 +298,37 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
         max_in_flight,
         connections,
     } = p;
+    let addr = target.addr;
     let mut rec = Recorder::new();
-    let mut fl = Flight {
-        addr: target.addr,
-        timeout,
+    let mut pool = Pool {
         connections,
         idle: Vec::new(),
         alive: 0,
+        connecting: Rc::new(Cell::new(0)),
         opened: 0,
         queue: VecDeque::new(),
-        running: FuturesUnordered::new(),
-        peak: 0,
     };
+    // The requests in flight, polled by this task only (no task per request). The element type
+    // is inferred from the one place that pushes, so the futures are stored unboxed.
+    let mut running = FuturesUnordered::new();
+    let mut peak: usize = 0;
+
+    // Sends request `seq` now on the given connection (or a new one).
+    macro_rules! send {
+        ($seq:expr, $due:expr, $conn:expr) => {{
+            let (seq, due): (u64, Duration) = ($seq, $due);
+            let (idle, permit) = $conn;
+            let now = Instant::now();
+            rec.sent(due, now.saturating_duration_since(t0 + due));
+            running.push(Tracked::new(
+                seq,
+                due,
+                now,
+                client::exchange(addr, idle, permit, template.request(seq), timeout),
+            ));
+        }};
+    }
+
     let take = |pacer: &mut Pacer| {
         let seq = pacer.next_seq();
         pacer.next_due().map(|d| (seq, d))
@@ -324,20 +342,24 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
     let mut publishes: u64 = 0;
     let mut recent_p99 = None;
 
-    let tick = tokio::time::sleep_until(tokio::time::Instant::from_std(t0));
-    tokio::pin!(tick);
-    let mut tick_armed_for = t0;
-    let mut tick_fired = false;
+    let mut timer = Timer::new();
     let cancelled = stop.cancelled();
     tokio::pin!(cancelled);
 
-    enum Ev {
+    enum Ev<T> {
         Cancel,
-        Done(Finished<Exchange>),
+        Done(T),
         Tick,
     }
 
     loop {
+        // Requests waiting for a connection go first, in due order.
+        while !pool.queue.is_empty() {
+            let Some(conn) = pool.take() else { break };
+            let (seq, due) = pool.queue.pop_front().expect("queue is not empty");
+            send!(seq, due, conn);
+        }
+
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(t0);
 
@@ -347,16 +369,18 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
                 if due > elapsed {
                     break;
                 }
-                if fl.in_flight() >= max_in_flight {
+                if running.len() + pool.queue.len() >= max_in_flight {
                     rec.dropped(due);
-                } else if fl.can_send_now() {
-                    fl.send(seq, due, t0, &mut template, &mut rec);
+                } else if !pool.queue.is_empty() {
+                    pool.queue.push_back((seq, due));
+                } else if let Some(conn) = pool.take() {
+                    send!(seq, due, conn);
                 } else {
-                    fl.queue.push_back((seq, due));
-                    fl.peak = fl.peak.max(fl.in_flight());
+                    pool.queue.push_back((seq, due));
                 }
                 next = take(&mut pacer);
             }
+            peak = peak.max(running.len() + pool.queue.len());
             if next.is_none() {
                 scheduled = Some(duration);
             }
@@ -378,7 +402,7 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
                     ok: rec.ok_count(),
                     failed: rec.failed_count(),
                     dropped: rec.dropped_count(),
-                    in_flight: fl.in_flight() as u64,
+                    in_flight: (running.len() + pool.queue.len()) as u64,
                     recent_p99_ms: recent_p99,
                     generation: 0,
                 });
@@ -390,35 +414,48 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
         }
 
         if let Some(deadline) = drain_deadline {
-            if fl.running.is_empty() && fl.queue.is_empty() {
+            if running.is_empty() && pool.queue.is_empty() {
                 break;
             }
             if now >= deadline {
-                force_drain(&mut fl, &mut rec, t0, now);
+                // Sent requests still pending: timeouts at the time they were given up.
+                for t in Pin::new(&running).iter_pin_ref() {
+                    let (_, due, sent_at) = t.facts();
+                    rec.done(
+                        due,
+                        Outcome::Timeout,
+                        now.saturating_duration_since(t0 + due),
+                        now.saturating_duration_since(sent_at),
+                    );
+                }
+                // Queued ones were never sent: dropped.
+                for (_, due) in pool.queue.drain(..) {
+                    rec.dropped(due);
+                }
                 break;
             }
         }
 
-        // One timer: the next due time (or the drain deadline), or the next publication.
+        // One timer: the next due time (no sooner than one granule from now, so a high rate
+        // wakes the loop every granule rather than every request), the next publication, or
+        // the drain deadline.
         let wake = match (drain_deadline, next) {
             (Some(d), _) => d.min(next_publish),
-            (None, Some((_, due))) => (t0 + due).min(next_publish),
+            (None, Some((_, due))) => (t0 + due).max(now + TIMER_GRANULE).min(next_publish),
             (None, None) => next_publish,
         };
-        if tick_fired || wake < tick_armed_for {
-            tick.as_mut().reset(tokio::time::Instant::from_std(wake));
-            tick_armed_for = wake;
-            tick_fired = false;
+        if timer.deadline().map_or(true, |d| wake < d) {
+            timer.arm(wake);
         }
 
         let ev = poll_fn(|cx| {
             if scheduled.is_none() && cancelled.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Ev::Cancel);
             }
-            if let Poll::Ready(Some(done)) = fl.running.poll_next_unpin(cx) {
+            if let Poll::Ready(Some(done)) = running.poll_next_unpin(cx) {
                 return Poll::Ready(Ev::Done(done));
             }
-            if tick.as_mut().poll(cx).is_ready() {
+            if timer.poll_fired(cx).is_ready() {
                 return Poll::Ready(Ev::Tick);
             }
             Poll::Pending
@@ -431,27 +468,21 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
                 scheduled = Some(elapsed.min(duration));
                 next = None;
             }
-            Ev::Tick => tick_fired = true,
+            Ev::Tick => {}
             Ev::Done(done) => {
-                let x = done.output;
-                let due_at = t0 + done.due;
+                let Finished {
+                    due,
+                    sent_at,
+                    output: x,
+                    ..
+                } = done;
                 rec.done(
-                    done.due,
+                    due,
                     x.outcome,
-                    x.done_at.saturating_duration_since(due_at),
-                    x.done_at.saturating_duration_since(done.sent_at),
+                    x.done_at.saturating_duration_since(t0 + due),
+                    x.done_at.saturating_duration_since(sent_at),
                 );
-                if x.opened {
-                    fl.opened += 1;
-                }
-                match x.conn {
-                    Some(c) => fl.idle.push(c),
-                    None => fl.alive = fl.alive.saturating_sub(1),
-                }
-                while !fl.queue.is_empty() && fl.can_send_now() {
-                    let (seq, due) = fl.queue.pop_front().expect("queue is not empty");
-                    fl.send(seq, due, t0, &mut template, &mut rec);
-                }
+                pool.give_back(x.conn, x.opened);
             }
         }
     }
@@ -480,8 +511,8 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
             .filter(|_| !wall.is_zero())
             .map(|c| c.total_s() / wall.as_secs_f64()),
         cpu_cores_available: available,
-        max_in_flight: Some(fl.peak as u64),
-        connections_opened: Some(fl.opened),
+        max_in_flight: Some(peak as u64),
+        connections_opened: Some(pool.opened),
     };
     rec.finish(StepMeta {
         rate_rps,
@@ -493,22 +524,4 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
         interrupted,
         in_flight_cap: max_in_flight,
     })
-}
-
-/// Counts what is still in flight at the hard drain deadline: sent requests as timeouts (at
-/// the time they were given up), queued ones as dropped (they were never sent).
-fn force_drain(fl: &mut Flight, rec: &mut Recorder, t0: Instant, now: Instant) {
-    let running = std::mem::take(&mut fl.running);
-    for t in Pin::new(&running).iter_pin_ref() {
-        let (_, due, sent_at) = t.facts();
-        rec.done(
-            due,
-            Outcome::Timeout,
-            now.saturating_duration_since(t0 + due),
-            now.saturating_duration_since(sent_at),
-        );
-    }
-    for (_, due) in fl.queue.drain(..) {
-        rec.dropped(due);
-    }
 }

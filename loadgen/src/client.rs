@@ -4,9 +4,11 @@
 //! ends in an [`Outcome`] — never an error. Pooling (which idle connection to hand out, how
 //! many may exist) belongs to the attack; this module only knows one connection at a time.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -53,12 +55,35 @@ pub async fn connect(addr: SocketAddr) -> Result<Sender, Outcome> {
     Ok(sender)
 }
 
-/// Sends `req` and reads the whole answer. Reuses `idle` when it is still open (a keep-alive
-/// connection the server closed in between is replaced, not counted as a failure: nothing was
-/// sent on it). The exchange ends by `timeout` after the call, whatever happens.
+/// One of a bounded number of connection attempts allowed at once: the count it holds is
+/// released when the permit is dropped (the connect finished, failed or was abandoned).
+#[derive(Debug)]
+pub struct ConnectPermit(Rc<Cell<usize>>);
+
+impl ConnectPermit {
+    /// Takes a permit from `count` when fewer than `max` are out.
+    pub fn try_take(count: &Rc<Cell<usize>>, max: usize) -> Option<Self> {
+        (count.get() < max).then(|| {
+            count.set(count.get() + 1);
+            Self(count.clone())
+        })
+    }
+}
+
+impl Drop for ConnectPermit {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
+
+/// Sends `req` and reads the whole answer, on `idle` when given, else on a new connection
+/// opened under `permit`. An idle keep-alive connection the server closed in between is
+/// replaced, not counted as a failure: nothing was sent on it. The exchange ends by `timeout`
+/// after the call, whatever happens.
 pub async fn exchange(
     addr: SocketAddr,
     idle: Option<Sender>,
+    permit: Option<ConnectPermit>,
     req: Request<Full<Bytes>>,
     timeout: Duration,
 ) -> Exchange {
@@ -79,11 +104,17 @@ pub async fn exchange(
     }
     let (mut sender, opened) = match sender {
         Some(s) => (s, false),
-        None => match tokio::time::timeout_at(deadline, connect(addr)).await {
-            Ok(Ok(s)) => (s, true),
-            Ok(Err(o)) => return finish(o, None, false),
-            Err(_) => return finish(Outcome::ConnectTimeout, None, false),
-        },
+        None => {
+            // Boxed: connecting is rare, and keeping its state out of line keeps every
+            // request's future small.
+            let opened = tokio::time::timeout_at(deadline, Box::pin(connect(addr))).await;
+            drop(permit);
+            match opened {
+                Ok(Ok(s)) => (s, true),
+                Ok(Err(o)) => return finish(o, None, false),
+                Err(_) => return finish(Outcome::ConnectTimeout, None, false),
+            }
+        }
     };
     match tokio::time::timeout_at(deadline, send(&mut sender, req)).await {
         Ok(Ok(status)) => finish(Outcome::from_status(status), Some(sender), opened),

@@ -25,4 +25,5 @@ pub mod report;
 pub mod result;
 pub mod scenario;
 pub mod template;
+pub mod timer;
 pub mod usage;
