@@ -42,7 +42,11 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     crate::probe::prometheus::query::validate_overrides(&plan.promql)
         .with_context(|| format!("{}: [prometheus.queries]", args.scenario.display()))?;
-    let prometheus = args.prometheus.as_deref().map(parse_prometheus).transpose()?;
+    let prometheus = args
+        .prometheus
+        .as_deref()
+        .map(parse_prometheus)
+        .transpose()?;
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&plan));
     let opts = RunOptions {
         out_dir: out_dir.clone(),
