@@ -11,14 +11,14 @@
 #         — the knee should land at 160-220 clicks/s.
 #
 # Usage: bench/service.sh            (needs root for the cgroup part; skips it otherwise)
-# Env:   DURATION=10s CONNS=64 ROUNDS=2 COST=5.5ms RATES="100 150 180 200 250 300 500 1000"
+# Env:   DURATION=10s CONNS=64 ROUNDS=5 COST=5.5ms RATES="100 150 180 200 250 300 500 1000"
 #        SKIP_PART2=1
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-5}
 COST=${COST:-5.5ms}
 RATES=${RATES:-"100 150 180 200 250 300 500 1000"}
 SITE=bench.example

@@ -14,8 +14,6 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 pub use crate::app::App;
 pub use crate::config::{Config, StoreUrl};
 
@@ -87,7 +85,7 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         listeners.push(l);
     }
 
-    let shutdown = CancellationToken::new();
+    let shutdown = server::Shutdown::new();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServiceError::Signal)?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -99,7 +97,7 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
                 _ = sigterm.recv() => tracing::info!("SIGTERM: draining"),
                 _ = sigint.recv() => tracing::info!("SIGINT: draining"),
             }
-            shutdown.cancel();
+            shutdown.trigger();
         });
     }
 
