@@ -361,3 +361,52 @@ async fn sigterm_drains_and_exits_zero() {
         "still accepting"
     );
 }
+
+#[tokio::test]
+async fn environment_variables_configure_the_service() {
+    let svc = Service::start_with_env(
+        &[],
+        &[
+            ("POLYMETRIE_LISTEN", "127.0.0.1:0"),
+            ("POLYMETRIE_ADMIN_LISTEN", "127.0.0.1:0"),
+            ("POLYMETRIE_SITES", "env.one, env.two,"),
+            ("POLYMETRIE_BODY_LIMIT", "32"),
+        ],
+    );
+    assert!(svc.admin.is_some());
+    let (_, body) = get(svc.addr, "/api/sites").await;
+    assert_eq!(
+        json(&body)["sites"],
+        serde_json::json!(["env.one", "env.two"])
+    );
+    let mut c = Client::connect(svc.addr).await.unwrap();
+    let long = format!(r#"{{"site":"env.one","url":"/{}"}}"#, "x".repeat(64));
+    let (s, _) = c.request(Method::POST, "/api/clicks", long).await.unwrap();
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[test]
+fn a_taken_port_or_a_bad_flag_exits_2_with_a_one_line_cause() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for args in [
+        vec!["--listen", addr.as_str()],
+        vec!["--listen", "127.0.0.1:0", "--store", "bogus://x"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_polymetrie"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            out.stdout.is_empty(),
+            "no startup line expected: {:?}",
+            out.stdout
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot bind") || err.contains("unknown store"),
+            "{args:?}: {err}"
+        );
+    }
+}

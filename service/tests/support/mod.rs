@@ -85,10 +85,16 @@ impl Service {
     /// Starts the service with `args` (plus `--listen 127.0.0.1:0` unless given) and reads the
     /// startup line.
     pub fn start(args: &[&str]) -> Service {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Service::start`], with extra environment variables (`POLYMETRIE_*`).
+    pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> Service {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_polymetrie"));
-        if !args.contains(&"--listen") {
+        if !args.contains(&"--listen") && !envs.iter().any(|(k, _)| *k == "POLYMETRIE_LISTEN") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
+        cmd.envs(envs.iter().copied());
         cmd.args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
