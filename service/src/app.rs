@@ -315,6 +315,7 @@ impl App {
         }
         match self.store.register_site(&site.site).await {
             Ok(created) => {
+                self.metrics.site(&site.site);
                 let status = if created {
                     StatusCode::CREATED
                 } else {

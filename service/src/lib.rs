@@ -62,6 +62,9 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         .collect();
     let store = store::Store::open(&config.store, &sites, config.store_timeout)?;
     let app = Arc::new(App::new(&config, store));
+    for site in &sites {
+        app.metrics.site(site);
+    }
 
     let bind = |addr: SocketAddr| {
         server::bind(addr, config.reuse_port, config.backlog)

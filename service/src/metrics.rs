@@ -149,9 +149,14 @@ impl Metrics {
         }
     }
 
-    /// Counts one stored click for `site` and `url`.
-    pub fn click(&self, site: &str, url: &str) {
+    /// Makes `polymetrie_clicks_total{site}` exist (at 0) before the first click, so
+    /// `increase()` over a window that starts before that click sees it.
+    pub fn site(&self, site: &str) {
         let mut sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        self.site_handles(&mut sites, site);
+    }
+
+    fn site_handles(&self, sites: &mut HashMap<String, SiteHandles>, site: &str) {
         if !sites.contains_key(site) {
             let clicks = self
                 .clicks
@@ -168,6 +173,12 @@ impl Metrics {
                 },
             );
         }
+    }
+
+    /// Counts one stored click for `site` and `url`.
+    pub fn click(&self, site: &str, url: &str) {
+        let mut sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        self.site_handles(&mut sites, site);
         let Some(h) = sites.get_mut(site) else {
             return;
         };
@@ -312,5 +323,9 @@ mod tests {
         assert!(text.contains(r#"polymetrie_url_clicks_total{site="t.com",url="/x"} 1"#));
         assert!(text.contains(r#"polymetrie_clicks_total{site="s.com"} 5"#));
         assert!(text.contains("process_cpu_seconds_total"));
+        m.site("quiet.org");
+        assert!(m
+            .encode()
+            .contains(r#"polymetrie_clicks_total{site="quiet.org"} 0"#));
     }
 }

@@ -66,6 +66,7 @@ async fn clicks_sites_stats_and_metrics_round_trip() {
     for needle in [
         r#"polymetrie_clicks_total{site="a.com"} 3"#,
         r#"polymetrie_clicks_total{site="new.net"} 1"#,
+        r#"polymetrie_clicks_total{site="b.org"} 0"#,
         r#"polymetrie_url_clicks_total{site="a.com",url="/x"} 2"#,
         r#"polymetrie_http_requests_total{route="/api/clicks",status="204"} 4"#,
         "polymetrie_http_request_duration_seconds_bucket",
