@@ -8,12 +8,12 @@
 //! every completed answer and on one timer for the next due time, reads the clock, and sends
 //! everything that is due (catching up after a late wake-up; the lateness is the schedule lag).
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future as _};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,15 +36,20 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Extra wait past the request timeout before requests still in flight are forced to count as
 /// timeouts (each exchange carries its own deadline, so this only guards a starved runtime).
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
-/// The loop wakes at most this often for due requests: 5 000 wake-ups a second at most, so a
+/// The loop wakes at most this often for due requests (2 000 wake-ups a second at most), so a
 /// request leaves at most this late (plus the kernel's wake-up latency) without a timer per
-/// request. tokio's own timer would be 1 ms.
-const TIMER_GRANULE: Duration = Duration::from_micros(200);
+/// request; answers arriving in between also wake it. tokio's own timer would be 1 ms. Every
+/// sleep costs a context switch, so a finer granule trades generator CPU for lag: see
+/// docs/engine.md.
+const TIMER_GRANULE: Duration = Duration::from_micros(500);
 /// Connection attempts in progress at once. Opening on demand without a bound turns a short
 /// hiccup of the target into thousands of simultaneous connects, overflowing its accept queue
 /// (SYNs dropped, retried after 1 s); beyond this, due requests wait for a connection instead
 /// and the wait shows as schedule lag.
 const MAX_CONNECTING: usize = 64;
+/// How often requests in flight are checked against their deadline: a request times out
+/// between its timeout and this much later.
+const SWEEP_EVERY: Duration = Duration::from_millis(10);
 /// Bound on the reachability check before the step starts.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -57,7 +62,8 @@ pub struct AttackSpec {
     pub url: String,
     pub load: Load,
     pub request: RequestTemplate,
-    /// Per-request deadline, from the send to the last byte of the answer (connect included).
+    /// Per-request deadline, from the send to the last byte of the answer (connect included),
+    /// enforced within 10 ms.
     pub timeout: Duration,
     /// Due requests beyond this many in flight (sent or queued for a connection) are dropped.
     pub max_in_flight: usize,
@@ -235,7 +241,13 @@ pub async fn run(
                 .enable_all()
                 .build()
                 .map_err(|e| AttackError::Engine(format!("cannot build runtime: {e}")))
-                .map(|rt| rt.block_on(engine(prepared, stop, live)));
+                .and_then(|rt| {
+                    // Spawned rather than run by `block_on` itself: a task woken from its own
+                    // thread is queued locally, while waking the `block_on` future writes to
+                    // the reactor's eventfd — a syscall for every answer.
+                    rt.block_on(async { tokio::spawn(engine(prepared, stop, live)).await })
+                        .map_err(|e| AttackError::Engine(format!("engine task failed: {e}")))
+                });
             let _ = tx.send(result);
         })
         .map_err(|e| AttackError::Engine(format!("cannot start thread: {e}")))?;
@@ -250,7 +262,7 @@ struct Pool {
     /// Connections existing or being opened (idle + held by requests in flight).
     alive: usize,
     /// Connection attempts in progress (see [`MAX_CONNECTING`]).
-    connecting: Rc<Cell<usize>>,
+    connecting: Arc<AtomicUsize>,
     opened: u64,
     /// Due requests waiting for a connection, in due order: in flight from the schedule's view,
     /// their wait shows as schedule lag.
@@ -304,7 +316,7 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
         connections,
         idle: Vec::new(),
         alive: 0,
-        connecting: Rc::new(Cell::new(0)),
+        connecting: Arc::new(AtomicUsize::new(0)),
         opened: 0,
         queue: VecDeque::new(),
     };
@@ -324,6 +336,9 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
                 seq,
                 due,
                 now,
+                // A hair later than the connect's own timer, so a connect that is too slow is
+                // classified as a connect timeout by it.
+                now + timeout + SWEEP_EVERY,
                 client::exchange(addr, idle, permit, template.request(seq), timeout),
             ));
         }};
@@ -339,6 +354,7 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
     let mut scheduled: Option<Duration> = None;
     let mut drain_deadline: Option<Instant> = None;
     let mut next_publish = t0;
+    let mut next_sweep = t0 + SWEEP_EVERY;
     let mut publishes: u64 = 0;
     let mut recent_p99 = None;
 
@@ -413,6 +429,13 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
             }
         }
 
+        if now >= next_sweep {
+            for t in Pin::new(&mut running).iter_pin_mut() {
+                t.expire(now);
+            }
+            next_sweep = now + SWEEP_EVERY;
+        }
+
         if let Some(deadline) = drain_deadline {
             if running.is_empty() && pool.queue.is_empty() {
                 break;
@@ -439,11 +462,14 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
         // One timer: the next due time (no sooner than one granule from now, so a high rate
         // wakes the loop every granule rather than every request), the next publication, or
         // the drain deadline.
-        let wake = match (drain_deadline, next) {
+        let mut wake = match (drain_deadline, next) {
             (Some(d), _) => d.min(next_publish),
             (None, Some((_, due))) => (t0 + due).max(now + TIMER_GRANULE).min(next_publish),
             (None, None) => next_publish,
         };
+        if !running.is_empty() {
+            wake = wake.min(next_sweep);
+        }
         if timer.deadline().map_or(true, |d| wake < d) {
             timer.arm(wake);
         }

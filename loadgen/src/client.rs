@@ -4,12 +4,12 @@
 //! ends in an [`Outcome`] — never an error. Pooling (which idle connection to hand out, how
 //! many may exist) belongs to the attack; this module only knows one connection at a time.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -58,13 +58,14 @@ pub async fn connect(addr: SocketAddr) -> Result<Sender, Outcome> {
 /// One of a bounded number of connection attempts allowed at once: the count it holds is
 /// released when the permit is dropped (the connect finished, failed or was abandoned).
 #[derive(Debug)]
-pub struct ConnectPermit(Rc<Cell<usize>>);
+pub struct ConnectPermit(Arc<AtomicUsize>);
 
 impl ConnectPermit {
-    /// Takes a permit from `count` when fewer than `max` are out.
-    pub fn try_take(count: &Rc<Cell<usize>>, max: usize) -> Option<Self> {
-        (count.get() < max).then(|| {
-            count.set(count.get() + 1);
+    /// Takes a permit from `count` when fewer than `max` are out. (Atomic only so the engine
+    /// future is `Send` and can run as a task; it is only ever touched from one thread.)
+    pub fn try_take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        (count.load(Ordering::Relaxed) < max).then(|| {
+            count.fetch_add(1, Ordering::Relaxed);
             Self(count.clone())
         })
     }
@@ -72,7 +73,7 @@ impl ConnectPermit {
 
 impl Drop for ConnectPermit {
     fn drop(&mut self) {
-        self.0.set(self.0.get().saturating_sub(1));
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -87,7 +88,6 @@ pub async fn exchange(
     req: Request<Full<Bytes>>,
     timeout: Duration,
 ) -> Exchange {
-    let deadline = tokio::time::Instant::now() + timeout;
     let finish = |outcome, conn, opened| Exchange {
         outcome,
         done_at: Instant::now(),
@@ -96,17 +96,16 @@ pub async fn exchange(
     };
     let mut sender = None;
     if let Some(mut s) = idle {
-        match tokio::time::timeout_at(deadline, s.ready()).await {
-            Ok(Ok(())) => sender = Some(s),
-            Ok(Err(_)) => {}
-            Err(_) => return finish(Outcome::Timeout, None, false),
+        if s.ready().await.is_ok() {
+            sender = Some(s);
         }
     }
     let (mut sender, opened) = match sender {
         Some(s) => (s, false),
         None => {
-            // Boxed: connecting is rare, and keeping its state out of line keeps every
-            // request's future small.
+            // Connecting is rare: its state is boxed to keep every request's future small, and
+            // it has its own timer so a slow connect is told apart from a slow answer.
+            let deadline = tokio::time::Instant::now() + timeout;
             let opened = tokio::time::timeout_at(deadline, Box::pin(connect(addr))).await;
             drop(permit);
             match opened {
@@ -116,11 +115,10 @@ pub async fn exchange(
             }
         }
     };
-    match tokio::time::timeout_at(deadline, send(&mut sender, req)).await {
-        Ok(Ok(status)) => finish(Outcome::from_status(status), Some(sender), opened),
-        // The connection is in an unknown state after a failure or a timeout: drop it.
-        Ok(Err(o)) => finish(o, None, opened),
-        Err(_) => finish(Outcome::Timeout, None, opened),
+    match send(&mut sender, req).await {
+        Ok(status) => finish(Outcome::from_status(status), Some(sender), opened),
+        // The connection is in an unknown state after a failure: drop it.
+        Err(o) => finish(o, None, opened),
     }
 }
 
@@ -139,24 +137,33 @@ async fn send(sender: &mut Sender, req: Request<Full<Bytes>>) -> Result<u16, Out
 }
 
 pin_project_lite::pin_project! {
-    /// A future carrying the schedule facts of its request, readable while it is pending (so
-    /// requests still in flight at a hard stop are counted in the right second).
+    /// A request in flight: its exchange, the schedule facts (readable while it is pending, so
+    /// requests still in flight at a hard stop are counted in the right second) and its
+    /// deadline. The deadline is enforced by the owner calling [`Tracked::expire`] — one sweep
+    /// over the requests in flight now and then — instead of a tokio timer per request: a
+    /// timer registration per request costs a wheel insertion and often a reactor wake-up.
     pub struct Tracked<F> {
         pub seq: u64,
         // Due offset from the start of the step.
         pub due: Duration,
         pub sent_at: Instant,
+        deadline: Instant,
+        expired: bool,
+        waker: Option<Waker>,
         #[pin]
         fut: F,
     }
 }
 
 impl<F> Tracked<F> {
-    pub fn new(seq: u64, due: Duration, sent_at: Instant, fut: F) -> Self {
+    pub fn new(seq: u64, due: Duration, sent_at: Instant, deadline: Instant, fut: F) -> Self {
         Self {
             seq,
             due,
             sent_at,
+            deadline,
+            expired: false,
+            waker: None,
             fut,
         }
     }
@@ -165,6 +172,18 @@ impl<F> Tracked<F> {
     pub fn facts(self: Pin<&Self>) -> (u64, Duration, Instant) {
         let p = self.project_ref();
         (*p.seq, *p.due, *p.sent_at)
+    }
+
+    /// Marks the request timed out when its deadline has passed by `now`, and wakes it so it
+    /// completes (as [`Outcome::Timeout`], dropping its connection) at its next poll.
+    pub fn expire(self: Pin<&mut Self>, now: Instant) {
+        let p = self.project();
+        if !*p.expired && now >= *p.deadline {
+            *p.expired = true;
+            if let Some(w) = p.waker.take() {
+                w.wake();
+            }
+        }
     }
 }
 
@@ -177,12 +196,31 @@ pub struct Finished<T> {
     pub output: T,
 }
 
-impl<F: Future> Future for Tracked<F> {
-    type Output = Finished<F::Output>;
+impl<F: Future<Output = Exchange>> Future for Tracked<F> {
+    type Output = Finished<Exchange>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let p = self.project();
-        p.fut.poll(cx).map(|output| Finished {
+        let output = if *p.expired {
+            Exchange {
+                outcome: Outcome::Timeout,
+                done_at: Instant::now(),
+                conn: None,
+                opened: false,
+            }
+        } else {
+            match p.fut.poll(cx) {
+                Poll::Ready(x) => x,
+                Poll::Pending => {
+                    // The set's per-request waker is stable: cloned once per request.
+                    if !p.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *p.waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+            }
+        };
+        Poll::Ready(Finished {
             seq: *p.seq,
             due: *p.due,
             sent_at: *p.sent_at,
