@@ -470,7 +470,7 @@ async fn engine(p: Prepared, stop: CancellationToken, live: Option<LiveStats>) -
         if !running.is_empty() {
             wake = wake.min(next_sweep);
         }
-        if !timer.deadline().is_some_and(|d| wake >= d) {
+        if timer.deadline().is_none_or(|d| wake < d) {
             timer.arm(wake);
         }
 
