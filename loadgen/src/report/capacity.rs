@@ -150,11 +150,11 @@ pub fn for_rows(rows: &[StepRow]) -> Vec<Capacity> {
         });
         // The tolerance keeps a ratio of exactly 0.99 safe despite the ×100 of the row.
         if pct + 1e-9 >= SAFE_RATIO * 100.0 {
-            if cap.safe_rate_rps.map_or(true, |s| r.rate_rps > s) {
+            if cap.safe_rate_rps.is_none_or(|s| r.rate_rps > s) {
                 cap.safe_rate_rps = Some(r.rate_rps);
                 cap.safe_step = Some(r.key());
             }
-        } else if cap.failed_rate_rps.map_or(true, |f| r.rate_rps < f) {
+        } else if cap.failed_rate_rps.is_none_or(|f| r.rate_rps < f) {
             cap.failed_rate_rps = Some(r.rate_rps);
             cap.failed_step = Some(r.key());
             cap.failed_evidence = Some(evidence(r));
