@@ -72,6 +72,18 @@ fn validity(step: &StepResult, out: &mut Vec<Finding>) {
             format!("generator did not keep the schedule ({why}): these numbers say nothing about the target's capacity"),
         ));
     }
+    let wait = &step.connection_wait_ms;
+    if let (true, Some(p99)) = (wait.count > 0, wait.p99) {
+        out.push(finding(
+            "connection_wait",
+            Severity::Info,
+            step,
+            format!(
+                "{} requests waited for a connection to the target (p99 {p99:.1} ms): connects were not completing, i.e. the target was slow to accept; the wait is part of their latency",
+                wait.count
+            ),
+        ));
+    }
     if step.dropped > 0 {
         out.push(finding(
             "dropped",
@@ -340,6 +352,7 @@ mod tests {
             latency_ms: LatencySummary::default(),
             service_time_ms: LatencySummary::default(),
             schedule_lag_ms: LatencySummary::default(),
+            connection_wait_ms: LatencySummary::default(),
             timeline: vec![],
             histogram: None,
             generator: GeneratorHealth::default(),

@@ -131,6 +131,7 @@ pub struct Recorder {
     latency: Histogram<u64>,
     service: Histogram<u64>,
     lag: Histogram<u64>,
+    conn_wait: Histogram<u64>,
     /// Latency of answers completed since the last [`Recorder::take_recent_p99`] (live display).
     recent: Histogram<u64>,
     seconds: Vec<Second>,
@@ -155,6 +156,7 @@ impl Recorder {
             latency: new_histogram(),
             service: new_histogram(),
             lag: new_histogram(),
+            conn_wait: new_histogram(),
             recent: Histogram::new_with_bounds(1, HIST_MAX_US, SECOND_SIGFIG)
                 .expect("static histogram bounds"),
             seconds: Vec::new(),
@@ -178,11 +180,15 @@ impl Recorder {
         self.second(due).dropped += 1;
     }
 
-    /// A due request was sent `lag` after its due time.
-    pub fn sent(&mut self, due: Duration, lag: Duration) {
+    /// A due request was handled by the loop `lag` after its due time and then waited
+    /// `conn_wait` for a connection before it was sent.
+    pub fn sent(&mut self, due: Duration, lag: Duration, conn_wait: Duration) {
         self.sent += 1;
         self.lag.saturating_record(micros(lag).max(1));
-        let at = due + lag;
+        if !conn_wait.is_zero() {
+            self.conn_wait.saturating_record(micros(conn_wait).max(1));
+        }
+        let at = due + lag + conn_wait;
         self.send_span = Some(match self.send_span {
             None => (at, at),
             Some((first, last)) => (first.min(at), last.max(at)),
@@ -299,6 +305,7 @@ impl Recorder {
             latency: self.latency,
             service_time: self.service,
             schedule_lag: self.lag,
+            connection_wait: self.conn_wait,
             timeline,
             generator: meta.generator,
             interrupted: meta.interrupted,
@@ -347,8 +354,10 @@ pub struct StepRecord {
     pub latency: Histogram<u64>,
     /// Latency from the actual send, µs.
     pub service_time: Histogram<u64>,
-    /// Send minus due, µs.
+    /// How late the loop handled each due request, µs (the generator's own lateness).
     pub schedule_lag: Histogram<u64>,
+    /// Wait for a connection the target had not yet accepted, µs (requests that waited only).
+    pub connection_wait: Histogram<u64>,
     pub timeline: Vec<TimelinePoint>,
     pub generator: GeneratorHealth,
     pub interrupted: bool,
@@ -431,6 +440,7 @@ impl StepRecord {
             latency_ms: summarize(&self.latency),
             service_time_ms: summarize(&self.service_time),
             schedule_lag_ms: summarize(&self.schedule_lag),
+            connection_wait_ms: summarize(&self.connection_wait),
             timeline: self.timeline.clone(),
             histogram: serialize_histogram(&self.latency).ok(),
             generator: self.generator.clone(),
@@ -468,8 +478,8 @@ mod tests {
     fn counts_reconcile_and_timeline_buckets_by_due_second() {
         let mut r = Recorder::new();
         let ms = Duration::from_millis;
-        r.sent(ms(100), ms(0));
-        r.sent(ms(1500), ms(1));
+        r.sent(ms(100), ms(0), Duration::ZERO);
+        r.sent(ms(1500), ms(1), Duration::ZERO);
         r.dropped(ms(1600));
         r.done(ms(100), Outcome::Ok, ms(5), ms(5));
         // Completes long after its second ended: still lands in second 1.
@@ -488,7 +498,7 @@ mod tests {
     fn second_stays_open_while_a_request_due_in_it_is_in_flight() {
         let mut r = Recorder::new();
         let ms = Duration::from_millis;
-        r.sent(ms(10), ms(0));
+        r.sent(ms(10), ms(0), Duration::ZERO);
         r.close_seconds(ms(5000));
         assert!(!r.seconds[0].closed);
         r.done(ms(10), Outcome::Ok, ms(4000), ms(4000));

@@ -175,8 +175,13 @@ pub struct StepResult {
     pub latency_ms: LatencySummary,
     /// Latency from the actual send.
     pub service_time_ms: LatencySummary,
-    /// Actual send minus due time.
+    /// How late the generator handled each due request (its own lateness: the step's validity
+    /// rests on it).
     pub schedule_lag_ms: LatencySummary,
+    /// How long due requests waited for a connection to the target (connects in progress were
+    /// not completing: the target's accept queue, not the generator). Part of `latency_ms`.
+    #[serde(default)]
+    pub connection_wait_ms: LatencySummary,
     pub timeline: Vec<TimelinePoint>,
     /// Latency-from-due histogram, HdrHistogram V2 (deflate) serialised, base64: mergeable.
     pub histogram: Option<String>,

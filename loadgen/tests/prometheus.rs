@@ -245,6 +245,7 @@ fn step_with(view: Option<PrometheusView>, delta: Option<i64>, cores: Option<f64
         latency_ms: LatencySummary::default(),
         service_time_ms: LatencySummary::default(),
         schedule_lag_ms: LatencySummary::default(),
+        connection_wait_ms: LatencySummary::default(),
         timeline: Vec::new(),
         histogram: None,
         generator: GeneratorHealth::default(),
