@@ -47,17 +47,28 @@ pub fn required_by_env() -> bool {
         .unwrap_or(false)
 }
 
-/// For tests: the binary, or `None` after printing a loud skip message; panics instead when
+/// For tests: the value, or `None` after printing a loud skip message; panics instead when
 /// [`REQUIRE_ENV`] is set, so CI cannot pass by skipping.
-pub fn binary_for_test(name: &str, package: &str) -> Option<PathBuf> {
-    match require(name, package) {
-        Ok(p) => Some(p),
+pub fn available_for_test<T, E: std::fmt::Display>(lookup: Result<T, E>) -> Option<T> {
+    match lookup {
+        Ok(v) => Some(v),
         Err(e) if required_by_env() => panic!("{REQUIRE_ENV}=1 but {e}"),
         Err(e) => {
             eprintln!("\n!!! SKIPPING: {e}. Set {REQUIRE_ENV}=1 to make this a failure. !!!\n");
             None
         }
     }
+}
+
+/// For tests: the binary `name` (from Debian `package`), under the policy of
+/// [`available_for_test`].
+pub fn binary_for_test(name: &str, package: &str) -> Option<PathBuf> {
+    available_for_test(require(name, package))
+}
+
+/// For tests: the `polymetrie` binary, under the policy of [`available_for_test`].
+pub fn polymetrie_for_test() -> Option<PathBuf> {
+    available_for_test(polymetrie_binary())
 }
 
 /// The `polymetrie` binary: `$POLYMETRIE_BIN`, else next to the running executable (or one

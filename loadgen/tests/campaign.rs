@@ -17,25 +17,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn ready() -> bool {
     let redis = external::binary_for_test("redis-server", "redis-server").is_some();
-    let cg = Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists()
-        && std::fs::create_dir(format!(
-            "/sys/fs/cgroup/cpu/loadgen-probe-{}",
-            std::process::id()
-        ))
-        .and_then(|_| {
-            std::fs::remove_dir(format!(
-                "/sys/fs/cgroup/cpu/loadgen-probe-{}",
-                std::process::id()
-            ))
-        })
-        .is_ok();
-    if !cg {
-        if external::required_by_env() {
-            panic!("LOADGEN_REQUIRE_EXTERNAL=1 but cgroup v1 cpu is not writable here");
-        }
-        eprintln!("\n!!! SKIPPING: cgroup v1 cpu controller not writable here !!!\n");
-    }
-    redis && cg
+    redis && loadgen::deployer::cgroup::usable_for_test()
 }
 
 /// A unique site name: it appears on every replica's command line, so leftover processes of

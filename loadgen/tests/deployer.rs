@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use loadgen::deployer::cgroup::{CgroupLayout, CGROUP_ROOT};
+use loadgen::deployer::cgroup::{self, CgroupLayout, CGROUP_ROOT};
 use loadgen::deployer::{Cgroup, DeployError, Deployment, LocalDeployer};
 use loadgen::external;
 use loadgen::plan::{LocalService, Store, Topology};
@@ -16,36 +16,6 @@ const BOUND: Duration = Duration::from_secs(20);
 
 /// Tests here count this process's children and cgroups: they must not overlap.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn polymetrie() -> Option<PathBuf> {
-    match external::polymetrie_binary() {
-        Ok(p) => Some(p),
-        Err(e) if external::required_by_env() => panic!("LOADGEN_REQUIRE_EXTERNAL=1 but {e}"),
-        Err(e) => {
-            eprintln!("\n!!! SKIPPING: {e} !!!\n");
-            None
-        }
-    }
-}
-
-/// True when real cgroups can be created here; otherwise skips loudly (or fails under
-/// LOADGEN_REQUIRE_EXTERNAL=1).
-fn cgroups_writable() -> bool {
-    let probe = CgroupLayout::detect(Path::new(CGROUP_ROOT)).and_then(|layout| {
-        let name = format!("loadgen-{}-writable-check", std::process::id());
-        Cgroup::create(&layout, &name, Some(0.5)).map(drop)
-    });
-    match probe {
-        Ok(()) => true,
-        Err(e) if external::required_by_env() => {
-            panic!("LOADGEN_REQUIRE_EXTERNAL=1 but cgroups are not writable: {e}")
-        }
-        Err(e) => {
-            eprintln!("\n!!! SKIPPING: cgroups not writable here ({e}) !!!\n");
-            false
-        }
-    }
-}
 
 fn service(binary: PathBuf) -> LocalService {
     LocalService {
@@ -130,8 +100,8 @@ fn read(path: PathBuf) -> String {
 async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_nothing() {
     let _serial = SERIAL.lock().await;
     let (Some(bin), true, Some(_)) = (
-        polymetrie(),
-        cgroups_writable(),
+        external::polymetrie_for_test(),
+        cgroup::usable_for_test(),
         external::binary_for_test("redis-server", "redis-server"),
     ) else {
         return;
@@ -191,8 +161,8 @@ async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_noth
 async fn a_dropped_deployment_kills_and_removes_everything() {
     let _serial = SERIAL.lock().await;
     let (Some(bin), true, Some(_)) = (
-        polymetrie(),
-        cgroups_writable(),
+        external::polymetrie_for_test(),
+        cgroup::usable_for_test(),
         external::binary_for_test("redis-server", "redis-server"),
     ) else {
         return;
@@ -219,8 +189,8 @@ async fn a_dropped_deployment_kills_and_removes_everything() {
 async fn a_failed_deploy_tears_down_what_it_started() {
     let _serial = SERIAL.lock().await;
     let (Some(bin), true, Some(_)) = (
-        polymetrie(),
-        cgroups_writable(),
+        external::polymetrie_for_test(),
+        cgroup::usable_for_test(),
         external::binary_for_test("redis-server", "redis-server"),
     ) else {
         return;
@@ -252,7 +222,7 @@ async fn a_failed_deploy_tears_down_what_it_started() {
 #[tokio::test]
 async fn a_limited_step_without_usable_cgroups_fails_and_never_runs_unlimited() {
     let _serial = SERIAL.lock().await;
-    let Some(bin) = polymetrie() else {
+    let Some(bin) = external::polymetrie_for_test() else {
         return;
     };
     // A cgroup root that is a plain read-only directory: nothing there can enforce a quota.
@@ -310,7 +280,7 @@ async fn zero_replicas_is_rejected_before_anything_starts() {
 #[tokio::test]
 async fn groups_of_a_dead_loadgen_are_swept_with_their_orphans() {
     let _serial = SERIAL.lock().await;
-    if !cgroups_writable() {
+    if !cgroup::usable_for_test() {
         return;
     }
     let layout = CgroupLayout::detect(Path::new(CGROUP_ROOT)).unwrap();

@@ -3,7 +3,7 @@
 //! CPU-bound load and shows throttling, and a URL target yields a counter but no CPU.
 //! Skips loudly without writable cgroups or the binaries, unless LOADGEN_REQUIRE_EXTERNAL=1.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use loadgen::deployer::cgroup::{CgroupLayout, CGROUP_ROOT};
-use loadgen::deployer::{Cgroup, LocalDeployer, UrlDeployer};
+use loadgen::deployer::cgroup;
+use loadgen::deployer::{LocalDeployer, UrlDeployer};
 use loadgen::external;
 use loadgen::plan::{LocalService, Store, Topology};
 use loadgen::probe::{diff, snapshot};
@@ -25,34 +25,6 @@ const SITE: &str = "demo";
 
 /// CPU measurements must not overlap with another test's load.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn polymetrie() -> Option<PathBuf> {
-    match external::polymetrie_binary() {
-        Ok(p) => Some(p),
-        Err(e) if external::required_by_env() => panic!("LOADGEN_REQUIRE_EXTERNAL=1 but {e}"),
-        Err(e) => {
-            eprintln!("\n!!! SKIPPING: {e} !!!\n");
-            None
-        }
-    }
-}
-
-fn cgroups_writable() -> bool {
-    let probe = CgroupLayout::detect(Path::new(CGROUP_ROOT)).and_then(|layout| {
-        let name = format!("loadgen-{}-writable-check", std::process::id());
-        Cgroup::create(&layout, &name, Some(0.5)).map(drop)
-    });
-    match probe {
-        Ok(()) => true,
-        Err(e) if external::required_by_env() => {
-            panic!("LOADGEN_REQUIRE_EXTERNAL=1 but cgroups are not writable: {e}")
-        }
-        Err(e) => {
-            eprintln!("\n!!! SKIPPING: cgroups not writable here ({e}) !!!\n");
-            false
-        }
-    }
-}
 
 fn service(binary: PathBuf, cost: Duration) -> LocalService {
     LocalService {
@@ -149,8 +121,8 @@ async fn post_clicks(base: &str, total: u64, connections: usize, max_time: Durat
 async fn two_replicas_on_redis_split_connections_and_the_counter_matches_the_204s() {
     let _serial = SERIAL.lock().await;
     let (Some(bin), true, Some(_)) = (
-        polymetrie(),
-        cgroups_writable(),
+        external::polymetrie_for_test(),
+        cgroup::usable_for_test(),
         external::binary_for_test("redis-server", "redis-server"),
     ) else {
         return;
@@ -162,7 +134,7 @@ async fn two_replicas_on_redis_split_connections_and_the_counter_matches_the_204
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_in_memory_are_summed_and_match_the_204s() {
     let _serial = SERIAL.lock().await;
-    let (Some(bin), true) = (polymetrie(), cgroups_writable()) else {
+    let (Some(bin), true) = (external::polymetrie_for_test(), cgroup::usable_for_test()) else {
         return;
     };
     two_replicas_counter_matches(bin, Store::Memory).await;
@@ -226,7 +198,7 @@ async fn two_replicas_counter_matches(bin: PathBuf, store: Store) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_core_quota_caps_a_cpu_bound_replica_and_records_throttling() {
     let _serial = SERIAL.lock().await;
-    let (Some(bin), true) = (polymetrie(), cgroups_writable()) else {
+    let (Some(bin), true) = (external::polymetrie_for_test(), cgroup::usable_for_test()) else {
         return;
     };
     let mut deployer = LocalDeployer::new(&service(bin, Duration::from_millis(5)));
@@ -260,7 +232,7 @@ async fn a_half_core_quota_caps_a_cpu_bound_replica_and_records_throttling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_url_target_gives_the_counter_and_no_cpu() {
     let _serial = SERIAL.lock().await;
-    let Some(bin) = polymetrie() else {
+    let Some(bin) = external::polymetrie_for_test() else {
         return;
     };
     // A service we did not start, as far as the URL deployer knows.
@@ -303,7 +275,7 @@ async fn a_url_target_gives_the_counter_and_no_cpu() {
 async fn settle_waits_for_clicks_still_queued_when_the_load_stops() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _serial = SERIAL.lock().await;
-    let (Some(bin), true) = (polymetrie(), cgroups_writable()) else {
+    let (Some(bin), true) = (external::polymetrie_for_test(), cgroup::usable_for_test()) else {
         return;
     };
     let mut deployer = LocalDeployer::new(&service(bin, Duration::from_millis(5)));
