@@ -385,6 +385,29 @@ fn plotted(row: &StepRow) -> bool {
     row.valid && !row.interrupted
 }
 
+/// Two series per configuration, one colour each: `solid` drawn solid, `dashed` dashed.
+fn paired_series(
+    caps: &[Capacity],
+    solid: (&str, &[Vec<(f64, f64)>]),
+    dashed: (&str, &[Vec<(f64, f64)>]),
+) -> Vec<Series> {
+    let mut series = Vec::new();
+    for (i, c) in caps.iter().enumerate() {
+        for (name, points, stroke) in [
+            (solid.0, solid.1, Stroke::Solid),
+            (dashed.0, dashed.1, Stroke::Dashed),
+        ] {
+            series.push(Series {
+                label: format!("{name} — {}", c.label()),
+                colour: i,
+                stroke,
+                points: points[i].clone(),
+            });
+        }
+    }
+    series
+}
+
 fn per_config(
     caps: &[Capacity],
     all: &[StepRow],
@@ -423,21 +446,7 @@ fn charts(h: &mut String, r: &CampaignResult) {
         .flatten()
         .map(|p| p.1 * 1.05)
         .fold(105.0, f64::max);
-    let mut series = Vec::new();
-    for (i, c) in caps.iter().enumerate() {
-        series.push(Series {
-            label: format!("counted — {}", c.label()),
-            colour: i,
-            stroke: Stroke::Solid,
-            points: counted[i].clone(),
-        });
-        series.push(Series {
-            label: format!("client ok — {}", c.label()),
-            colour: i,
-            stroke: Stroke::Dashed,
-            points: client[i].clone(),
-        });
-    }
+    let series = paired_series(&caps, ("counted", &counted), ("client ok", &client));
     let spec = LineChart {
         title: "Share of requests counted and answered OK vs offered rate".into(),
         x_label: "offered rate (req/s)".into(),
@@ -462,21 +471,7 @@ fn charts(h: &mut String, r: &CampaignResult) {
     // 2. Latency.
     let p50 = per_config(&caps, &all, |r| r.p50_ms.filter(|v| *v > 0.0));
     let p99 = per_config(&caps, &all, |r| r.p99_ms.filter(|v| *v > 0.0));
-    let mut series = Vec::new();
-    for (i, c) in caps.iter().enumerate() {
-        series.push(Series {
-            label: format!("p99 — {}", c.label()),
-            colour: i,
-            stroke: Stroke::Solid,
-            points: p99[i].clone(),
-        });
-        series.push(Series {
-            label: format!("p50 — {}", c.label()),
-            colour: i,
-            stroke: Stroke::Dashed,
-            points: p50[i].clone(),
-        });
-    }
+    let series = paired_series(&caps, ("p99", &p99), ("p50", &p50));
     let spec = LineChart {
         title: "Latency from the due time vs offered rate (log scale)".into(),
         x_label: "offered rate (req/s)".into(),
