@@ -15,9 +15,22 @@ pub enum Outcome {
     ChecksFailed,
 }
 
+/// Examples shown under `loadgen --help`: one per subcommand (the CLI contract of DESIGN.md).
+const EXAMPLES: &str = "\
+Examples:
+  loadgen run scenarios/td4.toml
+  loadgen run scenarios/td4.toml --time-scale 0.1 --steps 'A/*' --prometheus managed --out /tmp/td4
+  loadgen attack http://127.0.0.1:8080/api/clicks --rate 200 --duration 10s --method POST \\
+      --header 'content-type: application/json' --body '{\"site\":\"demo\",\"url\":\"/p/{seq}\"}' --json
+  loadgen validate scenarios/td4.toml --json
+  loadgen report reports/example-td4/run.json --out /tmp/report
+
+Exit codes: 0 done (every threshold held), 1 done but a threshold or check failed,
+2 could not run (bad input, unreachable target, ...), with a one-line cause on stderr.";
+
 /// Open-model HTTP load generator and capacity reporter.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, about, long_about = None)]
+#[command(name = "loadgen", version, about, long_about = None, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
