@@ -456,19 +456,15 @@ store = "redis"
             s.topology.as_ref().unwrap().replicas as usize
         );
     }
-    // The managed prometheus is gone with the run (its command line names our out dir's parent
-    // temp storage, so look for any prometheus child of the dead loadgen's session instead).
+    // The managed prometheus is gone with the run: its storage lives under a temp dir named
+    // after the loadgen pid, which is on its command line.
+    let tag = format!("loadgen-prometheus-{pid}-");
     let left: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|st| st.contains("(prometheus)"))
-        .filter(|st| {
-            st.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                .is_some_and(|ppid| ppid == pid.to_string() || ppid == "1")
-        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&tag))
         .collect();
     assert!(left.is_empty(), "prometheus left running: {left:?}");
     assert_nothing_left(&site, pid);
