@@ -17,6 +17,13 @@ const BOUND: Duration = Duration::from_secs(20);
 /// Tests here count this process's children and cgroups: they must not overlap.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The polymetrie binary when cgroups and redis-server are usable too (else a loud skip).
+fn with_cgroups_and_redis() -> Option<PathBuf> {
+    let bin = external::polymetrie_for_test()?;
+    let redis = external::binary_for_test("redis-server", "redis-server");
+    (cgroup::usable_for_test() && redis.is_some()).then_some(bin)
+}
+
 fn service(binary: PathBuf) -> LocalService {
     LocalService {
         binary: Some(binary),
@@ -99,11 +106,7 @@ fn read(path: PathBuf) -> String {
 #[tokio::test]
 async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_nothing() {
     let _serial = SERIAL.lock().await;
-    let (Some(bin), true, Some(_)) = (
-        external::polymetrie_for_test(),
-        cgroup::usable_for_test(),
-        external::binary_for_test("redis-server", "redis-server"),
-    ) else {
+    let Some(bin) = with_cgroups_and_redis() else {
         return;
     };
     let mut deployer = LocalDeployer::new(&service(bin));
@@ -160,11 +163,7 @@ async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_noth
 #[tokio::test]
 async fn a_dropped_deployment_kills_and_removes_everything() {
     let _serial = SERIAL.lock().await;
-    let (Some(bin), true, Some(_)) = (
-        external::polymetrie_for_test(),
-        cgroup::usable_for_test(),
-        external::binary_for_test("redis-server", "redis-server"),
-    ) else {
+    let Some(bin) = with_cgroups_and_redis() else {
         return;
     };
     let mut deployer = LocalDeployer::new(&service(bin));
@@ -188,11 +187,7 @@ async fn a_dropped_deployment_kills_and_removes_everything() {
 #[tokio::test]
 async fn a_failed_deploy_tears_down_what_it_started() {
     let _serial = SERIAL.lock().await;
-    let (Some(bin), true, Some(_)) = (
-        external::polymetrie_for_test(),
-        cgroup::usable_for_test(),
-        external::binary_for_test("redis-server", "redis-server"),
-    ) else {
+    let Some(bin) = with_cgroups_and_redis() else {
         return;
     };
     let mut broken = service(bin.clone());
