@@ -10,8 +10,8 @@ use loadgen::probe::prometheus::query::{self, QueryError, QueryParams};
 use loadgen::probe::prometheus::response::{self, Edges, ReadError};
 use loadgen::probe::prometheus::{check, cross_check, server, PrometheusProbe};
 use loadgen::result::{
-    CounterReading, CpuReading, GeneratorHealth, LatencySummary, OutcomeCounts, PrometheusView,
-    Severity, StepResult,
+    CounterReading, CpuReading, Finding, GeneratorHealth, LatencySummary, OutcomeCounts,
+    PrometheusView, Severity, StepResult,
 };
 
 fn fixture(name: &str) -> String {
@@ -313,13 +313,10 @@ fn cross_check_applies_the_stated_tolerances() {
 
 // ---- an unreachable Prometheus ----
 
-#[tokio::test]
-async fn unreachable_prometheus_gives_none_and_a_finding_fast() {
-    let port = server::free_port().unwrap(); // nobody listens there
-    let probe = PrometheusProbe::external(&format!("http://127.0.0.1:{port}")).unwrap();
-    let t0 = Instant::now();
+/// Observes step `s1` over the last 6 s, for the tests of Prometheus servers that fail.
+async fn observe_last_6s(probe: &PrometheusProbe) -> (Option<PrometheusView>, Vec<Finding>) {
     let end = SystemTime::now();
-    let (view, findings) = probe
+    probe
         .observe(
             "s1",
             end - Duration::from_secs(6),
@@ -327,7 +324,15 @@ async fn unreachable_prometheus_gives_none_and_a_finding_fast() {
             "demo",
             &BTreeMap::new(),
         )
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn unreachable_prometheus_gives_none_and_a_finding_fast() {
+    let port = server::free_port().unwrap(); // nobody listens there
+    let probe = PrometheusProbe::external(&format!("http://127.0.0.1:{port}")).unwrap();
+    let t0 = Instant::now();
+    let (view, findings) = observe_last_6s(&probe).await;
     assert!(view.is_none(), "{view:?}");
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].severity, Severity::Warn);
@@ -612,16 +617,7 @@ async fn a_prometheus_that_never_answers_times_out_into_none_and_a_finding() {
     let url = format!("http://{}", silent.local_addr().unwrap());
     let probe = PrometheusProbe::external(&url).unwrap();
     let t0 = Instant::now();
-    let end = SystemTime::now();
-    let (view, findings) = probe
-        .observe(
-            "s1",
-            end - Duration::from_secs(6),
-            end,
-            "demo",
-            &BTreeMap::new(),
-        )
-        .await;
+    let (view, findings) = observe_last_6s(&probe).await;
     assert!(view.is_none(), "{view:?}");
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert!(
