@@ -2,28 +2,22 @@
 //! service, cross-checks what it saw against the service's own counter and CPU, and reports how
 //! much load each configuration takes and why not more.
 //!
-//! Data flow (DESIGN.md): scenario → plan → per step: deploy, probe, attack, probe → run.json →
-//! checks → tables, CSV, HTML.
+//! The modules are the stages of DESIGN.md's data flow, in order; data flows down this list and
+//! never back up: [`scenario`] (TOML) → [`plan`] (every step expanded and validated) →
+//! [`campaign`] (drives [`deployer`], [`engine`] and [`probe`] for each step) → [`result`] (what
+//! is saved in run.json) → [`check`] (findings, pure) → [`report`] (tables, CSV, HTML).
+//! [`http`], [`machine`] and [`external`] are small leaves every stage may use. The command
+//! line is the binary's own (`src/cli/`), not part of this library.
 
-pub mod attack;
 pub mod campaign;
 pub mod check;
-pub mod cli;
-pub mod client;
-pub mod command;
 pub mod deployer;
+pub mod engine;
 pub mod external;
-pub mod load;
+pub mod http;
 pub mod machine;
-pub mod outcome;
-pub mod pacer;
 pub mod plan;
 pub mod probe;
-pub mod progress;
-pub mod record;
 pub mod report;
 pub mod result;
 pub mod scenario;
-pub mod template;
-pub mod timer;
-pub mod usage;

@@ -14,11 +14,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use loadgen::attack::{self, AttackError, AttackSpec};
-use loadgen::load::Load;
-use loadgen::progress::LiveStats;
-use loadgen::record::{self, StepRecord};
-use loadgen::template::RequestTemplate;
+use loadgen::engine::load::Load;
+use loadgen::engine::progress::LiveStats;
+use loadgen::engine::record::{self, StepRecord};
+use loadgen::engine::template::RequestTemplate;
+use loadgen::engine::{self as attack, AttackError, AttackSpec};
 use tokio_util::sync::CancellationToken;
 
 /// What the in-test server does, chosen by path:

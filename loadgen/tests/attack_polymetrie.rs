@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use loadgen::attack::{self, AttackSpec};
-use loadgen::load::Load;
-use loadgen::template::RequestTemplate;
+use loadgen::engine::load::Load;
+use loadgen::engine::template::RequestTemplate;
+use loadgen::engine::{self as attack, AttackSpec};
 use tokio_util::sync::CancellationToken;
 
 /// Kills the service when the test ends, whatever happens.

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use loadgen::check::prometheus::{self as check, cross_check};
 use loadgen::probe::prometheus::query::{self, QueryError, QueryParams};
 use loadgen::probe::prometheus::response::{self, Edges, ReadError};
-use loadgen::probe::prometheus::{check, cross_check, server, PrometheusProbe};
+use loadgen::probe::prometheus::{server, PrometheusProbe};
 use loadgen::result::{
     CounterReading, CpuReading, Finding, GeneratorHealth, LatencySummary, OutcomeCounts,
     PrometheusView, Severity, StepResult,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use loadgen::load::Arrival;
+use loadgen::engine::load::Arrival;
 use loadgen::plan::{Plan, PrometheusMode, Store, Target};
 use loadgen::scenario::ScenarioError;
 

@@ -14,8 +14,8 @@ use super::cgroup::{Cgroup, JOIN_FAILED_EXIT};
 use super::process::{ChildProcess, Stopped};
 use super::workdir::log_tail;
 use super::DeployError;
+use crate::http;
 use crate::plan::LocalService;
-use crate::probe::http;
 
 /// Set it to let replicas' stderr through to ours instead of a log file.
 pub const LOG_ENV: &str = "LOADGEN_LOG";

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::http;
+use crate::http;
 
 /// Bound of one probe request (the admin port shares CPU with a possibly saturated replica).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);

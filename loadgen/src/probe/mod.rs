@@ -6,7 +6,6 @@
 
 pub mod counter;
 pub mod cpu;
-pub mod http;
 pub mod prometheus;
 
 use std::time::{Duration, Instant};

@@ -1,12 +1,11 @@
 //! The Prometheus probe: a step seen through Prometheus over its exact `[start, end]` window —
 //! clicks counted, CPU used, per replica — from a Prometheus loadgen starts itself
 //! ([`PrometheusProbe::managed`]) or one that already watches the service
-//! ([`PrometheusProbe::external`], e.g. in a cluster). [`check::cross_check`] then compares that
+//! ([`PrometheusProbe::external`], e.g. in a cluster). [`crate::check::prometheus::cross_check`] then compares that
 //! view with loadgen's direct readings. Prometheus being unreachable, slow or missing a series
 //! never fails a step: the view (or the affected field) is `None` with a `warn` finding naming
 //! the cause. See `docs/prometheus.md`.
 
-pub mod check;
 pub mod query;
 pub mod response;
 pub mod server;
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prometheus_http_query::{reqwest, Client};
 
 use crate::result::{Finding, PrometheusReplica, PrometheusView, Severity};
-pub use check::cross_check;
+
 use response::{Edges, ScrapeStatus};
 pub use server::ManagedPrometheus;
 

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::load::Load;
+use crate::engine::load::Load;
+use crate::engine::template::RequestTemplate;
 use crate::result::ScenarioSource;
-use crate::template::RequestTemplate;
 
 /// Where the click counter lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +125,7 @@ use std::path::Path;
 
 use toml::Spanned;
 
-use crate::load::{Arrival, Stage};
+use crate::engine::load::{Arrival, Stage};
 use crate::scenario::value::{Count, CpuLimit, PositiveDur};
 use crate::scenario::{
     ArrivalSpec, CampaignSpec, PrometheusModeSpec, Scenario, ScenarioError, SourceText, StepSpec,

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::campaign::{self, RunOptions};
-use crate::cli::{Outcome, RunArgs};
-use crate::plan::{Plan, PrometheusMode};
-use crate::result::{RunStatus, Severity};
+use crate::cli::{ExitStatus, RunArgs};
+use loadgen::campaign::{self, RunOptions};
+use loadgen::plan::{Plan, PrometheusMode};
+use loadgen::result::{RunStatus, Severity};
 
 /// Default output directory: `reports/<scenario>-<utc>/`.
 fn default_out(plan: &Plan) -> PathBuf {
@@ -31,16 +31,16 @@ fn parse_prometheus(arg: &str) -> anyhow::Result<PrometheusMode> {
 }
 
 /// Runs `loadgen run`.
-pub fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
+pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
     let mut plan = Plan::load(&args.scenario)?;
-    crate::plan::check_time_scale(args.time_scale)?;
+    loadgen::plan::check_time_scale(args.time_scale)?;
     if args.time_scale != 1.0 {
         plan.scale_time(args.time_scale);
     }
     if let Some(filter) = &args.steps {
         plan.select_steps(filter)?;
     }
-    crate::probe::prometheus::query::validate_overrides(&plan.promql)
+    loadgen::probe::prometheus::query::validate_overrides(&plan.promql)
         .with_context(|| format!("{}: [prometheus.queries]", args.scenario.display()))?;
     let prometheus = args
         .prometheus
@@ -67,9 +67,9 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
         result
     })?;
 
-    crate::report::write_outputs(&result, &out_dir)
+    loadgen::report::write_outputs(&result, &out_dir)
         .with_context(|| format!("cannot write the report into {}", out_dir.display()))?;
-    println!("{}", crate::report::table::render(&result));
+    println!("{}", loadgen::report::table::render(&result));
     eprintln!("results: {}", out_dir.join("run.json").display());
     eprintln!("report:  {}", out_dir.join("report.html").display());
 
@@ -78,7 +78,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
             "{}",
             result.error.as_deref().unwrap_or("the campaign failed")
         ),
-        RunStatus::Interrupted | RunStatus::Running => Ok(Outcome::ChecksFailed),
+        RunStatus::Interrupted | RunStatus::Running => Ok(ExitStatus::ChecksFailed),
         RunStatus::Completed => {
             let failed = result
                 .findings
@@ -86,9 +86,9 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Outcome> {
                 .chain(result.steps.iter().flat_map(|s| &s.checks))
                 .any(|f| f.severity == Severity::Fail);
             Ok(if failed {
-                Outcome::ChecksFailed
+                ExitStatus::ChecksFailed
             } else {
-                Outcome::Done
+                ExitStatus::Done
             })
         }
     }

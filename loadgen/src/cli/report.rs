@@ -3,13 +3,13 @@
 
 use anyhow::Context as _;
 
-use crate::cli::{Outcome, ReportArgs};
-use crate::report;
-use crate::result::{CampaignResult, Severity};
+use crate::cli::{ExitStatus, ReportArgs};
+use loadgen::report;
+use loadgen::result::{CampaignResult, Severity};
 
 /// Runs `loadgen report`: prints the tables, writes the files beside `run.json` (or to
-/// `--out`), and returns [`Outcome::ChecksFailed`] when any finding failed.
-pub fn execute(args: ReportArgs) -> anyhow::Result<Outcome> {
+/// `--out`), and returns [`ExitStatus::ChecksFailed`] when any finding failed.
+pub fn execute(args: ReportArgs) -> anyhow::Result<ExitStatus> {
     let path = &args.run_json;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -32,9 +32,9 @@ pub fn execute(args: ReportArgs) -> anyhow::Result<Outcome> {
         written.report_html.display()
     );
     Ok(if any_failed(&result) {
-        Outcome::ChecksFailed
+        ExitStatus::ChecksFailed
     } else {
-        Outcome::Done
+        ExitStatus::Done
     })
 }
 

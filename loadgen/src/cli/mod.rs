@@ -1,18 +1,32 @@
-//! The command line: clap definitions of every subcommand and the dispatch to their
-//! implementations in [`crate::command`]. Exit codes: 0 done, 1 a threshold or check failed,
-//! 2 could not run.
+//! The command line (binary only): clap definitions of every subcommand, the dispatch to one
+//! module per subcommand, and the exit status. Exit codes: 0 done, 1 a threshold or check
+//! failed, 2 could not run.
+
+mod attack;
+mod report;
+mod run;
+mod validate;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// How a command ended, mapped to the process exit code by `main`.
+/// How a command ended, mapped to the process exit code by `main` (an error is exit 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ExitStatus {
     /// Done, every threshold held (exit 0).
     Done,
     /// Done, but a threshold or check failed (exit 1).
     ChecksFailed,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        match s {
+            ExitStatus::Done => std::process::ExitCode::SUCCESS,
+            ExitStatus::ChecksFailed => std::process::ExitCode::from(1),
+        }
+    }
 }
 
 /// Examples shown under `loadgen --help`: one per subcommand (the CLI contract of DESIGN.md).
@@ -134,11 +148,11 @@ pub struct ReportArgs {
 }
 
 /// Runs the parsed command. `Err` means the command could not run (exit 2).
-pub fn execute(cli: Cli) -> anyhow::Result<Outcome> {
+pub fn execute(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
-        Command::Run(a) => crate::command::run::execute(a),
-        Command::Attack(a) => crate::command::attack::execute(a),
-        Command::Validate(a) => crate::command::validate::execute(a),
-        Command::Report(a) => crate::command::report::execute(a),
+        Command::Run(a) => run::execute(a),
+        Command::Attack(a) => attack::execute(a),
+        Command::Validate(a) => validate::execute(a),
+        Command::Report(a) => report::execute(a),
     }
 }

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use crate::outcome::{Outcome, OutcomeTally};
+use crate::engine::outcome::{Outcome, OutcomeTally};
 use crate::result::{GeneratorHealth, LatencySummary, StepResult, TimelinePoint};
 
 /// Highest value the histograms track exactly: one hour, in microseconds (larger values are

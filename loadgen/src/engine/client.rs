@@ -19,7 +19,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::outcome::Outcome;
+use crate::engine::outcome::Outcome;
 
 /// The sending half of one keep-alive connection.
 pub type Sender = http1::SendRequest<Full<Bytes>>;

@@ -1,5 +1,5 @@
 //! `loadgen attack URL --rate R --duration D …`: one ad-hoc open-model step. Checks the input
-//! (any mistake is a one-line error, exit 2), runs [`crate::attack::run`] with a live progress
+//! (any mistake is a one-line error, exit 2), runs [`loadgen::engine::run`] with a live progress
 //! line on a terminal, and prints a summary (stderr) or, with `--json`, the StepResult (stdout).
 //!
 //! Exit codes: 0 the step ran to its end and is valid; 1 it ran but is invalid (the generator
@@ -13,12 +13,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::attack::{self, AttackSpec};
-use crate::cli::{AttackArgs, Outcome};
-use crate::load::{Arrival, Load, Stage};
-use crate::progress::{progress_line, LiveStats};
-use crate::result::StepResult;
-use crate::template::{self, RequestTemplate};
+use crate::cli::{AttackArgs, ExitStatus};
+use loadgen::engine::load::{Arrival, Load, Stage};
+use loadgen::engine::progress::{progress_line, LiveStats};
+use loadgen::engine::template::{self, RequestTemplate};
+use loadgen::engine::{self as attack, AttackSpec};
+use loadgen::result::StepResult;
 
 /// Seed of `--poisson` arrivals, fixed so two runs offer the same arrival pattern.
 const POISSON_SEED: u64 = 1;
@@ -97,7 +97,7 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
 }
 
 /// Runs `loadgen attack`.
-pub fn execute(args: AttackArgs) -> anyhow::Result<Outcome> {
+pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     let spec = spec_from_args(&args)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -152,9 +152,9 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<Outcome> {
         eprint!("{}", summary(&step, &args.url));
     }
     Ok(if step.valid && !step.interrupted {
-        Outcome::Done
+        ExitStatus::Done
     } else {
-        Outcome::ChecksFailed
+        ExitStatus::ChecksFailed
     })
 }
 

@@ -3,6 +3,8 @@
 //! whether the step is valid evidence, throttling, CPU saturation, replica imbalance, and the
 //! scenario's thresholds. They never measure anything themselves (house rule 4).
 
+pub mod prometheus;
+
 use crate::plan::{glob_match, Threshold};
 use crate::result::{Finding, Severity, StepResult};
 

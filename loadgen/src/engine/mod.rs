@@ -8,6 +8,16 @@
 //! every completed answer and on one timer for the next due time, reads the clock, and sends
 //! everything that is due (catching up after a late wake-up; the lateness is the schedule lag).
 
+pub mod client;
+pub mod load;
+pub mod outcome;
+pub mod pacer;
+pub mod progress;
+pub mod record;
+pub mod template;
+pub mod timer;
+pub mod usage;
+
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future as _};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -20,16 +30,16 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{self, ConnectPermit, Finished, Sender, Tracked};
-use crate::load::Load;
-use crate::outcome::Outcome;
-use crate::pacer::{Pacer, PacerError};
-use crate::progress::{LiveSnapshot, LiveStats};
-use crate::record::{Recorder, StepMeta, StepRecord};
+use crate::engine::load::Load;
+use crate::engine::outcome::Outcome;
+use crate::engine::pacer::{Pacer, PacerError};
+use crate::engine::progress::{LiveSnapshot, LiveStats};
+use crate::engine::record::{Recorder, StepMeta, StepRecord};
+use crate::engine::template::{CompiledTemplate, RequestTemplate, TemplateError};
+use crate::engine::timer::Timer;
+use crate::engine::usage::{affinity_cores, ThreadMeter};
 use crate::result::GeneratorHealth;
-use crate::template::{CompiledTemplate, RequestTemplate, TemplateError};
-use crate::timer::Timer;
-use crate::usage::{affinity_cores, ThreadMeter};
+use client::{ConnectPermit, Finished, Sender, Tracked};
 
 /// How often the loop publishes [`LiveStats`] and closes finished timeline seconds.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);

@@ -9,8 +9,8 @@ use tabled::builder::Builder;
 use tabled::settings::object::Columns;
 use tabled::settings::{Alignment, Style};
 
-use crate::cli::{Outcome, ValidateArgs};
-use crate::plan::{Plan, Step, Target};
+use crate::cli::{ExitStatus, ValidateArgs};
+use loadgen::plan::{Plan, Step, Target};
 
 /// One step in `--json` output: exactly the keys of the DESIGN.md contract.
 #[derive(Debug, Serialize)]
@@ -49,7 +49,7 @@ impl PlanView {
 }
 
 /// Runs `loadgen validate`.
-pub fn execute(args: ValidateArgs) -> anyhow::Result<Outcome> {
+pub fn execute(args: ValidateArgs) -> anyhow::Result<ExitStatus> {
     let plan = Plan::load(&args.scenario)?;
     let text = if args.json {
         serde_json::to_string_pretty(&PlanView::of(&plan))? + "\n"
@@ -60,7 +60,7 @@ pub fn execute(args: ValidateArgs) -> anyhow::Result<Outcome> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         // A closed pipe (`| head`) is the reader's choice, not a failure.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(Outcome::Done),
+        _ => Ok(ExitStatus::Done),
     }
 }
 

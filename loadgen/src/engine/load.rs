@@ -1,5 +1,5 @@
 //! The offered load of one step: a sequence of rate stages (constant or ramping) and how arrivals
-//! are spread within them. Pure data; the [`crate::pacer`] turns it into due times.
+//! are spread within them. Pure data; the [`crate::engine::pacer`] turns it into due times.
 
 use std::time::Duration;
 

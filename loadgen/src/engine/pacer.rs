@@ -13,7 +13,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::load::{Arrival, Load};
+use crate::engine::load::{Arrival, Load};
 
 /// Why a load profile cannot be paced.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -243,7 +243,7 @@ fn exp1(rng: &mut StdRng) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::Stage;
+    use crate::engine::load::Stage;
 
     #[test]
     fn inverse_of_integral_round_trips_on_a_ramp() {

@@ -7,14 +7,14 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::attack::{self, AttackSpec};
 use crate::check;
 use crate::deployer::{Deployer, Deployment};
-use crate::load::Load;
+use crate::engine::load::Load;
+use crate::engine::progress::{progress_line, LiveStats};
+use crate::engine::{self as attack, AttackSpec};
 use crate::plan::{Plan, PrometheusMode, Step, Target};
 use crate::probe;
 use crate::probe::prometheus::PrometheusProbe;
-use crate::progress::{progress_line, LiveStats};
 use crate::result::{
     CampaignResult, Finding, RunStatus, ScenarioSource, Severity, StepResult, ToolInfo,
     TopologyView, SCHEMA_VERSION,
@@ -363,7 +363,7 @@ async fn measure(
             .await;
         s.prometheus = view;
         s.checks.extend(findings);
-        s.checks.extend(crate::probe::prometheus::cross_check(&s));
+        s.checks.extend(crate::check::prometheus::cross_check(&s));
     }
     Ok(s)
 }
