@@ -6,9 +6,11 @@
 //! never back up: [`scenario`] (TOML) → [`plan`] (every step expanded and validated) →
 //! [`campaign`] (drives [`deployer`], [`engine`] and [`probe`] for each step) → [`result`] (what
 //! is saved in run.json) → [`check`] (findings, pure) → [`report`] (tables, CSV, HTML).
-//! [`http`], [`machine`] and [`external`] are small leaves every stage may use. The command
+//! [`step_id`], [`threshold`], [`http`], [`machine`] and [`external`] are small leaves every
+//! stage may use. The command
 //! line is the binary's own (`src/cli/`), not part of this library.
 
+pub mod atomic_file;
 pub mod campaign;
 pub mod check;
 pub mod deployer;
@@ -18,6 +20,9 @@ pub mod http;
 pub mod machine;
 pub mod plan;
 pub mod probe;
+pub mod promql;
 pub mod report;
 pub mod result;
 pub mod scenario;
+pub mod step_id;
+pub mod threshold;

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::step_id::StepId;
+use crate::threshold::Threshold;
+
 /// Version of the `run.json` layout; bump when a field changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -64,6 +67,13 @@ pub struct GeneratorHealth {
     pub cpu_cores_available: Option<f64>,
     pub max_in_flight: Option<u64>,
     pub connections_opened: Option<u64>,
+    /// The in-flight cap the step ran with (due requests beyond it are dropped).
+    #[serde(default)]
+    pub in_flight_cap: Option<u64>,
+    /// Whether the engine thread ran at real-time priority (it needs CAP_SYS_NICE, which a
+    /// pod usually lacks; without it the schedule lag shows what that cost).
+    #[serde(default)]
+    pub realtime_priority: Option<bool>,
 }
 
 /// The deployed shape a step ran on.
@@ -139,19 +149,146 @@ pub enum Severity {
     Fail,
 }
 
+/// The check that drew a finding: a stable identifier, serialised as the snake_case strings
+/// run.json has always held. The one list of check names (house rule 13); a name this build
+/// does not know (a run.json from another version) is kept as [`CheckName::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CheckName {
+    Interrupted,
+    Validity,
+    ConnectionWait,
+    Dropped,
+    CounterReconcile,
+    LostWrites,
+    Shedding,
+    Timeouts,
+    Throttling,
+    CpuLimitSaturated,
+    NodeSaturated,
+    Imbalance,
+    Threshold,
+    PrometheusCounter,
+    PrometheusCpu,
+    PrometheusWindow,
+    /// Recorded while measuring: the Prometheus view could not be taken.
+    Prometheus,
+    /// Recorded while measuring: a step could not run at all.
+    StepFailed,
+    /// Recorded while measuring: a deployment did not tear down cleanly.
+    Teardown,
+    /// A check this build does not know, kept by name.
+    Other(String),
+}
+
+impl CheckName {
+    /// Every known check.
+    pub const KNOWN: [CheckName; 19] = [
+        CheckName::Interrupted,
+        CheckName::Validity,
+        CheckName::ConnectionWait,
+        CheckName::Dropped,
+        CheckName::CounterReconcile,
+        CheckName::LostWrites,
+        CheckName::Shedding,
+        CheckName::Timeouts,
+        CheckName::Throttling,
+        CheckName::CpuLimitSaturated,
+        CheckName::NodeSaturated,
+        CheckName::Imbalance,
+        CheckName::Threshold,
+        CheckName::PrometheusCounter,
+        CheckName::PrometheusCpu,
+        CheckName::PrometheusWindow,
+        CheckName::Prometheus,
+        CheckName::StepFailed,
+        CheckName::Teardown,
+    ];
+
+    /// The name as run.json, the CSV and the report write it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            CheckName::Interrupted => "interrupted",
+            CheckName::Validity => "validity",
+            CheckName::ConnectionWait => "connection_wait",
+            CheckName::Dropped => "dropped",
+            CheckName::CounterReconcile => "counter_reconcile",
+            CheckName::LostWrites => "lost_writes",
+            CheckName::Shedding => "shedding",
+            CheckName::Timeouts => "timeouts",
+            CheckName::Throttling => "throttling",
+            CheckName::CpuLimitSaturated => "cpu_limit_saturated",
+            CheckName::NodeSaturated => "node_saturated",
+            CheckName::Imbalance => "imbalance",
+            CheckName::Threshold => "threshold",
+            CheckName::PrometheusCounter => "prometheus_counter",
+            CheckName::PrometheusCpu => "prometheus_cpu",
+            CheckName::PrometheusWindow => "prometheus_window",
+            CheckName::Prometheus => "prometheus",
+            CheckName::StepFailed => "step_failed",
+            CheckName::Teardown => "teardown",
+            CheckName::Other(name) => name,
+        }
+    }
+
+    /// The check of that name (an unknown name is [`CheckName::Other`]).
+    pub fn parse(name: &str) -> CheckName {
+        CheckName::KNOWN
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .unwrap_or_else(|| CheckName::Other(name.to_string()))
+    }
+
+    /// Findings recorded while measuring (they cannot be drawn again from saved numbers, so a
+    /// re-judged run keeps them), and those of checks this build does not know; every other
+    /// check is drawn again by `check::judge`.
+    pub fn is_recorded(&self) -> bool {
+        matches!(
+            self,
+            CheckName::Prometheus
+                | CheckName::StepFailed
+                | CheckName::Teardown
+                | CheckName::Other(_)
+        )
+    }
+}
+
+impl Serialize for CheckName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(CheckName::parse(&String::deserialize(d)?))
+    }
+}
+
+impl PartialEq<&str> for CheckName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for CheckName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One conclusion drawn from the measurements, with the check that drew it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Stable identifier of the check, e.g. `counter_reconcile`, `throttling`, `validity`.
-    pub check: String,
+    pub check: CheckName,
     pub severity: Severity,
     pub message: String,
     /// The step it concerns, if any (campaign-level findings have none).
-    pub step: Option<String>,
+    pub step: Option<StepId>,
 }
 
-/// One step's result. Filled in stages: the attack fills the generator's view, the campaign
-/// runner adds topology, counter, cpu and prometheus, the checks add `checks`.
+/// One step's result: the measurements (assembled once, by `campaign::assemble`) and the
+/// verdict drawn from them (`valid`, `invalid_reason`, `checks`, by `check::judge`, which a
+/// report can run again on a saved step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
     pub campaign: Option<String>,
@@ -197,6 +334,18 @@ pub struct StepResult {
     /// The step was cut short (Ctrl-C, target died, deadline); its counts cover what ran.
     pub interrupted: bool,
     pub checks: Vec<Finding>,
+}
+
+impl StepResult {
+    /// `campaign/name` (or the bare name of an ad-hoc attack).
+    pub fn id(&self) -> StepId {
+        StepId::new(self.campaign.as_deref(), &self.name)
+    }
+
+    /// True when any finding of the step is a `fail`.
+    pub fn has_failure(&self) -> bool {
+        self.checks.iter().any(|f| f.severity == Severity::Fail)
+    }
 }
 
 /// The scenario a run came from, saved whole so a report needs nothing else.
@@ -255,6 +404,18 @@ pub struct CampaignResult {
     pub steps: Vec<StepResult>,
     /// Campaign-level findings (verdicts, thresholds); step findings live in each step.
     pub findings: Vec<Finding>,
+    /// The scenario's thresholds, so a saved run can be judged again (`None` in runs saved
+    /// before they were kept: their threshold findings are kept as saved).
+    #[serde(default)]
+    pub thresholds: Option<Vec<Threshold>>,
+}
+
+impl CampaignResult {
+    /// True when any finding, of the run or of a step, is a `fail`.
+    pub fn has_failure(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Fail)
+            || self.steps.iter().any(StepResult::has_failure)
+    }
 }
 
 /// Versions of what produced the run.

@@ -14,9 +14,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use loadgen::campaign::assemble::generator_result;
+use loadgen::engine::histogram as record;
 use loadgen::engine::load::Load;
 use loadgen::engine::progress::LiveStats;
-use loadgen::engine::record::{self, StepRecord};
+use loadgen::engine::record::StepRecord;
 use loadgen::engine::template::RequestTemplate;
 use loadgen::engine::{self as attack, AttackError, AttackSpec};
 use tokio_util::sync::CancellationToken;
@@ -93,6 +95,7 @@ async fn start(target: Target) -> SocketAddr {
 fn spec(addr: SocketAddr, path: &str, rate: f64, secs: f64) -> AttackSpec {
     AttackSpec {
         url: format!("http://{addr}"),
+        reach: Default::default(),
         load: Load::constant(rate, Duration::from_secs_f64(secs)),
         request: RequestTemplate {
             method: hyper::Method::GET,
@@ -109,7 +112,7 @@ fn spec(addr: SocketAddr, path: &str, rate: f64, secs: f64) -> AttackSpec {
 fn assert_reconciles(r: &StepRecord) {
     assert_eq!(r.intended, r.sent + r.dropped, "intended = sent + dropped");
     assert_eq!(r.sent, r.ok + r.failed, "sent = ok + failed");
-    let s = r.to_step_result("t");
+    let s = generator_result(r, "t");
     let o = &s.outcomes;
     let failed = o.status.values().sum::<u64>()
         + o.timeout
@@ -142,7 +145,7 @@ async fn every_request_is_accounted_for_with_exact_status_codes() {
     assert_eq!(r.intended, 1000);
     assert_eq!(r.dropped, 0);
     assert_eq!(r.ok, 900);
-    let s = r.to_step_result("codes");
+    let s = generator_result(&r, "codes");
     assert_eq!(s.outcomes.status.get("503"), Some(&100));
     assert_eq!(s.outcomes.status.len(), 1);
     assert_eq!(s.timeline.len(), 2);
@@ -185,7 +188,7 @@ async fn requests_still_in_flight_at_the_end_are_waited_for_and_counted_as_timeo
     assert_eq!(r.outcomes.timeout, 20);
     assert_eq!(r.ok, 0);
     // Timeouts are recorded at the time they fired, never hidden.
-    let st = r.to_step_result("hang");
+    let st = generator_result(&r, "hang");
     assert!(st.latency_ms.p50.unwrap() >= 299.0);
 }
 
@@ -202,12 +205,11 @@ async fn in_flight_cap_drops_requests_and_invalidates_the_step() {
     assert_eq!(r.intended, 100);
     assert!(r.dropped > 50, "dropped {}", r.dropped);
     assert_eq!(r.generator.max_in_flight, Some(5));
-    let reason = r
+    let reason = generator_result(&r, "x")
         .invalid_reason
-        .clone()
         .expect("drops make the step invalid");
     assert!(reason.contains("dropped"), "{reason}");
-    assert!(!r.to_step_result("x").valid);
+    assert!(!generator_result(&r, "x").valid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +231,7 @@ async fn stopping_ends_scheduling_and_marks_the_result_interrupted() {
     assert!(r.intended > 20 && r.intended < 2000, "{}", r.intended);
     assert_eq!(r.ok, r.sent);
     assert!(r.scheduled < Duration::from_secs(10));
-    assert!(r.to_step_result("x").interrupted);
+    assert!(generator_result(&r, "x").interrupted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,7 +292,7 @@ async fn serialized_histograms_merge_into_the_union() {
     let b = attack::run(&spec(addr, "/ok", 300.0, 0.5), &stop, None)
         .await
         .unwrap();
-    let (sa, sb) = (a.to_step_result("a"), b.to_step_result("b"));
+    let (sa, sb) = (generator_result(&a, "a"), generator_result(&b, "b"));
     let merged =
         record::merge_histograms(&[sa.histogram.clone().unwrap(), sb.histogram.clone().unwrap()])
             .unwrap();
@@ -328,13 +330,12 @@ async fn a_stall_shows_in_latency_from_due_time_not_in_service_time() {
         p99(&r.service_time)
     );
     assert!(r.latency.max() >= 950_000);
-    let reason = r
+    let reason = generator_result(&r, "x")
         .invalid_reason
-        .clone()
         .expect("lag makes the step invalid");
     assert!(reason.contains("schedule lag"), "{reason}");
     // The timeline bucketed by due time puts the stall in second 1.
-    let t = r.to_step_result("stall").timeline;
+    let t = generator_result(&r, "stall").timeline;
     assert!(t[1].p99_ms.unwrap() > 800.0, "{:?}", t[1]);
 }
 

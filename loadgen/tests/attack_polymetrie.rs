@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use loadgen::campaign::assemble::generator_result;
 use loadgen::engine::load::Load;
 use loadgen::engine::template::RequestTemplate;
 use loadgen::engine::{self as attack, AttackSpec};
@@ -80,6 +81,7 @@ async fn a_few_thousand_per_second_on_time_and_every_click_counted() {
     let rate = 3000.0;
     let spec = AttackSpec {
         url: format!("http://{}", svc.addr),
+        reach: Default::default(),
         load: Load::constant(rate, Duration::from_secs(3)),
         request: RequestTemplate {
             method: hyper::Method::POST,
@@ -99,8 +101,13 @@ async fn a_few_thousand_per_second_on_time_and_every_click_counted() {
     assert_eq!(r.intended, 9000);
     assert_eq!(r.intended, r.sent + r.dropped);
     assert_eq!(r.sent, r.ok + r.failed);
-    assert_eq!(r.dropped, 0, "{:?}", r.invalid_reason);
-    let failures = r.to_step_result("poly").outcomes;
+    assert_eq!(
+        r.dropped,
+        0,
+        "{:?}",
+        generator_result(&r, "poly").invalid_reason
+    );
+    let failures = generator_result(&r, "poly").outcomes;
     assert_eq!(r.ok, 9000, "failures: {failures:?}");
     assert_eq!(
         after - before,
@@ -113,7 +120,7 @@ async fn a_few_thousand_per_second_on_time_and_every_click_counted() {
         "requests left at {sent_rate:.1} req/s for a target of {rate}"
     );
     assert!((r.achieved_rps().unwrap() / rate - 1.0).abs() < 0.01);
-    let s = r.to_step_result("poly");
+    let s = generator_result(&r, "poly");
     assert_eq!(s.latency_ms.count, 9000);
     assert_eq!(s.timeline.len(), 3);
     assert!(s.timeline.iter().all(|p| p.sent == 3000 && p.ok == 3000));

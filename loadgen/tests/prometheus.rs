@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use loadgen::check::prometheus::{self as check, cross_check};
-use loadgen::probe::prometheus::query::{self, QueryError, QueryParams};
+use loadgen::check::prometheus::cross_check;
 use loadgen::probe::prometheus::response::{self, Edges, ReadError};
 use loadgen::probe::prometheus::{server, PrometheusProbe};
+use loadgen::promql::{self as query, QueryError, QueryParams};
 use loadgen::result::{
-    CounterReading, CpuReading, Finding, GeneratorHealth, LatencySummary, OutcomeCounts,
+    CheckName, CounterReading, CpuReading, Finding, GeneratorHealth, LatencySummary, OutcomeCounts,
     PrometheusView, Severity, StepResult,
 };
 
@@ -280,7 +280,7 @@ fn view(counter: Option<f64>, cpu: Option<f64>, window_s: f64) -> PrometheusView
 
 #[test]
 fn cross_check_applies_the_stated_tolerances() {
-    let by_check = |f: &[loadgen::result::Finding], c: &str| {
+    let by_check = |f: &[loadgen::result::Finding], c: CheckName| {
         f.iter().find(|x| x.check == c).map(|x| x.severity)
     };
     let ok = cross_check(&step_with(
@@ -288,24 +288,39 @@ fn cross_check_applies_the_stated_tolerances() {
         Some(280),
         Some(0.5),
     ));
-    assert_eq!(by_check(&ok, check::CHECK_COUNTER), Some(Severity::Info));
-    assert_eq!(by_check(&ok, check::CHECK_CPU), Some(Severity::Info));
-    assert_eq!(by_check(&ok, check::CHECK_WINDOW), None);
+    assert_eq!(
+        by_check(&ok, CheckName::PrometheusCounter),
+        Some(Severity::Info)
+    );
+    assert_eq!(
+        by_check(&ok, CheckName::PrometheusCpu),
+        Some(Severity::Info)
+    );
+    assert_eq!(by_check(&ok, CheckName::PrometheusWindow), None);
     let bad = cross_check(&step_with(
         Some(view(Some(240.0), Some(0.65), 7.0)),
         Some(280),
         Some(0.5),
     ));
-    assert_eq!(by_check(&bad, check::CHECK_COUNTER), Some(Severity::Warn));
-    assert_eq!(by_check(&bad, check::CHECK_CPU), Some(Severity::Warn));
+    assert_eq!(
+        by_check(&bad, CheckName::PrometheusCounter),
+        Some(Severity::Warn)
+    );
+    assert_eq!(
+        by_check(&bad, CheckName::PrometheusCpu),
+        Some(Severity::Warn)
+    );
     let short = cross_check(&step_with(
         Some(view(Some(80.0), None, 3.0)),
         Some(80),
         None,
     ));
-    assert_eq!(by_check(&short, check::CHECK_WINDOW), Some(Severity::Warn));
     assert_eq!(
-        by_check(&short, check::CHECK_CPU),
+        by_check(&short, CheckName::PrometheusWindow),
+        Some(Severity::Warn)
+    );
+    assert_eq!(
+        by_check(&short, CheckName::PrometheusCpu),
         None,
         "nothing to compare, nothing said"
     );
@@ -394,7 +409,7 @@ async fn managed_prometheus_scrapes_itself_and_leaves_nothing_behind() {
     // A step shorter than 4 scrapes is flagged by the cross-check.
     let short = cross_check(&step_with(Some(view), None, None));
     assert!(
-        short.iter().any(|f| f.check == check::CHECK_WINDOW),
+        short.iter().any(|f| f.check == CheckName::PrometheusWindow),
         "{short:?}"
     );
     probe.shutdown().await;

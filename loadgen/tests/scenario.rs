@@ -405,8 +405,8 @@ fn td4_expands_to_the_19_steps_of_the_original() {
     let held: Vec<String> = plan
         .steps
         .iter()
-        .filter(|s| t.applies_to(s))
-        .map(|s| s.id())
+        .filter(|s| t.applies_to(&s.id()))
+        .map(|s| s.id().to_string())
         .collect();
     assert_eq!(held, ["A/r1-cpu1-100rps-10s", "A/r1-cpu1-180rps-10s"]);
     assert_eq!(plan.source.name, "td4");
@@ -552,7 +552,7 @@ fn select_steps_filters_by_campaign_glob_and_name() {
     let mut plan = load();
     plan.select_steps("B/r2-*, C/r1-nolimit-500rps-10m")
         .unwrap();
-    let ids: Vec<String> = plan.steps.iter().map(|s| s.id()).collect();
+    let ids: Vec<String> = plan.steps.iter().map(|s| s.id().to_string()).collect();
     assert_eq!(
         ids,
         [
@@ -566,7 +566,7 @@ fn select_steps_filters_by_campaign_glob_and_name() {
     // A bare name matches in every campaign; plan order is kept.
     let mut plan = load();
     plan.select_steps("*-pass2,r1-cpu1-100rps-10s").unwrap();
-    let ids: Vec<String> = plan.steps.iter().map(|s| s.id()).collect();
+    let ids: Vec<String> = plan.steps.iter().map(|s| s.id().to_string()).collect();
     assert_eq!(ids, ["A/r1-cpu1-1000rps-10s-pass2", "A/r1-cpu1-100rps-10s"]);
 
     let mut plan = load();

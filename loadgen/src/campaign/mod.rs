@@ -1,6 +1,10 @@
-//! The campaign runner: for each step of a [`Plan`], deploy its topology, warm up, snapshot the
-//! probes, attack, snapshot again, and turn the differences into a [`StepResult`]; tear down on
-//! every path; save `run.json` (atomically, after every step, before anything interprets it).
+//! The campaign runner: for each step of a [`Plan`], run it ([`step`]: deploy, warm up,
+//! probe, attack, probe, tear down), assemble its [`StepResult`] ([`assemble`]) and save
+//! `run.json` (atomically, after every step, before anything interprets it). It measures and
+//! saves; the verdicts are the checks' ([`crate::check`]).
+
+pub mod assemble;
+mod step;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -8,17 +12,14 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::check;
-use crate::deployer::{Deployer, Deployment};
-use crate::engine::load::Load;
-use crate::engine::progress::{progress_line, LiveStats};
-use crate::engine::{self as attack, AttackSpec};
-use crate::plan::{Plan, PrometheusMode, Step, Target};
-use crate::probe;
+use crate::deployer::Deployer;
+use crate::plan::{Plan, PrometheusMode};
 use crate::probe::prometheus::PrometheusProbe;
 use crate::result::{
-    CampaignResult, Finding, RunStatus, ScenarioSource, Severity, StepResult, ToolInfo,
-    TopologyView, SCHEMA_VERSION,
+    CampaignResult, CheckName, Finding, RunStatus, ScenarioSource, Severity, StepResult, ToolInfo,
+    SCHEMA_VERSION,
 };
+use step::StepContext;
 
 /// How long a topology may take to become ready (processes started, `/readyz` answered).
 pub const DEPLOY_BOUND: Duration = Duration::from_secs(30);
@@ -48,19 +49,11 @@ pub struct RunOptions {
     pub time_scale: f64,
 }
 
-/// Writes `run.json` atomically (temp file + rename), so a reader never sees half a file.
+/// Writes `run.json` atomically, so a reader never sees half a file.
 pub fn save(result: &CampaignResult, out_dir: &Path) -> Result<PathBuf, CampaignError> {
-    let path = out_dir.join("run.json");
-    let tmp = out_dir.join(".run.json.tmp");
+    let path = out_dir.join(crate::report::RUN_JSON);
     let json = serde_json::to_vec_pretty(result)?;
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(out_dir)?;
-        let mut f = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, &json)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|source| CampaignError::Write {
+    crate::atomic_file::write(&path, &json).map_err(|source| CampaignError::Write {
         path: path.clone(),
         source,
     })?;
@@ -71,9 +64,9 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-fn campaign_finding(severity: Severity, check: &str, message: String) -> Finding {
+fn campaign_finding(severity: Severity, check: CheckName, message: String) -> Finding {
     Finding {
-        check: check.into(),
+        check,
         severity,
         message,
         step: None,
@@ -117,11 +110,12 @@ pub fn new_result(source: &ScenarioSource, plan: &Plan, time_scale: f64) -> Camp
         campaigns: plan.campaigns.clone(),
         steps: vec![],
         findings: vec![],
+        thresholds: Some(plan.thresholds.clone()),
     }
 }
 
 /// Runs every step of `plan`; returns the result whatever happened to the steps. `stop`
-/// (Ctrl-C) ends the current step early, tears down, and marks the run interrupted.
+/// (Ctrl-C, SIGTERM) ends the current step early, tears down, and marks the run interrupted.
 pub async fn run(
     plan: &Plan,
     opts: &RunOptions,
@@ -129,55 +123,33 @@ pub async fn run(
 ) -> Result<CampaignResult, CampaignError> {
     let mut result = new_result(&plan.source, plan, opts.time_scale);
     save(&result, &opts.out_dir)?;
-
-    let prometheus = match opts.prometheus.clone().or_else(|| plan.prometheus.clone()) {
-        None => None,
-        Some(mode) => match start_prometheus(&mode).await {
-            Ok(p) => Some(p),
-            Err(e) => {
-                result.findings.push(campaign_finding(
-                    Severity::Warn,
-                    "prometheus",
-                    format!("prometheus cross-check disabled: {e}"),
-                ));
-                None
-            }
-        },
-    };
-
+    let prometheus = start_prometheus(plan, opts, &mut result).await;
     let mut deployer = Deployer::for_target(&plan.target);
-    let node_cpus = result.machine.cpus;
+    let cx = StepContext {
+        plan,
+        prometheus: prometheus.as_ref(),
+        opts,
+        stop,
+        node_cpus: result.machine.cpus,
+    };
     let total = plan.steps.len();
     for (i, step) in plan.steps.iter().enumerate() {
         if stop.is_cancelled() {
             break;
         }
-        eprintln!(
-            "[{}/{total}] {}/{}: {} rps for {:.1} s, {} replica(s), cpu limit {}",
-            i + 1,
-            step.campaign,
-            step.name,
-            step.rate_rps(),
-            step.load.duration().as_secs_f64(),
-            step.topology.replicas,
-            step.topology
-                .cpu_limit_cores
-                .map(|c| format!("{c} core"))
-                .unwrap_or_else(|| "none".into()),
-        );
-        match run_step(plan, step, &mut deployer, prometheus.as_ref(), opts, stop).await {
-            Ok(mut s) => {
-                s.checks.extend(check::step_findings(&s, node_cpus));
+        eprintln!("[{}/{total}] {}", i + 1, announce(step));
+        match step::run(&cx, step, &mut deployer).await {
+            Ok(s) => {
                 eprintln!("    {}", one_line(&s));
                 result.steps.push(s);
             }
             Err(cause) => {
                 eprintln!("    step failed: {cause}");
                 result.findings.push(Finding {
-                    check: "step_failed".into(),
+                    check: CheckName::StepFailed,
                     severity: Severity::Fail,
                     message: format!("step could not run: {cause}"),
-                    step: Some(format!("{}/{}", step.campaign, step.name)),
+                    step: Some(step.id()),
                 });
             }
         }
@@ -192,28 +164,77 @@ pub async fn run(
     if let Some(p) = prometheus {
         p.shutdown().await;
     }
-
-    result
-        .findings
-        .extend(check::threshold_findings(&plan.thresholds, &result.steps));
-    result.ended_at = Some(now_rfc3339());
-    result.status = if stop.is_cancelled() {
-        result.error = Some("interrupted (Ctrl-C): steps after the current one did not run".into());
-        RunStatus::Interrupted
-    } else if result.steps.is_empty() && !plan.steps.is_empty() {
-        result.error = Some("no step could run; see findings".into());
-        RunStatus::Failed
-    } else {
-        RunStatus::Completed
-    };
+    let result = finish(result, plan, stop.is_cancelled());
     save(&result, &opts.out_dir)?;
     Ok(result)
 }
 
-async fn start_prometheus(mode: &PrometheusMode) -> Result<PrometheusProbe, String> {
-    match mode {
+/// The run's end: thresholds judged over the steps that ran, and its status.
+fn finish(result: CampaignResult, plan: &Plan, interrupted: bool) -> CampaignResult {
+    let mut findings = result.findings.clone();
+    findings.extend(check::threshold::findings(&plan.thresholds, &result.steps));
+    let (status, error) = if interrupted {
+        (
+            RunStatus::Interrupted,
+            Some("interrupted (Ctrl-C): steps after the current one did not run".to_string()),
+        )
+    } else if result.steps.is_empty() && !plan.steps.is_empty() {
+        (
+            RunStatus::Failed,
+            Some("no step could run; see findings".to_string()),
+        )
+    } else {
+        (RunStatus::Completed, None)
+    };
+    CampaignResult {
+        findings,
+        ended_at: Some(now_rfc3339()),
+        status,
+        error,
+        ..result
+    }
+}
+
+/// The step's line in the log before it runs.
+fn announce(step: &crate::plan::Step) -> String {
+    format!(
+        "{}: {} rps for {:.1} s, {} replica(s), cpu limit {}",
+        step.id(),
+        step.rate_rps(),
+        step.load.duration().as_secs_f64(),
+        step.topology.replicas,
+        step.topology
+            .cpu_limit_cores
+            .map(|c| format!("{c} core"))
+            .unwrap_or_else(|| "none".into()),
+    )
+}
+
+/// The cross-check's Prometheus, started (managed) or reached (URL); when it cannot be had the
+/// run goes on without it and says so.
+async fn start_prometheus(
+    plan: &Plan,
+    opts: &RunOptions,
+    result: &mut CampaignResult,
+) -> Option<PrometheusProbe> {
+    let mode = opts
+        .prometheus
+        .clone()
+        .or_else(|| plan.prometheus.clone())?;
+    let started = match &mode {
         PrometheusMode::Managed => PrometheusProbe::managed().await.map_err(|e| e.to_string()),
         PrometheusMode::Url(u) => PrometheusProbe::external(u).map_err(|e| e.to_string()),
+    };
+    match started {
+        Ok(p) => Some(p),
+        Err(e) => {
+            result.findings.push(campaign_finding(
+                Severity::Warn,
+                CheckName::Prometheus,
+                format!("prometheus cross-check disabled: {e}"),
+            ));
+            None
+        }
     }
 }
 
@@ -232,138 +253,4 @@ fn one_line(s: &StepResult) -> String {
             .map_or("—".to_string(), |p| format!("{p:.1} ms")),
         if s.valid { "" } else { "  [INVALID]" }
     )
-}
-
-/// Redraws the live line of a running step on stderr (a TTY) until aborted.
-async fn show_progress(live: LiveStats, total: Duration) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        eprint!("\r\x1b[2K    {}", progress_line(&live.snapshot(), total));
-    }
-}
-
-/// Deploys, measures and tears down one step. Teardown runs whatever the measurement did.
-async fn run_step(
-    plan: &Plan,
-    step: &Step,
-    deployer: &mut Deployer,
-    prometheus: Option<&PrometheusProbe>,
-    opts: &RunOptions,
-    stop: &CancellationToken,
-) -> Result<StepResult, String> {
-    let deployment = deployer
-        .deploy(&step.topology, DEPLOY_BOUND)
-        .await
-        .map_err(|e| format!("deploy: {e}"))?;
-    let measured = measure(plan, step, &deployment, prometheus, opts, stop).await;
-    let teardown = deployment.teardown().await;
-    let mut s = measured?;
-    if let Err(e) = teardown {
-        s.checks.push(Finding {
-            check: "teardown".into(),
-            severity: Severity::Warn,
-            message: format!("teardown: {e}"),
-            step: Some(check::step_id(&s)),
-        });
-    }
-    Ok(s)
-}
-
-async fn measure(
-    plan: &Plan,
-    step: &Step,
-    deployment: &Deployment,
-    prometheus: Option<&PrometheusProbe>,
-    opts: &RunOptions,
-    stop: &CancellationToken,
-) -> Result<StepResult, String> {
-    let step_id = format!("{}/{}", step.campaign, step.name);
-    let mut early: Vec<Finding> = vec![];
-    if let Some(p) = prometheus {
-        let admins: Vec<String> = deployment.admin_addrs();
-        let ready = match p.set_targets(&step_id, &admins).await {
-            Ok(()) => p
-                .wait_scraped(SCRAPE_BOUND)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = ready {
-            early.push(Finding {
-                check: "prometheus".into(),
-                severity: Severity::Warn,
-                message: format!("prometheus did not scrape this step's replicas: {e}"),
-                step: Some(step_id.clone()),
-            });
-        }
-    }
-    let mut spec = AttackSpec {
-        url: deployment.base_url.clone(),
-        load: Load::constant(step.rate_rps(), step.warmup),
-        request: step.request.clone(),
-        timeout: step.timeout,
-        max_in_flight: step.max_in_flight,
-        connections: step.connections,
-    };
-    if !step.warmup.is_zero() {
-        // Warm-up: connections, caches and the JIT-less but lazily-initialised service settle;
-        // its numbers are discarded.
-        attack::run(&spec, stop, None)
-            .await
-            .map_err(|e| format!("warm-up: {e}"))?;
-    }
-    spec.load = step.load.clone();
-
-    // Clicks the warm-up left queued in the service must land before the "before" reading,
-    // or the step would be credited with them.
-    let mut before = probe::snapshot(deployment, &plan.counter_site).await;
-    probe::settle(deployment, &plan.counter_site, &mut before, step.timeout).await;
-    let started = SystemTime::now();
-    let live = LiveStats::new();
-    let progress = opts
-        .progress
-        .then(|| tokio::spawn(show_progress(live.clone(), step.load.duration())));
-    let record = attack::run(&spec, stop, Some(&live)).await;
-    if let Some(p) = progress {
-        p.abort();
-        eprint!("\r\x1b[2K");
-    }
-    let record = record.map_err(|e| format!("attack: {e}"))?;
-    let ended = SystemTime::now();
-    let mut after = probe::snapshot(deployment, &plan.counter_site).await;
-    // Clicks still queued when the load stopped are the service's work for this step: wait
-    // (bounded) until the counter stops moving. CPU stays read at the end of the attack.
-    probe::settle(deployment, &plan.counter_site, &mut after, step.timeout).await;
-
-    let mut s = record.to_step_result(&step.name);
-    s.campaign = Some(step.campaign.clone());
-    s.started_at = Some(humantime::format_rfc3339_millis(started).to_string());
-    s.ended_at = Some(humantime::format_rfc3339_millis(ended).to_string());
-    s.topology = Some(TopologyView {
-        replicas: step.topology.replicas,
-        cpu_limit_cores: step.topology.cpu_limit_cores,
-        store: match plan.target {
-            Target::Local(_) => step.topology.store.as_str().to_string(),
-            Target::Url { .. } => "external".into(),
-        },
-    });
-    let (counter, cpu) = probe::diff(&before, &after);
-    s.counted_ratio = counter
-        .as_ref()
-        .and_then(|c| c.delta)
-        .filter(|_| s.intended > 0)
-        .map(|d| d as f64 / s.intended as f64);
-    s.counter = counter;
-    s.cpu = cpu;
-    s.checks.extend(early);
-    if let Some(p) = prometheus {
-        let (view, findings) = p
-            .observe(&step_id, started, ended, &plan.counter_site, &plan.promql)
-            .await;
-        s.prometheus = view;
-        s.checks.extend(findings);
-        s.checks.extend(crate::check::prometheus::cross_check(&s));
-    }
-    Ok(s)
 }

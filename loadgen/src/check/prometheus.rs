@@ -12,7 +12,8 @@
 //! - A step shorter than [`MIN_SCRAPES`] scrape intervals holds too few samples for either:
 //!   that is a `warn` of its own, whatever the numbers say.
 
-use crate::result::{Finding, Severity, StepResult};
+use crate::result::{CheckName, Finding, Severity, StepResult};
+use crate::step_id::StepId;
 
 /// Counter agreement tolerance, relative to the direct delta.
 pub const COUNTER_TOLERANCE: f64 = 0.10;
@@ -25,28 +26,23 @@ pub const CPU_SLACK_CORES: f64 = 0.02;
 /// Fewest scrape intervals a step must span for its Prometheus view to mean anything.
 pub const MIN_SCRAPES: f64 = 4.0;
 
-/// Check names.
-pub const CHECK_COUNTER: &str = "prometheus_counter";
-pub const CHECK_CPU: &str = "prometheus_cpu";
-pub const CHECK_WINDOW: &str = "prometheus_window";
-
 /// Compares `step.prometheus` with `step.counter.delta` and `step.cpu.cores_used`. Nothing
 /// when the step has no Prometheus view (not asked for, or `observe` already said why).
 pub fn cross_check(step: &StepResult) -> Vec<Finding> {
     let Some(view) = &step.prometheus else {
         return Vec::new();
     };
-    let finding = |check: &str, severity, message| Finding {
-        check: check.into(),
+    let finding = |check: CheckName, severity, message| Finding {
+        check,
         severity,
         message,
-        step: Some(step.name.clone()),
+        step: Some(step.id()),
     };
     let mut out = Vec::new();
     if let Some(interval) = view.scrape_interval_s.filter(|i| *i > 0.0) {
         if view.window_s < MIN_SCRAPES * interval {
             out.push(finding(
-                CHECK_WINDOW,
+                CheckName::PrometheusWindow,
                 Severity::Warn,
                 format!(
                     "step lasted {:.1} s, fewer than {MIN_SCRAPES} scrape intervals of {interval} s: \
@@ -60,7 +56,7 @@ pub fn cross_check(step: &StepResult) -> Vec<Finding> {
     if let Some(prom) = view.counter_increase {
         out.push(match direct_delta {
             None => finding(
-                CHECK_COUNTER,
+                CheckName::PrometheusCounter,
                 Severity::Info,
                 format!("prometheus counted {prom:.0} clicks; no direct counter delta to compare"),
             ),
@@ -72,14 +68,14 @@ pub fn cross_check(step: &StepResult) -> Vec<Finding> {
                 COUNTER_SLACK,
                 "counter delta",
             )
-            .into_finding(CHECK_COUNTER, &step.name),
+            .into_finding(CheckName::PrometheusCounter, step.id()),
         });
     }
     let direct_cpu = step.cpu.as_ref().and_then(|c| c.cores_used);
     if let Some(prom) = view.cpu_cores_used {
         out.push(match direct_cpu {
             None => finding(
-                CHECK_CPU,
+                CheckName::PrometheusCpu,
                 Severity::Info,
                 format!("prometheus saw {prom:.3} cores; no cgroup reading to compare"),
             ),
@@ -91,7 +87,7 @@ pub fn cross_check(step: &StepResult) -> Vec<Finding> {
                 CPU_SLACK_CORES,
                 "cgroup reading",
             )
-            .into_finding(CHECK_CPU, &step.name),
+            .into_finding(CheckName::PrometheusCpu, step.id()),
         });
     }
     out
@@ -104,16 +100,16 @@ struct Comparison {
 }
 
 impl Comparison {
-    fn into_finding(self, check: &str, step: &str) -> Finding {
+    fn into_finding(self, check: CheckName, step: StepId) -> Finding {
         Finding {
-            check: check.into(),
+            check,
             severity: if self.agrees {
                 Severity::Info
             } else {
                 Severity::Warn
             },
             message: self.message,
-            step: Some(step.into()),
+            step: Some(step),
         }
     }
 }

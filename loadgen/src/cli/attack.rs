@@ -13,11 +13,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AttackArgs, ExitStatus};
+use crate::cli::{signal, AttackArgs, ExitStatus};
+use loadgen::campaign::assemble;
 use loadgen::engine::load::{Arrival, Load, Stage};
-use loadgen::engine::progress::{progress_line, LiveStats};
+use loadgen::engine::progress::{self, LiveStats};
+use loadgen::engine::target::{self, Reach};
 use loadgen::engine::template::{self, RequestTemplate};
-use loadgen::engine::{self as attack, AttackSpec};
+use loadgen::engine::{self as attack, AttackError, AttackSpec};
 use loadgen::result::StepResult;
 
 /// Seed of `--poisson` arrivals, fixed so two runs offer the same arrival pattern.
@@ -27,9 +29,10 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Turns the arguments into an attack spec; every error is a one-line cause.
 pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
-    let (base, path) = attack::split_url(&a.url)?;
-    // Refuse non-loopback targets before anything else happens.
-    attack::resolve_target(&base)?;
+    let (base, path) = target::split_url(&a.url).map_err(|e| AttackError::from_url(&a.url, e))?;
+    // Refuse non-loopback targets (unless LOADGEN_ALLOW_REMOTE=1) before anything else happens.
+    let reach = Reach::from_opt_in(false);
+    attack::resolve_target_with(&base.as_url(), reach)?;
     if !(a.rate.is_finite() && a.rate > 0.0) {
         anyhow::bail!("--rate must be a number > 0 (got {})", a.rate);
     }
@@ -40,9 +43,6 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
     }
     let timeout = humantime::parse_duration(&a.timeout)
         .with_context(|| format!("--timeout {:?}", a.timeout))?;
-    if timeout.is_zero() {
-        anyhow::bail!("--timeout must be > 0");
-    }
     let from = match a.ramp_from {
         Some(r) if !(r.is_finite() && r >= 0.0) => {
             anyhow::bail!("--ramp-from must be a number >= 0 (got {r})")
@@ -50,33 +50,12 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         Some(r) => r,
         None => a.rate,
     };
-    if a.max_in_flight == 0 {
-        anyhow::bail!("--max-in-flight must be >= 1");
-    }
-    if a.connections == Some(0) {
-        anyhow::bail!("--connections must be >= 1");
-    }
-    let method = hyper::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| anyhow::anyhow!("--method {:?} is not an HTTP method", a.method))?;
-    let headers = a
-        .headers
-        .iter()
-        .map(|h| template::parse_header(h))
-        .collect::<Result<Vec<_>, _>>()?;
-    let body = match &a.body {
-        Some(b) => template::load_body(b)?,
-        None => bytes::Bytes::new(),
-    };
-    let request = RequestTemplate {
-        method,
-        path,
-        headers,
-        body,
-    };
-    // Compile once here so a bad header or path is reported as bad input, not mid-run.
-    request.compile("check")?;
+    AttackSpec::check_settings(timeout, a.max_in_flight, a.connections)
+        .map_err(|e| anyhow::anyhow!("--{} must be {}", e.setting.replace('_', "-"), e.expected))?;
+    let request = request_from_args(a, path)?;
     Ok(AttackSpec {
-        url: base,
+        url: base.as_url(),
+        reach,
         load: Load {
             stages: vec![Stage {
                 duration,
@@ -96,6 +75,29 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
     })
 }
 
+fn request_from_args(a: &AttackArgs, path: String) -> anyhow::Result<RequestTemplate> {
+    let method = hyper::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| anyhow::anyhow!("--method {:?} is not an HTTP method", a.method))?;
+    let headers = a
+        .headers
+        .iter()
+        .map(|h| template::parse_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let body = match &a.body {
+        Some(b) => template::load_body(b, std::path::Path::new("."))?,
+        None => bytes::Bytes::new(),
+    };
+    let request = RequestTemplate {
+        method,
+        path,
+        headers,
+        body,
+    };
+    // Compile once here so a bad header or path is reported as bad input, not mid-run.
+    request.compile("check")?;
+    Ok(request)
+}
+
 /// Runs `loadgen attack`.
 pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     let spec = spec_from_args(&args)?;
@@ -105,16 +107,10 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         .context("cannot start the runtime")?;
     let record = rt.block_on(async {
         let stop = CancellationToken::new();
-        let on_signal = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: waiting for requests in flight (Ctrl-C again quits)");
-                on_signal.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
+        let signals = tokio::spawn(signal::watch(
+            stop.clone(),
+            "interrupted: waiting for requests in flight, then printing what was measured",
+        ));
         let live = LiveStats::new();
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
@@ -126,15 +122,11 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         });
         let total = spec.load.duration();
         let ticker = bar.clone().map(|bar| {
-            let live = live.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(PROGRESS_EVERY);
-                loop {
-                    every.tick().await;
-                    bar.set_message(progress_line(&live.snapshot(), total));
-                    bar.tick();
-                }
-            })
+            let draw = move |line: String| {
+                bar.set_message(line);
+                bar.tick();
+            };
+            tokio::spawn(progress::tick(live.clone(), total, PROGRESS_EVERY, draw))
         });
         let result = attack::run(&spec, &stop, Some(&live)).await;
         if let Some(t) = ticker {
@@ -143,9 +135,10 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
+        signals.abort();
         result
     })?;
-    let step = record.to_step_result("attack");
+    let step = assemble::generator_result(&record, "attack");
     if args.json {
         println!("{}", serde_json::to_string(&step)?);
     } else {

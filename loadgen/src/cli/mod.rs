@@ -5,6 +5,7 @@
 mod attack;
 mod report;
 mod run;
+mod signal;
 mod validate;
 
 use std::path::PathBuf;

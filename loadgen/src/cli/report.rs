@@ -1,11 +1,13 @@
-//! `loadgen report`: re-render the terminal tables, `steps.csv` and `report.html` from a saved
-//! `run.json`, without re-running anything.
+//! `loadgen report`: judge a saved `run.json` again (the checks are pure functions of its
+//! measurements) and re-render the terminal tables, `steps.csv` and `report.html`, without
+//! re-running anything.
 
 use anyhow::Context as _;
 
 use crate::cli::{ExitStatus, ReportArgs};
+use loadgen::check;
 use loadgen::report;
-use loadgen::result::{CampaignResult, Severity};
+use loadgen::result::CampaignResult;
 
 /// Runs `loadgen report`: prints the tables, writes the files beside `run.json` (or to
 /// `--out`), and returns [`ExitStatus::ChecksFailed`] when any finding failed.
@@ -13,8 +15,9 @@ pub fn execute(args: ReportArgs) -> anyhow::Result<ExitStatus> {
     let path = &args.run_json;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let result: CampaignResult = serde_json::from_str(&text)
+    let saved: CampaignResult = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid run.json", path.display()))?;
+    let result = check::judge_run(saved);
     let out_dir = match &args.out {
         Some(d) => d.clone(),
         None => path
@@ -31,7 +34,7 @@ pub fn execute(args: ReportArgs) -> anyhow::Result<ExitStatus> {
         written.steps_csv.display(),
         written.report_html.display()
     );
-    Ok(if any_failed(&result) {
+    Ok(if result.has_failure() {
         ExitStatus::ChecksFailed
     } else {
         ExitStatus::Done
@@ -53,13 +56,4 @@ fn copy_run_json(path: &std::path::Path, out_dir: &std::path::Path) -> anyhow::R
             .with_context(|| format!("cannot copy {} to {}", path.display(), target.display()))?;
     }
     Ok(())
-}
-
-/// True when a run-level or step finding has severity `fail`.
-pub fn any_failed(result: &CampaignResult) -> bool {
-    result
-        .findings
-        .iter()
-        .chain(result.steps.iter().flat_map(|s| s.checks.iter()))
-        .any(|f| f.severity == Severity::Fail)
 }

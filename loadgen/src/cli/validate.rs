@@ -107,12 +107,7 @@ pub fn render(plan: &Plan) -> String {
     out.push_str(&table.to_string());
     out.push('\n');
     for t in &plan.thresholds {
-        let bound = match (t.min, t.max) {
-            (Some(a), Some(b)) => format!("in [{a}, {b}]"),
-            (Some(a), None) => format!(">= {a}"),
-            (None, Some(b)) => format!("<= {b}"),
-            (None, None) => String::new(),
-        };
+        let bound = t.bound();
         let on = if t.steps.is_empty() {
             "every step".to_string()
         } else {

@@ -1,108 +1,22 @@
 //! The step record: everything the generator saw during one attack — counts per outcome,
 //! HdrHistograms of latency from the due time, service time from the actual send and schedule
-//! lag, a per-second timeline bucketed by due time, the generator's own CPU — and the verdict on
-//! whether the generator kept its schedule (step validity). Memory is flat in run length: three
-//! histograms, a handful of open per-second histograms, and one small struct per second.
+//! lag, a per-second timeline bucketed by due time, the generator's own CPU. Whether that makes
+//! a valid step is judged later, from the saved result (`check::validity`). Memory is flat in
+//! run length: three histograms, a handful of open per-second histograms, and one small struct
+//! per second.
 //!
-//! Histogram values are **microseconds**; [`serialize_histogram`] writes HdrHistogram V2 with
-//! deflate, base64-encoded (the `histogram` field of a StepResult), and [`merge_histograms`]
-//! adds such strings back together. Percentiles are only ever read from histograms.
+//! Histogram values are **microseconds** (see [`super::histogram`]).
 
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
+use super::histogram::{new_histogram, HIST_MAX_US};
 use crate::engine::outcome::{Outcome, OutcomeTally};
-use crate::result::{GeneratorHealth, LatencySummary, StepResult, TimelinePoint};
+use crate::result::{GeneratorHealth, TimelinePoint};
 
-/// Highest value the histograms track exactly: one hour, in microseconds (larger values are
-/// clamped to it, never dropped).
-pub const HIST_MAX_US: u64 = 3_600_000_000;
-/// Significant digits of the step histograms (0.1 % resolution).
-pub const HIST_SIGFIG: u8 = 3;
 /// Significant digits of the per-second timeline histograms (1 %: enough for a plot, and small).
 const SECOND_SIGFIG: u8 = 2;
-
-/// A step is invalid when the schedule lag p99 exceeds this: the generator was not sending
-/// when it meant to, so latency and rate describe the generator, not the target. 10 ms is ten
-/// ticks of tokio's 1 ms timer, far above the lag of a generator that keeps up (see
-/// docs/engine.md) and far below the latencies a capacity test looks for.
-pub const MAX_LAG_P99: Duration = Duration::from_millis(10);
-/// A step is invalid when the generator's engine used this share of the cores it may use.
-pub const CPU_SATURATION: f64 = 0.90;
-
-/// Errors decoding or merging serialised histograms.
-#[derive(Debug, thiserror::Error)]
-pub enum HistogramError {
-    #[error("histogram {0}: not base64: {1}")]
-    Base64(usize, base64::DecodeError),
-    #[error("histogram {0}: not an HdrHistogram V2 encoding: {1}")]
-    Decode(usize, hdrhistogram::serialization::DeserializeError),
-    #[error("histogram {0}: cannot be added: {1}")]
-    Add(usize, hdrhistogram::AdditionError),
-    #[error("cannot serialise histogram: {0}")]
-    Encode(String),
-}
-
-/// A new step histogram (µs, 1 µs to 1 h, 3 significant digits).
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIST_MAX_US, HIST_SIGFIG).expect("static histogram bounds")
-}
-
-/// HdrHistogram V2 + deflate, base64 (standard alphabet, padded).
-pub fn serialize_histogram(h: &Histogram<u64>) -> Result<String, HistogramError> {
-    let mut buf = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut buf)
-        .map_err(|e| HistogramError::Encode(format!("{e:?}")))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(buf))
-}
-
-/// Decodes one histogram written by [`serialize_histogram`].
-pub fn deserialize_histogram(s: &str) -> Result<Histogram<u64>, HistogramError> {
-    decode_one(0, s)
-}
-
-fn decode_one(i: usize, s: &str) -> Result<Histogram<u64>, HistogramError> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .map_err(|e| HistogramError::Base64(i, e))?;
-    Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .map_err(|e| HistogramError::Decode(i, e))
-}
-
-/// Adds serialised histograms together (e.g. the same step from several generators, or several
-/// steps): percentiles of the union, never an average of percentiles. Empty input gives an
-/// empty histogram.
-pub fn merge_histograms(encoded: &[String]) -> Result<Histogram<u64>, HistogramError> {
-    let mut acc = new_histogram();
-    acc.auto(true);
-    for (i, s) in encoded.iter().enumerate() {
-        let h = decode_one(i, s)?;
-        acc.add(&h).map_err(|e| HistogramError::Add(i, e))?;
-    }
-    Ok(acc)
-}
-
-/// Percentiles of a µs histogram in milliseconds; `None` everywhere when it is empty.
-pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
-    if h.is_empty() {
-        return LatencySummary::default();
-    }
-    let ms = |us: u64| us as f64 / 1000.0;
-    LatencySummary {
-        count: h.len(),
-        p50: Some(ms(h.value_at_quantile(0.50))),
-        p90: Some(ms(h.value_at_quantile(0.90))),
-        p99: Some(ms(h.value_at_quantile(0.99))),
-        p999: Some(ms(h.value_at_quantile(0.999))),
-        max: Some(ms(h.max())),
-        mean: Some(h.mean() / 1000.0),
-    }
-}
 
 fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(HIST_MAX_US)) as u64
@@ -289,7 +203,7 @@ impl Recorder {
                 p99_ms: s.p99_ms,
             })
             .collect();
-        let mut rec = StepRecord {
+        StepRecord {
             rate_rps: meta.rate_rps,
             duration: meta.duration,
             scheduled: meta.scheduled,
@@ -310,10 +224,7 @@ impl Recorder {
             generator: meta.generator,
             interrupted: meta.interrupted,
             in_flight_cap: meta.in_flight_cap,
-            invalid_reason: None,
-        };
-        rec.invalid_reason = rec.judge();
-        rec
+        }
     }
 }
 
@@ -362,15 +273,9 @@ pub struct StepRecord {
     pub generator: GeneratorHealth,
     pub interrupted: bool,
     pub in_flight_cap: usize,
-    /// Why the step says nothing about the target, when it does not.
-    pub invalid_reason: Option<String>,
 }
 
 impl StepRecord {
-    pub fn valid(&self) -> bool {
-        self.invalid_reason.is_none()
-    }
-
     /// Requests sent per second of schedule covered; `None` when nothing was scheduled.
     pub fn achieved_rps(&self) -> Option<f64> {
         let s = self.scheduled.as_secs_f64();
@@ -383,77 +288,6 @@ impl StepRecord {
     pub fn send_rate_rps(&self) -> Option<f64> {
         let span = self.send_span?.as_secs_f64();
         (self.sent >= 2 && span > 0.0).then(|| (self.sent - 1) as f64 / span)
-    }
-
-    /// The verdict on the generator: `Some(reason)` when the step is invalid.
-    fn judge(&self) -> Option<String> {
-        let mut reasons = Vec::new();
-        if self.dropped > 0 {
-            reasons.push(format!(
-                "generator dropped {} of {} due requests (in-flight cap {} reached)",
-                self.dropped, self.intended, self.in_flight_cap
-            ));
-        }
-        if !self.schedule_lag.is_empty() {
-            let p99 = self.schedule_lag.value_at_quantile(0.99);
-            if p99 > micros(MAX_LAG_P99) {
-                reasons.push(format!(
-                    "schedule lag p99 {:.1} ms > {} ms: the generator did not send on time",
-                    p99 as f64 / 1000.0,
-                    MAX_LAG_P99.as_millis()
-                ));
-            }
-        }
-        if let (Some(used), Some(avail)) = (
-            self.generator.cpu_cores_used,
-            self.generator.cpu_cores_available,
-        ) {
-            if avail > 0.0 && used >= CPU_SATURATION * avail {
-                reasons.push(format!(
-                    "generator CPU saturated: {used:.2} of {avail:.0} core(s) (>= {:.0} %)",
-                    CPU_SATURATION * 100.0
-                ));
-            }
-        }
-        (!reasons.is_empty()).then(|| reasons.join("; "))
-    }
-
-    /// The generator-side fields of a StepResult; topology, counter, cpu and prometheus are left
-    /// `None` and checks empty for the campaign runner to fill.
-    pub fn to_step_result(&self, name: &str) -> StepResult {
-        let rfc3339 = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
-        StepResult {
-            campaign: None,
-            name: name.to_string(),
-            rate_rps: self.rate_rps,
-            duration_s: self.duration.as_secs_f64(),
-            started_at: Some(rfc3339(self.started_at)),
-            ended_at: Some(rfc3339(self.ended_at)),
-            intended: self.intended,
-            sent: self.sent,
-            dropped: self.dropped,
-            ok: self.ok,
-            failed: self.failed,
-            outcomes: self.outcomes.to_counts(),
-            achieved_rps: self.achieved_rps(),
-            success_ratio: (self.intended > 0).then(|| self.ok as f64 / self.intended as f64),
-            latency_ms: summarize(&self.latency),
-            service_time_ms: summarize(&self.service_time),
-            schedule_lag_ms: summarize(&self.schedule_lag),
-            connection_wait_ms: summarize(&self.connection_wait),
-            timeline: self.timeline.clone(),
-            histogram: serialize_histogram(&self.latency).ok(),
-            generator: self.generator.clone(),
-            topology: None,
-            counter: None,
-            counted_ratio: None,
-            cpu: None,
-            prometheus: None,
-            valid: self.valid(),
-            invalid_reason: self.invalid_reason.clone(),
-            interrupted: self.interrupted,
-            checks: Vec::new(),
-        }
     }
 }
 
@@ -491,7 +325,7 @@ mod tests {
         assert_eq!(rec.timeline[1].failed, 1);
         assert_eq!(rec.timeline[1].dropped, 1);
         assert!(rec.timeline[1].p99_ms.unwrap() >= 2990.0);
-        assert!(rec.invalid_reason.unwrap().contains("dropped 1 of 3"));
+        assert_eq!(rec.dropped, 1);
     }
 
     #[test]

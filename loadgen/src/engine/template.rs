@@ -27,12 +27,25 @@ pub enum TemplateError {
     Path(String, String),
 }
 
-/// A body argument: `@FILE` reads the file, anything else is the body itself.
-pub fn load_body(arg: &str) -> Result<Bytes, TemplateError> {
+/// A body as written on the command line or in a scenario: `@FILE` reads the file (a relative
+/// path is relative to `base_dir`), `@@…` is a literal body starting with `@`, anything else is
+/// the body itself. The one reader of body files (house rule 13).
+pub fn load_body(arg: &str, base_dir: &std::path::Path) -> Result<Bytes, TemplateError> {
+    if let Some(literal) = arg.strip_prefix("@@") {
+        return Ok(Bytes::from(format!("@{literal}")));
+    }
     match arg.strip_prefix('@') {
-        Some(path) => std::fs::read(path)
-            .map(Bytes::from)
-            .map_err(|e| TemplateError::BodyFile(path.to_string(), e)),
+        Some(file) => {
+            let p = std::path::Path::new(file.trim());
+            let full = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base_dir.join(p)
+            };
+            std::fs::read(&full)
+                .map(Bytes::from)
+                .map_err(|e| TemplateError::BodyFile(full.display().to_string(), e))
+        }
         None => Ok(Bytes::copy_from_slice(arg.as_bytes())),
     }
 }
@@ -261,7 +274,10 @@ mod tests {
     #[test]
     fn bad_inputs_are_errors() {
         assert!(parse_header("nocolon").is_err());
-        assert!(load_body("@/nonexistent/definitely/not/here").is_err());
+        let here = std::path::Path::new(".");
+        assert!(load_body("@/nonexistent/definitely/not/here", here).is_err());
+        assert_eq!(load_body("@@x", here).unwrap(), Bytes::from("@x"));
+        assert_eq!(load_body("x", here).unwrap(), Bytes::from("x"));
         assert!(template("no-slash", "").compile("h").is_err());
         let mut t = template("/", "");
         t.headers = vec![("bad header".into(), "v".into())];

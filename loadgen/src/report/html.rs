@@ -272,7 +272,7 @@ fn step_notes(r: &CampaignResult, row: &StepRow) -> String {
         let _ = write!(
             s,
             "<li class=\"sev-{w}\"><b>{w}</b> <code>{}</code>: {}</li>",
-            esc(&f.check),
+            esc(f.check.as_str()),
             esc(&f.message)
         );
     }
@@ -777,13 +777,13 @@ fn other_findings(h: &mut String, r: &CampaignResult) {
         let w = severity_word(f.severity);
         let about = f
             .step
-            .as_deref()
-            .map(|s| format!(" (step {})", esc(s)))
+            .as_ref()
+            .map(|s| format!(" (step {})", esc(&s.to_string())))
             .unwrap_or_default();
         let _ = writeln!(
             h,
             "<li class=\"sev-{w}\"><b>{w}</b> <code>{}</code>{about}: {}</li>",
-            esc(&f.check),
+            esc(f.check.as_str()),
             esc(&f.message)
         );
     }

@@ -55,15 +55,10 @@ pub fn write_outputs(result: &CampaignResult, out_dir: &Path) -> Result<OutputPa
     Ok(paths)
 }
 
-/// Writes through a temporary file and a rename, so a reader never sees half a report.
+/// Writes one report file atomically.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let err = |source| ReportError::Write {
+    crate::atomic_file::write(path, bytes).map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    })
 }

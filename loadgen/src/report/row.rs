@@ -5,6 +5,7 @@
 //! which the table prints as "—" and the CSV as an empty cell — never as 0.
 
 use crate::result::{CampaignResult, Finding, StepResult};
+use crate::step_id::StepId;
 
 /// What the table and HTML print for a value that was not measured.
 pub const MISSING: &str = "—";
@@ -131,8 +132,13 @@ impl StepRow {
     }
 
     /// `campaign/name`, or the bare name for a step outside any campaign.
+    pub fn id(&self) -> StepId {
+        StepId::new(self.campaign.as_deref(), &self.name)
+    }
+
+    /// `campaign/name`, or the bare name.
     pub fn key(&self) -> String {
-        step_key(self.campaign.as_deref(), &self.name)
+        self.id().to_string()
     }
 
     /// The configuration the step ran on, e.g. "2 replicas, 1 core, memory".
@@ -268,21 +274,9 @@ pub fn by_campaign(result: &CampaignResult) -> Vec<(Option<String>, Vec<StepRow>
         .collect()
 }
 
-/// `campaign/name`, or the bare name.
-pub fn step_key(campaign: Option<&str>, name: &str) -> String {
-    match campaign {
-        Some(c) => format!("{c}/{name}"),
-        None => name.to_string(),
-    }
-}
-
-/// True when `finding` concerns the step: `Finding.step` may hold the bare step name or
-/// `campaign/name`.
+/// True when `finding` concerns the step (see [`StepId::concerns`]).
 pub fn concerns(finding: &Finding, row: &StepRow) -> bool {
-    match finding.step.as_deref() {
-        Some(s) => s == row.key() || s == row.name,
-        None => false,
-    }
+    finding.step.as_ref().is_some_and(|s| s.concerns(&row.id()))
 }
 
 /// Every finding about one step: its own checks, then run-level findings naming it.

@@ -51,6 +51,8 @@ pub struct TargetSpec {
     pub kind: Spanned<TargetKind>,
     /// Base URL of a running service (`kind = "url"` only).
     pub url: Option<Spanned<String>>,
+    /// Allow a target that is not on loopback (the in-cluster Job); default false.
+    pub allow_remote: Option<Spanned<bool>>,
 }
 
 /// Store names in the file.

@@ -6,7 +6,6 @@
 //! never fails a step: the view (or the affected field) is `None` with a `warn` finding naming
 //! the cause. See `docs/prometheus.md`.
 
-pub mod query;
 pub mod response;
 pub mod server;
 
@@ -16,7 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_http_query::{reqwest, Client};
 
-use crate::result::{Finding, PrometheusReplica, PrometheusView, Severity};
+use crate::promql as query;
+use crate::result::{CheckName, Finding, PrometheusReplica, PrometheusView, Severity};
+use crate::step_id::StepId;
 
 use response::{Edges, ScrapeStatus};
 pub use server::ManagedPrometheus;
@@ -32,8 +33,6 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SCRAPED_TIMEOUT: Duration = Duration::from_secs(20);
 /// How many scrape intervals before `start` a counter read at the edges looks for a sample.
 pub const LOOKBEHIND_SCRAPES: u32 = 3;
-/// The `check` name of the probe's own findings.
-pub const CHECK: &str = "prometheus";
 
 /// Errors setting up or waiting on Prometheus (queries never return these: see `observe`).
 #[derive(Debug, thiserror::Error)]
@@ -200,10 +199,10 @@ impl PrometheusProbe {
         overrides: &BTreeMap<String, String>,
     ) -> (Option<PrometheusView>, Vec<Finding>) {
         let warn = |message: String| Finding {
-            check: CHECK.into(),
+            check: CheckName::Prometheus,
             severity: Severity::Warn,
             message,
-            step: Some(step.into()),
+            step: Some(StepId::parse(step)),
         };
         let (start_s, end_s) = (unix_s(start), unix_s(end));
         if end_s <= start_s {

@@ -124,10 +124,8 @@ impl ManagedPrometheus {
                 })
             })
             .collect();
-        let tmp = self.targets_file.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(&groups).unwrap_or_else(|_| "[]".into());
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &self.targets_file))
+        crate::atomic_file::write(&self.targets_file, text.as_bytes())
             .map_err(|e| PrometheusError::Targets(e.to_string()))
     }
 

@@ -45,7 +45,7 @@
 //! as [`COUNTER_INCREASE_EXTRAPOLATED`] and is the Kubernetes default, where scrape intervals
 //! are long, the `step` label does not exist and observe cannot wait for a scrape per pod.
 //!
-//! [`observe`]: super::PrometheusProbe::observe
+//! [`observe`]: crate::probe::prometheus::PrometheusProbe::observe
 //!
 //! ## Kubernetes
 //!

@@ -1,0 +1,184 @@
+//! One step of a campaign: deploy its topology, warm up (discarded), read the probes, attack,
+//! read them again (settled), and assemble the [`StepResult`]. Teardown runs whatever the
+//! measurement did.
+
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::assemble::{self, Readings};
+use super::{RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
+use crate::deployer::{Deployer, Deployment};
+use crate::engine::load::Load;
+use crate::engine::progress::{self, LiveStats};
+use crate::engine::record::StepRecord;
+use crate::engine::{self as attack, AttackSpec};
+use crate::plan::{Plan, Step, Target};
+use crate::probe;
+use crate::probe::prometheus::PrometheusProbe;
+use crate::result::{CheckName, Finding, Severity, StepResult, TopologyView};
+use crate::step_id::StepId;
+
+/// How often the live line is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// What one step needs from the campaign around it.
+pub(super) struct StepContext<'a> {
+    pub plan: &'a Plan,
+    pub prometheus: Option<&'a PrometheusProbe>,
+    pub opts: &'a RunOptions,
+    pub stop: &'a CancellationToken,
+    pub node_cpus: Option<u32>,
+}
+
+/// Deploys, measures and tears down one step. `Err` means the step could not run at all.
+pub(super) async fn run(
+    cx: &StepContext<'_>,
+    step: &Step,
+    deployer: &mut Deployer,
+) -> Result<StepResult, String> {
+    let deployment = deployer
+        .deploy(&step.topology, DEPLOY_BOUND)
+        .await
+        .map_err(|e| format!("deploy: {e}"))?;
+    let measured = measure(cx, step, &deployment).await;
+    let teardown = deployment.teardown().await;
+    let (record, mut readings) = measured?;
+    if let Err(e) = teardown {
+        readings.notes.push(Finding {
+            check: CheckName::Teardown,
+            severity: Severity::Warn,
+            message: format!("teardown: {e}"),
+            step: Some(step.id()),
+        });
+    }
+    Ok(assemble::step_result(
+        &record,
+        &step.id(),
+        readings,
+        cx.node_cpus,
+    ))
+}
+
+/// The attack spec of `step` against `deployment`, at the step's load.
+fn spec(cx: &StepContext<'_>, step: &Step, deployment: &Deployment) -> AttackSpec {
+    AttackSpec {
+        url: deployment.base_url.clone(),
+        reach: cx.plan.reach,
+        load: step.load.clone(),
+        request: step.request.clone(),
+        timeout: step.timeout,
+        max_in_flight: step.max_in_flight,
+        connections: step.connections,
+    }
+}
+
+async fn measure(
+    cx: &StepContext<'_>,
+    step: &Step,
+    deployment: &Deployment,
+) -> Result<(StepRecord, Readings), String> {
+    let id = step.id();
+    let site = &cx.plan.counter_site;
+    let mut notes = point_prometheus(cx, &id, deployment).await;
+    let spec = spec(cx, step, deployment);
+    if !step.warmup.is_zero() {
+        // Warm-up: connections, caches and the lazily-initialised service settle; its numbers
+        // are discarded.
+        let warm = AttackSpec {
+            load: Load::constant(step.rate_rps(), step.warmup),
+            ..spec.clone()
+        };
+        attack::run(&warm, cx.stop, None)
+            .await
+            .map_err(|e| format!("warm-up: {e}"))?;
+    }
+    // Clicks the warm-up left queued in the service must land before the "before" reading,
+    // or the step would be credited with them.
+    let mut before = probe::snapshot(deployment, site).await;
+    probe::settle(deployment, site, &mut before, step.timeout).await;
+    let started = SystemTime::now();
+    let record = attack_with_progress(cx, &spec, step.load.duration()).await?;
+    let ended = SystemTime::now();
+    let mut after = probe::snapshot(deployment, site).await;
+    // Clicks still queued when the load stopped are the service's work for this step: wait
+    // (bounded) until the counter stops moving. CPU stays read at the end of the attack.
+    probe::settle(deployment, site, &mut after, step.timeout).await;
+    let (counter, cpu) = probe::diff(&before, &after);
+    let mut prometheus = None;
+    if let Some(p) = cx.prometheus {
+        let (view, findings) = p
+            .observe(&id.to_string(), started, ended, site, &cx.plan.promql)
+            .await;
+        prometheus = view;
+        notes.extend(findings);
+    }
+    let readings = Readings {
+        topology: Some(topology(cx.plan, step)),
+        counter,
+        cpu,
+        prometheus,
+        window: Some((started, ended)),
+        notes,
+    };
+    Ok((record, readings))
+}
+
+/// Points the managed Prometheus at this step's replicas and waits (bounded) for one scrape;
+/// what went wrong is a finding, not an error.
+async fn point_prometheus(
+    cx: &StepContext<'_>,
+    id: &StepId,
+    deployment: &Deployment,
+) -> Vec<Finding> {
+    let Some(p) = cx.prometheus else {
+        return Vec::new();
+    };
+    let admins: Vec<String> = deployment.admin_addrs();
+    let ready = match p.set_targets(&id.to_string(), &admins).await {
+        Ok(()) => p
+            .wait_scraped(SCRAPE_BOUND)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match ready {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![Finding {
+            check: CheckName::Prometheus,
+            severity: Severity::Warn,
+            message: format!("prometheus did not scrape this step's replicas: {e}"),
+            step: Some(id.clone()),
+        }],
+    }
+}
+
+/// The attack, with a live line on stderr when it is a terminal.
+async fn attack_with_progress(
+    cx: &StepContext<'_>,
+    spec: &AttackSpec,
+    total: Duration,
+) -> Result<StepRecord, String> {
+    let live = LiveStats::new();
+    let progress = cx.opts.progress.then(|| {
+        let draw = |line: String| eprint!("\r\x1b[2K    {line}");
+        tokio::spawn(progress::tick(live.clone(), total, PROGRESS_EVERY, draw))
+    });
+    let record = attack::run(spec, cx.stop, Some(&live)).await;
+    if let Some(p) = progress {
+        p.abort();
+        eprint!("\r\x1b[2K");
+    }
+    record.map_err(|e| format!("attack: {e}"))
+}
+
+fn topology(plan: &Plan, step: &Step) -> TopologyView {
+    TopologyView {
+        replicas: step.topology.replicas,
+        cpu_limit_cores: step.topology.cpu_limit_cores,
+        store: match plan.target {
+            Target::Local(_) => step.topology.store.as_str().to_string(),
+            Target::Url { .. } => "external".into(),
+        },
+    }
+}

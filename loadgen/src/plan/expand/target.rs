@@ -1,0 +1,171 @@
+//! The target of a scenario (`[target]`, `[service]`): a local service loadgen starts, or a
+//! running one at a URL, where load may go (loopback unless `allow_remote`), and the site whose
+//! counter is the business counter.
+
+use super::Expander;
+use crate::engine::target::{BaseUrl, Reach};
+use crate::plan::{LocalService, Target};
+use crate::scenario::value::Count;
+use crate::scenario::{ScenarioError, ServiceSpec, TargetKind};
+
+impl Expander<'_> {
+    pub(super) fn target(&self) -> Result<(Target, Reach), ScenarioError> {
+        let t = self.sc.target.get_ref();
+        let allowed = t.allow_remote.as_ref().is_some_and(|a| *a.get_ref());
+        let reach = Reach::from_opt_in(allowed);
+        let target = match t.kind.get_ref() {
+            TargetKind::Kubernetes => self.err(
+                t.kind.span(),
+                "target.kind",
+                "kind \"kubernetes\" is not supported yet (use \"local\" or \"url\")",
+            ),
+            TargetKind::Url => self.url_target(reach),
+            TargetKind::Local => {
+                if let Some(a) = t.allow_remote.as_ref().filter(|a| *a.get_ref()) {
+                    return self.err(
+                        a.span(),
+                        "target.allow_remote",
+                        "only applies to kind = \"url\" (a local target is on this machine)",
+                    );
+                }
+                self.local_target()
+            }
+        }?;
+        Ok((target, reach))
+    }
+
+    fn url_target(&self, reach: Reach) -> Result<Target, ScenarioError> {
+        let Some(url) = &self.sc.target.get_ref().url else {
+            return self.err(
+                self.sc.target.span(),
+                "target.url",
+                "required key is missing (kind = \"url\" needs the base URL of the running service)",
+            );
+        };
+        if let Some(svc) = &self.sc.service {
+            return self.err(
+                svc.span(),
+                "service",
+                "[service] only applies to kind = \"local\" (a url target is already running)",
+            );
+        }
+        let base = BaseUrl::parse(url.get_ref().trim())
+            .and_then(|b| b.check_reach(reach).map(|()| b))
+            .or_else(|e| self.err(url.span(), "target.url", e.to_string()))?;
+        Ok(Target::Url {
+            base: base.as_url(),
+        })
+    }
+
+    fn local_target(&self) -> Result<Target, ScenarioError> {
+        if let Some(url) = &self.sc.target.get_ref().url {
+            return self.err(
+                url.span(),
+                "target.url",
+                "only applies to kind = \"url\" (a local target is started by loadgen)",
+            );
+        }
+        let Some(svc) = &self.sc.service else {
+            return self.err(
+                self.sc.target.span(),
+                "service",
+                "required table [service] is missing (kind = \"local\" needs at least service.cost and service.sites)",
+            );
+        };
+        let s: &ServiceSpec = svc.get_ref();
+        let Some(cost) = s.cost else {
+            return self.err(
+                svc.span(),
+                "service.cost",
+                "required key is missing (CPU time per click, e.g. \"5.5ms\")",
+            );
+        };
+        let small = |c: Option<Count>, key: &str| -> Result<Option<u32>, ScenarioError> {
+            c.map(|c| {
+                c.small().ok_or_else(|| {
+                    self.src
+                        .error(svc.span(), key, format!("expected at most {}", u32::MAX))
+                })
+            })
+            .transpose()
+        };
+        let binary = s.binary.as_ref().map(|b| {
+            if b.is_absolute() {
+                b.clone()
+            } else {
+                self.src.dir().join(b)
+            }
+        });
+        Ok(Target::Local(LocalService {
+            binary,
+            cost: cost.0,
+            sites: self.sites(s, svc.span())?,
+            workers: small(s.workers, "service.workers")?,
+            max_inflight: small(s.max_inflight, "service.max_inflight")?,
+            extra_args: s.extra_args.clone(),
+        }))
+    }
+
+    fn sites(
+        &self,
+        s: &ServiceSpec,
+        span: std::ops::Range<usize>,
+    ) -> Result<Vec<String>, ScenarioError> {
+        if s.sites.is_empty() {
+            return self.err(
+                span,
+                "service.sites",
+                "required key is missing (sites to register, e.g. [\"td4\"])",
+            );
+        }
+        let mut sites = Vec::new();
+        for site in &s.sites {
+            let v = site.get_ref().trim();
+            if v.is_empty() {
+                return self.err(
+                    site.span(),
+                    "service.sites",
+                    "expected a non-empty site name",
+                );
+            }
+            sites.push(v.to_string());
+        }
+        Ok(sites)
+    }
+
+    pub(super) fn counter_site(&self, target: &Target) -> Result<String, ScenarioError> {
+        match (&self.sc.counter_site, target) {
+            (Some(site), Target::Local(svc)) => {
+                let v = site.get_ref().trim();
+                if !svc.sites.iter().any(|s| s == v) {
+                    return self.err(
+                        site.span(),
+                        "counter_site",
+                        format!(
+                            "expected one of service.sites ({}), got \"{v}\"",
+                            svc.sites.join(", ")
+                        ),
+                    );
+                }
+                Ok(v.to_string())
+            }
+            (Some(site), Target::Url { .. }) => {
+                let v = site.get_ref().trim();
+                if v.is_empty() {
+                    return self.err(
+                        site.span(),
+                        "counter_site",
+                        "expected a non-empty site name",
+                    );
+                }
+                Ok(v.to_string())
+            }
+            (None, Target::Local(svc)) => Ok(svc.sites[0].clone()),
+            (None, Target::Url { .. }) => self.err(
+                self.sc.target.span(),
+                "counter_site",
+                "required key is missing (kind = \"url\" needs the site whose counter to read)",
+            ),
+        }
+    }
+}
