@@ -2,6 +2,7 @@
 //! of the TD4 report's Flask service on tokio + hyper. [`run`] binds, prints the startup line,
 //! serves until SIGTERM/SIGINT and drains.
 
+pub mod admin_token;
 pub mod admission;
 pub mod app;
 pub mod config;
@@ -9,6 +10,8 @@ pub mod cost;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod url_cap;
+pub mod validation;
 
 use std::io::Write;
 use std::net::SocketAddr;
