@@ -1,13 +1,14 @@
 //! The Redis store against a real `redis-server` started on a free port: exactness under
-//! concurrency, two replicas sharing one port (SO_REUSEPORT) and one Redis, SIGTERM under
-//! load losing no acknowledged click, and the outage / recovery cycle.
+//! concurrency, two replicas sharing one port (SO_REUSEPORT) and one Redis, the URL cap held
+//! by concurrent replicas, SIGTERM under load losing no acknowledged click, and the outage /
+//! recovery cycle.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
-use support::{click_load, get, metric, store_clicks, Client, Redis, Service};
+use support::{click_load, get, metric, send_once, store_clicks, Client, Redis, Service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_counter_grows_by_exactly_the_acknowledged_clicks() {
@@ -79,6 +80,67 @@ async fn two_replicas_on_one_port_count_exactly_together() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urls_past_the_cap_fold_into_other_even_from_concurrent_replicas() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let args = [
+        "--store",
+        url.as_str(),
+        "--sites",
+        "a.com",
+        "--url-label-cap",
+        "5",
+        "--top-urls",
+        "1000",
+    ];
+    let (r1, r2) = (Service::start(&args), Service::start(&args));
+    // 40 connections per replica race to click 200 distinct URLs: only 5 may get a place.
+    let mut tasks = Vec::new();
+    for (r, addr) in [(0, r1.addr), (1, r2.addr)] {
+        for c in 0..40 {
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await.unwrap();
+                let mut ok = 0u64;
+                for i in 0..5 {
+                    let url = format!("/r{r}/c{c}/{i}");
+                    if client.click("a.com", &url).await.unwrap() == StatusCode::NO_CONTENT {
+                        ok += 1;
+                    }
+                }
+                ok
+            }));
+        }
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    assert_eq!(ok, 400);
+    let (_, body) = get(r1.addr, "/api/sites/a.com/stats").await;
+    let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let urls = stats["urls"].as_array().unwrap();
+    let own: Vec<&serde_json::Value> = urls.iter().filter(|u| u["url"] != "__other__").collect();
+    assert_eq!(own.len(), 5, "{stats}");
+    assert!(own.iter().all(|u| u["clicks"] == 1), "{stats}");
+    let other = urls.iter().find(|u| u["url"] == "__other__").unwrap();
+    assert_eq!(other["clicks"], 395, "{stats}");
+    // Each click once in the total, whatever its URL entry.
+    assert_eq!(stats["clicks"], 400);
+    // The replicas' labels follow the store: the 5 own URLs between them, the rest __other__.
+    let mut labelled = 0.0;
+    for r in [&r1, &r2] {
+        let (_, body) = get(r.addr, "/metrics").await;
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        labelled += text
+            .lines()
+            .filter(|l| l.starts_with("polymetrie_url_clicks_total{") && !l.contains("__other__"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>();
+    }
+    assert_eq!(labelled, 5.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_no_acknowledged_click() {
     let Some(redis) = Redis::start() else { return };
     let url = redis.url();
@@ -140,7 +202,20 @@ async fn redis_outage_gives_503_and_recovers_by_itself() {
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
-    assert_eq!(c.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    // Every 503 says when to retry.
+    let r = send_once(
+        svc.addr,
+        hyper::Method::POST,
+        "/api/clicks",
+        &[],
+        r#"{"site":"a.com","url":"/"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+    let r = send_once(svc.addr, hyper::Method::GET, "/readyz", &[], "").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
     assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
     assert_eq!(
         get(svc.addr, "/api/sites/a.com/stats").await.0,

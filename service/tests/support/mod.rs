@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderMap;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -73,12 +74,41 @@ pub fn wait_exit(child: &mut Child, bound: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// A file in the temp dir, removed on drop (token files for `--admin-token-file`).
+pub struct TempFile {
+    pub path: PathBuf,
+}
+
+impl TempFile {
+    pub fn new(name: &str, content: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!(
+            "polymetrie-test-{}-{}-{name}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::write(&path, content).unwrap();
+        TempFile { path }
+    }
+
+    pub fn arg(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// A running `polymetrie` child, killed on drop.
 pub struct Service {
     pub child: Child,
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub pid: u32,
+    /// Where stderr goes when started with [`Service::start_logging`].
+    log: Option<TempFile>,
 }
 
 impl Service {
@@ -90,16 +120,36 @@ impl Service {
 
     /// Like [`Service::start`], with extra environment variables (`POLYMETRIE_*`).
     pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> Service {
+        Self::spawn(args, envs, None)
+    }
+
+    /// Like [`Service::start`] with `RUST_LOG=trace` and stderr kept for [`Service::log_text`].
+    pub fn start_logging(args: &[&str]) -> Service {
+        Self::spawn(args, &[], Some(TempFile::new("stderr.log", "")))
+    }
+
+    /// Everything the service logged so far (only with [`Service::start_logging`]).
+    pub fn log_text(&self) -> String {
+        let log = self.log.as_ref().expect("started with start_logging");
+        std::fs::read_to_string(&log.path).unwrap()
+    }
+
+    fn spawn(args: &[&str], envs: &[(&str, &str)], log: Option<TempFile>) -> Service {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_polymetrie"));
         if !args.contains(&"--listen") && !envs.iter().any(|(k, _)| *k == "POLYMETRIE_LISTEN") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         cmd.envs(envs.iter().copied());
-        cmd.args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+        match &log {
+            Some(f) => {
+                cmd.env("RUST_LOG", "trace")
+                    .stderr(std::fs::File::create(&f.path).unwrap());
+            }
+            None => {
+                cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit());
+            }
+        }
         let mut child = cmd.spawn().expect("spawn polymetrie");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -123,6 +173,7 @@ impl Service {
             addr,
             admin,
             pid,
+            log,
         }
     }
 
@@ -246,18 +297,40 @@ impl Client {
         path: &str,
         body: impl Into<Bytes>,
     ) -> Result<(StatusCode, Bytes), hyper::Error> {
+        self.send(method, path, &[], body)
+            .await
+            .map(|r| (r.status, r.body))
+    }
+
+    /// Sends one request with extra headers and returns the whole response.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Response, hyper::Error> {
         self.sender.ready().await?;
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(body.into()))
-            .unwrap();
-        let resp = self.sender.send_request(req).await?;
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .sender
+            .send_request(req.body(Full::new(body.into())).unwrap())
+            .await?;
         let status = resp.status();
+        let headers = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn get(&mut self, path: &str) -> (StatusCode, Bytes) {
@@ -275,6 +348,64 @@ impl Client {
         self.request(Method::POST, "/api/clicks", body)
             .await
             .map(|(s, _)| s)
+    }
+}
+
+/// A whole response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// A header's value as text (`None` when absent).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not json {:?}: {e}", self.body))
+    }
+}
+
+/// One request on a fresh connection (for answers that may close it: 4xx with an unread body).
+pub async fn send_once(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Response {
+    Client::connect(addr)
+        .await
+        .unwrap()
+        .send(method, path, headers, body)
+        .await
+        .unwrap()
+}
+
+/// Polls `metric` until `ok(value)` or `bound` passes (then panics naming `what`).
+pub async fn wait_metric(
+    addr: SocketAddr,
+    series: &str,
+    bound: Duration,
+    what: &str,
+    ok: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let v = metric(addr, series).await.unwrap_or(0.0);
+        if ok(v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {series} is {v} after {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
