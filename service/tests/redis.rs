@@ -1,7 +1,7 @@
 //! The Redis store against a real `redis-server` started on a free port: exactness under
 //! concurrency, two replicas sharing one port (SO_REUSEPORT) and one Redis, the URL cap held
-//! by concurrent replicas, SIGTERM under load losing no acknowledged click, and the outage /
-//! recovery cycle.
+//! by concurrent replicas, clicks held in flight through SIGTERM, SIGTERM under load counting
+//! exactly the acknowledged clicks, and the outage / recovery cycle.
 
 mod support;
 
@@ -27,12 +27,18 @@ async fn redis_counter_grows_by_exactly_the_acknowledged_clicks() {
     let t = click_load(svc.addr, "a.com", 48, 50, Duration::from_secs(40)).await;
     eprintln!("{t:?}");
     assert_eq!(t.other + t.errors, 0, "{t:?}");
+    // Every request accounted for; how many got through is for benchmarks, that some did keeps
+    // the equalities below from being vacuous.
     assert_eq!(t.ok + t.shed, 48 * 50);
-    assert!(t.ok >= 1000, "{t:?}");
+    assert!(t.ok > 0, "{t:?}");
     assert_eq!(store_clicks(svc.addr, "a.com").await, t.ok);
     assert_eq!(
         metric(svc.addr, r#"polymetrie_clicks_total{site="a.com"}"#).await,
         Some(t.ok as f64)
+    );
+    assert_eq!(
+        metric(svc.addr, "polymetrie_shed_total").await,
+        Some(t.shed as f64)
     );
 }
 
@@ -170,7 +176,7 @@ async fn sigterm_stores_every_held_click_exactly_once_on_redis() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_under_load_loses_no_acknowledged_click() {
+async fn sigterm_under_load_stores_exactly_the_acknowledged_clicks() {
     let Some(redis) = Redis::start() else { return };
     let url = redis.url();
     let mut svc = Service::start(&["--store", &url, "--sites", "a.com", "--cost", "1ms"]);
@@ -196,14 +202,15 @@ async fn sigterm_under_load_loses_no_acknowledged_click() {
     let after = Service::start(&["--store", &url]);
     let stored = store_clicks(after.addr, "a.com").await;
     eprintln!("{t:?} stored {stored}");
+    // A drained request is answered; a request the drain did not take is not stored. So what
+    // Redis holds is exactly what was acknowledged: an abrupt exit would store clicks whose
+    // 204 never left (stored > ok) or lose acknowledged ones (stored < ok).
+    assert_eq!(stored, t.ok, "{t:?}");
+    assert_eq!(t.shed + t.other, 0, "{t:?}");
+    // The 200 stored before SIGTERM were all acknowledged, and the drain ended every
+    // connection: each of the 16 ended on a refused or closed connection, never on a hang.
     assert!(t.ok >= 200, "{t:?}");
-    assert!(
-        stored >= t.ok,
-        "lost acknowledged clicks: stored {stored} < acked {}",
-        t.ok
-    );
-    // Anything stored beyond the acks must be explained by requests that got no answer.
-    assert!(stored - t.ok <= t.errors, "{t:?} stored {stored}");
+    assert!(t.errors >= 16, "{t:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
