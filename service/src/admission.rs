@@ -5,20 +5,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::GaugeGuard;
 
 /// The in-flight slots and the queueing deadline.
 #[derive(Debug)]
 pub struct Admission {
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
+    /// Clicks waiting for a slot (`polymetrie_queued_clicks`): the overload signal.
+    queued: Gauge,
 }
 
 impl Admission {
-    pub fn new(max_inflight: usize, queue_timeout: Duration) -> Self {
+    pub fn new(max_inflight: usize, queue_timeout: Duration, queued: Gauge) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(max_inflight.max(1))),
             queue_timeout,
+            queued,
         }
     }
 
@@ -28,6 +34,7 @@ impl Admission {
         if let Ok(p) = self.slots.clone().try_acquire_owned() {
             return Some(p);
         }
+        let _waiting = GaugeGuard::hold(&self.queued);
         match tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await {
             Ok(Ok(p)) => Some(p),
             _ => None,

@@ -1,5 +1,7 @@
 //! The HTTP application: routes, request validation and the click path. Every request is
-//! answered here (errors included) and counted in the metrics by route and status.
+//! answered here (errors included) and counted in the metrics by route and status. Bad input
+//! is refused before a click takes an in-flight slot, so it is answered at once even while
+//! good clicks queue.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,17 +10,29 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{
+    HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
+use crate::admin_token::{Denied, Registration};
 use crate::admission::Admission;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::url_cap::UrlEntry;
+use crate::validation;
 
-/// Longest accepted site name (a DNS name is at most 253 bytes).
-const MAX_SITE_LEN: usize = 253;
+/// When the connection carrying a request was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before SIGTERM: everything is served.
+    Serving,
+    /// During the drain (admin listener only): probes and reads are served, new work (clicks,
+    /// registrations) gets 503 so it goes to another replica instead of prolonging the drain.
+    Draining,
+}
 
 /// Shared state behind every connection.
 #[derive(Debug)]
@@ -30,6 +44,7 @@ pub struct App {
     body_limit: usize,
     body_timeout: Duration,
     top_urls: usize,
+    registration: Registration,
     /// `--cost 0` with the memory store: a click never waits, so it skips admission.
     instant_clicks: bool,
     draining: AtomicBool,
@@ -76,6 +91,8 @@ fn method_not_allowed(allow: &'static str) -> Resp {
     r
 }
 
+/// Every 503 says when to come back: shedding, an unavailable store and draining are all
+/// expected to pass within about a second (or the request goes to another replica).
 fn unavailable(msg: &str) -> Resp {
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, msg);
     r.headers_mut()
@@ -83,17 +100,30 @@ fn unavailable(msg: &str) -> Resp {
     r
 }
 
+fn draining() -> Resp {
+    let mut r = unavailable("draining: this replica is shutting down");
+    r.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+fn denied(d: Denied) -> Resp {
+    match d {
+        Denied::NoCredential => {
+            let mut r = error(StatusCode::UNAUTHORIZED, &d.to_string());
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="polymetrie""#),
+            );
+            r
+        }
+        Denied::Disabled | Denied::WrongToken => error(StatusCode::FORBIDDEN, &d.to_string()),
+    }
+}
+
 fn store_unavailable(e: &StoreError) -> Resp {
     tracing::debug!(error = %e, "store call failed");
     unavailable(&e.to_string())
-}
-
-fn valid_site(site: &str) -> bool {
-    !site.is_empty()
-        && site.len() <= MAX_SITE_LEN
-        && !site
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
 }
 
 /// Why a body could not be read.
@@ -120,16 +150,19 @@ impl BodyError {
 }
 
 impl App {
-    pub fn new(config: &Config, store: Store) -> Self {
+    pub fn new(config: &Config, store: Store, registration: Registration) -> Self {
         let instant_clicks = config.cost.is_zero() && matches!(store, Store::Memory(_));
+        let metrics = Metrics::new(config.url_cap());
+        let admission = Admission::new(config.max_inflight, config.queue_timeout, metrics.queued());
         Self {
             store,
-            metrics: Metrics::new(config.url_label_cap),
-            admission: Admission::new(config.max_inflight, config.queue_timeout),
+            metrics,
+            admission,
             cost: config.cost,
             body_limit: config.body_limit,
             body_timeout: config.body_timeout,
             top_urls: config.top_urls,
+            registration,
             instant_clicks,
             draining: AtomicBool::new(false),
         }
@@ -141,19 +174,20 @@ impl App {
     }
 
     /// Answers one request and records it in the metrics.
-    pub async fn handle<B>(&self, req: Request<B>) -> Resp
+    pub async fn handle<B>(&self, req: Request<B>, phase: Phase) -> Resp
     where
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let start = Instant::now();
-        let (route, resp) = self.route(req).await;
+        let _in_progress = self.metrics.in_progress();
+        let (route, resp) = self.route(req, phase).await;
         self.metrics
             .request(route, resp.status().as_u16(), start.elapsed());
         resp
     }
 
-    async fn route<B>(&self, req: Request<B>) -> (&'static str, Resp)
+    async fn route<B>(&self, req: Request<B>, phase: Phase) -> (&'static str, Resp)
     where
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -170,6 +204,7 @@ impl App {
             "/api/clicks" => (
                 "/api/clicks",
                 match method {
+                    Method::POST if phase == Phase::Draining => draining(),
                     Method::POST => self.click(req).await,
                     _ => method_not_allowed("POST"),
                 },
@@ -177,9 +212,10 @@ impl App {
             "/api/sites" => (
                 "/api/sites",
                 match method {
+                    Method::POST if phase == Phase::Draining => draining(),
                     Method::POST => self.register_site(req).await,
                     _ if read => self.list_sites().await,
-                    _ => method_not_allowed("GET, POST"),
+                    _ => method_not_allowed("GET, HEAD, POST"),
                 },
             ),
             "/metrics" if read => ("/metrics", self.metrics_text()),
@@ -192,7 +228,7 @@ impl App {
                     "/healthz" => "/healthz",
                     _ => "/readyz",
                 },
-                method_not_allowed("GET"),
+                method_not_allowed("GET, HEAD"),
             ),
             _ => match stats_site {
                 Some(site) => (
@@ -200,7 +236,7 @@ impl App {
                     if read {
                         self.stats(&site).await
                     } else {
-                        method_not_allowed("GET")
+                        method_not_allowed("GET, HEAD")
                     },
                 ),
                 None => ("other", error(StatusCode::NOT_FOUND, "no such route")),
@@ -246,8 +282,11 @@ impl App {
             Ok(c) => c,
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad click: {e}")),
         };
-        if click.site.is_empty() || click.url.is_empty() {
-            return error(StatusCode::BAD_REQUEST, "site and url must be non-empty");
+        if click.site.is_empty() {
+            return error(StatusCode::BAD_REQUEST, "site must be non-empty");
+        }
+        if let Err(e) = validation::url(&click.url) {
+            return error(StatusCode::BAD_REQUEST, &e.to_string());
         }
         match self.store.site_exists(&click.site).await {
             Ok(true) => {}
@@ -263,15 +302,12 @@ impl App {
                 self.metrics.shed();
                 return unavailable("overloaded: shed");
             };
-            let inflight = self.metrics.inflight();
-            inflight.inc();
-            let result = self.process_click(&click.site, &click.url).await;
-            inflight.dec();
-            result
+            let _inflight = self.metrics.inflight();
+            self.process_click(&click.site, &click.url).await
         };
         match result {
-            Ok(()) => {
-                self.metrics.click(&click.site, &click.url);
+            Ok(entry) => {
+                self.metrics.click(&click.site, entry.name(&click.url));
                 empty(StatusCode::NO_CONTENT)
             }
             Err(e) => store_unavailable(&e),
@@ -279,7 +315,7 @@ impl App {
     }
 
     /// The emulated work, then the write; the caller holds an in-flight slot.
-    async fn process_click(&self, site: &str, url: &str) -> Result<(), StoreError> {
+    async fn process_click(&self, site: &str, url: &str) -> Result<UrlEntry, StoreError> {
         if !self.cost.is_zero() {
             let cost = self.cost;
             // Burnt on a blocking thread so the accept loop and other connections keep
@@ -299,6 +335,10 @@ impl App {
         B: Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        // Before the body is read: an anonymous client gets nothing out of sending one.
+        if let Err(d) = self.registration.authorize(req.headers()) {
+            return denied(d);
+        }
         let body = match self.read_body(req).await {
             Ok(b) => b,
             Err(e) => return e.response(),
@@ -307,11 +347,8 @@ impl App {
             Ok(s) => s,
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad site: {e}")),
         };
-        if !valid_site(&site.site) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "site must be 1-253 characters without whitespace or '/'",
-            );
+        if let Err(e) = validation::site(&site.site) {
+            return error(StatusCode::BAD_REQUEST, &e.to_string());
         }
         match self.store.register_site(&site.site).await {
             Ok(created) => {
@@ -362,12 +399,12 @@ impl App {
 
     async fn readyz(&self) -> Resp {
         if self.draining.load(Ordering::Acquire) {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "draining");
+            return unavailable("draining");
         }
         if self.store.ready().await {
             json(StatusCode::OK, r#"{"status":"ready"}"#)
         } else {
-            error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+            unavailable("store unavailable")
         }
     }
 }

@@ -2,9 +2,12 @@
 //! equivalent and its default, parsed once at startup.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+
+use crate::url_cap::UrlCap;
 
 /// Where clicks are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,12 @@ pub struct Config {
     #[arg(long, env = "POLYMETRIE_SITES", value_delimiter = ',')]
     pub sites: Vec<String>,
 
+    /// File holding the admin token that `POST /api/sites` must present as
+    /// `Authorization: Bearer TOKEN`; read once at start. Without it, registration over HTTP
+    /// is off and --sites is the only way to register a site.
+    #[arg(long, env = "POLYMETRIE_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
     /// CPU time burnt per click on the thread's CPU clock (e.g. `5.5ms`), emulating the
     /// original's work so that a CFS quota stretches it like real work.
     #[arg(long, env = "POLYMETRIE_COST", default_value = "0s", value_parser = humantime::parse_duration)]
@@ -90,7 +99,8 @@ pub struct Config {
     #[arg(long, env = "POLYMETRIE_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
-    /// Distinct URL label values per site in /metrics; further URLs count under `__other__`.
+    /// Distinct URLs per site, both kept in the store and as /metrics label values; further
+    /// URLs count under `__other__` (still once in the site's total).
     #[arg(long, env = "POLYMETRIE_URL_LABEL_CAP", default_value_t = 100)]
     pub url_label_cap: usize,
 
@@ -105,4 +115,11 @@ pub struct Config {
     /// Listen backlog (connections the kernel queues before accept).
     #[arg(long, env = "POLYMETRIE_BACKLOG", default_value_t = 1024)]
     pub backlog: i32,
+}
+
+impl Config {
+    /// The one per-site URL cap the store and the metrics both apply.
+    pub fn url_cap(&self) -> UrlCap {
+        UrlCap::new(self.url_label_cap)
+    }
 }

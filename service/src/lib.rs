@@ -2,6 +2,7 @@
 //! of the TD4 report's Flask service on tokio + hyper. [`run`] binds, prints the startup line,
 //! serves until SIGTERM/SIGINT and drains.
 
+pub mod admin_token;
 pub mod admission;
 pub mod app;
 pub mod config;
@@ -9,6 +10,8 @@ pub mod cost;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod url_cap;
+pub mod validation;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,6 +30,8 @@ pub enum ServiceError {
     },
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    AdminToken(#[from] admin_token::TokenError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("cannot write the startup line: {0}")]
@@ -53,6 +58,8 @@ pub fn startup_line(addr: SocketAddr, admin: Option<SocketAddr>) -> String {
 
 /// Runs the service until SIGTERM or SIGINT, then drains within `--drain-timeout`.
 pub async fn run(config: Config) -> Result<(), ServiceError> {
+    // First, so a bad token file stops the start before anything is bound.
+    let registration = admin_token::Registration::load(config.admin_token_file.as_deref())?;
     // `POLYMETRIE_SITES=""` or `a, b` must not register an empty or space-padded site.
     let sites: Vec<String> = config
         .sites
@@ -60,8 +67,17 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let store = store::Store::open(&config.store, &sites, config.store_timeout)?;
-    let app = Arc::new(App::new(&config, store));
+    let store = store::Store::open(
+        &config.store,
+        &sites,
+        config.store_timeout,
+        config.url_cap(),
+    )?;
+    let registration_mode = match registration {
+        admin_token::Registration::Disabled => "disabled",
+        admin_token::Registration::Token(_) => "admin token",
+    };
+    let app = Arc::new(App::new(&config, store, registration));
     for site in &sites {
         app.metrics.site(site);
     }
@@ -75,7 +91,7 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         addr: config.listen,
         source,
     })?;
-    let mut listeners = vec![main];
+    let mut admin = None;
     let mut admin_addr = None;
     if let Some(a) = config.admin_listen {
         // The admin listener is per replica: never shared, so no SO_REUSEPORT.
@@ -85,8 +101,9 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
             l.local_addr()
                 .map_err(|source| ServiceError::Bind { addr: a, source })?,
         );
-        listeners.push(l);
+        admin = Some(l);
     }
+    let listeners = server::Listeners { main, admin };
 
     let shutdown = server::Shutdown::new();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -115,6 +132,7 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         cost = ?config.cost,
         max_inflight = config.max_inflight,
         queue_timeout = ?config.queue_timeout,
+        site_registration = registration_mode,
         "polymetrie listening"
     );
 

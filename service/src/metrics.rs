@@ -1,7 +1,8 @@
 //! The service's Prometheus metrics (OpenMetrics text via `prometheus-client`): clicks per
-//! site and per URL (URL label values capped per site, overflow under `__other__`, because
-//! one series per URL was the original's scaling problem), HTTP requests by route and status,
-//! request duration, shedding, in-flight clicks, and the process's CPU and memory.
+//! site and per URL (URL label values capped per site by the store's [`UrlCap`], overflow
+//! under `__other__`, because one series per URL was the original's scaling problem), HTTP
+//! requests by route and status, requests in progress, request duration, shedding, queued and
+//! in-flight clicks, and the process's CPU and memory.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,10 +16,11 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// The overflow URL label once a site has `url_label_cap` distinct URL labels.
-pub const OTHER_URL: &str = "__other__";
+pub use crate::url_cap::OTHER_URL;
+use crate::url_cap::{UrlCap, UrlEntry};
 
-/// Longest URL kept as a label value; longer ones count under [`OTHER_URL`].
+/// Longest URL kept as a label value; longer ones count under [`OTHER_URL`] (the store keeps
+/// them: a label is dearer than a sorted-set member).
 const MAX_URL_LABEL_LEN: usize = 256;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,12 +84,32 @@ pub struct Metrics {
     route_durations: Vec<(&'static str, Histogram)>,
     shed: Counter,
     inflight: Gauge,
+    queued: Gauge,
+    in_progress: Gauge,
     sites: Mutex<HashMap<String, SiteHandles>>,
-    url_label_cap: usize,
+    url_cap: UrlCap,
+}
+
+/// Holds a gauge up by one while alive: the request or click it counts may be dropped half-way
+/// (client gone), and the gauge must come down all the same.
+#[derive(Debug)]
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    pub fn hold(g: &Gauge) -> Self {
+        g.inc();
+        Self(g.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Metrics {
-    pub fn new(url_label_cap: usize) -> Self {
+    pub fn new(url_cap: UrlCap) -> Self {
         let mut registry = Registry::default();
         let clicks = Family::<SiteLabels, Counter>::default();
         registry.register(
@@ -125,6 +147,18 @@ impl Metrics {
             "Clicks currently holding an in-flight slot",
             inflight.clone(),
         );
+        let queued = Gauge::default();
+        registry.register(
+            "polymetrie_queued_clicks",
+            "Clicks waiting for an in-flight slot",
+            queued.clone(),
+        );
+        let in_progress = Gauge::default();
+        registry.register(
+            "polymetrie_http_requests_in_progress",
+            "Requests whose headers were received and that are not answered yet (a scrape counts itself)",
+            in_progress.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         let route_durations = ROUTES
             .iter()
@@ -144,8 +178,10 @@ impl Metrics {
             route_durations,
             shed,
             inflight,
+            queued,
+            in_progress,
             sites: Mutex::new(HashMap::new()),
-            url_label_cap,
+            url_cap,
         }
     }
 
@@ -175,7 +211,9 @@ impl Metrics {
         }
     }
 
-    /// Counts one stored click for `site` and `url`.
+    /// Counts one stored click for `site`, labelled with the store's entry for it (`url`, or
+    /// `__other__` when the store folded it): labels are then always a subset of the store's
+    /// URLs, further capped per replica and by length.
     pub fn click(&self, site: &str, url: &str) {
         let mut sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
         self.site_handles(&mut sites, site);
@@ -187,7 +225,13 @@ impl Metrics {
             c.inc();
             return;
         }
-        if h.urls.len() < self.url_label_cap && url.len() <= MAX_URL_LABEL_LEN {
+        let entry = if url.len() <= MAX_URL_LABEL_LEN {
+            // `h.urls` never holds the overflow label, so its length is the distinct count.
+            self.url_cap.entry(url, false, h.urls.len())
+        } else {
+            UrlEntry::Other
+        };
+        if entry == UrlEntry::Own {
             let c = self
                 .url_clicks
                 .get_or_create(&UrlLabels {
@@ -229,8 +273,19 @@ impl Metrics {
         self.shed.inc();
     }
 
-    pub fn inflight(&self) -> &Gauge {
-        &self.inflight
+    /// Counts a click holding an in-flight slot until the guard is dropped.
+    pub fn inflight(&self) -> GaugeGuard {
+        GaugeGuard::hold(&self.inflight)
+    }
+
+    /// The queued-clicks gauge, for admission to hold while a click waits.
+    pub fn queued(&self) -> Gauge {
+        self.queued.clone()
+    }
+
+    /// Counts a request being handled until the guard is dropped.
+    pub fn in_progress(&self) -> GaugeGuard {
+        GaugeGuard::hold(&self.in_progress)
     }
 
     /// The OpenMetrics text exposition.
@@ -308,8 +363,8 @@ mod tests {
 
     #[test]
     fn url_labels_are_capped_per_site_with_an_overflow_bucket() {
-        let m = Metrics::new(2);
-        for url in ["/a", "/b", "/c", "/d", "/a"] {
+        let m = Metrics::new(UrlCap::new(2));
+        for url in ["/a", "/b", "/c", "/d", "/a", OTHER_URL] {
             m.click("s.com", url);
         }
         m.click("t.com", "/x");
@@ -318,10 +373,15 @@ mod tests {
             text.contains(r#"polymetrie_url_clicks_total{site="s.com",url="/a"} 2"#),
             "{text}"
         );
-        assert!(text.contains(r#"polymetrie_url_clicks_total{site="s.com",url="__other__"} 2"#));
+        assert!(text.contains(r#"polymetrie_url_clicks_total{site="s.com",url="__other__"} 3"#));
         assert!(!text.contains(r#"url="/c""#));
         assert!(text.contains(r#"polymetrie_url_clicks_total{site="t.com",url="/x"} 1"#));
-        assert!(text.contains(r#"polymetrie_clicks_total{site="s.com"} 5"#));
+        assert!(text.contains(r#"polymetrie_clicks_total{site="s.com"} 6"#));
+        let long = format!("/{}", "x".repeat(MAX_URL_LABEL_LEN));
+        m.click("t.com", &long);
+        assert!(m
+            .encode()
+            .contains(r#"polymetrie_url_clicks_total{site="t.com",url="__other__"} 1"#));
         assert!(text.contains("process_cpu_seconds_total"));
         m.site("quiet.org");
         assert!(m

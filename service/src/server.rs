@@ -1,6 +1,7 @@
 //! The network shell: binding listeners (optionally with SO_REUSEPORT), accepting
 //! connections, serving HTTP/1.1 with a header-read timeout, and the graceful shutdown that
-//! stops accepting, lets in-flight requests finish within a bound, then returns.
+//! stops accepting on the main listener, lets in-flight requests finish within a bound while
+//! the admin listener still answers probes, then returns.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,10 +18,24 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::App;
+use crate::app::{App, Phase};
 
 /// Pause after an accept error (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Once the drain is over, how long probe connections accepted during it may take to finish
+/// (each serves one small request); past it the process exits regardless.
+const PROBE_GRACE: Duration = Duration::from_millis(500);
+
+/// The bound listeners. At SIGTERM `main` (possibly shared with SO_REUSEPORT) closes at once,
+/// so the kernel sends new connections to sibling replicas; `admin` (one per replica) keeps
+/// accepting during the drain so the drain can be watched — `/readyz` answers 503, `/metrics`
+/// shows the work still in progress — and closes when the drain is over.
+#[derive(Debug)]
+pub struct Listeners {
+    pub main: TcpListener,
+    pub admin: Option<TcpListener>,
+}
 
 /// Binds a TCP listener; with `reuse_port`, several processes may bind the same address and
 /// the kernel spreads new connections over them.
@@ -72,63 +87,122 @@ pub struct ConnectionLimits {
 /// Serves `listeners` until `shutdown` is cancelled, then drains. Returns `true` when every
 /// connection finished within the drain timeout.
 pub async fn serve(
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     app: Arc<App>,
     limits: ConnectionLimits,
     shutdown: Shutdown,
 ) -> bool {
-    let tracker = TaskTracker::new();
-    let mut accept_loops = Vec::new();
-    for listener in listeners {
-        accept_loops.push(tokio::spawn(accept_loop(
-            listener,
-            app.clone(),
+    // Connections accepted before the shutdown (the drain waits for them) and those the admin
+    // listener accepts during it (probes: the drain does not wait for them, or a scraper
+    // polling in a loop could hold it open until the timeout).
+    let work = TaskTracker::new();
+    let probes = TaskTracker::new();
+    let admin_stop = CancellationToken::new();
+    let main_loop = tokio::spawn(accept_loop(
+        listeners.main,
+        Acceptor {
+            app: app.clone(),
             limits,
-            shutdown.clone(),
-            tracker.clone(),
-        )));
-    }
+            shutdown: shutdown.clone(),
+            work: work.clone(),
+            probes: None,
+        },
+        shutdown.token.clone(),
+    ));
+    let admin_loop = listeners.admin.map(|l| {
+        tokio::spawn(accept_loop(
+            l,
+            Acceptor {
+                app: app.clone(),
+                limits,
+                shutdown: shutdown.clone(),
+                work: work.clone(),
+                probes: Some(probes.clone()),
+            },
+            admin_stop.clone(),
+        ))
+    });
     shutdown.token.cancelled().await;
+    // The main listener is dropped when its loop ends, and only then does /readyz turn 503:
+    // whoever sees the 503 knows no new connection reaches this replica's main listener.
+    let _ = main_loop.await;
     app.start_draining();
-    // Listeners are dropped when their loops end: no new connection is accepted after this.
-    for l in accept_loops {
-        let _ = l.await;
-    }
-    tracker.close();
-    let drained = tokio::time::timeout(limits.drain_timeout, tracker.wait())
+    work.close();
+    let drained = tokio::time::timeout(limits.drain_timeout, work.wait())
         .await
         .is_ok();
     if !drained {
         tracing::warn!(
-            remaining = tracker.len(),
+            remaining = work.len(),
             "drain timeout reached; closing remaining connections"
         );
     }
+    admin_stop.cancel();
+    if let Some(l) = admin_loop {
+        let _ = l.await;
+    }
+    probes.close();
+    let _ = tokio::time::timeout(PROBE_GRACE, probes.wait()).await;
     drained
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What an accept loop needs to start a connection.
+struct Acceptor {
     app: Arc<App>,
     limits: ConnectionLimits,
     shutdown: Shutdown,
-    tracker: TaskTracker,
-) {
+    work: TaskTracker,
+    /// `Some` on the admin listener: where connections accepted during the drain go.
+    probes: Option<TaskTracker>,
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: Acceptor, stop: CancellationToken) {
+    let Acceptor {
+        app,
+        limits,
+        shutdown,
+        work,
+        probes,
+    } = acceptor;
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.token.cancelled() => return,
+            _ = stop.cancelled() => return,
             r = listener.accept() => r,
         };
         match accepted {
-            Ok((stream, _)) => {
-                tracker.spawn(connection(stream, app.clone(), limits, shutdown.clone()));
-            }
+            Ok((stream, _)) => match &probes {
+                Some(probes) if shutdown.is_triggered() => {
+                    probes.spawn(draining_connection(stream, app.clone(), limits));
+                }
+                _ => {
+                    work.spawn(connection(stream, app.clone(), limits, shutdown.clone()));
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
             }
         }
+    }
+}
+
+/// A connection accepted during the drain: one request, answered in [`Phase::Draining`],
+/// then closed (no keep-alive, so it cannot outlive the drain by much).
+async fn draining_connection(stream: TcpStream, app: Arc<App>, limits: ConnectionLimits) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(app.handle(req, Phase::Draining).await) }
+    });
+    let result = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "probe connection ended with an error");
     }
 }
 
@@ -141,7 +215,7 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(app.handle(req).await) }
+        async move { Ok::<_, Infallible>(app.handle(req, Phase::Serving).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

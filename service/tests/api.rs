@@ -1,14 +1,18 @@
 //! Every endpoint and every bad-input case, against a real `polymetrie` process on port 0
-//! with the memory store.
+//! with the memory store: registration behind the admin token, URL validation, the URL cap in
+//! the store, `Allow` on 405 and `Retry-After` on 503.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
-use support::{get, metric, store_clicks, Client, Service};
+use support::{get, metric, send_once, store_clicks, wait_metric, Client, Service, TempFile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// Extra request headers.
+type Headers<'a> = &'a [(&'a str, &'a str)];
 
 fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap_or_else(|e| panic!("not json {body:?}: {e}"))
@@ -16,7 +20,15 @@ fn json(body: &[u8]) -> serde_json::Value {
 
 #[tokio::test]
 async fn clicks_sites_stats_and_metrics_round_trip() {
-    let svc = Service::start(&["--sites", "a.com,b.org", "--admin-listen", "127.0.0.1:0"]);
+    let token = TempFile::new("token", "round-trip-token\n");
+    let svc = Service::start(&[
+        "--sites",
+        "a.com,b.org",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        token.arg(),
+    ]);
     let mut c = Client::connect(svc.addr).await.unwrap();
 
     let (s, body) = c.get("/healthz").await;
@@ -40,12 +52,19 @@ async fn clicks_sites_stats_and_metrics_round_trip() {
     assert_eq!(store_clicks(svc.addr, "b.org").await, 0);
 
     // A new site: 201, then 200 on re-registration; it is listed, countable and in metrics.
-    let (s, body) = c.post("/api/sites", r#"{"site":"new.net"}"#).await;
-    assert_eq!(s, StatusCode::CREATED, "{body:?}");
-    assert_eq!(json(&body)["created"], true);
-    let (s, body) = c.post("/api/sites", r#"{"site":"new.net"}"#).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(json(&body)["created"], false);
+    let auth = [("authorization", "Bearer round-trip-token")];
+    let r = c
+        .send(Method::POST, "/api/sites", &auth, r#"{"site":"new.net"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.json()["created"], true);
+    let r = c
+        .send(Method::POST, "/api/sites", &auth, r#"{"site":"new.net"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["created"], false);
     assert_eq!(
         c.click("new.net", "/").await.unwrap(),
         StatusCode::NO_CONTENT
@@ -80,130 +99,335 @@ async fn clicks_sites_stats_and_metrics_round_trip() {
 
 #[tokio::test]
 async fn bad_input_gets_the_documented_status() {
-    let svc = Service::start(&["--sites", "a.com", "--body-limit", "1024"]);
-    let mut c = Client::connect(svc.addr).await.unwrap();
-    let cases: &[(Method, &str, Vec<u8>, StatusCode)] = &[
+    let token = TempFile::new("token", "bad-input-token");
+    let svc = Service::start(&[
+        "--sites",
+        "a.com",
+        "--body-limit",
+        "8192",
+        "--admin-token-file",
+        token.arg(),
+    ]);
+    let click = |url: &str| serde_json::json!({ "site": "a.com", "url": url }).to_string();
+    let auth: Headers = &[("authorization", "Bearer bad-input-token")];
+    let cases: Vec<(Method, &str, Headers, Vec<u8>, StatusCode)> = vec![
         (
             Method::POST,
             "/api/clicks",
+            &[],
             b"{not json".to_vec(),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::POST,
             "/api/clicks",
+            &[],
             br#"{"site":"a.com"}"#.to_vec(),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::POST,
             "/api/clicks",
+            &[],
             br#"{"url":"/x"}"#.to_vec(),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::POST,
             "/api/clicks",
-            br#"{"site":"a.com","url":""}"#.to_vec(),
+            &[],
+            click("").into_bytes(),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::POST,
             "/api/clicks",
+            &[],
+            br#"{"site":"","url":"/x"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/clicks",
+            &[],
             br#"{"site":1,"url":"/x"}"#.to_vec(),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::POST,
             "/api/clicks",
+            &[],
             b"{\"site\":\"a.com\",\"url\":\"/\xff\xfe\"}".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        // URLs: at most 2,048 bytes (the issue's 5,000-byte URL included), no control characters.
+        (
+            Method::POST,
+            "/api/clicks",
+            &[],
+            click(&format!("/{}", "x".repeat(2048))).into_bytes(),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::POST,
             "/api/clicks",
+            &[],
+            click(&format!("/{}", "x".repeat(4999))).into_bytes(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/clicks",
+            &[],
+            click("/a\nb").into_bytes(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/clicks",
+            &[],
+            click("/a\u{0}b").into_bytes(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/clicks",
+            &[],
+            click("/a\u{7f}").into_bytes(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/clicks",
+            &[],
+            click("/a\u{9b}").into_bytes(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/api/clicks",
+            &[],
             br#"{"site":"nope.com","url":"/x"}"#.to_vec(),
             StatusCode::NOT_FOUND,
         ),
         (
             Method::POST,
             "/api/clicks",
-            format!(r#"{{"site":"a.com","url":"{}"}}"#, "x".repeat(2000)).into_bytes(),
+            &[],
+            click(&"x".repeat(9000)).into_bytes(),
             StatusCode::PAYLOAD_TOO_LARGE,
         ),
         (
             Method::GET,
             "/api/clicks",
+            &[],
             vec![],
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
             Method::PUT,
             "/api/clicks",
+            &[],
             vec![],
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
             Method::DELETE,
             "/api/sites",
+            &[],
             vec![],
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
             Method::POST,
             "/api/sites/a.com/stats",
+            &[],
             vec![],
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
             Method::POST,
             "/metrics",
+            &[],
             vec![],
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (
             Method::POST,
             "/api/sites",
+            auth,
             br#"{"site":""}"#.to_vec(),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::POST,
             "/api/sites",
+            auth,
             br#"{"site":"has space"}"#.to_vec(),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::POST,
             "/api/sites",
+            auth,
             b"[]".to_vec(),
             StatusCode::BAD_REQUEST,
         ),
         (
             Method::GET,
             "/api/sites/nope.com/stats",
+            &[],
             vec![],
             StatusCode::NOT_FOUND,
         ),
-        (Method::GET, "/nothing/here", vec![], StatusCode::NOT_FOUND),
+        (
+            Method::GET,
+            "/nothing/here",
+            &[],
+            vec![],
+            StatusCode::NOT_FOUND,
+        ),
     ];
-    for (method, path, body, want) in cases {
+    for (method, path, headers, body, want) in &cases {
         // 413 may close the connection: use a fresh one per case.
-        let mut c1 = Client::connect(svc.addr).await.unwrap();
-        let (got, resp) = c1
-            .request(method.clone(), path, body.clone())
-            .await
-            .unwrap();
-        assert_eq!(
-            got,
-            *want,
-            "{method} {path} {:?} -> {resp:?}",
-            String::from_utf8_lossy(body)
+        let r = send_once(svc.addr, method.clone(), path, headers, body.clone()).await;
+        let shown = String::from_utf8_lossy(body);
+        assert_eq!(r.status, *want, "{method} {path} {shown:?} -> {r:?}");
+        assert!(r.json()["error"].is_string(), "{method} {path}: {r:?}");
+    }
+    // None of them counted; the longest valid URL is.
+    assert_eq!(store_clicks(svc.addr, "a.com").await, 0);
+    let longest = format!("/{}", "x".repeat(2047));
+    let mut c = Client::connect(svc.addr).await.unwrap();
+    assert_eq!(
+        c.click("a.com", &longest).await.unwrap(),
+        StatusCode::NO_CONTENT
+    );
+    let (_, body) = c.get("/api/sites/a.com/stats").await;
+    assert_eq!(json(&body)["urls"][0]["url"], longest);
+    assert_eq!(store_clicks(svc.addr, "a.com").await, 1);
+}
+
+#[tokio::test]
+async fn every_405_names_the_allowed_methods() {
+    let svc = Service::start(&["--sites", "a.com"]);
+    for (method, path, allow) in [
+        (Method::GET, "/api/clicks", "POST"),
+        (Method::DELETE, "/api/clicks", "POST"),
+        (Method::PUT, "/api/sites", "GET, HEAD, POST"),
+        (Method::POST, "/api/sites/a.com/stats", "GET, HEAD"),
+        (Method::DELETE, "/metrics", "GET, HEAD"),
+        (Method::POST, "/healthz", "GET, HEAD"),
+        (Method::PUT, "/readyz", "GET, HEAD"),
+    ] {
+        let r = send_once(svc.addr, method.clone(), path, &[], "").await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+        // What Allow promises works (HEAD included).
+        for m in allow.split(", ").filter(|m| *m != "POST") {
+            let r = send_once(svc.addr, m.parse().unwrap(), path, &[], "").await;
+            assert_eq!(r.status, StatusCode::OK, "{m} {path}: {r:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn site_registration_needs_the_admin_token_and_never_logs_it() {
+    let token = TempFile::new("token", "  tok-3f9a.b_c~d  \n");
+    let svc = Service::start_logging(&["--sites", "a.com", "--admin-token-file", token.arg()]);
+    let body = r#"{"site":"x.org"}"#;
+    let attempts: [(Headers, StatusCode); 6] = [
+        (&[], StatusCode::UNAUTHORIZED),
+        (
+            &[("authorization", "Basic dG9rLTNmOWE=")],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (&[("authorization", "Bearer")], StatusCode::UNAUTHORIZED),
+        (
+            &[("authorization", "Bearer tok-3f9a.b_c~")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &[("authorization", "Bearer tok-3f9a.b_c~dd")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &[("authorization", "Bearer TOK-3F9A.B_C~D")],
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (headers, want) in attempts {
+        let r = send_once(svc.addr, Method::POST, "/api/sites", headers, body).await;
+        assert_eq!(r.status, want, "{headers:?}: {r:?}");
+        if want == StatusCode::UNAUTHORIZED {
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some(r#"Bearer realm="polymetrie""#)
+            );
+        }
+        // Refused attempts register nothing: the site stays unknown.
+        let r = send_once(
+            svc.addr,
+            Method::POST,
+            "/api/clicks",
+            &[],
+            r#"{"site":"x.org","url":"/"}"#,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+    // The token as written in the file, without its surrounding whitespace; scheme in any case.
+    for scheme in ["Bearer", "bearer"] {
+        let auth = format!("{scheme} tok-3f9a.b_c~d");
+        let r = send_once(
+            svc.addr,
+            Method::POST,
+            "/api/sites",
+            &[("authorization", &auth)],
+            body,
+        )
+        .await;
+        assert!(r.status.is_success(), "{r:?}");
+    }
+    let (_, sites) = get(svc.addr, "/api/sites").await;
+    assert_eq!(json(&sites)["sites"], serde_json::json!(["a.com", "x.org"]));
+    let log = svc.log_text();
+    assert!(
+        log.contains("admin token"),
+        "startup log names the mode: {log}"
+    );
+    assert!(!log.contains("tok-3f9a"), "the token was logged:\n{log}");
+}
+
+#[tokio::test]
+async fn without_a_token_file_registration_over_http_is_off_and_reads_stay_public() {
+    let svc = Service::start(&["--sites", "a.com"]);
+    for headers in [&[][..], &[("authorization", "Bearer guess")][..]] {
+        let r = send_once(
+            svc.addr,
+            Method::POST,
+            "/api/sites",
+            headers,
+            r#"{"site":"x.org"}"#,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+        let msg = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            msg.contains("disabled")
+                && msg.contains("--admin-token-file")
+                && msg.contains("--sites"),
+            "{msg}"
         );
     }
-    // None of them counted.
-    assert_eq!(store_clicks(svc.addr, "a.com").await, 0);
-    assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
+    let (s, body) = get(svc.addr, "/api/sites").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json(&body)["sites"], serde_json::json!(["a.com"]));
+    assert_eq!(
+        get(svc.addr, "/api/sites/a.com/stats").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(get(svc.addr, "/metrics").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -308,6 +532,7 @@ async fn overload_is_shed_with_503_and_counted_exactly() {
     ]);
     let t = support::click_load(svc.addr, "a.com", 40, 1, Duration::from_secs(30)).await;
     assert_eq!(t.ok + t.shed, 40, "{t:?}");
+    assert_eq!(t.other + t.errors, 0, "{t:?}");
     assert!(t.shed > 0 && t.ok > 0, "{t:?}");
     assert_eq!(store_clicks(svc.addr, "a.com").await, t.ok);
     assert_eq!(
@@ -321,8 +546,53 @@ async fn overload_is_shed_with_503_and_counted_exactly() {
 }
 
 #[tokio::test]
-async fn url_labels_are_capped_in_metrics_but_not_in_stats() {
-    let svc = Service::start(&["--sites", "a.com", "--url-label-cap", "3"]);
+async fn a_shed_click_gets_503_with_retry_after() {
+    // One slot held by a slow click; the next one cannot wait 10 ms for it.
+    let svc = Service::start(&[
+        "--sites",
+        "a.com",
+        "--cost",
+        "500ms",
+        "--max-inflight",
+        "1",
+        "--queue-timeout",
+        "10ms",
+    ]);
+    let addr = svc.addr;
+    let slow = tokio::spawn(async move {
+        Client::connect(addr)
+            .await
+            .unwrap()
+            .click("a.com", "/slow")
+            .await
+    });
+    wait_metric(
+        addr,
+        "polymetrie_inflight_clicks",
+        Duration::from_secs(15),
+        "slow click in its slot",
+        |v| v == 1.0,
+    )
+    .await;
+    let body = r#"{"site":"a.com","url":"/shed"}"#;
+    let r = send_once(addr, Method::POST, "/api/clicks", &[], body).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(slow.await.unwrap().unwrap(), StatusCode::NO_CONTENT);
+    assert_eq!(store_clicks(addr, "a.com").await, 1);
+    assert_eq!(metric(addr, "polymetrie_shed_total").await, Some(1.0));
+}
+
+#[tokio::test]
+async fn urls_past_the_cap_fold_into_other_in_the_store_and_the_metrics() {
+    let svc = Service::start(&[
+        "--sites",
+        "a.com",
+        "--url-label-cap",
+        "3",
+        "--top-urls",
+        "100",
+    ]);
     let mut c = Client::connect(svc.addr).await.unwrap();
     for i in 0..10 {
         let url = format!("/u{i}");
@@ -331,6 +601,11 @@ async fn url_labels_are_capped_in_metrics_but_not_in_stats() {
             StatusCode::NO_CONTENT
         );
     }
+    // A URL that got its place keeps counting under its own name.
+    assert_eq!(
+        c.click("a.com", "/u1").await.unwrap(),
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(
         metric(
             svc.addr,
@@ -346,7 +621,17 @@ async fn url_labels_are_capped_in_metrics_but_not_in_stats() {
         4,
         "{text}"
     );
-    assert_eq!(store_clicks(svc.addr, "a.com").await, 10);
+    // The store keeps the same three URLs and the overflow; every click is in the total once.
+    let (_, body) = c.get("/api/sites/a.com/stats").await;
+    assert_eq!(
+        json(&body),
+        serde_json::json!({"site":"a.com","clicks":11,"urls":[
+            {"url":"__other__","clicks":7},
+            {"url":"/u1","clicks":2},
+            {"url":"/u0","clicks":1},
+            {"url":"/u2","clicks":1},
+        ]})
+    );
 }
 
 #[tokio::test]
@@ -390,24 +675,47 @@ async fn environment_variables_configure_the_service() {
 fn a_taken_port_or_a_bad_flag_exits_2_with_a_one_line_cause() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    for args in [
-        vec!["--listen", addr.as_str()],
-        vec!["--listen", "127.0.0.1:0", "--store", "bogus://x"],
-    ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_polymetrie"))
-            .args(&args)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    let empty = TempFile::new("empty-token", " \n");
+    let spaced = TempFile::new("spaced-token", "two words\n");
+    let missing = format!("{}.missing", empty.arg());
+    let cases: [(Vec<&str>, Headers, &str); 6] = [
+        (vec!["--listen", addr.as_str()], &[], "cannot bind"),
+        (vec!["--store", "bogus://x"], &[], "unknown store"),
+        (
+            vec!["--admin-token-file", &missing],
+            &[],
+            "cannot read the admin token file",
+        ),
+        (
+            vec![],
+            &[("POLYMETRIE_ADMIN_TOKEN_FILE", &missing)],
+            "cannot read the admin token file",
+        ),
+        (vec!["--admin-token-file", empty.arg()], &[], "is empty"),
+        (
+            vec!["--admin-token-file", spaced.arg()],
+            &[],
+            "printable ASCII",
+        ),
+    ];
+    for (args, envs, cause) in cases {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_polymetrie"));
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let out = cmd.args(&args).envs(envs.iter().copied()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}");
         assert!(
             out.stdout.is_empty(),
             "no startup line expected: {:?}",
             out.stdout
         );
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("cannot bind") || err.contains("unknown store"),
-            "{args:?}: {err}"
-        );
+        // The cause is the first line; clap adds a usage hint after its own parse errors.
+        assert!(err.lines().next().unwrap().contains(cause), "{err}");
+        if !cause.contains("unknown store") {
+            assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        }
+        assert!(!err.contains("two words"), "the token was echoed: {err}");
     }
 }

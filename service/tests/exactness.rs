@@ -27,12 +27,12 @@ async fn memory_counter_grows_by_exactly_the_acknowledged_clicks() {
     );
     eprintln!("a.com {a:?}\nb.org {b:?}");
     assert_eq!(a.other + b.other + a.errors + b.errors, 0, "{a:?} {b:?}");
-    assert_eq!(a.ok + a.shed + b.ok + b.shed, 64 * 60);
-    // Loose on purpose: a busy CI machine sheds more; exactness is what is asserted.
-    assert!(
-        a.ok + b.ok >= 500,
-        "too few clicks got through: {a:?} {b:?}"
-    );
+    // Every request accounted for, per site: answered 204 or 503, nothing lost or else.
+    assert_eq!(a.ok + a.shed, 48 * 60, "{a:?}");
+    assert_eq!(b.ok + b.shed, 16 * 60, "{b:?}");
+    // How many got through depends on the machine (that is for benchmarks); that some did
+    // keeps the counts below from being vacuous.
+    assert!(a.ok > 0 && b.ok > 0, "{a:?} {b:?}");
     assert_eq!(store_clicks(svc.addr, "a.com").await, a.ok);
     assert_eq!(store_clicks(svc.addr, "b.org").await, b.ok);
     assert_eq!(
@@ -40,7 +40,23 @@ async fn memory_counter_grows_by_exactly_the_acknowledged_clicks() {
         Some(a.ok as f64)
     );
     assert_eq!(
+        metric(svc.addr, r#"polymetrie_clicks_total{site="b.org"}"#).await,
+        Some(b.ok as f64)
+    );
+    assert_eq!(
         metric(svc.addr, "polymetrie_shed_total").await,
         Some((a.shed + b.shed) as f64)
+    );
+    // The service's own request counters tell the same story.
+    let answered = |status: u16| {
+        format!("polymetrie_http_requests_total{{route=\"/api/clicks\",status=\"{status}\"}}")
+    };
+    assert_eq!(
+        metric(svc.addr, &answered(204)).await,
+        Some((a.ok + b.ok) as f64)
+    );
+    assert_eq!(
+        metric(svc.addr, &answered(503)).await.unwrap_or(0.0),
+        (a.shed + b.shed) as f64
     );
 }

@@ -1,13 +1,14 @@
 //! The Redis store against a real `redis-server` started on a free port: exactness under
-//! concurrency, two replicas sharing one port (SO_REUSEPORT) and one Redis, SIGTERM under
-//! load losing no acknowledged click, and the outage / recovery cycle.
+//! concurrency, two replicas sharing one port (SO_REUSEPORT) and one Redis, the URL cap held
+//! by concurrent replicas, clicks held in flight through SIGTERM, SIGTERM under load counting
+//! exactly the acknowledged clicks, and the outage / recovery cycle.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
-use support::{click_load, get, metric, store_clicks, Client, Redis, Service};
+use support::{click_load, get, metric, send_once, store_clicks, Client, Redis, Service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_counter_grows_by_exactly_the_acknowledged_clicks() {
@@ -26,12 +27,18 @@ async fn redis_counter_grows_by_exactly_the_acknowledged_clicks() {
     let t = click_load(svc.addr, "a.com", 48, 50, Duration::from_secs(40)).await;
     eprintln!("{t:?}");
     assert_eq!(t.other + t.errors, 0, "{t:?}");
+    // Every request accounted for; how many got through is for benchmarks, that some did keeps
+    // the equalities below from being vacuous.
     assert_eq!(t.ok + t.shed, 48 * 50);
-    assert!(t.ok >= 1000, "{t:?}");
+    assert!(t.ok > 0, "{t:?}");
     assert_eq!(store_clicks(svc.addr, "a.com").await, t.ok);
     assert_eq!(
         metric(svc.addr, r#"polymetrie_clicks_total{site="a.com"}"#).await,
         Some(t.ok as f64)
+    );
+    assert_eq!(
+        metric(svc.addr, "polymetrie_shed_total").await,
+        Some(t.shed as f64)
     );
 }
 
@@ -79,7 +86,97 @@ async fn two_replicas_on_one_port_count_exactly_together() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_under_load_loses_no_acknowledged_click() {
+async fn urls_past_the_cap_fold_into_other_even_from_concurrent_replicas() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let args = [
+        "--store",
+        url.as_str(),
+        "--sites",
+        "a.com",
+        "--url-label-cap",
+        "5",
+        "--top-urls",
+        "1000",
+    ];
+    let (r1, r2) = (Service::start(&args), Service::start(&args));
+    // 40 connections per replica race to click 200 distinct URLs: only 5 may get a place.
+    let mut tasks = Vec::new();
+    for (r, addr) in [(0, r1.addr), (1, r2.addr)] {
+        for c in 0..40 {
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await.unwrap();
+                let mut ok = 0u64;
+                for i in 0..5 {
+                    let url = format!("/r{r}/c{c}/{i}");
+                    if client.click("a.com", &url).await.unwrap() == StatusCode::NO_CONTENT {
+                        ok += 1;
+                    }
+                }
+                ok
+            }));
+        }
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    assert_eq!(ok, 400);
+    let (_, body) = get(r1.addr, "/api/sites/a.com/stats").await;
+    let stats: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let urls = stats["urls"].as_array().unwrap();
+    let own: Vec<&serde_json::Value> = urls.iter().filter(|u| u["url"] != "__other__").collect();
+    assert_eq!(own.len(), 5, "{stats}");
+    assert!(own.iter().all(|u| u["clicks"] == 1), "{stats}");
+    let other = urls.iter().find(|u| u["url"] == "__other__").unwrap();
+    assert_eq!(other["clicks"], 395, "{stats}");
+    // Each click once in the total, whatever its URL entry.
+    assert_eq!(stats["clicks"], 400);
+    // The replicas' labels follow the store: the 5 own URLs between them, the rest __other__.
+    let mut labelled = 0.0;
+    for r in [&r1, &r2] {
+        let (_, body) = get(r.addr, "/metrics").await;
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        labelled += text
+            .lines()
+            .filter(|l| l.starts_with("polymetrie_url_clicks_total{") && !l.contains("__other__"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>();
+    }
+    assert_eq!(labelled, 5.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stores_every_held_click_exactly_once_on_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let mut svc = Service::start(&[
+        "--store",
+        &url,
+        "--sites",
+        "a.com",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--cost",
+        "20ms",
+        "--max-inflight",
+        "2",
+        "--queue-timeout",
+        "30s",
+        "--body-timeout",
+        "30s",
+        "--drain-timeout",
+        "30s",
+    ]);
+    let ok = support::hold_clicks_through_sigterm(&mut svc, "a.com", 8).await;
+    assert_eq!(ok, 8);
+    // After the exit, Redis holds exactly the acknowledged clicks (read through a fresh replica).
+    let after = Service::start(&["--store", &url]);
+    assert_eq!(store_clicks(after.addr, "a.com").await, ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_stores_exactly_the_acknowledged_clicks() {
     let Some(redis) = Redis::start() else { return };
     let url = redis.url();
     let mut svc = Service::start(&["--store", &url, "--sites", "a.com", "--cost", "1ms"]);
@@ -105,14 +202,15 @@ async fn sigterm_under_load_loses_no_acknowledged_click() {
     let after = Service::start(&["--store", &url]);
     let stored = store_clicks(after.addr, "a.com").await;
     eprintln!("{t:?} stored {stored}");
+    // A drained request is answered; a request the drain did not take is not stored. So what
+    // Redis holds is exactly what was acknowledged: an abrupt exit would store clicks whose
+    // 204 never left (stored > ok) or lose acknowledged ones (stored < ok).
+    assert_eq!(stored, t.ok, "{t:?}");
+    assert_eq!(t.shed + t.other, 0, "{t:?}");
+    // The 200 stored before SIGTERM were all acknowledged, and the drain ended every
+    // connection: each of the 16 ended on a refused or closed connection, never on a hang.
     assert!(t.ok >= 200, "{t:?}");
-    assert!(
-        stored >= t.ok,
-        "lost acknowledged clicks: stored {stored} < acked {}",
-        t.ok
-    );
-    // Anything stored beyond the acks must be explained by requests that got no answer.
-    assert!(stored - t.ok <= t.errors, "{t:?} stored {stored}");
+    assert!(t.errors >= 16, "{t:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +238,20 @@ async fn redis_outage_gives_503_and_recovers_by_itself() {
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
-    assert_eq!(c.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    // Every 503 says when to retry.
+    let r = send_once(
+        svc.addr,
+        hyper::Method::POST,
+        "/api/clicks",
+        &[],
+        r#"{"site":"a.com","url":"/"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+    let r = send_once(svc.addr, hyper::Method::GET, "/readyz", &[], "").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
     assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
     assert_eq!(
         get(svc.addr, "/api/sites/a.com/stats").await.0,

@@ -1,6 +1,7 @@
 //! The click store: where member sites and their click counts live. Two backends behind one
 //! enum — the embedded in-memory maps and Redis (shared by replicas) — with one rule: a call
 //! that returns `Ok` has durably applied its write exactly once; no write is ever retried.
+//! Both cap the distinct URLs kept per site with the same [`UrlCap`].
 
 mod memory;
 mod redis;
@@ -13,6 +14,7 @@ pub use self::redis::RedisStore;
 use serde::Serialize;
 
 use crate::config::StoreUrl;
+use crate::url_cap::{UrlCap, UrlEntry};
 
 /// Why a store call did not happen (the request becomes a 503).
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +51,15 @@ pub enum Store {
 impl Store {
     /// Builds the backend; Redis connects lazily, so the service starts (not ready) while
     /// Redis is down and becomes ready by itself when it comes up.
-    pub fn open(url: &StoreUrl, sites: &[String], timeout: Duration) -> Result<Self, StoreError> {
+    pub fn open(
+        url: &StoreUrl,
+        sites: &[String],
+        timeout: Duration,
+        url_cap: UrlCap,
+    ) -> Result<Self, StoreError> {
         Ok(match url {
-            StoreUrl::Memory => Store::Memory(MemoryStore::new(sites)),
-            StoreUrl::Redis(u) => Store::Redis(RedisStore::new(u, sites, timeout)?),
+            StoreUrl::Memory => Store::Memory(MemoryStore::new(sites, url_cap)),
+            StoreUrl::Redis(u) => Store::Redis(RedisStore::new(u, sites, timeout, url_cap)?),
         })
     }
 
@@ -79,13 +86,11 @@ impl Store {
         }
     }
 
-    /// Counts one click on a registered site. `Ok` only once the write is applied.
-    pub async fn record_click(&self, site: &str, url: &str) -> Result<(), StoreError> {
+    /// Counts one click on a registered site: once in the site's total, and under the URL's
+    /// own entry or `__other__` (the answer says which). `Ok` only once the write is applied.
+    pub async fn record_click(&self, site: &str, url: &str) -> Result<UrlEntry, StoreError> {
         match self {
-            Store::Memory(m) => {
-                m.record_click(site, url);
-                Ok(())
-            }
+            Store::Memory(m) => Ok(m.record_click(site, url)),
             Store::Redis(r) => Box::pin(r.record_click(site, url)).await,
         }
     }

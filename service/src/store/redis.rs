@@ -1,9 +1,10 @@
 //! The Redis store, shared by every replica pointing at the same server. Keys:
 //! `polymetrie:sites` (set of member sites), `polymetrie:site:{site}:clicks` (INCR counter),
-//! `polymetrie:site:{site}:urls` (sorted set of URL click counts). A click is one MULTI/EXEC
-//! transaction; the handler answers 2xx only after EXEC is acknowledged, and never retries a
-//! write, so an acknowledged click is counted exactly once. Connection loss is reported as
-//! unavailable and the connection manager reconnects in the background.
+//! `polymetrie:site:{site}:urls` (sorted set of URL click counts, at most `--url-label-cap`
+//! URLs plus `__other__`). A click is one Lua script (atomic in Redis); the handler answers
+//! 2xx only after the script's reply, and never retries a write, so an acknowledged click is
+//! counted exactly once. Connection loss is reported as unavailable and the connection
+//! manager reconnects in the background.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -14,8 +15,33 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{top_urls, SiteStats, StoreError, UrlCount};
+use crate::url_cap::{UrlCap, UrlEntry};
 
 const SITES_KEY: &str = "polymetrie:sites";
+
+/// One click: the site's total, then the URL's entry under the cap — the rule of
+/// [`UrlCap::entry`], in Lua. A script rather than MULTI/EXEC because the cap needs a read
+/// (is the URL known, how many are) and the write that depends on it in one atomic step:
+/// Redis runs a script without interleaving any other command, so concurrent clicks from
+/// every replica cannot both take the cap's last place, and the total and the URL entry are
+/// applied together or (on an error before the first write) not at all.
+/// KEYS: clicks counter, URL sorted set. ARGV: url, cap, overflow name.
+/// Returns 1 when the URL has its own entry, 0 when it was counted under the overflow name.
+const CLICK_SCRIPT: &str = r"
+redis.call('INCR', KEYS[1])
+local url, cap, other = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local own = 1
+if url == other then
+  own = 0
+elseif not redis.call('ZSCORE', KEYS[2], url) then
+  local distinct = redis.call('ZCARD', KEYS[2])
+  if redis.call('ZSCORE', KEYS[2], other) then distinct = distinct - 1 end
+  if distinct >= cap then own = 0 end
+end
+if own == 0 then url = other end
+redis.call('ZINCRBY', KEYS[2], 1, url)
+return own
+";
 
 fn clicks_key(site: &str) -> String {
     format!("polymetrie:site:{site}:clicks")
@@ -35,6 +61,10 @@ pub struct RedisStore {
     /// error (a restarted Redis without persistence has forgotten them).
     preregistered: Vec<String>,
     preregistered_synced: AtomicBool,
+    url_cap: UrlCap,
+    /// Sent as EVALSHA; the `redis` crate loads it and re-sends only on NOSCRIPT (nothing
+    /// ran), so this is not a retried write.
+    click_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -50,7 +80,12 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    pub fn new(url: &str, sites: &[String], timeout: Duration) -> Result<Self, StoreError> {
+    pub fn new(
+        url: &str,
+        sites: &[String],
+        timeout: Duration,
+        url_cap: UrlCap,
+    ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -65,6 +100,8 @@ impl RedisStore {
             known: RwLock::new(sites.iter().cloned().collect()),
             preregistered: sites.to_vec(),
             preregistered_synced: AtomicBool::new(sites.is_empty()),
+            url_cap,
+            click_script: redis::Script::new(CLICK_SCRIPT),
         })
     }
 
@@ -162,23 +199,25 @@ impl RedisStore {
         Ok(exists)
     }
 
-    pub async fn record_click(&self, site: &str, url: &str) -> Result<(), StoreError> {
+    pub async fn record_click(&self, site: &str, url: &str) -> Result<UrlEntry, StoreError> {
         let (ck, uk) = (clicks_key(site), urls_key(site));
-        self.run(|mut c| async move {
-            redis::pipe()
-                .atomic()
-                .cmd("INCR")
-                .arg(&ck)
-                .ignore()
-                .cmd("ZINCRBY")
-                .arg(&uk)
-                .arg(1)
-                .arg(url)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
+        let own = self
+            .run(|mut c| async move {
+                self.click_script
+                    .key(&ck)
+                    .key(&uk)
+                    .arg(url)
+                    .arg(self.url_cap.per_site)
+                    .arg(crate::url_cap::OTHER_URL)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(if own == 1 {
+            UrlEntry::Own
+        } else {
+            UrlEntry::Other
         })
-        .await
     }
 
     pub async fn stats(&self, site: &str, top: usize) -> Result<Option<SiteStats>, StoreError> {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderMap;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -73,12 +74,41 @@ pub fn wait_exit(child: &mut Child, bound: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// A file in the temp dir, removed on drop (token files for `--admin-token-file`).
+pub struct TempFile {
+    pub path: PathBuf,
+}
+
+impl TempFile {
+    pub fn new(name: &str, content: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!(
+            "polymetrie-test-{}-{}-{name}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::write(&path, content).unwrap();
+        TempFile { path }
+    }
+
+    pub fn arg(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// A running `polymetrie` child, killed on drop.
 pub struct Service {
     pub child: Child,
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub pid: u32,
+    /// Where stderr goes when started with [`Service::start_logging`].
+    log: Option<TempFile>,
 }
 
 impl Service {
@@ -90,16 +120,36 @@ impl Service {
 
     /// Like [`Service::start`], with extra environment variables (`POLYMETRIE_*`).
     pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> Service {
+        Self::spawn(args, envs, None)
+    }
+
+    /// Like [`Service::start`] with `RUST_LOG=trace` and stderr kept for [`Service::log_text`].
+    pub fn start_logging(args: &[&str]) -> Service {
+        Self::spawn(args, &[], Some(TempFile::new("stderr.log", "")))
+    }
+
+    /// Everything the service logged so far (only with [`Service::start_logging`]).
+    pub fn log_text(&self) -> String {
+        let log = self.log.as_ref().expect("started with start_logging");
+        std::fs::read_to_string(&log.path).unwrap()
+    }
+
+    fn spawn(args: &[&str], envs: &[(&str, &str)], log: Option<TempFile>) -> Service {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_polymetrie"));
         if !args.contains(&"--listen") && !envs.iter().any(|(k, _)| *k == "POLYMETRIE_LISTEN") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         cmd.envs(envs.iter().copied());
-        cmd.args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+        match &log {
+            Some(f) => {
+                cmd.env("RUST_LOG", "trace")
+                    .stderr(std::fs::File::create(&f.path).unwrap());
+            }
+            None => {
+                cmd.env("RUST_LOG", "warn").stderr(Stdio::inherit());
+            }
+        }
         let mut child = cmd.spawn().expect("spawn polymetrie");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -123,6 +173,7 @@ impl Service {
             addr,
             admin,
             pid,
+            log,
         }
     }
 
@@ -246,18 +297,40 @@ impl Client {
         path: &str,
         body: impl Into<Bytes>,
     ) -> Result<(StatusCode, Bytes), hyper::Error> {
+        self.send(method, path, &[], body)
+            .await
+            .map(|r| (r.status, r.body))
+    }
+
+    /// Sends one request with extra headers and returns the whole response.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Response, hyper::Error> {
         self.sender.ready().await?;
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(body.into()))
-            .unwrap();
-        let resp = self.sender.send_request(req).await?;
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .sender
+            .send_request(req.body(Full::new(body.into())).unwrap())
+            .await?;
         let status = resp.status();
+        let headers = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn get(&mut self, path: &str) -> (StatusCode, Bytes) {
@@ -275,6 +348,64 @@ impl Client {
         self.request(Method::POST, "/api/clicks", body)
             .await
             .map(|(s, _)| s)
+    }
+}
+
+/// A whole response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// A header's value as text (`None` when absent).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not json {:?}: {e}", self.body))
+    }
+}
+
+/// One request on a fresh connection (for answers that may close it: 4xx with an unread body).
+pub async fn send_once(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Response {
+    Client::connect(addr)
+        .await
+        .unwrap()
+        .send(method, path, headers, body)
+        .await
+        .unwrap()
+}
+
+/// Polls `metric` until `ok(value)` or `bound` passes (then panics naming `what`).
+pub async fn wait_metric(
+    addr: SocketAddr,
+    series: &str,
+    bound: Duration,
+    what: &str,
+    ok: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let v = metric(addr, series).await.unwrap_or(0.0);
+        if ok(v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {series} is {v} after {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -362,4 +493,163 @@ pub async fn click_load(
         total.errors += t.errors;
     }
     total
+}
+
+/// A click whose request is sent except for the last byte of its body, so the server holds it
+/// in flight (headers received, handler waiting for the body) until [`HeldClick::finish`].
+pub struct HeldClick {
+    stream: TcpStream,
+    last: u8,
+    received: Vec<u8>,
+}
+
+impl HeldClick {
+    pub async fn start(addr: SocketAddr, site: &str, url: &str) -> HeldClick {
+        use tokio::io::AsyncWriteExt;
+        let body = serde_json::json!({ "site": site, "url": url }).to_string();
+        let head = format!(
+            "POST /api/clicks HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let (all_but_last, last) = body.as_bytes().split_at(body.len() - 1);
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(all_but_last).await.unwrap();
+        HeldClick {
+            stream,
+            last: last[0],
+            received: Vec::new(),
+        }
+    }
+
+    /// Whether the server has answered (or closed) already, without waiting.
+    pub fn answered(&mut self) -> bool {
+        let mut buf = [0u8; 512];
+        match self.stream.try_read(&mut buf) {
+            Ok(0) => true,
+            Ok(n) => {
+                self.received.extend_from_slice(&buf[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(_) => true,
+        }
+    }
+
+    /// Sends the last byte and reads the answer until the server closes or `bound` passes.
+    pub async fn finish(mut self, bound: Duration) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(&[self.last]).await.unwrap();
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(n)) => self.received.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&self.received).into_owned()
+    }
+}
+
+/// One request on a fresh connection; `None` when the connection failed before an answer (e.g.
+/// accepted just before SIGTERM and closed by the drain) — for polling across a shutdown.
+pub async fn try_send_once(addr: SocketAddr, method: Method, path: &str) -> Option<Response> {
+    let mut c = Client::connect(addr).await.ok()?;
+    c.send(method, path, &[], Bytes::new()).await.ok()
+}
+
+/// Clicks held in flight through a SIGTERM, on a service started with `--admin-listen`: holds
+/// `n` clicks (waiting on the server's own in-progress gauge, not on time), sends SIGTERM,
+/// polls the admin `/readyz` until it says 503 while those clicks surely still are in flight
+/// (they cannot finish before their last byte), checks the main listener refuses new
+/// connections and that the admin listener refuses new work, then releases them. Returns the
+/// number of 204s, having checked that the service counted exactly `n - 1` while the last one
+/// was still held and that the process exited 0 after the last answer.
+pub async fn hold_clicks_through_sigterm(svc: &mut Service, site: &str, n: usize) -> u64 {
+    let admin = svc
+        .admin
+        .expect("the drain is watched through --admin-listen");
+    let mut held = Vec::new();
+    for i in 0..n {
+        held.push(HeldClick::start(svc.addr, site, &format!("/held/{i}")).await);
+    }
+    // + 1: the scrape that reads the gauge is in progress too.
+    wait_metric(
+        admin,
+        "polymetrie_http_requests_in_progress",
+        START_TIMEOUT,
+        "held clicks reaching the handler",
+        |v| v == (n + 1) as f64,
+    )
+    .await;
+    svc.sigterm();
+
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let ready = loop {
+        match try_send_once(admin, Method::GET, "/readyz").await {
+            Some(r) if r.status == StatusCode::SERVICE_UNAVAILABLE => break r,
+            Some(r) => assert_eq!(r.status, StatusCode::OK, "{r:?}"),
+            None => {}
+        }
+        if let Some(st) = svc.child.try_wait().unwrap() {
+            panic!("exited ({st}) with {n} clicks in flight instead of draining");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never said 503 after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(ready.header("retry-after"), Some("1"), "{ready:?}");
+    assert_eq!(ready.json()["error"], "draining");
+    for (i, h) in held.iter_mut().enumerate() {
+        assert!(
+            !h.answered(),
+            "held click {i} was answered before it was complete"
+        );
+    }
+    // /readyz turns 503 only once the main listener is closed.
+    assert!(
+        TcpStream::connect(svc.addr).await.is_err(),
+        "main listener still accepting while draining"
+    );
+    let body = serde_json::json!({ "site": site, "url": "/late" }).to_string();
+    let late = send_once(admin, Method::POST, "/api/clicks", &[], body).await;
+    assert_eq!(late.status, StatusCode::SERVICE_UNAVAILABLE, "{late:?}");
+    assert_eq!(late.header("retry-after"), Some("1"));
+
+    let last = held.pop().unwrap();
+    let mut answers = Vec::new();
+    for h in held {
+        answers.push(tokio::spawn(h.finish(START_TIMEOUT)));
+    }
+    let mut ok = 0;
+    for a in answers {
+        let text = a.await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 204"), "{text:?}");
+        ok += 1;
+    }
+    // Still draining (the last click is held): the service has counted exactly the 204s.
+    let series = format!("polymetrie_clicks_total{{site=\"{site}\"}}");
+    assert_eq!(metric(admin, &series).await, Some(ok as f64));
+    assert_eq!(
+        metric(admin, "polymetrie_http_requests_in_progress").await,
+        Some(2.0)
+    );
+    assert!(
+        svc.child.try_wait().unwrap().is_none(),
+        "exited while a click was in flight"
+    );
+
+    let text = last.finish(START_TIMEOUT).await;
+    assert!(text.starts_with("HTTP/1.1 204"), "{text:?}");
+    ok += 1;
+    let st = wait_exit(&mut svc.child, START_TIMEOUT).expect("did not exit after the drain");
+    assert!(st.success(), "{st:?}");
+    assert!(
+        TcpStream::connect(admin).await.is_err(),
+        "admin listener outlived the process"
+    );
+    ok
 }
