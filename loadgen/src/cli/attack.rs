@@ -20,7 +20,7 @@ use loadgen::engine::progress::{self, LiveStats};
 use loadgen::engine::target::{self, Reach};
 use loadgen::engine::template::{self, RequestTemplate};
 use loadgen::engine::{self as attack, AttackError, AttackSpec};
-use loadgen::result::StepResult;
+use loadgen::result::{OutcomeCounts, StepResult};
 
 /// Seed of `--poisson` arrivals, fixed so two runs offer the same arrival pattern.
 const POISSON_SEED: u64 = 1;
@@ -174,47 +174,11 @@ pub fn summary(s: &StepResult, url: &str) -> String {
         s.achieved_rps
             .map_or_else(|| "-".to_string(), |r| format!("{r:.1}"))
     );
-    let c = &s.outcomes;
-    let mut failures: Vec<String> = c
-        .status
-        .iter()
-        .map(|(code, n)| format!("http {code}: {n}"))
-        .collect();
-    for (name, n) in [
-        ("timeout", c.timeout),
-        ("connect refused", c.connect_refused),
-        ("connect timeout", c.connect_timeout),
-        ("reset", c.reset),
-        ("other i/o", c.io_other),
-    ] {
-        if n > 0 {
-            failures.push(format!("{name}: {n}"));
-        }
-    }
+    let failures = failures(&s.outcomes);
     if !failures.is_empty() {
         let _ = writeln!(o, "  failures: {}", failures.join(", "));
     }
-    let _ = writeln!(
-        o,
-        "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "ms", "p50", "p90", "p99", "p99.9", "max"
-    );
-    for (name, l) in [
-        ("latency (from due)", &s.latency_ms),
-        ("service time", &s.service_time_ms),
-        ("schedule lag", &s.schedule_lag_ms),
-    ] {
-        let _ = writeln!(
-            o,
-            "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            name,
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max)
-        );
-    }
+    o.push_str(&latency_table(s));
     let g = &s.generator;
     let _ = writeln!(
         o,
@@ -233,6 +197,54 @@ pub fn summary(s: &StepResult, url: &str) -> String {
         Some(r) => {
             let _ = writeln!(o, "  INVALID: {r}");
         }
+    }
+    o
+}
+
+/// The failed requests by kind: exact HTTP codes, then transport failures.
+fn failures(c: &OutcomeCounts) -> Vec<String> {
+    let mut out: Vec<String> = c
+        .status
+        .iter()
+        .map(|(code, n)| format!("http {code}: {n}"))
+        .collect();
+    for (name, n) in [
+        ("timeout", c.timeout),
+        ("connect refused", c.connect_refused),
+        ("connect timeout", c.connect_timeout),
+        ("reset", c.reset),
+        ("other i/o", c.io_other),
+    ] {
+        if n > 0 {
+            out.push(format!("{name}: {n}"));
+        }
+    }
+    out
+}
+
+/// Percentiles of latency, service time and schedule lag, in ms.
+fn latency_table(s: &StepResult) -> String {
+    use std::fmt::Write as _;
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+    let mut o = format!(
+        "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "ms", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for (name, l) in [
+        ("latency (from due)", &s.latency_ms),
+        ("service time", &s.service_time_ms),
+        ("schedule lag", &s.schedule_lag_ms),
+    ] {
+        let _ = writeln!(
+            o,
+            "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            name,
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max)
+        );
     }
     o
 }

@@ -180,23 +180,9 @@ impl LocalDeployer {
         };
         let mut listen = "127.0.0.1:0".to_string();
         for index in 0..topology.replicas {
-            let cgroup = match layout {
-                Some(layout) => {
-                    let name = group_name(&format!("r{index}"));
-                    Some(
-                        Cgroup::create(layout, &name, topology.cpu_limit_cores).map_err(|e| {
-                            match topology.cpu_limit_cores {
-                                Some(limit) => DeployError::CgroupUnavailable {
-                                    limit,
-                                    reason: e.to_string(),
-                                },
-                                None => DeployError::Cgroup(e.to_string()),
-                            }
-                        })?,
-                    )
-                }
-                None => None,
-            };
+            let cgroup = layout
+                .map(|l| replica_cgroup(l, &group_name(&format!("r{index}")), topology))
+                .transpose()?;
             let launch = Launch {
                 index,
                 binary,
@@ -211,19 +197,38 @@ impl LocalDeployer {
                 // The others join replica 0's port: the kernel spreads connections over all.
                 listen = replica.addr.clone();
                 deployment.base_url = format!("http://{}", replica.addr);
-            } else if replica.addr != listen {
-                let addr = replica.addr.clone();
-                deployment.replicas.push(replica);
+            }
+            let shared = replica.addr == listen;
+            let addr = replica.addr.clone();
+            deployment.replicas.push(replica);
+            if !shared {
                 return Err(DeployError::BadListeningLine {
                     index,
                     line: format!("listening on {addr}, expected the shared {listen}"),
                 });
             }
-            deployment.replicas.push(replica);
         }
         for replica in &mut deployment.replicas {
             replica.wait_ready(deadline).await?;
         }
         Ok(())
     }
+}
+
+/// The cgroup of one replica, with the step's CFS quota. A limited step whose cgroup cannot be
+/// made fails (it never runs unlimited and reports as limited).
+fn replica_cgroup(
+    layout: &CgroupLayout,
+    name: &str,
+    topology: &Topology,
+) -> Result<Cgroup, DeployError> {
+    Cgroup::create(layout, name, topology.cpu_limit_cores).map_err(|e| {
+        match topology.cpu_limit_cores {
+            Some(limit) => DeployError::CgroupUnavailable {
+                limit,
+                reason: e.to_string(),
+            },
+            None => DeployError::Cgroup(e.to_string()),
+        }
+    })
 }

@@ -113,6 +113,58 @@ pub fn format_cost(cost: Duration) -> String {
 /// in its cgroup. Readiness (`/readyz`) is checked separately by `Replica::wait_ready`.
 pub(super) async fn start(launch: Launch<'_>, deadline: Instant) -> Result<Replica, DeployError> {
     let index = launch.index;
+    let (mut process, log, first_line) = spawn(&launch)?;
+    let line = match tokio::time::timeout_at(deadline, first_line).await {
+        Ok(Ok(line)) => line,
+        Ok(Err(_closed)) => {
+            let status = match exit_status(&mut process).await {
+                Some(s) if s.code() == Some(JOIN_FAILED_EXIT) && launch.cgroup.is_some() => {
+                    format!("{s}: could not join its cgroup")
+                }
+                Some(s) => s.to_string(),
+                None => "stdout closed".into(),
+            };
+            return Err(DeployError::ReplicaExited {
+                index,
+                status,
+                stderr: stderr_tail(&log),
+            });
+        }
+        Err(_) => {
+            return Err(DeployError::NotReady {
+                index,
+                reason: format!("no listening line on stdout; stderr: {}", stderr_tail(&log)),
+            })
+        }
+    };
+    let listening = parse_listening(&line, index, process.pid())?;
+    if let Some(group) = &launch.cgroup {
+        if !group.contains(process.pid()) {
+            return Err(DeployError::Cgroup(format!(
+                "replica {index} (pid {}) is not in cgroup {}",
+                process.pid(),
+                group.name()
+            )));
+        }
+    }
+    Ok(Replica {
+        index,
+        pid: process.pid(),
+        addr: listening.addr,
+        admin_url: format!("http://{}", listening.admin_addr),
+        process,
+        cgroup: launch.cgroup,
+        log,
+    })
+}
+
+/// The first stdout line, once the replica writes it.
+type FirstLine = tokio::sync::oneshot::Receiver<String>;
+
+/// Spawns the replica's process (inside its cgroup when it has one), its stderr going to a
+/// log file unless `LOADGEN_LOG` is set.
+fn spawn(launch: &Launch<'_>) -> Result<(ChildProcess, Option<PathBuf>, FirstLine), DeployError> {
+    let index = launch.index;
     let mut cmd = match &launch.cgroup {
         Some(group) => group.command(launch.binary),
         None => Command::new(launch.binary),
@@ -137,38 +189,19 @@ pub(super) async fn start(launch: Launch<'_>, deadline: Instant) -> Result<Repli
         source,
     })?;
     let stdout = child.stdout.take();
-    let mut process = ChildProcess::new(child, format!("replica {index}"));
+    let process = ChildProcess::new(child, format!("replica {index}"));
     let first_line = read_first_line(stdout, index)?;
+    Ok((process, log, first_line))
+}
 
-    let stderr_tail = |log: &Option<PathBuf>| {
-        log.as_deref()
-            .map(|p| log_tail(p, STDERR_TAIL_LINES))
-            .unwrap_or_else(|| "(stderr not captured: LOADGEN_LOG set)".into())
-    };
-    let line = match tokio::time::timeout_at(deadline, first_line).await {
-        Ok(Ok(line)) => line,
-        Ok(Err(_closed)) => {
-            let status = exit_status(&mut process).await;
-            let status = match status {
-                Some(s) if s.code() == Some(JOIN_FAILED_EXIT) && launch.cgroup.is_some() => {
-                    format!("{s}: could not join its cgroup")
-                }
-                Some(s) => s.to_string(),
-                None => "stdout closed".into(),
-            };
-            return Err(DeployError::ReplicaExited {
-                index,
-                status,
-                stderr: stderr_tail(&log),
-            });
-        }
-        Err(_) => {
-            return Err(DeployError::NotReady {
-                index,
-                reason: format!("no listening line on stdout; stderr: {}", stderr_tail(&log)),
-            })
-        }
-    };
+fn stderr_tail(log: &Option<PathBuf>) -> String {
+    log.as_deref()
+        .map(|p| log_tail(p, STDERR_TAIL_LINES))
+        .unwrap_or_else(|| "(stderr not captured: LOADGEN_LOG set)".into())
+}
+
+/// The replica's startup line, which must be its own (`pid` is the process we started).
+fn parse_listening(line: &str, index: u32, pid: u32) -> Result<Listening, DeployError> {
     let listening: Listening = serde_json::from_str(line.trim())
         .ok()
         .filter(|l: &Listening| l.event == "listening")
@@ -176,35 +209,17 @@ pub(super) async fn start(launch: Launch<'_>, deadline: Instant) -> Result<Repli
             index,
             line: line.trim().to_string(),
         })?;
-    if listening.pid != process.pid() {
+    if listening.pid != pid {
         return Err(DeployError::BadListeningLine {
             index,
             line: format!(
-                "{} (reports pid {}, we started pid {})",
+                "{} (reports pid {}, we started pid {pid})",
                 line.trim(),
                 listening.pid,
-                process.pid()
             ),
         });
     }
-    if let Some(group) = &launch.cgroup {
-        if !group.contains(process.pid()) {
-            return Err(DeployError::Cgroup(format!(
-                "replica {index} (pid {}) is not in cgroup {}",
-                process.pid(),
-                group.name()
-            )));
-        }
-    }
-    Ok(Replica {
-        index,
-        pid: process.pid(),
-        addr: listening.addr,
-        admin_url: format!("http://{}", listening.admin_addr),
-        process,
-        cgroup: launch.cgroup,
-        log,
-    })
+    Ok(listening)
 }
 
 /// Reads the first stdout line on a thread, which then keeps draining stdout so the child can

@@ -198,12 +198,7 @@ impl PrometheusProbe {
         site: &str,
         overrides: &BTreeMap<String, String>,
     ) -> (Option<PrometheusView>, Vec<Finding>) {
-        let warn = |message: String| Finding {
-            check: CheckName::Prometheus,
-            severity: Severity::Warn,
-            message,
-            step: Some(StepId::parse(step)),
-        };
+        let warn = |message: String| warning(step, message);
         let (start_s, end_s) = (unix_s(start), unix_s(end));
         if end_s <= start_s {
             return (
@@ -218,113 +213,116 @@ impl PrometheusProbe {
             Err(e) => return (None, vec![warn(format!("prometheus view skipped: {e}"))]),
         };
         let mut findings = Vec::new();
-        let settled = match self.settle(step, end_s).await {
-            Ok(s) => s,
-            Err(f) if f.unreachable => {
-                return (
-                    None,
-                    vec![warn(format!(
-                        "prometheus view missing: {} is unreachable ({})",
-                        self.url, f.cause
-                    ))],
-                );
-            }
-            Err(f) => {
-                findings.push(warn(if self.managed.is_some() {
-                    format!(
-                        "prometheus had not scraped every replica of the step after it ended \
-                         ({}); its counter may miss the last clicks",
-                        f.cause
-                    )
-                } else {
-                    format!(
-                        "prometheus' target list could not be read ({}); scrape interval unknown",
-                        f.cause
-                    )
-                }));
-                ScrapeStatus {
-                    targets: 0,
-                    pending: Vec::new(),
-                    scrape_interval_s: None,
-                }
-            }
-        };
-        let scrape_interval_s = match &self.managed {
-            Some(_) => Some(server::SCRAPE_INTERVAL.as_secs_f64()),
-            None => settled.scrape_interval_s,
+        let scrape_interval_s = match self.scrape_interval(step, end_s, &mut findings).await {
+            Ok(i) => i,
+            Err(unreachable) => return (None, vec![unreachable]),
         };
         let eval_s = unix_s(SystemTime::now()).max(end_s);
+        let interval = scrape_interval_s.unwrap_or(server::SCRAPE_INTERVAL.as_secs_f64());
         let params = query::QueryParams {
             site: site.into(),
             step: step.into(),
             start_s,
             end_s,
             eval_s,
-            lookbehind: Duration::from_secs_f64(
-                scrape_interval_s.unwrap_or(server::SCRAPE_INTERVAL.as_secs_f64())
-                    * f64::from(LOOKBEHIND_SCRAPES),
-            ),
+            lookbehind: Duration::from_secs_f64(interval * f64::from(LOOKBEHIND_SCRAPES)),
         };
-        let mut answers: BTreeMap<String, Answer> = BTreeMap::new();
-        for (name, template) in &templates {
-            let text = match query::render(name, template, &params) {
-                Ok(t) => t,
-                Err(e) => {
-                    findings.push(warn(format!("prometheus query skipped: {e}")));
-                    continue;
-                }
-            };
-            let result = self.instant(&text, eval_s).await;
-            if let Err(f) = &result {
-                if f.unreachable {
-                    return (
-                        None,
-                        vec![warn(format!(
-                            "prometheus view missing: {} is unreachable ({})",
-                            self.url, f.cause
-                        ))],
-                    );
-                }
-            }
-            answers.insert(name.clone(), (text, result));
-        }
+        let answers = match self
+            .query_all(step, &templates, &params, &mut findings)
+            .await
+        {
+            Ok(a) => a,
+            Err(unreachable) => return (None, vec![unreachable]),
+        };
         let edges = Edges {
             start_s,
             eval_s,
-            scrape_interval_s: scrape_interval_s.unwrap_or(server::SCRAPE_INTERVAL.as_secs_f64()),
+            scrape_interval_s: interval,
         };
         let mut view = PrometheusView {
             window_s: end_s - start_s,
             scrape_interval_s,
-            queries: answers
-                .iter()
-                .map(|(k, (text, _))| (k.clone(), text.clone()))
-                .collect(),
             ..PrometheusView::default()
         };
-        let mut read = |name: &str| -> Option<BTreeMap<String, f64>> {
-            let (_, result) = answers.get(name)?;
-            let outcome = match result {
-                Ok(data) => response::per_replica(data, edges).map_err(|e| e.to_string()),
-                Err(f) => Err(f.cause.clone()),
-            };
-            match outcome {
-                Ok(m) => Some(m),
-                Err(cause) => {
-                    findings.push(warn(format!(
-                        "prometheus `{name}` has no value for this step: {cause}"
-                    )));
-                    None
-                }
+        fill_view(&mut view, step, &answers, edges, &mut findings);
+        (Some(view), findings)
+    }
+
+    /// The scrape interval to judge the step by, after waiting for the step's last scrape.
+    /// `Err` is the finding of an unreachable Prometheus; other trouble is a finding pushed to
+    /// `findings` and an unknown interval.
+    async fn scrape_interval(
+        &self,
+        step: &str,
+        end_s: f64,
+        findings: &mut Vec<Finding>,
+    ) -> Result<Option<f64>, Finding> {
+        let settled = match self.settle(step, end_s).await {
+            Ok(s) => s.scrape_interval_s,
+            Err(f) if f.unreachable => return Err(self.unreachable_finding(step, &f.cause)),
+            Err(f) => {
+                findings.push(warning(
+                    step,
+                    if self.managed.is_some() {
+                        format!(
+                            "prometheus had not scraped every replica of the step after it ended \
+                             ({}); its counter may miss the last clicks",
+                            f.cause
+                        )
+                    } else {
+                        format!(
+                            "prometheus' target list could not be read ({}); scrape interval unknown",
+                            f.cause
+                        )
+                    },
+                ));
+                None
             }
         };
-        view.counter_increase = read(query::COUNTER_INCREASE).map(|m| m.values().sum());
-        view.cpu_cores_used = read(query::CPU_CORES).map(|m| m.values().sum());
-        view.throttled_ratio = read(query::THROTTLED_RATIO).map(|m| m.values().sum());
-        let counters = read(query::COUNTER_PER_REPLICA).unwrap_or_default();
-        let cpus = read(query::CPU_PER_REPLICA).unwrap_or_default();
-        view.per_replica = merge_replicas(&counters, &cpus);
-        (Some(view), findings)
+        Ok(match &self.managed {
+            Some(_) => Some(server::SCRAPE_INTERVAL.as_secs_f64()),
+            None => settled,
+        })
+    }
+
+    /// Every query rendered and evaluated at `params.eval_s`. `Err` is the finding of an
+    /// unreachable Prometheus (the view is then void); a query that cannot be rendered is a
+    /// finding and skipped.
+    async fn query_all(
+        &self,
+        step: &str,
+        templates: &BTreeMap<String, String>,
+        params: &query::QueryParams,
+        findings: &mut Vec<Finding>,
+    ) -> Result<BTreeMap<String, Answer>, Finding> {
+        let mut answers: BTreeMap<String, Answer> = BTreeMap::new();
+        for (name, template) in templates {
+            let text = match query::render(name, template, params) {
+                Ok(t) => t,
+                Err(e) => {
+                    findings.push(warning(step, format!("prometheus query skipped: {e}")));
+                    continue;
+                }
+            };
+            let result = self.instant(&text, params.eval_s).await;
+            if let Err(f) = &result {
+                if f.unreachable {
+                    return Err(self.unreachable_finding(step, &f.cause));
+                }
+            }
+            answers.insert(name.clone(), (text, result));
+        }
+        Ok(answers)
+    }
+
+    fn unreachable_finding(&self, step: &str, cause: &str) -> Finding {
+        warning(
+            step,
+            format!(
+                "prometheus view missing: {} is unreachable ({cause})",
+                self.url
+            ),
+        )
     }
 
     /// Stops the managed Prometheus and removes its directory; nothing for an external one.
@@ -395,6 +393,54 @@ impl PrometheusProbe {
             cause,
         }
     }
+}
+
+/// A `warn` finding of the Prometheus view of `step`.
+fn warning(step: &str, message: String) -> Finding {
+    Finding {
+        check: CheckName::Prometheus,
+        severity: Severity::Warn,
+        message,
+        step: Some(StepId::parse(step)),
+    }
+}
+
+/// The view's numbers from the answers: totals and per replica, each `None` (with a finding)
+/// when its query gave nothing usable.
+fn fill_view(
+    view: &mut PrometheusView,
+    step: &str,
+    answers: &BTreeMap<String, Answer>,
+    edges: Edges,
+    findings: &mut Vec<Finding>,
+) {
+    view.queries = answers
+        .iter()
+        .map(|(k, (text, _))| (k.clone(), text.clone()))
+        .collect();
+    let mut read = |name: &str| -> Option<BTreeMap<String, f64>> {
+        let (_, result) = answers.get(name)?;
+        let outcome = match result {
+            Ok(data) => response::per_replica(data, edges).map_err(|e| e.to_string()),
+            Err(f) => Err(f.cause.clone()),
+        };
+        match outcome {
+            Ok(m) => Some(m),
+            Err(cause) => {
+                findings.push(warning(
+                    step,
+                    format!("prometheus `{name}` has no value for this step: {cause}"),
+                ));
+                None
+            }
+        }
+    };
+    view.counter_increase = read(query::COUNTER_INCREASE).map(|m| m.values().sum());
+    view.cpu_cores_used = read(query::CPU_CORES).map(|m| m.values().sum());
+    view.throttled_ratio = read(query::THROTTLED_RATIO).map(|m| m.values().sum());
+    let counters = read(query::COUNTER_PER_REPLICA).unwrap_or_default();
+    let cpus = read(query::CPU_PER_REPLICA).unwrap_or_default();
+    view.per_replica = merge_replicas(&counters, &cpus);
 }
 
 /// Per-replica rows from the two per-replica readings, in replica order (numeric when the
