@@ -21,6 +21,8 @@ use loadgen::engine::template::RequestTemplate;
 use loadgen::engine::{self as attack, AttackError, AttackSpec};
 use tokio_util::sync::CancellationToken;
 
+use crate::common;
+
 /// What the in-test server does, chosen by path:
 /// `/ok` 204; `/p/{n}` 503 when n % 10 == 0 else 204; `/hang` never answers;
 /// `/stall/{n}`: request n = `stall_at` starts a 1 s stall, during which every request waits
@@ -129,6 +131,7 @@ fn assert_reconciles(r: &StepRecord) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_accounted_for_with_exact_status_codes() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let live = LiveStats::new();
     let r = attack::run(
@@ -166,6 +169,7 @@ async fn every_request_is_accounted_for_with_exact_status_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_still_in_flight_at_the_end_are_waited_for_and_counted_as_timeouts() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let mut s = spec(addr, "/hang", 50.0, 0.4);
     s.timeout = Duration::from_millis(300);
@@ -191,6 +195,7 @@ async fn requests_still_in_flight_at_the_end_are_waited_for_and_counted_as_timeo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_cap_drops_requests_and_invalidates_the_step() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let mut s = spec(addr, "/hang", 200.0, 0.5);
     s.timeout = Duration::from_millis(300);
@@ -212,6 +217,7 @@ async fn in_flight_cap_drops_requests_and_invalidates_the_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_ends_scheduling_and_marks_the_result_interrupted() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let stop = CancellationToken::new();
     let canceller = stop.clone();
@@ -234,6 +240,7 @@ async fn stopping_ends_scheduling_and_marks_the_result_interrupted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_connection_count_is_respected() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let mut s = spec(addr, "/ok", 400.0, 1.0);
     s.connections = Some(2);
@@ -269,11 +276,7 @@ async fn only_loopback_targets_are_accepted() {
 
 #[tokio::test]
 async fn an_unreachable_target_is_an_error_not_a_step() {
-    // Bind then drop: the port is free, nothing listens.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], common::unused_port()));
     let e = attack::run(&spec(addr, "/", 10.0, 1.0), &CancellationToken::new(), None)
         .await
         .unwrap_err();
@@ -282,6 +285,7 @@ async fn an_unreachable_target_is_an_error_not_a_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serialized_histograms_merge_into_the_union() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let stop = CancellationToken::new();
     let a = attack::run(&spec(addr, "/ok", 200.0, 0.5), &stop, None)
@@ -308,6 +312,7 @@ async fn serialized_histograms_merge_into_the_union() {
 /// the step is marked invalid because the generator could not send on schedule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_shows_in_latency_from_due_time_not_in_service_time() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target {
         stall_at: 400,
         ..Default::default()
@@ -342,6 +347,7 @@ async fn a_stall_shows_in_latency_from_due_time_not_in_service_time() {
 /// both latency and service time show the stall and the lag stays small.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_the_open_model_a_stall_is_seen_by_requests_sent_on_time() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target {
         stall_at: 400,
         ..Default::default()

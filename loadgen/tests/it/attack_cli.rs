@@ -1,22 +1,44 @@
 //! `loadgen attack` as a user runs it: bad input is a one-line error and exit 2; a real run
-//! prints one StepResult JSON object with `--json`, or a readable summary without it.
+//! against a real `polymetrie` child prints one StepResult JSON object with `--json`, or a
+//! readable summary without it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
 use loadgen::result::StepResult;
 
-fn loadgen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("attack")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run loadgen")
+use crate::common::{self, polymetrie::Polymetrie};
+
+/// `loadgen attack ARGS`.
+fn attack(args: &[&str]) -> Output {
+    common::command::loadgen_output([&["attack"], args].concat())
+}
+
+/// The arguments of a click attack on polymetrie's demo site at `rate` for 1 s.
+fn clicks<'a>(url: &'a str, rate: &'a str, method: &'a str) -> Vec<&'a str> {
+    vec![
+        url,
+        "--rate",
+        rate,
+        "--duration",
+        "1s",
+        "--method",
+        method,
+        "--header",
+        "content-type: application/json",
+        "--body",
+        r#"{"site":"demo","url":"/p/{seq}"}"#,
+    ]
+}
+
+/// A polymetrie child with the demo site and no CPU cost per click, and its clicks URL.
+fn demo_service() -> Option<(Polymetrie, String)> {
+    let svc = Polymetrie::start(&["--sites", "demo", "--cost", "0"])?;
+    let url = format!("http://{}/api/clicks", svc.addr);
+    Some((svc, url))
 }
 
 fn assert_bad_input(args: &[&str], needle: &str) {
-    let out = loadgen(args);
+    let out = attack(args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {err}");
     assert_eq!(
@@ -33,6 +55,7 @@ fn assert_bad_input(args: &[&str], needle: &str) {
 
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
+    let _serial = common::serial::lock_blocking();
     let url = "http://127.0.0.1:9/x";
     assert_bad_input(&["not a url", "--rate", "10", "--duration", "1s"], "url");
     assert_bad_input(
@@ -79,58 +102,18 @@ fn bad_input_is_one_line_and_exit_2() {
 
 #[test]
 fn an_unreachable_target_is_exit_2() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}/");
+    let _serial = common::serial::lock_blocking();
+    let url = format!("http://127.0.0.1:{}/", common::unused_port());
     assert_bad_input(&[&url, "--rate", "10", "--duration", "1s"], "unreachable");
-}
-
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_polymetrie() -> (Service, String) {
-    let bin = loadgen::external::polymetrie_binary().expect("polymetrie binary");
-    let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--sites", "demo", "--cost", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn polymetrie");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let addr = v["addr"].as_str().unwrap().to_string();
-    (Service(child), addr)
 }
 
 #[test]
 fn json_output_is_one_step_result_that_reconciles() {
-    let (_svc, addr) = start_polymetrie();
-    let url = format!("http://{addr}/api/clicks");
-    let out = loadgen(&[
-        &url,
-        "--rate",
-        "200",
-        "--duration",
-        "1s",
-        "--method",
-        "post",
-        "--header",
-        "content-type: application/json",
-        "--body",
-        r#"{"site":"demo","url":"/p/{seq}"}"#,
-        "--json",
-    ]);
+    let _serial = common::serial::lock_blocking();
+    let Some((_svc, url)) = demo_service() else {
+        return;
+    };
+    let out = attack(&[clicks(&url, "200", "post"), vec!["--json"]].concat());
     let code = out.status.code();
     // 0 when the step is valid, 1 when the (shared, loaded) machine made it invalid.
     assert!(
@@ -152,7 +135,7 @@ fn json_output_is_one_step_result_that_reconciles() {
         "generator fields only"
     );
 
-    let out = loadgen(&[
+    let out = attack(&[
         &url,
         "--rate",
         "50",

@@ -1,0 +1,49 @@
+//! Golden files under `loadgen/tests/golden/`: output is compared with its file byte for byte;
+//! `UPDATE_GOLDEN=1` rewrites the files instead (review the diff before committing it).
+
+use super::manifest_dir;
+
+/// True when goldens are being rewritten rather than checked.
+pub fn updating() -> bool {
+    std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1")
+}
+
+/// Compares `actual` with `tests/golden/<name>`, or rewrites the file under `UPDATE_GOLDEN=1`.
+/// On a difference the actual output is left in `target/<name>.actual` and the first
+/// differing line is named.
+pub fn assert_golden(name: &str, actual: &str) {
+    let path = manifest_dir().join("tests/golden").join(name);
+    if updating() {
+        std::fs::write(&path, actual).expect("write golden");
+        eprintln!("rewrote {}", path.display());
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "missing golden {}: {e}; run with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let out = manifest_dir()
+            .join("../target")
+            .join(format!("{name}.actual"));
+        let _ = std::fs::write(&out, actual);
+        panic!(
+            "{name} differs from its golden file at line {}; actual output written to {}; \
+             rerun with UPDATE_GOLDEN=1 if the change is intended",
+            first_differing_line(&expected, actual),
+            out.display()
+        );
+    }
+}
+
+/// The 1-based number of the first line where `a` and `b` differ (one past the shorter text
+/// when one is a prefix of the other).
+fn first_differing_line(a: &str, b: &str) -> usize {
+    a.lines()
+        .zip(b.lines())
+        .position(|(x, y)| x != y)
+        .map(|i| i + 1)
+        .unwrap_or_else(|| a.lines().count().min(b.lines().count()) + 1)
+}
