@@ -1,10 +1,10 @@
 //! Scenario files → plan: every class of bad scenario is reported with file, line, column and
 //! key (and `loadgen validate` exits 2 on it), td4.toml expands to the 19 steps of the original,
-//! smoke.toml stays short, `validate --json` keeps its contract (golden file), and the runner's
-//! helpers `scale_time` / `select_steps` behave.
+//! smoke.toml stays short, `validate` keeps its table and `--json` its contract (golden files),
+//! and the runner's helpers `scale_time` / `select_steps` behave.
 //!
-//! Golden file: `UPDATE_GOLDEN=1 cargo test -p loadgen --test it -- scenario::` rewrites
-//! `tests/golden/validate-td4.json` from the current output.
+//! Golden files: `UPDATE_GOLDEN=1 cargo test -p loadgen --test it -- scenario::` rewrites
+//! `tests/golden/validate-td4.json` and `tests/golden/validate-td4.txt` from the current output.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -634,6 +634,25 @@ fn validate_json_of_td4_matches_golden() {
         "validate-td4.json",
         &validate_json(&scenario_file("td4.toml")),
     );
+}
+
+/// The table as a user sees it, run from the repository root with the relative path a user
+/// types (the header names the path as given).
+#[test]
+fn validate_table_of_td4_matches_golden() {
+    let _serial = common::serial::lock_blocking();
+    let out = command::loadgen()
+        .args(["validate", "scenarios/td4.toml"])
+        .current_dir(common::repo_dir())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_golden("validate-td4.txt", &String::from_utf8(out.stdout).unwrap());
 }
 
 #[test]

@@ -8,6 +8,15 @@ pub fn updating() -> bool {
     std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1")
 }
 
+/// The text of `tests/golden/<name>`, unless it is missing or being rewritten: for tests that
+/// must reconcile run-dependent parts of their output with it before [`assert_golden`].
+pub fn expected(name: &str) -> Option<String> {
+    if updating() {
+        return None;
+    }
+    std::fs::read_to_string(manifest_dir().join("tests/golden").join(name)).ok()
+}
+
 /// Compares `actual` with `tests/golden/<name>`, or rewrites the file under `UPDATE_GOLDEN=1`.
 /// On a difference the actual output is left in `target/<name>.actual` and the first
 /// differing line is named.
