@@ -1,7 +1,8 @@
 //! Golden and behaviour tests of the report renderers on the fixed fixture
 //! `tests/fixtures/run.json`: terminal table, steps.csv, report.html, the capacity verdict and
-//! `loadgen report`. `UPDATE_GOLDEN=1 cargo test -p loadgen --test it -- report::` rewrites the
-//! golden files; review the diff before committing it.
+//! `loadgen report` — which also re-renders the committed `reports/example-td4/` byte for byte.
+//! `UPDATE_GOLDEN=1 cargo test -p loadgen --test it -- report::` rewrites the golden files;
+//! review the diff before committing it.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -382,4 +383,23 @@ fn render_with_the_binary(run_json: &Path, out: &Path) -> Output {
         .arg(out)
         .output()
         .unwrap()
+}
+
+/// The committed example is what today's renderer makes of its own run.json, byte for byte: a
+/// change to the renderer shows up here, and `reports/example-td4/` is re-rendered with it.
+#[test]
+fn the_example_td4_report_re_renders_byte_for_byte() {
+    let _serial = common::serial::lock_blocking();
+    let example = common::repo_dir().join("reports/example-td4");
+    let dir = common::tempdir("report-example");
+    let out = render_with_the_binary(&example.join("run.json"), dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["report.html", "steps.csv"] {
+        common::golden::assert_same_file(&example.join(f), &dir.path().join(f));
+    }
 }

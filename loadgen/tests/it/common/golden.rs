@@ -1,6 +1,8 @@
 //! Golden files under `loadgen/tests/golden/`: output is compared with its file byte for byte;
 //! `UPDATE_GOLDEN=1` rewrites the files instead (review the diff before committing it).
 
+use std::path::Path;
+
 use super::manifest_dir;
 
 /// True when goldens are being rewritten rather than checked.
@@ -43,6 +45,26 @@ pub fn assert_golden(name: &str, actual: &str) {
              rerun with UPDATE_GOLDEN=1 if the change is intended",
             first_differing_line(&expected, actual),
             out.display()
+        );
+    }
+}
+
+/// Asserts that two files hold the same bytes, naming the first differing line when not.
+pub fn assert_same_file(expected: &Path, actual: &Path) {
+    let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let (want, got) = (read(expected), read(actual));
+    if want != got {
+        let (want, got) = (
+            String::from_utf8_lossy(&want),
+            String::from_utf8_lossy(&got),
+        );
+        let line = first_differing_line(&want, &got);
+        panic!(
+            "{} differs from {} at line {line}:\n  expected: {:?}\n  actual:   {:?}",
+            actual.display(),
+            expected.display(),
+            want.lines().nth(line - 1).unwrap_or(""),
+            got.lines().nth(line - 1).unwrap_or("")
         );
     }
 }
