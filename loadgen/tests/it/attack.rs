@@ -306,6 +306,11 @@ async fn serialized_histograms_merge_into_the_union() {
     assert_eq!(record::merge_histograms(&[]).unwrap().len(), 0);
 }
 
+/// The 99th percentile of a histogram of microseconds, in seconds.
+fn p99(h: &hdrhistogram::Histogram<u64>) -> f64 {
+    h.value_at_quantile(0.99) as f64 / 1e6
+}
+
 /// Coordinated omission, closed-loop style: with 2 connections, requests due during a 1 s
 /// stall wait in the generator. Latency from the due time shows the stall (analytic p99 for a
 /// 1 s stall in a 3 s run: 1 − 0.03 = 0.97 s), service time from the actual send does not, and
@@ -325,7 +330,6 @@ async fn a_stall_shows_in_latency_from_due_time_not_in_service_time() {
         .unwrap();
     assert_reconciles(&r);
     assert_eq!(r.ok, 1200);
-    let p99 = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1e6;
     assert!(p99(&r.latency) > 0.8, "latency p99 {} s", p99(&r.latency));
     assert!(
         p99(&r.service_time) < 0.2,
@@ -362,7 +366,6 @@ async fn in_the_open_model_a_stall_is_seen_by_requests_sent_on_time() {
     .unwrap();
     assert_reconciles(&r);
     assert_eq!(r.ok, 1200);
-    let p99 = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1e6;
     assert!(p99(&r.latency) > 0.8, "latency p99 {}", p99(&r.latency));
     assert!(
         p99(&r.service_time) > 0.8,

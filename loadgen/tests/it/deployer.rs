@@ -10,10 +10,8 @@ use loadgen::deployer::cgroup::{CgroupLayout, CGROUP_ROOT};
 use loadgen::deployer::{Cgroup, DeployError, Deployment, LocalDeployer};
 use loadgen::plan::{LocalService, Store, Topology};
 
+use crate::common::polymetrie::{local_service, DEPLOY_BOUND as BOUND};
 use crate::common::{self, external, procs};
-
-/// Readiness bound for deploys in tests (a loaded 2-core machine).
-const BOUND: Duration = Duration::from_secs(20);
 
 /// The polymetrie binary when cgroups and redis-server are usable too (else a loud skip).
 fn with_cgroups_and_redis() -> Option<PathBuf> {
@@ -23,14 +21,7 @@ fn with_cgroups_and_redis() -> Option<PathBuf> {
 }
 
 fn service(binary: PathBuf) -> LocalService {
-    LocalService {
-        binary: Some(binary),
-        cost: Duration::from_micros(100),
-        sites: vec!["demo".into()],
-        workers: None,
-        max_inflight: None,
-        extra_args: Vec::new(),
-    }
+    local_service(binary, Duration::from_micros(100))
 }
 
 fn topology(replicas: u32, cpu_limit_cores: Option<f64>, store: Store) -> Topology {

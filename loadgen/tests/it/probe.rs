@@ -11,27 +11,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use loadgen::deployer::{LocalDeployer, UrlDeployer};
-use loadgen::plan::{LocalService, Store, Topology};
+use loadgen::plan::{Store, Topology};
 use loadgen::probe::{diff, snapshot};
 use tokio::net::TcpStream;
 
+use crate::common::polymetrie::{local_service as service, DEPLOY_BOUND as BOUND, SITE};
 use crate::common::{self, external};
 
-const BOUND: Duration = Duration::from_secs(20);
 /// Bound of one click request in the test client.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const SITE: &str = "demo";
-
-fn service(binary: PathBuf, cost: Duration) -> LocalService {
-    LocalService {
-        binary: Some(binary),
-        cost,
-        sites: vec![SITE.into()],
-        workers: None,
-        max_inflight: None,
-        extra_args: Vec::new(),
-    }
-}
 
 /// What the test client saw.
 #[derive(Debug, Default)]

@@ -7,6 +7,7 @@
 //! `tests/golden/validate-td4.json` and `tests/golden/validate-td4.txt` from the current output.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 use loadgen::engine::load::Arrival;
@@ -321,11 +322,7 @@ fn validate_exits_2_with_a_one_line_error() {
         "bad-body-file.toml",
     ] {
         let path = fixture(name);
-        let out = command::loadgen()
-            .arg("validate")
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = validate(&[], &path);
         assert_eq!(out.status.code(), Some(2), "{name}");
         assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
         let stderr = String::from_utf8(out.stderr).unwrap();
@@ -580,12 +577,18 @@ fn select_steps_filters_by_campaign_glob_and_name() {
     );
 }
 
-fn validate_json(path: &Path) -> String {
-    let out = command::loadgen()
-        .args(["validate", "--json"])
+/// `loadgen validate [FLAGS…] PATH`.
+fn validate(flags: &[&str], path: &Path) -> Output {
+    command::loadgen()
+        .arg("validate")
+        .args(flags)
         .arg(path)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn validate_json(path: &Path) -> String {
+    let out = validate(&["--json"], path);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -658,11 +661,7 @@ fn validate_table_of_td4_matches_golden() {
 #[test]
 fn validate_prints_a_table_of_the_plan() {
     let _serial = common::serial::lock_blocking();
-    let out = command::loadgen()
-        .arg("validate")
-        .arg(scenario_file("smoke.toml"))
-        .output()
-        .unwrap();
+    let out = validate(&[], &scenario_file("smoke.toml"));
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [

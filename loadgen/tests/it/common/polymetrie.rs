@@ -1,16 +1,37 @@
-//! A real `polymetrie` child for tests that talk to the service directly: it listens on port 0
-//! (and the admin port too when asked), its JSON startup line says where, and it is killed by
-//! pid when the value drops, whatever the test did.
+//! The `polymetrie` service in tests: a child for tests that talk to it directly — it listens
+//! on port 0 (and the admin port too when asked), its JSON startup line says where, and it is
+//! killed by pid when the value drops, whatever the test did — and the service as the local
+//! deployer runs it, for the deployer and probe tests.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use loadgen::plan::LocalService;
 
 use super::external;
 
 /// Bound on the startup line (a loaded 2-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Readiness bound for deploys in tests (a loaded 2-core machine).
+pub const DEPLOY_BOUND: Duration = Duration::from_secs(20);
+/// The member site the deployed service serves.
+pub const SITE: &str = "demo";
+
+/// The service as the local deployer starts it: `binary`, burning `cost` of CPU per click,
+/// serving [`SITE`].
+pub fn local_service(binary: PathBuf, cost: Duration) -> LocalService {
+    LocalService {
+        binary: Some(binary),
+        cost,
+        sites: vec![SITE.into()],
+        workers: None,
+        max_inflight: None,
+        extra_args: Vec::new(),
+    }
+}
 
 /// A running `polymetrie`, killed on drop.
 pub struct Polymetrie {
