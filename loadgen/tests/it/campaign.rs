@@ -301,12 +301,7 @@ duration = "1s"
     std::fs::write(&sc, text).unwrap();
     let out = dir.path().join("out");
     let (o, _) = run(&sc, &out, &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::command::assert_exit(&o, 2);
     let r = read_run(&out);
     assert_eq!(r.status, RunStatus::Failed);
     assert!(r
@@ -363,12 +358,7 @@ replicas = 1
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(t0.elapsed() < Duration::from_secs(20), "stopped promptly");
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::command::assert_exit(&o, 1);
     let r = read_run(&out);
     assert_eq!(r.status, RunStatus::Interrupted);
     assert_eq!(r.steps.len(), 1, "the second step never started");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use loadgen::deployer::{LocalDeployer, UrlDeployer};
+use loadgen::deployer::{Deployment, LocalDeployer, UrlDeployer};
 use loadgen::plan::{Store, Topology};
 use loadgen::probe::{diff, snapshot};
 use tokio::net::TcpStream;
@@ -172,19 +172,24 @@ async fn two_replicas_counter_matches(bin: PathBuf, store: Store) {
     assert!(cpu.node_cores_used.unwrap() > 0.0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_half_core_quota_caps_a_cpu_bound_replica_and_records_throttling() {
-    let _serial = common::serial::lock().await;
-    let (Some(bin), true) = (external::polymetrie(), external::cgroups_usable()) else {
-        return;
-    };
+/// One replica burning 5 ms of CPU per click under a 0.5-core quota.
+async fn cpu_bound_half_core_replica(bin: PathBuf) -> Deployment {
     let mut deployer = LocalDeployer::new(&service(bin, Duration::from_millis(5)));
     let topology = Topology {
         replicas: 1,
         cpu_limit_cores: Some(0.5),
         store: Store::Memory,
     };
-    let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
+    deployer.deploy(&topology, BOUND).await.expect("deploy")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_core_quota_caps_a_cpu_bound_replica_and_records_throttling() {
+    let _serial = common::serial::lock().await;
+    let (Some(bin), true) = (external::polymetrie(), external::cgroups_usable()) else {
+        return;
+    };
+    let d = cpu_bound_half_core_replica(bin).await;
     let before = snapshot(&d, SITE).await;
     // 0.5 core at 5 ms per click is ~100 clicks/s: 16 concurrent clients keep it saturated.
     let sent = post_clicks(&d.base_url, 2_000, 16, Duration::from_secs(3)).await;
@@ -255,13 +260,7 @@ async fn settle_waits_for_clicks_still_queued_when_the_load_stops() {
     let (Some(bin), true) = (external::polymetrie(), external::cgroups_usable()) else {
         return;
     };
-    let mut deployer = LocalDeployer::new(&service(bin, Duration::from_millis(5)));
-    let topology = Topology {
-        replicas: 1,
-        cpu_limit_cores: Some(0.5),
-        store: Store::Memory,
-    };
-    let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
+    let d = cpu_bound_half_core_replica(bin).await;
     let before = snapshot(&d, SITE).await;
     // 60 clicks at 5 ms of CPU each under 0.5 core: ~0.6 s of work, written all at once and
     // not waited for.

@@ -393,12 +393,7 @@ fn the_example_td4_report_re_renders_byte_for_byte() {
     let example = common::repo_dir().join("reports/example-td4");
     let dir = common::tempdir("report-example");
     let out = render_with_the_binary(&example.join("run.json"), dir.path());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    command::assert_exit(&out, 0);
     for f in ["report.html", "steps.csv"] {
         common::golden::assert_same_file(&example.join(f), &dir.path().join(f));
     }

@@ -589,12 +589,7 @@ fn validate(flags: &[&str], path: &Path) -> Output {
 
 fn validate_json(path: &Path) -> String {
     let out = validate(&["--json"], path);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    command::assert_exit(&out, 0);
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -649,12 +644,7 @@ fn validate_table_of_td4_matches_golden() {
         .current_dir(common::repo_dir())
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    command::assert_exit(&out, 0);
     assert_golden("validate-td4.txt", &String::from_utf8(out.stdout).unwrap());
 }
 

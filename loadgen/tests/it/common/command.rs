@@ -19,3 +19,13 @@ where
 {
     loadgen().args(args).output().expect("run loadgen")
 }
+
+/// Asserts that `out` exited with `code`, showing its stderr when not.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
