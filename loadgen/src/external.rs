@@ -1,6 +1,7 @@
-//! External programs loadgen and its tests rely on (`polymetrie`, `redis-server`, `prometheus`,
-//! `chromium`): where to find them, and the policy when one is missing — tests skip loudly, and
-//! fail instead when `LOADGEN_REQUIRE_EXTERNAL=1` (as `.ci/run` sets).
+//! External programs loadgen relies on (`polymetrie`, `redis-server`, `prometheus`, `chromium`):
+//! where to find them, and which Debian package to install when one is missing. Tests skip
+//! loudly without one, and fail instead when [`REQUIRE_ENV`] is set (as `.ci/run` does); that
+//! policy lives with the tests (`loadgen/tests/it/common/external.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,30 +46,6 @@ pub fn required_by_env() -> bool {
     std::env::var(REQUIRE_ENV)
         .map(|v| v == "1")
         .unwrap_or(false)
-}
-
-/// For tests: the value, or `None` after printing a loud skip message; panics instead when
-/// [`REQUIRE_ENV`] is set, so CI cannot pass by skipping.
-pub fn available_for_test<T, E: std::fmt::Display>(lookup: Result<T, E>) -> Option<T> {
-    match lookup {
-        Ok(v) => Some(v),
-        Err(e) if required_by_env() => panic!("{REQUIRE_ENV}=1 but {e}"),
-        Err(e) => {
-            eprintln!("\n!!! SKIPPING: {e}. Set {REQUIRE_ENV}=1 to make this a failure. !!!\n");
-            None
-        }
-    }
-}
-
-/// For tests: the binary `name` (from Debian `package`), under the policy of
-/// [`available_for_test`].
-pub fn binary_for_test(name: &str, package: &str) -> Option<PathBuf> {
-    available_for_test(require(name, package))
-}
-
-/// For tests: the `polymetrie` binary, under the policy of [`available_for_test`].
-pub fn polymetrie_for_test() -> Option<PathBuf> {
-    available_for_test(polymetrie_binary())
 }
 
 /// The `polymetrie` binary: `$POLYMETRIE_BIN`, else next to the running executable (or one

@@ -404,17 +404,6 @@ fn stat_field(stat: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// For tests: whether real cgroups can be created here (judged by creating a trial group, as
-/// the deployer does), under the skip-or-fail policy of [`crate::external::available_for_test`].
-pub fn usable_for_test() -> bool {
-    let trial = CgroupLayout::detect(Path::new(CGROUP_ROOT)).and_then(|layout| {
-        let name = format!("{NAME_PREFIX}{}-writable-check", std::process::id());
-        Cgroup::create(&layout, &name, Some(0.5)).map(drop)
-    });
-    crate::external::available_for_test(trial.map_err(|e| format!("cgroups are not writable: {e}")))
-        .is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

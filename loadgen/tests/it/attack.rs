@@ -23,6 +23,8 @@ use loadgen::engine::template::RequestTemplate;
 use loadgen::engine::{self as attack, AttackError, AttackSpec};
 use tokio_util::sync::CancellationToken;
 
+use crate::common;
+
 /// What the in-test server does, chosen by path:
 /// `/ok` 204; `/p/{n}` 503 when n % 10 == 0 else 204; `/hang` never answers;
 /// `/stall/{n}`: request n = `stall_at` starts a 1 s stall, during which every request waits
@@ -132,6 +134,7 @@ fn assert_reconciles(r: &StepRecord) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_accounted_for_with_exact_status_codes() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let live = LiveStats::new();
     let r = attack::run(
@@ -169,6 +172,7 @@ async fn every_request_is_accounted_for_with_exact_status_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_still_in_flight_at_the_end_are_waited_for_and_counted_as_timeouts() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let mut s = spec(addr, "/hang", 50.0, 0.4);
     s.timeout = Duration::from_millis(300);
@@ -194,6 +198,7 @@ async fn requests_still_in_flight_at_the_end_are_waited_for_and_counted_as_timeo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_cap_drops_requests_and_invalidates_the_step() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let mut s = spec(addr, "/hang", 200.0, 0.5);
     s.timeout = Duration::from_millis(300);
@@ -214,6 +219,7 @@ async fn in_flight_cap_drops_requests_and_invalidates_the_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_ends_scheduling_and_marks_the_result_interrupted() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let stop = CancellationToken::new();
     let canceller = stop.clone();
@@ -236,6 +242,7 @@ async fn stopping_ends_scheduling_and_marks_the_result_interrupted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_connection_count_is_respected() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let mut s = spec(addr, "/ok", 400.0, 1.0);
     s.connections = Some(2);
@@ -271,11 +278,7 @@ async fn only_loopback_targets_are_accepted() {
 
 #[tokio::test]
 async fn an_unreachable_target_is_an_error_not_a_step() {
-    // Bind then drop: the port is free, nothing listens.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], common::unused_port()));
     let e = attack::run(&spec(addr, "/", 10.0, 1.0), &CancellationToken::new(), None)
         .await
         .unwrap_err();
@@ -284,6 +287,7 @@ async fn an_unreachable_target_is_an_error_not_a_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serialized_histograms_merge_into_the_union() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let stop = CancellationToken::new();
     let a = attack::run(&spec(addr, "/ok", 200.0, 0.5), &stop, None)
@@ -304,12 +308,18 @@ async fn serialized_histograms_merge_into_the_union() {
     assert_eq!(record::merge_histograms(&[]).unwrap().len(), 0);
 }
 
+/// The 99th percentile of a histogram of microseconds, in seconds.
+fn p99(h: &hdrhistogram::Histogram<u64>) -> f64 {
+    h.value_at_quantile(0.99) as f64 / 1e6
+}
+
 /// Coordinated omission, closed-loop style: with 2 connections, requests due during a 1 s
 /// stall wait in the generator. Latency from the due time shows the stall (analytic p99 for a
 /// 1 s stall in a 3 s run: 1 − 0.03 = 0.97 s), service time from the actual send does not, and
 /// the step is marked invalid because the generator could not send on schedule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_shows_in_latency_from_due_time_not_in_service_time() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target {
         stall_at: 400,
         ..Default::default()
@@ -322,7 +332,6 @@ async fn a_stall_shows_in_latency_from_due_time_not_in_service_time() {
         .unwrap();
     assert_reconciles(&r);
     assert_eq!(r.ok, 1200);
-    let p99 = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1e6;
     assert!(p99(&r.latency) > 0.8, "latency p99 {} s", p99(&r.latency));
     assert!(
         p99(&r.service_time) < 0.2,
@@ -343,6 +352,7 @@ async fn a_stall_shows_in_latency_from_due_time_not_in_service_time() {
 /// both latency and service time show the stall and the lag stays small.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_the_open_model_a_stall_is_seen_by_requests_sent_on_time() {
+    let _serial = common::serial::lock().await;
     let addr = start(Target {
         stall_at: 400,
         ..Default::default()
@@ -357,7 +367,6 @@ async fn in_the_open_model_a_stall_is_seen_by_requests_sent_on_time() {
     .unwrap();
     assert_reconciles(&r);
     assert_eq!(r.ok, 1200);
-    let p99 = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1e6;
     assert!(p99(&r.latency) > 0.8, "latency p99 {}", p99(&r.latency));
     assert!(
         p99(&r.service_time) > 0.8,

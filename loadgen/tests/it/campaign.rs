@@ -9,15 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::external;
 use loadgen::result::{CampaignResult, RunStatus, Severity};
 
-/// Campaign tests load the machine; running them one at a time keeps them meaningful.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use crate::common::{self, external, procs};
 
 fn ready() -> bool {
-    let redis = external::binary_for_test("redis-server", "redis-server").is_some();
-    redis && loadgen::deployer::cgroup::usable_for_test()
+    let redis = external::binary("redis-server", "redis-server").is_some();
+    redis && external::cgroups_usable()
 }
 
 /// A unique site name: it appears on every replica's command line, so leftover processes of
@@ -58,19 +56,31 @@ pause = "0s"
     path
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loadgen-e2e-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// The test's scratch dir, `loadgen-e2e-<tag>-…`: a name [`assert_nothing_left`] leaves out of
+/// its process scan.
+fn tempdir(tag: &str) -> tempfile::TempDir {
+    common::tempdir(&format!("e2e-{tag}"))
 }
 
+/// `loadgen`, told where polymetrie is so that it does not look (or build) again.
 fn loadgen() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"));
-    if let Ok(p) = external::polymetrie_binary() {
+    let mut c = common::command::loadgen();
+    if let Ok(p) = external::polymetrie_lookup() {
         c.env("POLYMETRIE_BIN", p);
     }
     c
+}
+
+/// Command lines (NULs as spaces) of every process whose command line contains `needle`.
+fn cmdlines_containing(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
 }
 
 fn read_run(out: &Path) -> CampaignResult {
@@ -82,22 +92,9 @@ fn read_run(out: &Path) -> CampaignResult {
 fn assert_nothing_left(site: &str, pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let procs: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.contains(site) && !c.contains("loadgen-e2e"))
-            .collect();
-        let groups: Vec<String> = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct"]
-            .iter()
-            .filter_map(|root| std::fs::read_dir(root).ok())
-            .flatten()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|n| n.starts_with(&format!("loadgen-{pid}-")))
-            .collect();
+        let mut procs = cmdlines_containing(site);
+        procs.retain(|c| !c.contains("loadgen-e2e"));
+        let groups = procs::cgroups_of(pid);
         if procs.is_empty() && groups.is_empty() {
             return;
         }
@@ -130,14 +127,14 @@ fn run(scenario: &Path, out: &Path, extra: &[&str]) -> (Output, u32) {
 
 #[test]
 fn a_small_campaign_reconciles_counts_and_reads_cpu() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial::lock_blocking();
     if !ready() {
         return;
     }
     let dir = tempdir("small");
     let site = marker("small");
     let sc = scenario(
-        &dir,
+        dir.path(),
         &site,
         r#"
 [[thresholds]]
@@ -160,7 +157,7 @@ replicas = 2
 store = "redis"
 "#,
     );
-    let out = dir.join("out");
+    let out = dir.path().join("out");
     let (o, pid) = run(&sc, &out, &[]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "stderr:\n{stderr}");
@@ -215,14 +212,14 @@ store = "redis"
 
 #[test]
 fn a_one_core_replica_at_1000_rps_is_throttled_and_mostly_uncounted() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial::lock_blocking();
     if !ready() {
         return;
     }
     let dir = tempdir("knee");
     let site = marker("knee");
     let sc = scenario(
-        &dir,
+        dir.path(),
         &site,
         r#"
 [[campaign]]
@@ -243,7 +240,7 @@ replicas = 1
 cpu_limit = 1
 "#,
     );
-    let out = dir.join("out");
+    let out = dir.path().join("out");
     let (o, pid) = run(&sc, &out, &[]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -281,14 +278,9 @@ cpu_limit = 1
 
 #[test]
 fn an_unreachable_url_target_fails_with_a_valid_run_json() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial::lock_blocking();
     let dir = tempdir("url");
-    // A port nobody listens on: bind, read, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     let text = format!(
         r#"name = "dead"
 counter_site = "x"
@@ -305,16 +297,11 @@ rate = 10
 duration = "1s"
 "#
     );
-    let sc = dir.join("dead.toml");
+    let sc = dir.path().join("dead.toml");
     std::fs::write(&sc, text).unwrap();
-    let out = dir.join("out");
+    let out = dir.path().join("out");
     let (o, _) = run(&sc, &out, &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::command::assert_exit(&o, 2);
     let r = read_run(&out);
     assert_eq!(r.status, RunStatus::Failed);
     assert!(r
@@ -325,14 +312,14 @@ duration = "1s"
 
 #[test]
 fn ctrl_c_leaves_an_interrupted_run_and_nothing_behind() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial::lock_blocking();
     if !ready() {
         return;
     }
     let dir = tempdir("int");
     let site = marker("int");
     let sc = scenario(
-        &dir,
+        dir.path(),
         &site,
         r#"
 [[campaign]]
@@ -351,21 +338,13 @@ duration = "60s"
 replicas = 1
 "#,
     );
-    let out = dir.join("out");
+    let out = dir.path().join("out");
     let child = spawn_run(&sc, &out, &[]);
     let pid = child.id();
     // Wait until the first step is under load (its replicas exist), bounded.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let started = std::fs::read_dir("/sys/fs/cgroup/cpu")
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("loadgen-{pid}-"))
-            });
-        if started {
+        if !procs::cgroups_of(pid).is_empty() {
             break;
         }
         assert!(Instant::now() < deadline, "replicas never started");
@@ -379,12 +358,7 @@ replicas = 1
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(t0.elapsed() < Duration::from_secs(20), "stopped promptly");
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::command::assert_exit(&o, 1);
     let r = read_run(&out);
     assert_eq!(r.status, RunStatus::Interrupted);
     assert_eq!(r.steps.len(), 1, "the second step never started");
@@ -397,14 +371,14 @@ replicas = 1
 
 #[test]
 fn prometheus_managed_agrees_with_direct_readings() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !ready() || external::binary_for_test("prometheus", "prometheus").is_none() {
+    let _serial = common::serial::lock_blocking();
+    if !ready() || external::binary("prometheus", "prometheus").is_none() {
         return;
     }
     let dir = tempdir("prom");
     let site = marker("prom");
     let sc = scenario(
-        &dir,
+        dir.path(),
         &site,
         r#"
 [[campaign]]
@@ -424,7 +398,7 @@ replicas = 2
 store = "redis"
 "#,
     );
-    let out = dir.join("out");
+    let out = dir.path().join("out");
     let (o, pid) = run(&sc, &out, &["--prometheus", "managed"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "stderr:\n{stderr}");
@@ -459,13 +433,7 @@ store = "redis"
     // The managed prometheus is gone with the run: its storage lives under a temp dir named
     // after the loadgen pid, which is on its command line.
     let tag = format!("loadgen-prometheus-{pid}-");
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&tag))
-        .collect();
+    let left = cmdlines_containing(&tag);
     assert!(left.is_empty(), "prometheus left running: {left:?}");
     assert_nothing_left(&site, pid);
 }

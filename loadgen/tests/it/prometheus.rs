@@ -3,7 +3,6 @@
 //! clicks are posted, read back over the step's window.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use loadgen::check::prometheus::cross_check;
@@ -15,8 +14,10 @@ use loadgen::result::{
     PrometheusView, Severity, StepResult,
 };
 
+use crate::common::{self, external, http, polymetrie::Polymetrie, procs};
+
 fn fixture(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let p = common::manifest_dir()
         .join("tests/fixtures/prometheus")
         .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -368,20 +369,16 @@ async fn unreachable_prometheus_gives_none_and_a_finding_fast() {
 
 // ---- the real Prometheus ----
 
-/// True while a process with this pid exists (a zombie counts: it has not been reaped).
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
 #[tokio::test]
 async fn managed_prometheus_scrapes_itself_and_leaves_nothing_behind() {
-    if loadgen::external::binary_for_test("prometheus", "prometheus").is_none() {
+    let _serial = common::serial::lock().await;
+    if external::binary("prometheus", "prometheus").is_none() {
         return;
     }
     let probe = PrometheusProbe::managed().await.unwrap();
     let server = probe.managed_server().unwrap();
     let (pid, dir) = (server.pid(), server.dir().to_path_buf());
-    assert!(alive(pid) && dir.exists());
+    assert!(procs::exists(pid) && dir.exists());
     // Prometheus' own /metrics has process_cpu_seconds_total but no clicks: the CPU is read,
     // the counter is missing and said so (never 0).
     let own = probe.url().trim_start_matches("http://").to_string();
@@ -414,18 +411,10 @@ async fn managed_prometheus_scrapes_itself_and_leaves_nothing_behind() {
     );
     probe.shutdown().await;
     assert!(
-        !alive(pid),
+        !procs::exists(pid),
         "prometheus (pid {pid}) still running after shutdown"
     );
     assert!(!dir.exists(), "{} left behind", dir.display());
-}
-
-/// A real `polymetrie` child; killed on drop.
-struct Polymetrie {
-    _child: tokio::process::Child,
-    addr: String,
-    admin_addr: String,
-    pid: u32,
 }
 
 /// CPU seconds (user + system) of a process, from `/proc/PID/stat` (USER_HZ = 100 on Linux).
@@ -439,7 +428,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// The service's own counter, read directly from its admin `/metrics`.
 async fn direct_clicks(admin: &str) -> u64 {
     use http_body_util::BodyExt;
-    let mut sender = connect(admin).await;
+    let mut sender = http::connect(admin).await.unwrap();
     let req = hyper::Request::get(format!("http://{admin}/metrics"))
         .header("host", admin)
         .body(http_body_util::Full::new(bytes::Bytes::new()))
@@ -453,52 +442,9 @@ async fn direct_clicks(admin: &str) -> u64 {
         .unwrap_or(0) // absent until the first click
 }
 
-async fn start_polymetrie() -> Polymetrie {
-    use tokio::io::AsyncBufReadExt;
-    let bin = loadgen::external::polymetrie_binary().expect("polymetrie binary");
-    let mut child = tokio::process::Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        // Some CPU per click, so that the CPU comparison is not all tick noise.
-        .args(["--sites", "demo", "--cost", "3ms"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn polymetrie");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::io::BufReader::new(stdout).read_line(&mut line),
-    )
-    .await
-    .expect("polymetrie printed its startup line in time")
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(v["event"], "listening", "{line}");
-    Polymetrie {
-        _child: child,
-        addr: v["addr"].as_str().unwrap().into(),
-        admin_addr: v["admin_addr"].as_str().unwrap().into(),
-        pid: v["pid"].as_u64().unwrap() as u32,
-    }
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
-
-async fn connect(addr: &str) -> Sender {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
 /// Posts clicks at `rate` per second for `duration` (bounded in count and time); returns the
 /// number of 204 answers.
-async fn post_clicks(sender: &mut Sender, addr: &str, rate: f64, duration: Duration) -> u64 {
+async fn post_clicks(sender: &mut http::Sender, addr: &str, rate: f64, duration: Duration) -> u64 {
     let t0 = tokio::time::Instant::now();
     let count = (rate * duration.as_secs_f64()) as u64;
     let mut ok = 0;
@@ -523,31 +469,44 @@ async fn post_clicks(sender: &mut Sender, addr: &str, rate: f64, duration: Durat
 
 #[tokio::test]
 async fn real_prometheus_counts_a_real_polymetrie_within_ten_percent() {
-    if loadgen::external::binary_for_test("prometheus", "prometheus").is_none() {
+    let _serial = common::serial::lock().await;
+    if external::binary("prometheus", "prometheus").is_none() {
         return;
     }
-    let service = start_polymetrie().await;
+    // Some CPU per click, so that the CPU comparison is not all tick noise.
+    let args = [
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--sites",
+        "demo",
+        "--cost",
+        "3ms",
+    ];
+    let Some(service) = Polymetrie::start(&args) else {
+        return;
+    };
+    let (addr, admin) = (
+        service.addr.to_string(),
+        service.admin_addr.expect("admin address").to_string(),
+    );
     let probe = PrometheusProbe::managed().await.unwrap();
     let pid = probe.managed_server().unwrap().pid();
     probe
-        .set_targets("step-1", std::slice::from_ref(&service.admin_addr))
+        .set_targets("step-1", std::slice::from_ref(&admin))
         .await
         .unwrap();
     probe.wait_scraped(Duration::from_secs(20)).await.unwrap();
-    let mut sender = connect(&service.addr).await;
+    let mut sender = http::connect(addr.as_str()).await.unwrap();
     // A warm-up right before the window, as in a campaign: its clicks must not be counted.
     // Short, so that the series (absent until the first click) is often born between the last
     // scrape before the window and the window's start: the hard case for an edge reading.
-    let warmup = post_clicks(&mut sender, &service.addr, 40.0, Duration::from_millis(500)).await;
-    let (before, cpu_before) = (
-        direct_clicks(&service.admin_addr).await,
-        cpu_seconds(service.pid),
-    );
+    let warmup = post_clicks(&mut sender, &addr, 40.0, Duration::from_millis(500)).await;
+    let (before, cpu_before) = (direct_clicks(&admin).await, cpu_seconds(service.pid));
     let start = SystemTime::now();
-    let ok = post_clicks(&mut sender, &service.addr, 40.0, Duration::from_secs(7)).await;
+    let ok = post_clicks(&mut sender, &addr, 40.0, Duration::from_secs(7)).await;
     let end = SystemTime::now();
     let cpu_after = cpu_seconds(service.pid);
-    let after = direct_clicks(&service.admin_addr).await;
+    let after = direct_clicks(&admin).await;
     let wall = end.duration_since(start).unwrap().as_secs_f64();
     let direct_cores = (cpu_after - cpu_before) / wall;
     let (view, findings) = probe
@@ -597,7 +556,7 @@ async fn real_prometheus_counts_a_real_polymetrie_within_ten_percent() {
     );
     probe.shutdown().await;
     assert!(
-        !alive(pid),
+        !procs::exists(pid),
         "prometheus (pid {pid}) still running after shutdown"
     );
 }
@@ -611,7 +570,8 @@ fn running(pid: u32) -> bool {
 
 #[tokio::test]
 async fn dropping_the_probe_still_kills_prometheus_and_cleans_up() {
-    if loadgen::external::binary_for_test("prometheus", "prometheus").is_none() {
+    let _serial = common::serial::lock().await;
+    if external::binary("prometheus", "prometheus").is_none() {
         return;
     }
     let probe = PrometheusProbe::managed().await.unwrap();

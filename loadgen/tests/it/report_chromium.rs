@@ -4,24 +4,20 @@
 //! proves the console scan would catch an error. Leaves `target/report-screenshot.png` as an
 //! artifact to look at.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use loadgen::result::CampaignResult;
 
+use crate::common::{self, external};
+
 /// Bound on one Chromium invocation (it takes ~2 s on an idle machine).
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(40);
 
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loadgen-chromium-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch dir `loadgen-chromium-<tag>-…`, removed on drop.
+fn tempdir(tag: &str) -> tempfile::TempDir {
+    common::tempdir(&format!("chromium-{tag}"))
 }
 
 /// Runs chromium headless on `page` with `extra` flags, bounded by [`CHROMIUM_TIMEOUT`].
@@ -87,14 +83,17 @@ fn console_problems(stderr: &str) -> Vec<&str> {
 
 #[test]
 fn report_loads_in_headless_chromium_with_every_chart() {
-    let Some(bin) = loadgen::external::binary_for_test("chromium", "chromium") else {
+    let _serial = common::serial::lock_blocking();
+    let Some(bin) = external::binary("chromium", "chromium") else {
         return;
     };
-    let text = std::fs::read_to_string(manifest().join("tests/fixtures/run.json")).unwrap();
+    let text =
+        std::fs::read_to_string(common::manifest_dir().join("tests/fixtures/run.json")).unwrap();
     let result: CampaignResult = serde_json::from_str(&text).unwrap();
     let dir = tempdir("report");
+    let dir = dir.path();
     std::fs::write(dir.join("run.json"), &text).unwrap();
-    let paths = loadgen::report::write_outputs(&result, &dir).unwrap();
+    let paths = loadgen::report::write_outputs(&result, dir).unwrap();
     let html = std::fs::read_to_string(&paths.report_html).unwrap();
     let charts = html.matches("<figure class=\"chart\"").count();
     assert!(
@@ -110,7 +109,7 @@ fn report_loads_in_headless_chromium_with_every_chart() {
     )
     .unwrap();
     let profile = tempdir("profile-neg");
-    let o = chromium(&bin, &neg, &["--dump-dom"], &profile);
+    let o = chromium(&bin, &neg, &["--dump-dom"], profile.path());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !console_problems(&err).is_empty(),
@@ -118,7 +117,7 @@ fn report_loads_in_headless_chromium_with_every_chart() {
     );
 
     let profile = tempdir("profile-dom");
-    let o = chromium(&bin, &paths.report_html, &["--dump-dom"], &profile);
+    let o = chromium(&bin, &paths.report_html, &["--dump-dom"], profile.path());
     let dom = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "chromium failed: {err}");
@@ -147,7 +146,7 @@ fn report_loads_in_headless_chromium_with_every_chart() {
     }
     assert_eq!(seen, charts, "every chart of report.html is in the DOM");
 
-    let shot = manifest().join("../target/report-screenshot.png");
+    let shot = common::manifest_dir().join("../target/report-screenshot.png");
     let _ = std::fs::remove_file(&shot);
     let profile = tempdir("profile-shot");
     let o = chromium(
@@ -158,15 +157,10 @@ fn report_loads_in_headless_chromium_with_every_chart() {
             "--window-size=1280,4200",
             "--hide-scrollbars",
         ],
-        &profile,
+        profile.path(),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
     eprintln!("screenshot: {}", shot.display());
-    for d in ["report", "profile-neg", "profile-dom", "profile-shot"] {
-        let _ = std::fs::remove_dir_all(
-            std::env::temp_dir().join(format!("loadgen-chromium-{d}-{}", std::process::id())),
-        );
-    }
 }

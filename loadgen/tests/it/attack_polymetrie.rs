@@ -2,67 +2,25 @@
 //! thousand requests per second the sending rate is within 1 % of the target, every request is
 //! accounted for, and the service's own click counter moved by exactly the generator's ok count.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use loadgen::campaign::assemble::generator_result;
 use loadgen::engine::load::Load;
 use loadgen::engine::template::RequestTemplate;
 use loadgen::engine::{self as attack, AttackSpec};
 use tokio_util::sync::CancellationToken;
 
-/// Kills the service when the test ends, whatever happens.
-struct Service {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_polymetrie() -> Service {
-    let bin = loadgen::external::polymetrie_binary().expect("polymetrie binary");
-    let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--sites", "demo", "--cost", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn polymetrie");
-    let stdout = child.stdout.take().expect("piped stdout");
-    // The first stdout line announces the address; the read ends if the child dies.
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read startup line");
-    let v: serde_json::Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("startup line {line:?} is not JSON: {e}"));
-    assert_eq!(v["event"], "listening", "{line}");
-    let addr = v["addr"]
-        .as_str()
-        .expect("addr")
-        .parse()
-        .expect("socket addr");
-    Service { child, addr }
-}
+use crate::common::{self, polymetrie::Polymetrie};
 
 /// `GET /api/sites/demo/stats` → `clicks`.
 async fn clicks(addr: SocketAddr) -> u64 {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = common::http::connect(addr).await.unwrap();
     let req = hyper::Request::get("/api/sites/demo/stats")
         .header("host", addr.to_string())
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(Bytes::new()))
         .unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(10), send.send_request(req))
         .await
@@ -76,7 +34,10 @@ async fn clicks(addr: SocketAddr) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_few_thousand_per_second_on_time_and_every_click_counted() {
-    let svc = start_polymetrie();
+    let _serial = common::serial::lock().await;
+    let Some(svc) = Polymetrie::start(&["--sites", "demo", "--cost", "0"]) else {
+        return;
+    };
     let before = clicks(svc.addr).await;
     let rate = 3000.0;
     let spec = AttackSpec {

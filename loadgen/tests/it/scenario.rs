@@ -1,29 +1,29 @@
 //! Scenario files → plan: every class of bad scenario is reported with file, line, column and
 //! key (and `loadgen validate` exits 2 on it), td4.toml expands to the 19 steps of the original,
-//! smoke.toml stays short, `validate --json` keeps its contract (golden file), and the runner's
-//! helpers `scale_time` / `select_steps` behave.
+//! smoke.toml stays short, `validate` keeps its table and `--json` its contract (golden files),
+//! and the runner's helpers `scale_time` / `select_steps` behave.
 //!
-//! Golden file: `UPDATE_GOLDEN=1 cargo test -p loadgen --test scenario` rewrites
-//! `tests/golden/validate-td4.json` from the current output.
+//! Golden files: `UPDATE_GOLDEN=1 cargo test -p loadgen --test it -- scenario::` rewrites
+//! `tests/golden/validate-td4.json` and `tests/golden/validate-td4.txt` from the current output.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Output;
 use std::time::Duration;
 
 use loadgen::engine::load::Arrival;
 use loadgen::plan::{Plan, PrometheusMode, Store, Target};
 use loadgen::scenario::ScenarioError;
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{self, command, golden::assert_golden};
 
 fn fixture(name: &str) -> PathBuf {
-    manifest_dir().join("tests/fixtures/scenarios").join(name)
+    common::manifest_dir()
+        .join("tests/fixtures/scenarios")
+        .join(name)
 }
 
 fn scenario_file(name: &str) -> PathBuf {
-    manifest_dir().join("../scenarios").join(name)
+    common::repo_dir().join("scenarios").join(name)
 }
 
 fn load_error(path: &Path) -> String {
@@ -306,6 +306,7 @@ fn missing_scenario_file_is_an_error_naming_it() {
 
 #[test]
 fn validate_exits_2_with_a_one_line_error() {
+    let _serial = common::serial::lock_blocking();
     for name in [
         "bad-syntax.toml",
         "bad-unknown-key.toml",
@@ -321,11 +322,7 @@ fn validate_exits_2_with_a_one_line_error() {
         "bad-body-file.toml",
     ] {
         let path = fixture(name);
-        let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-            .arg("validate")
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = validate(&[], &path);
         assert_eq!(out.status.code(), Some(2), "{name}");
         assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
         let stderr = String::from_utf8(out.stderr).unwrap();
@@ -580,23 +577,25 @@ fn select_steps_filters_by_campaign_glob_and_name() {
     );
 }
 
-fn validate_json(path: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["validate", "--json"])
+/// `loadgen validate [FLAGS…] PATH`.
+fn validate(flags: &[&str], path: &Path) -> Output {
+    command::loadgen()
+        .arg("validate")
+        .args(flags)
         .arg(path)
         .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap()
+}
+
+fn validate_json(path: &Path) -> String {
+    let out = validate(&["--json"], path);
+    command::assert_exit(&out, 0);
     String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
 fn validate_json_has_the_contract_shape() {
+    let _serial = common::serial::lock_blocking();
     let text = validate_json(&scenario_file("td4.toml"));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let obj = v.as_object().unwrap();
@@ -628,28 +627,31 @@ fn validate_json_has_the_contract_shape() {
 
 #[test]
 fn validate_json_of_td4_matches_golden() {
-    let golden = manifest_dir().join("tests/golden/validate-td4.json");
-    let got = validate_json(&scenario_file("td4.toml"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        std::fs::write(&golden, &got).unwrap();
-        eprintln!("rewrote {}", golden.display());
-        return;
-    }
-    let want = std::fs::read_to_string(&golden)
-        .unwrap_or_else(|e| panic!("{}: {e} (create it with UPDATE_GOLDEN=1)", golden.display()));
-    assert_eq!(
-        got, want,
-        "validate --json output changed; if intended, rerun with UPDATE_GOLDEN=1"
+    let _serial = common::serial::lock_blocking();
+    assert_golden(
+        "validate-td4.json",
+        &validate_json(&scenario_file("td4.toml")),
     );
+}
+
+/// The table as a user sees it, run from the repository root with the relative path a user
+/// types (the header names the path as given).
+#[test]
+fn validate_table_of_td4_matches_golden() {
+    let _serial = common::serial::lock_blocking();
+    let out = command::loadgen()
+        .args(["validate", "scenarios/td4.toml"])
+        .current_dir(common::repo_dir())
+        .output()
+        .unwrap();
+    command::assert_exit(&out, 0);
+    assert_golden("validate-td4.txt", &String::from_utf8(out.stdout).unwrap());
 }
 
 #[test]
 fn validate_prints_a_table_of_the_plan() {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("validate")
-        .arg(scenario_file("smoke.toml"))
-        .output()
-        .unwrap();
+    let _serial = common::serial::lock_blocking();
+    let out = validate(&[], &scenario_file("smoke.toml"));
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
@@ -686,7 +688,7 @@ fn readme_documents_every_key() {
         ("[[campaign.step]]", "campaign.step"),
         ("[campaign.matrix]", "campaign.matrix"),
     ];
-    let dir = manifest_dir().join("tests/fixtures/scenarios");
+    let dir = common::manifest_dir().join("tests/fixtures/scenarios");
     for (header, table) in tables {
         let text = base.replacen(
             header,

@@ -10,32 +10,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use loadgen::deployer::cgroup;
-use loadgen::deployer::{LocalDeployer, UrlDeployer};
-use loadgen::external;
-use loadgen::plan::{LocalService, Store, Topology};
+use loadgen::deployer::{Deployment, LocalDeployer, UrlDeployer};
+use loadgen::plan::{Store, Topology};
 use loadgen::probe::{diff, snapshot};
 use tokio::net::TcpStream;
 
-const BOUND: Duration = Duration::from_secs(20);
+use crate::common::polymetrie::{local_service as service, DEPLOY_BOUND as BOUND, SITE};
+use crate::common::{self, external};
+
 /// Bound of one click request in the test client.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const SITE: &str = "demo";
-
-/// CPU measurements must not overlap with another test's load.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn service(binary: PathBuf, cost: Duration) -> LocalService {
-    LocalService {
-        binary: Some(binary),
-        cost,
-        sites: vec![SITE.into()],
-        workers: None,
-        max_inflight: None,
-        extra_args: Vec::new(),
-    }
-}
 
 /// What the test client saw.
 #[derive(Debug, Default)]
@@ -66,17 +50,10 @@ async fn post_clicks(base: &str, total: u64, connections: usize, max_time: Durat
             {
                 seq += 1;
                 if sender.is_none() {
-                    let Ok(stream) = TcpStream::connect(&addr).await else {
+                    let Ok(s) = common::http::connect(addr.as_str()).await else {
                         other.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    let Ok((s, conn)) =
-                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-                    else {
-                        other.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    tokio::spawn(conn);
                     sender = Some(s);
                 }
                 let body = format!(r#"{{"site":"{SITE}","url":"/c{c}/p{seq}"}}"#);
@@ -119,11 +96,11 @@ async fn post_clicks(base: &str, total: u64, connections: usize, max_time: Durat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_redis_split_connections_and_the_counter_matches_the_204s() {
-    let _serial = SERIAL.lock().await;
+    let _serial = common::serial::lock().await;
     let (Some(bin), true, Some(_)) = (
-        external::polymetrie_for_test(),
-        cgroup::usable_for_test(),
-        external::binary_for_test("redis-server", "redis-server"),
+        external::polymetrie(),
+        external::cgroups_usable(),
+        external::binary("redis-server", "redis-server"),
     ) else {
         return;
     };
@@ -133,8 +110,8 @@ async fn two_replicas_on_redis_split_connections_and_the_counter_matches_the_204
 /// With in-memory stores each replica counts its own clicks: the probe sums them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_in_memory_are_summed_and_match_the_204s() {
-    let _serial = SERIAL.lock().await;
-    let (Some(bin), true) = (external::polymetrie_for_test(), cgroup::usable_for_test()) else {
+    let _serial = common::serial::lock().await;
+    let (Some(bin), true) = (external::polymetrie(), external::cgroups_usable()) else {
         return;
     };
     two_replicas_counter_matches(bin, Store::Memory).await;
@@ -195,19 +172,24 @@ async fn two_replicas_counter_matches(bin: PathBuf, store: Store) {
     assert!(cpu.node_cores_used.unwrap() > 0.0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_half_core_quota_caps_a_cpu_bound_replica_and_records_throttling() {
-    let _serial = SERIAL.lock().await;
-    let (Some(bin), true) = (external::polymetrie_for_test(), cgroup::usable_for_test()) else {
-        return;
-    };
+/// One replica burning 5 ms of CPU per click under a 0.5-core quota.
+async fn cpu_bound_half_core_replica(bin: PathBuf) -> Deployment {
     let mut deployer = LocalDeployer::new(&service(bin, Duration::from_millis(5)));
     let topology = Topology {
         replicas: 1,
         cpu_limit_cores: Some(0.5),
         store: Store::Memory,
     };
-    let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
+    deployer.deploy(&topology, BOUND).await.expect("deploy")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_core_quota_caps_a_cpu_bound_replica_and_records_throttling() {
+    let _serial = common::serial::lock().await;
+    let (Some(bin), true) = (external::polymetrie(), external::cgroups_usable()) else {
+        return;
+    };
+    let d = cpu_bound_half_core_replica(bin).await;
     let before = snapshot(&d, SITE).await;
     // 0.5 core at 5 ms per click is ~100 clicks/s: 16 concurrent clients keep it saturated.
     let sent = post_clicks(&d.base_url, 2_000, 16, Duration::from_secs(3)).await;
@@ -231,8 +213,8 @@ async fn a_half_core_quota_caps_a_cpu_bound_replica_and_records_throttling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_url_target_gives_the_counter_and_no_cpu() {
-    let _serial = SERIAL.lock().await;
-    let Some(bin) = external::polymetrie_for_test() else {
+    let _serial = common::serial::lock().await;
+    let Some(bin) = external::polymetrie() else {
         return;
     };
     // A service we did not start, as far as the URL deployer knows.
@@ -274,17 +256,11 @@ async fn a_url_target_gives_the_counter_and_no_cpu() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settle_waits_for_clicks_still_queued_when_the_load_stops() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _serial = SERIAL.lock().await;
-    let (Some(bin), true) = (external::polymetrie_for_test(), cgroup::usable_for_test()) else {
+    let _serial = common::serial::lock().await;
+    let (Some(bin), true) = (external::polymetrie(), external::cgroups_usable()) else {
         return;
     };
-    let mut deployer = LocalDeployer::new(&service(bin, Duration::from_millis(5)));
-    let topology = Topology {
-        replicas: 1,
-        cpu_limit_cores: Some(0.5),
-        store: Store::Memory,
-    };
-    let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
+    let d = cpu_bound_half_core_replica(bin).await;
     let before = snapshot(&d, SITE).await;
     // 60 clicks at 5 ms of CPU each under 0.5 core: ~0.6 s of work, written all at once and
     // not waited for.

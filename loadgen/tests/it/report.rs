@@ -1,55 +1,24 @@
 //! Golden and behaviour tests of the report renderers on the fixed fixture
 //! `tests/fixtures/run.json`: terminal table, steps.csv, report.html, the capacity verdict and
-//! `loadgen report`. `UPDATE_GOLDEN=1 cargo test -p loadgen --test report` rewrites the golden
-//! files; review the diff before committing it.
+//! `loadgen report` — which also re-renders the committed `reports/example-td4/` byte for byte.
+//! `UPDATE_GOLDEN=1 cargo test -p loadgen --test it -- report::` rewrites the golden files;
+//! review the diff before committing it.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use loadgen::report::{self, capacity, html, row, steps_csv, table};
 use loadgen::result::CampaignResult;
 
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{self, command, golden::assert_golden as golden};
 
 fn fixture_path() -> PathBuf {
-    manifest().join("tests/fixtures/run.json")
+    common::manifest_dir().join("tests/fixtures/run.json")
 }
 
 fn fixture() -> CampaignResult {
     let text = std::fs::read_to_string(fixture_path()).expect("fixture readable");
     serde_json::from_str(&text).expect("fixture is a valid run.json")
-}
-
-/// Compares `actual` with the golden file, or rewrites it under `UPDATE_GOLDEN=1`.
-fn golden(name: &str, actual: &str) {
-    let path = manifest().join("tests/golden").join(name);
-    if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "missing golden {}: {e}; run with UPDATE_GOLDEN=1",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let out = manifest().join("../target").join(format!("{name}.actual"));
-        let _ = std::fs::write(&out, actual);
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .map(|i| i + 1)
-            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()) + 1);
-        panic!(
-            "{name} differs from its golden file at line {line}; actual output written to {}; \
-             rerun with UPDATE_GOLDEN=1 if the change is intended",
-            out.display()
-        );
-    }
 }
 
 #[test]
@@ -348,25 +317,20 @@ fn a_finding_copied_to_the_run_level_is_shown_once() {
 
 #[test]
 fn write_outputs_writes_both_files() {
-    let dir = tempdir("write-outputs");
-    let paths = report::write_outputs(&fixture(), &dir).unwrap();
+    let dir = common::tempdir("report-write-outputs");
+    let paths = report::write_outputs(&fixture(), dir.path()).unwrap();
     let csv = std::fs::read_to_string(&paths.steps_csv).unwrap();
     assert_eq!(csv.lines().count(), fixture().steps.len() + 1);
     let html = std::fs::read_to_string(&paths.report_html).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn report_command_renders_and_exits_1_on_fail_findings() {
-    let dir = tempdir("command");
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("report")
-        .arg(fixture_path())
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let _serial = common::serial::lock_blocking();
+    let dir = common::tempdir("report-command");
+    let dir = dir.path();
+    let out = render_with_the_binary(&fixture_path(), dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -378,16 +342,17 @@ fn report_command_renders_and_exits_1_on_fail_findings() {
     for f in ["steps.csv", "report.html", "run.json"] {
         assert!(dir.join(f).is_file(), "{f} not written");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn report_command_exits_2_naming_a_bad_file() {
-    let dir = tempdir("bad");
+    let _serial = common::serial::lock_blocking();
+    let dir = common::tempdir("report-bad");
+    let dir = dir.path();
     let bad = dir.join("run.json");
     std::fs::write(&bad, "{ not json").unwrap();
     for path in [bad.clone(), dir.join("missing.json")] {
-        let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        let out = command::loadgen()
             .arg("report")
             .arg(&path)
             .output()
@@ -396,12 +361,11 @@ fn report_command_exits_2_naming_a_bad_file() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(&path.display().to_string()), "{stderr}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn readme_documents_every_csv_column() {
-    let readme = std::fs::read_to_string(manifest().join("../reports/README.md")).unwrap();
+    let readme = std::fs::read_to_string(common::repo_dir().join("reports/README.md")).unwrap();
     for (name, _) in steps_csv::COLUMNS {
         assert!(
             readme.contains(&format!("`{name}`")),
@@ -410,9 +374,27 @@ fn readme_documents_every_csv_column() {
     }
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loadgen-report-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// `loadgen report RUN_JSON --out DIR`.
+fn render_with_the_binary(run_json: &Path, out: &Path) -> Output {
+    command::loadgen()
+        .arg("report")
+        .arg(run_json)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// The committed example is what today's renderer makes of its own run.json, byte for byte: a
+/// change to the renderer shows up here, and `reports/example-td4/` is re-rendered with it.
+#[test]
+fn the_example_td4_report_re_renders_byte_for_byte() {
+    let _serial = common::serial::lock_blocking();
+    let example = common::repo_dir().join("reports/example-td4");
+    let dir = common::tempdir("report-example");
+    let out = render_with_the_binary(&example.join("run.json"), dir.path());
+    command::assert_exit(&out, 0);
+    for f in ["report.html", "steps.csv"] {
+        common::golden::assert_same_file(&example.join(f), &dir.path().join(f));
+    }
 }

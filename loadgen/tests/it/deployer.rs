@@ -6,33 +6,22 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use loadgen::deployer::cgroup::{self, CgroupLayout, CGROUP_ROOT};
+use loadgen::deployer::cgroup::{CgroupLayout, CGROUP_ROOT};
 use loadgen::deployer::{Cgroup, DeployError, Deployment, LocalDeployer};
-use loadgen::external;
 use loadgen::plan::{LocalService, Store, Topology};
 
-/// Readiness bound for deploys in tests (a loaded 2-core machine).
-const BOUND: Duration = Duration::from_secs(20);
-
-/// Tests here count this process's children and cgroups: they must not overlap.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::common::polymetrie::{local_service, DEPLOY_BOUND as BOUND};
+use crate::common::{self, external, procs};
 
 /// The polymetrie binary when cgroups and redis-server are usable too (else a loud skip).
 fn with_cgroups_and_redis() -> Option<PathBuf> {
-    let bin = external::polymetrie_for_test()?;
-    let redis = external::binary_for_test("redis-server", "redis-server");
-    (cgroup::usable_for_test() && redis.is_some()).then_some(bin)
+    let bin = external::polymetrie()?;
+    let redis = external::binary("redis-server", "redis-server");
+    (external::cgroups_usable() && redis.is_some()).then_some(bin)
 }
 
 fn service(binary: PathBuf) -> LocalService {
-    LocalService {
-        binary: Some(binary),
-        cost: Duration::from_micros(100),
-        sites: vec!["demo".into()],
-        workers: None,
-        max_inflight: None,
-        extra_args: Vec::new(),
-    }
+    local_service(binary, Duration::from_micros(100))
 }
 
 fn topology(replicas: u32, cpu_limit_cores: Option<f64>, store: Store) -> Topology {
@@ -67,22 +56,12 @@ fn our_children() -> Vec<(u32, String)> {
 
 /// Our cgroups (`loadgen-<our pid>-…`) in every hierarchy that exists.
 fn our_cgroups() -> Vec<PathBuf> {
-    let prefix = format!("loadgen-{}-", std::process::id());
-    ["cpu", "cpuacct", ""]
-        .iter()
-        .filter_map(|h| std::fs::read_dir(Path::new(CGROUP_ROOT).join(h)).ok())
-        .flat_map(|dir| dir.flatten())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
+    procs::cgroups_of(std::process::id())
 }
 
 fn assert_nothing_left(pids: &[u32]) {
     for pid in pids {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "pid {pid} still exists"
-        );
+        assert!(!procs::exists(*pid), "pid {pid} still exists");
     }
     assert_eq!(our_children(), vec![], "children left behind");
     assert_eq!(our_cgroups(), Vec::<PathBuf>::new(), "cgroups left behind");
@@ -105,7 +84,7 @@ fn read(path: PathBuf) -> String {
 
 #[tokio::test]
 async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_nothing() {
-    let _serial = SERIAL.lock().await;
+    let _serial = common::serial::lock().await;
     let Some(bin) = with_cgroups_and_redis() else {
         return;
     };
@@ -162,7 +141,7 @@ async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_noth
 
 #[tokio::test]
 async fn a_dropped_deployment_kills_and_removes_everything() {
-    let _serial = SERIAL.lock().await;
+    let _serial = common::serial::lock().await;
     let Some(bin) = with_cgroups_and_redis() else {
         return;
     };
@@ -186,7 +165,7 @@ async fn a_dropped_deployment_kills_and_removes_everything() {
 
 #[tokio::test]
 async fn a_failed_deploy_tears_down_what_it_started() {
-    let _serial = SERIAL.lock().await;
+    let _serial = common::serial::lock().await;
     let Some(bin) = with_cgroups_and_redis() else {
         return;
     };
@@ -216,19 +195,20 @@ async fn a_failed_deploy_tears_down_what_it_started() {
 
 #[tokio::test]
 async fn a_limited_step_without_usable_cgroups_fails_and_never_runs_unlimited() {
-    let _serial = SERIAL.lock().await;
-    let Some(bin) = external::polymetrie_for_test() else {
+    let _serial = common::serial::lock().await;
+    let Some(bin) = external::polymetrie() else {
         return;
     };
     // A cgroup root that is a plain read-only directory: nothing there can enforce a quota.
-    let root = std::env::temp_dir().join(format!("loadgen-{}-fake-cgroot", std::process::id()));
+    let fake_root = common::tempdir("fake-cgroot");
+    let root = fake_root.path();
     std::fs::create_dir_all(root.join("cpu")).unwrap();
     std::fs::create_dir_all(root.join("cpuacct")).unwrap();
-    let mut perms = std::fs::metadata(&root).unwrap().permissions();
+    let mut perms = std::fs::metadata(root).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
-    std::fs::set_permissions(&root, perms).unwrap();
+    std::fs::set_permissions(root, perms).unwrap();
 
-    let mut deployer = LocalDeployer::with_cgroup_root(&service(bin), &root);
+    let mut deployer = LocalDeployer::with_cgroup_root(&service(bin), root);
     let err = deployer
         .deploy(&topology(1, Some(0.5), Store::Memory), BOUND)
         .await
@@ -256,10 +236,10 @@ async fn a_limited_step_without_usable_cgroups_fails_and_never_runs_unlimited() 
     d.teardown().await.expect("teardown");
     assert_nothing_left(&pids);
 
-    let mut perms = std::fs::metadata(&root).unwrap().permissions();
+    let mut perms = std::fs::metadata(root).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&root, perms).unwrap();
-    std::fs::remove_dir_all(&root).unwrap();
+    std::fs::set_permissions(root, perms).unwrap();
+    fake_root.close().unwrap();
 }
 
 #[tokio::test]
@@ -274,8 +254,8 @@ async fn zero_replicas_is_rejected_before_anything_starts() {
 
 #[tokio::test]
 async fn groups_of_a_dead_loadgen_are_swept_with_their_orphans() {
-    let _serial = SERIAL.lock().await;
-    if !cgroup::usable_for_test() {
+    let _serial = common::serial::lock().await;
+    if !external::cgroups_usable() {
         return;
     }
     let layout = CgroupLayout::detect(Path::new(CGROUP_ROOT)).unwrap();

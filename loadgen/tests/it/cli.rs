@@ -1,18 +1,12 @@
 //! The CLI contract: `loadgen --help` shows every subcommand with an example and the exit
 //! codes; an unknown subcommand or a bad scenario path is a one-line error with exit 2.
 
-use std::process::Command;
-
-fn loadgen(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::common::{self, command::loadgen_output as loadgen};
 
 #[test]
 fn help_shows_an_example_of_every_subcommand_and_the_exit_codes() {
-    let o = loadgen(&["--help"]);
+    let _serial = common::serial::lock_blocking();
+    let o = loadgen(["--help"]);
     assert!(o.status.success());
     let help = String::from_utf8_lossy(&o.stdout);
     for cmd in ["run", "attack", "validate", "report"] {
@@ -27,7 +21,8 @@ fn help_shows_an_example_of_every_subcommand_and_the_exit_codes() {
 
 #[test]
 fn a_missing_scenario_exits_2_with_one_line() {
-    let o = loadgen(&["run", "/nonexistent/scenario.toml"]);
+    let _serial = common::serial::lock_blocking();
+    let o = loadgen(["run", "/nonexistent/scenario.toml"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
@@ -36,8 +31,9 @@ fn a_missing_scenario_exits_2_with_one_line() {
 
 #[test]
 fn a_bad_time_scale_exits_2_before_anything_runs() {
+    let _serial = common::serial::lock_blocking();
     let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/smoke.toml");
-    let o = loadgen(&["run", smoke, "--time-scale", "0"]);
+    let o = loadgen(["run", smoke, "--time-scale", "0"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

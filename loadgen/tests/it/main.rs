@@ -1,0 +1,21 @@
+//! The one integration-test binary of `loadgen`: a module per area, all sharing `common` (the
+//! skip-or-fail policy for external programs, the `polymetrie` child, the `loadgen` command,
+//! temp dirs, golden files and the serial lock). Fixtures and golden files stay under
+//! `loadgen/tests/fixtures` and `loadgen/tests/golden`.
+//!
+//! Run one area with `cargo test -p loadgen --test it -- report::`.
+
+mod common;
+
+mod attack;
+mod attack_cli;
+mod attack_polymetrie;
+mod campaign;
+mod cli;
+mod deployer;
+mod pacer;
+mod probe;
+mod prometheus;
+mod report;
+mod report_chromium;
+mod scenario;
