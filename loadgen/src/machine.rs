@@ -27,6 +27,20 @@ pub fn cgroup_mode(root: &Path) -> &'static str {
     }
 }
 
+/// The machine's online CPUs, counted from `/proc/stat` (the file the node's CPU use is read
+/// from): not this process's affinity, which `taskset` narrows in benchmarks.
+pub fn online_cpus() -> Option<u32> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let n = stat
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    u32::try_from(n).ok().filter(|&n| n > 0)
+}
+
 /// Reads this machine's description; fields that cannot be read are `None`.
 pub fn detect() -> MachineInfo {
     let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
@@ -38,9 +52,7 @@ pub fn detect() -> MachineInfo {
     });
     MachineInfo {
         hostname: read_trimmed("/proc/sys/kernel/hostname"),
-        cpus: std::thread::available_parallelism()
-            .ok()
-            .map(|n| n.get() as u32),
+        cpus: online_cpus(),
         kernel: read_trimmed("/proc/sys/kernel/osrelease"),
         cgroup_mode: Some(cgroup_mode(Path::new("/sys/fs/cgroup")).to_string()),
         memory_bytes,

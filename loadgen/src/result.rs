@@ -176,13 +176,19 @@ pub enum CheckName {
     StepFailed,
     /// Recorded while measuring: a deployment did not tear down cleanly.
     Teardown,
+    /// Recorded while measuring: a replica's process exited during the step.
+    ReplicaExited,
+    /// Recorded while measuring: the store (Redis) exited during the step.
+    StoreExited,
+    /// From the plan: the steps' CPU limits add up to more CPUs than the machine has.
+    Overcommit,
     /// A check this build does not know, kept by name.
     Other(String),
 }
 
 impl CheckName {
     /// Every known check.
-    pub const KNOWN: [CheckName; 19] = [
+    pub const KNOWN: [CheckName; 22] = [
         CheckName::Interrupted,
         CheckName::Validity,
         CheckName::ConnectionWait,
@@ -202,6 +208,9 @@ impl CheckName {
         CheckName::Prometheus,
         CheckName::StepFailed,
         CheckName::Teardown,
+        CheckName::ReplicaExited,
+        CheckName::StoreExited,
+        CheckName::Overcommit,
     ];
 
     /// The name as run.json, the CSV and the report write it.
@@ -226,6 +235,9 @@ impl CheckName {
             CheckName::Prometheus => "prometheus",
             CheckName::StepFailed => "step_failed",
             CheckName::Teardown => "teardown",
+            CheckName::ReplicaExited => "replica_exited",
+            CheckName::StoreExited => "store_exited",
+            CheckName::Overcommit => "overcommit",
             CheckName::Other(name) => name,
         }
     }
@@ -333,6 +345,12 @@ pub struct StepResult {
     pub invalid_reason: Option<String>,
     /// The step was cut short (Ctrl-C, target died, deadline); its counts cover what ran.
     pub interrupted: bool,
+    /// A process of the target (a replica, its store) exited during the step: the numbers
+    /// describe a crash, not a capacity. Kept in run.json and the tables, left out of the
+    /// capacity verdict like an invalid step (see the `replica_exited` / `store_exited`
+    /// findings for which process, how and when).
+    #[serde(default)]
+    pub target_failed: bool,
     pub checks: Vec<Finding>,
 }
 
@@ -345,6 +363,11 @@ impl StepResult {
     /// True when any finding of the step is a `fail`.
     pub fn has_failure(&self) -> bool {
         self.checks.iter().any(|f| f.severity == Severity::Fail)
+    }
+
+    /// Whether the step can stand as evidence of capacity: valid, whole, and its target alive.
+    pub fn is_evidence(&self) -> bool {
+        self.valid && !self.interrupted && !self.target_failed
     }
 }
 
@@ -415,6 +438,40 @@ impl CampaignResult {
     pub fn has_failure(&self) -> bool {
         self.findings.iter().any(|f| f.severity == Severity::Fail)
             || self.steps.iter().any(StepResult::has_failure)
+    }
+
+    /// Why a finished run exits 1, one line each; empty when every step was valid and every
+    /// threshold held (the exit-code contract of DESIGN.md and README.md).
+    pub fn exit_reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match self.status {
+            RunStatus::Interrupted => out.push("the run was interrupted".to_string()),
+            RunStatus::Running => out.push("the run did not finish".to_string()),
+            RunStatus::Failed | RunStatus::Completed => {}
+        }
+        for s in &self.steps {
+            if s.target_failed {
+                out.push(format!(
+                    "step {}: the target failed during the step",
+                    s.id()
+                ));
+            } else if !s.valid {
+                out.push(format!(
+                    "step {}: invalid (the generator did not keep its schedule)",
+                    s.id()
+                ));
+            }
+        }
+        let fails = self
+            .findings
+            .iter()
+            .chain(self.steps.iter().flat_map(|s| &s.checks))
+            .filter(|f| f.severity == Severity::Fail);
+        for f in fails {
+            let at = f.step.as_ref().map_or(String::new(), |s| format!("{s}: "));
+            out.push(format!("{at}{}: {}", f.check, f.message));
+        }
+        out
     }
 }
 

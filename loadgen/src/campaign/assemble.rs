@@ -22,8 +22,11 @@ pub struct Readings {
     /// The measured window's wall-clock edges, when the campaign took them around the attack
     /// (the record's own start and end otherwise).
     pub window: Option<(SystemTime, SystemTime)>,
-    /// Findings recorded while measuring (a Prometheus view that could not be taken, …).
+    /// Findings recorded while measuring (a Prometheus view that could not be taken, a
+    /// replica that exited, …).
     pub notes: Vec<Finding>,
+    /// A process of the target exited during the step.
+    pub target_failed: bool,
 }
 
 /// The step `id` as measured: the record, the readings, then the verdict. `node_cpus` is the
@@ -75,6 +78,7 @@ pub fn step_result(
         valid: true,
         invalid_reason: None,
         interrupted: record.interrupted,
+        target_failed: readings.target_failed,
         checks: readings.notes,
     };
     check::judge(measured, node_cpus)

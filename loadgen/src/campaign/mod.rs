@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::check;
 use crate::deployer::Deployer;
-use crate::plan::{Plan, PrometheusMode};
+use crate::plan::{OnTargetFailure, Plan, PrometheusMode};
 use crate::probe::prometheus::PrometheusProbe;
 use crate::result::{
     CampaignResult, CheckName, Finding, RunStatus, ScenarioSource, Severity, StepResult, ToolInfo,
@@ -109,7 +109,7 @@ pub fn new_result(source: &ScenarioSource, plan: &Plan, time_scale: f64) -> Camp
         time_scale,
         campaigns: plan.campaigns.clone(),
         steps: vec![],
-        findings: vec![],
+        findings: plan.warnings.clone(),
         thresholds: Some(plan.thresholds.clone()),
     }
 }
@@ -138,9 +138,11 @@ pub async fn run(
             break;
         }
         eprintln!("[{}/{total}] {}", i + 1, announce(step));
+        let mut stop_now = false;
         match step::run(&cx, step, &mut deployer).await {
             Ok(s) => {
                 eprintln!("    {}", one_line(&s));
+                stop_now = s.target_failed && plan.on_target_failure == OnTargetFailure::Stop;
                 result.steps.push(s);
             }
             Err(cause) => {
@@ -154,6 +156,14 @@ pub async fn run(
             }
         }
         save(&result, &opts.out_dir)?;
+        if stop_now {
+            eprintln!("    the target failed: stopping (on_target_failure = \"stop\")");
+            result.error = Some(format!(
+                "stopped after {}: the target failed (on_target_failure = \"stop\")",
+                step.id()
+            ));
+            break;
+        }
         if i + 1 < total && !step.pause_after.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(step.pause_after) => {}
@@ -176,7 +186,10 @@ fn finish(result: CampaignResult, plan: &Plan, interrupted: bool) -> CampaignRes
     let (status, error) = if interrupted {
         (
             RunStatus::Interrupted,
-            Some("interrupted (Ctrl-C): steps after the current one did not run".to_string()),
+            Some(
+                "interrupted (SIGINT or SIGTERM): steps after the current one did not run"
+                    .to_string(),
+            ),
         )
     } else if result.steps.is_empty() && !plan.steps.is_empty() {
         (
@@ -184,7 +197,7 @@ fn finish(result: CampaignResult, plan: &Plan, interrupted: bool) -> CampaignRes
             Some("no step could run; see findings".to_string()),
         )
     } else {
-        (RunStatus::Completed, None)
+        (RunStatus::Completed, result.error.clone())
     };
     CampaignResult {
         findings,

@@ -2,12 +2,13 @@
 //! read them again (settled), and assemble the [`StepResult`]. Teardown runs whatever the
 //! measurement did.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::{self, Readings};
 use super::{RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
+use crate::deployer::watch::{Component, ExitWatch};
 use crate::deployer::{Deployer, Deployment};
 use crate::engine::load::Load;
 use crate::engine::progress::{self, LiveStats};
@@ -80,6 +81,8 @@ async fn measure(
 ) -> Result<(StepRecord, Readings), String> {
     let id = step.id();
     let site = &cx.plan.counter_site;
+    // From here on, a replica or Redis that exits is noticed as it happens.
+    let watch = deployment.watch_exits();
     let mut notes = point_prometheus(cx, &id, deployment).await;
     let spec = spec(cx, step, deployment);
     if !step.warmup.is_zero() {
@@ -98,6 +101,7 @@ async fn measure(
     let mut before = probe::snapshot(deployment, site).await;
     probe::settle(deployment, site, &mut before, step.timeout).await;
     let started = SystemTime::now();
+    let attack_t0 = Instant::now();
     let record = attack_with_progress(cx, &spec, step.load.duration()).await?;
     let ended = SystemTime::now();
     let mut after = probe::snapshot(deployment, site).await;
@@ -113,6 +117,9 @@ async fn measure(
         prometheus = view;
         notes.extend(findings);
     }
+    let exits = exit_findings(&watch, &id, attack_t0);
+    let target_failed = !exits.is_empty();
+    notes.extend(exits);
     let readings = Readings {
         topology: Some(topology(cx.plan, step)),
         counter,
@@ -120,6 +127,7 @@ async fn measure(
         prometheus,
         window: Some((started, ended)),
         notes,
+        target_failed,
     };
     Ok((record, readings))
 }
@@ -170,6 +178,36 @@ async fn attack_with_progress(
         eprint!("\r\x1b[2K");
     }
     record.map_err(|e| format!("attack: {e}"))
+}
+
+/// One `fail` finding per process of the target that exited while the step was measured:
+/// which one, how (exit code or signal) and when (seconds into the attack; during the warm-up
+/// when before it).
+fn exit_findings(watch: &ExitWatch, id: &StepId, attack_t0: Instant) -> Vec<Finding> {
+    watch
+        .exits()
+        .into_iter()
+        .map(|e| {
+            let when = match e.at.checked_duration_since(attack_t0) {
+                Some(d) => format!("{:.1} s into the step", d.as_secs_f64()),
+                None => "during the warm-up".to_string(),
+            };
+            let (check, what) = match e.component {
+                Component::Replica(i) => (CheckName::ReplicaExited, format!("replica {i}")),
+                Component::Store => (CheckName::StoreExited, "the store (redis-server)".into()),
+            };
+            Finding {
+                check,
+                severity: Severity::Fail,
+                message: format!(
+                    "{what} (pid {}) {} {when}: the target crashed, so this step measures a \
+                     failure, not the configuration's capacity",
+                    e.pid, e.status
+                ),
+                step: Some(id.clone()),
+            }
+        })
+        .collect()
 }
 
 fn topology(plan: &Plan, step: &Step) -> TopologyView {

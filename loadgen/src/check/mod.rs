@@ -137,6 +137,7 @@ pub(crate) mod tests {
             valid: true,
             invalid_reason: None,
             interrupted: false,
+            target_failed: false,
             checks: vec![],
         }
     }
@@ -248,6 +249,7 @@ pub(crate) mod tests {
             ..t
         };
         let f = threshold::findings(&[t2], &unmeasured);
-        assert_eq!(checks_of(&f), vec![("threshold", Severity::Warn)]);
+        assert_eq!(checks_of(&f), vec![("threshold", Severity::Fail)]);
+        assert!(f[0].message.contains("could not be evaluated"), "{f:?}");
     }
 }

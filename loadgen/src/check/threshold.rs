@@ -1,6 +1,6 @@
 //! Threshold findings: each threshold of the scenario against each step it applies to — a
-//! `fail` for a broken bound, a `warn` for a metric that was not measured (an unmeasured value
-//! neither passes nor silently fails).
+//! `fail` for a broken bound, and a `fail` too for a metric that was not measured: a gate that
+//! could not be evaluated has not held (an unmeasured value neither passes nor silently fails).
 
 use super::finding;
 use crate::result::{CheckName, Finding, Severity, StepResult};
@@ -30,9 +30,12 @@ pub fn findings(thresholds: &[Threshold], steps: &[StepResult]) -> Vec<Finding> 
             match metric_value(step, t.metric) {
                 None => out.push(finding(
                     CheckName::Threshold,
-                    Severity::Warn,
+                    Severity::Fail,
                     step,
-                    format!("threshold {} {bound} not checked: not measured", t.metric),
+                    format!(
+                        "threshold {} {bound} could not be evaluated: not measured",
+                        t.metric
+                    ),
                 )),
                 Some(v) if t.is_broken_by(v) => out.push(finding(
                     CheckName::Threshold,

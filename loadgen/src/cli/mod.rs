@@ -39,9 +39,12 @@ Examples:
       --header 'content-type: application/json' --body '{\"site\":\"demo\",\"url\":\"/p/{seq}\"}' --json
   loadgen validate scenarios/td4.toml --json
   loadgen report reports/example-td4/run.json --out /tmp/report
+  kubectl logs job/loadgen -n loadgen | loadgen report --from-log - --out ./td4-report
 
-Exit codes: 0 done (every threshold held), 1 done but a threshold or check failed,
-2 could not run (bad input, unreachable target, ...), with a one-line cause on stderr.";
+Exit codes: 0 done, every step valid and every threshold held; 1 done but a threshold failed
+or could not be evaluated, a step was invalid or its target failed, or the run was
+interrupted (the reasons are listed on stderr); 2 could not run (bad input, unreachable
+target, ...), with a one-line cause on stderr. A second Ctrl-C exits at once with 130.";
 
 /// Open-model HTTP load generator and capacity reporter.
 #[derive(Debug, Parser)]
@@ -89,6 +92,10 @@ pub struct RunArgs {
     /// Cross-check with Prometheus: a URL, or `managed` to start a local one.
     #[arg(long)]
     pub prometheus: Option<String>,
+    /// Also print run.json on stdout between marker lines at the end (for a Kubernetes Job,
+    /// whose files vanish with its pod: `kubectl logs … | loadgen report --from-log -`).
+    #[arg(long, env = "LOADGEN_PRINT_RUN_JSON")]
+    pub print_run_json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,11 +148,38 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A run.json written by `loadgen run`.
-    pub run_json: PathBuf,
+    /// A run.json written by `loadgen run` (or, with --from-log, omitted).
+    #[arg(required_unless_present = "from_log")]
+    pub run_json: Option<PathBuf>,
+    /// Read run.json from a log (`kubectl logs` output, `-` for stdin): the part between
+    /// the marker lines `loadgen run --print-run-json` writes.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "run_json")]
+    pub from_log: Option<PathBuf>,
     /// Where to write steps.csv and report.html (default: beside run.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// Exit 1 with the reasons on stderr when a finished run has any (an invalid or failed step, a
+/// broken or unevaluated threshold, an interruption); exit 0 otherwise.
+fn exit_status_of(result: &loadgen::result::CampaignResult) -> ExitStatus {
+    let reasons = result.exit_reasons();
+    if reasons.is_empty() {
+        return ExitStatus::Done;
+    }
+    /// Reasons listed before the rest is counted, so a 60-step run stays readable.
+    const SHOWN: usize = 8;
+    eprintln!("exit 1 because:");
+    for r in reasons.iter().take(SHOWN) {
+        eprintln!("  - {r}");
+    }
+    if reasons.len() > SHOWN {
+        eprintln!(
+            "  … and {} more (see the findings in the report)",
+            reasons.len() - SHOWN
+        );
+    }
+    ExitStatus::ChecksFailed
 }
 
 /// Runs the parsed command. `Err` means the command could not run (exit 2).

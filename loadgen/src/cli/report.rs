@@ -1,6 +1,10 @@
 //! `loadgen report`: judge a saved `run.json` again (the checks are pure functions of its
 //! measurements) and re-render the terminal tables, `steps.csv` and `report.html`, without
-//! re-running anything.
+//! re-running anything. The run comes from a file, or from a log (`--from-log`: `kubectl logs`
+//! of a Job that ran `loadgen run --print-run-json`).
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
@@ -10,40 +14,67 @@ use loadgen::report;
 use loadgen::result::CampaignResult;
 
 /// Runs `loadgen report`: prints the tables, writes the files beside `run.json` (or to
-/// `--out`), and returns [`ExitStatus::ChecksFailed`] when any finding failed.
+/// `--out`), and exits 1 when the run has a reason to (see `CampaignResult::exit_reasons`).
 pub fn execute(args: ReportArgs) -> anyhow::Result<ExitStatus> {
-    let path = &args.run_json;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let saved: CampaignResult = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid run.json", path.display()))?;
+    let (saved, source) = load(&args)?;
     let result = check::judge_run(saved);
-    let out_dir = match &args.out {
-        Some(d) => d.clone(),
-        None => path
+    let out_dir = match (&args.out, &source) {
+        (Some(d), _) => d.clone(),
+        (None, Some(path)) => path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(|p| p.to_path_buf())
             .unwrap_or_else(|| ".".into()),
+        (None, None) => anyhow::bail!("--from-log needs --out DIR (where to write the report)"),
     };
     print!("{}", report::table::render(&result));
-    copy_run_json(path, &out_dir)?;
+    match &source {
+        Some(path) => copy_run_json(path, &out_dir)?,
+        None => {
+            loadgen::campaign::save(&result, &out_dir)
+                .with_context(|| format!("cannot write run.json into {}", out_dir.display()))?;
+        }
+    }
     let written = report::write_outputs(&result, &out_dir)?;
     println!(
         "\nwrote {} and {}",
         written.steps_csv.display(),
         written.report_html.display()
     );
-    Ok(if result.has_failure() {
-        ExitStatus::ChecksFailed
-    } else {
-        ExitStatus::Done
-    })
+    Ok(super::exit_status_of(&result))
+}
+
+/// The saved run, and the file it came from (`None` when it came from a log).
+fn load(args: &ReportArgs) -> anyhow::Result<(CampaignResult, Option<PathBuf>)> {
+    if let Some(log) = &args.from_log {
+        let text = if log.as_os_str() == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the log from stdin")?;
+            s
+        } else {
+            std::fs::read_to_string(log)
+                .with_context(|| format!("cannot read {}", log.display()))?
+        };
+        let run = report::log::unwrap(&text)
+            .with_context(|| format!("{}: no run in the log", log.display()))?;
+        return Ok((run, None));
+    }
+    let path = args
+        .run_json
+        .as_ref()
+        .context("a run.json (or --from-log FILE) is required")?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let run = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid run.json", path.display()))?;
+    Ok((run, Some(path.clone())))
 }
 
 /// Puts a copy of `run.json` in `out_dir` when it is elsewhere, so the report's relative link
 /// to it works.
-fn copy_run_json(path: &std::path::Path, out_dir: &std::path::Path) -> anyhow::Result<()> {
+fn copy_run_json(path: &Path, out_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let target = out_dir.join(report::RUN_JSON);

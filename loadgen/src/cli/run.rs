@@ -61,19 +61,17 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
     loadgen::report::write_outputs(&result, &out_dir)
         .with_context(|| format!("cannot write the report into {}", out_dir.display()))?;
     println!("{}", loadgen::report::table::render(&result));
+    if args.print_run_json {
+        // The pod's files vanish with it: `loadgen report --from-log` reads this back.
+        println!("{}", loadgen::report::log::wrap(&result)?);
+    }
     eprintln!("results: {}", out_dir.join("run.json").display());
     eprintln!("report:  {}", out_dir.join("report.html").display());
-
-    match result.status {
-        RunStatus::Failed => anyhow::bail!(
+    if result.status == RunStatus::Failed {
+        anyhow::bail!(
             "{}",
             result.error.as_deref().unwrap_or("the campaign failed")
-        ),
-        RunStatus::Interrupted | RunStatus::Running => Ok(ExitStatus::ChecksFailed),
-        RunStatus::Completed => Ok(if result.has_failure() {
-            ExitStatus::ChecksFailed
-        } else {
-            ExitStatus::Done
-        }),
+        );
     }
+    Ok(super::exit_status_of(&result))
 }

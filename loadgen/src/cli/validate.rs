@@ -115,6 +115,10 @@ pub fn render(plan: &Plan) -> String {
         };
         out.push_str(&format!("threshold: {} {bound} on {on}\n", t.metric));
     }
+    for w in &plan.warnings {
+        let at = w.step.as_ref().map_or(String::new(), |s| format!(" ({s})"));
+        out.push_str(&format!("warning{at}: {}\n", w.message));
+    }
     out
 }
 

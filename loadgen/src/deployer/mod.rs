@@ -22,6 +22,7 @@ pub mod process;
 pub mod redis;
 pub mod replica;
 pub mod url;
+pub mod watch;
 pub mod workdir;
 
 use std::time::Duration;
@@ -100,6 +101,20 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// Starts watching every process of this deployment for an exit (nothing to watch for a
+    /// service we did not start).
+    pub fn watch_exits(&self) -> watch::ExitWatch {
+        let mut watched: Vec<(watch::Component, u32)> = self
+            .replicas
+            .iter()
+            .map(|r| (watch::Component::Replica(r.index), r.pid))
+            .collect();
+        if let Some(r) = &self.redis {
+            watched.push((watch::Component::Store, r.pid()));
+        }
+        watch::ExitWatch::start(&watched)
+    }
+
     /// A deployment of a service we did not start.
     pub(crate) fn external(base_url: String) -> Self {
         Self {

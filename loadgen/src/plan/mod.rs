@@ -12,6 +12,7 @@ use crate::engine::load::Load;
 use crate::engine::target::Reach;
 use crate::engine::template::RequestTemplate;
 use crate::result::ScenarioSource;
+pub use crate::scenario::OnTargetFailure;
 use crate::scenario::{Scenario, ScenarioError, SourceText};
 use crate::step_id::StepId;
 pub use crate::threshold::{Metric, Threshold};
@@ -127,12 +128,35 @@ pub struct Plan {
     pub reach: Reach,
     /// The site whose counter is the business counter.
     pub counter_site: String,
+    /// What the run does after a step whose target failed.
+    pub on_target_failure: OnTargetFailure,
+    /// What the plan itself warns about (e.g. CPU limits that overcommit the machine): saved
+    /// as the run's first findings and printed by `validate`.
+    pub warnings: Vec<crate::result::Finding>,
     pub campaigns: Vec<crate::result::CampaignInfo>,
     pub steps: Vec<Step>,
     pub thresholds: Vec<Threshold>,
     pub prometheus: Option<PrometheusMode>,
     /// PromQL overrides by query name (see the prometheus probe).
     pub promql: std::collections::BTreeMap<String, String>,
+}
+
+/// What this machine and this tool can run, checked for every step at expansion (each error
+/// names the key and the limit).
+pub mod limits {
+    use std::time::Duration;
+
+    /// Local replicas of one step: far more than a machine of this kind can carry.
+    pub const MAX_LOCAL_REPLICAS: u32 = 64;
+    /// The smallest CPU limit: the kernel's minimum CFS quota is 1 ms per 100 ms period.
+    pub const MIN_CPU_LIMIT: f64 = 0.01;
+    /// The highest rate one step may ask of one generator process; beyond it, split the step
+    /// over generator shards.
+    pub const MAX_RATE_RPS: f64 = 1e7;
+    /// The longest step.
+    pub const MAX_STEP_DURATION: Duration = Duration::from_secs(24 * 3600);
+    /// The most requests one step may plan (its counters and timeline stay small below it).
+    pub const MAX_STEP_REQUESTS: u64 = 1_000_000_000;
 }
 
 /// Settings used when neither the campaign nor `[defaults]` gives one.

@@ -131,12 +131,20 @@ pub async fn settle(
     bound: Duration,
 ) -> bool {
     let deadline = tokio::time::Instant::now() + bound;
+    let mut unreadable = 0;
     loop {
         if tokio::time::Instant::now() + SETTLE_POLL > deadline {
             return false;
         }
         tokio::time::sleep(SETTLE_POLL).await;
         let (counter, counters) = read_counters(deployment, site).await;
+        // A counter that cannot be read twice in a row (a replica gone, the store down) will
+        // not settle by waiting: give up instead of polling a dead port until the bound.
+        unreadable = if counter.is_none() { unreadable + 1 } else { 0 };
+        if unreadable >= 2 {
+            after.counter = None;
+            return false;
+        }
         let unchanged = counter.is_some()
             && counter == after.counter
             && after

@@ -35,6 +35,12 @@ pub struct Capacity {
     pub failed_step: Option<String>,
     /// What the probes saw at the lowest failing step (see [`evidence`]).
     pub failed_evidence: Option<String>,
+    /// Lowest rate of a step whose target crashed (a replica or its store exited): not a
+    /// capacity limit, and said so.
+    pub crashed_rate_rps: Option<f64>,
+    pub crashed_step: Option<String>,
+    /// Which process exited, how and when.
+    pub crash: Option<String>,
     pub basis: Option<Basis>,
     /// Steps judged (valid, not interrupted, with a ratio).
     pub judged_steps: usize,
@@ -86,9 +92,20 @@ impl Capacity {
                 rate(bad)
             )),
         }
+        if let (Some(rate_rps), Some(step)) = (self.crashed_rate_rps, &self.crashed_step) {
+            let how = self
+                .crash
+                .as_deref()
+                .unwrap_or("a process of the target exited");
+            s.push_str(&format!(
+                "; the configuration crashed at {} req/s ({step}: {how}) — a crash, not a \
+                 capacity limit",
+                rate(rate_rps)
+            ));
+        }
         if self.excluded_steps > 0 {
             s.push_str(&format!(
-                " [{} step(s) not judged: invalid, interrupted or unmeasured]",
+                " [{} step(s) not judged: invalid, interrupted, crashed or unmeasured]",
                 self.excluded_steps
             ));
         }
@@ -120,6 +137,9 @@ pub fn for_rows(rows: &[StepRow]) -> Vec<Capacity> {
                     failed_rate_rps: None,
                     failed_step: None,
                     failed_evidence: None,
+                    crashed_rate_rps: None,
+                    crashed_step: None,
+                    crash: None,
                     basis: None,
                     judged_steps: 0,
                     excluded_steps: 0,
@@ -128,6 +148,15 @@ pub fn for_rows(rows: &[StepRow]) -> Vec<Capacity> {
             }
         };
         let cap = &mut out[idx];
+        if r.target_failed {
+            cap.excluded_steps += 1;
+            if cap.crashed_rate_rps.is_none_or(|c| r.rate_rps < c) {
+                cap.crashed_rate_rps = Some(r.rate_rps);
+                cap.crashed_step = Some(r.key());
+                cap.crash = r.target_failure.clone();
+            }
+            continue;
+        }
         // The counter is what TD4 judged by; the client's view stands in only when it is all
         // there is, and the verdict says so.
         let (pct, basis) = match (r.counted_pct, r.client_ok_pct) {

@@ -5,6 +5,7 @@
 pub mod capacity;
 pub mod chart;
 pub mod html;
+pub mod log;
 pub mod row;
 pub mod steps_csv;
 pub mod table;

@@ -4,7 +4,7 @@
 //! Cells are kept as `Option<String>` of the bare number (no unit): `None` means "not measured",
 //! which the table prints as "—" and the CSV as an empty cell — never as 0.
 
-use crate::result::{CampaignResult, Finding, StepResult};
+use crate::result::{CampaignResult, CheckName, Finding, StepResult};
 use crate::step_id::StepId;
 
 /// What the table and HTML print for a value that was not measured.
@@ -74,6 +74,10 @@ pub struct StepRow {
     pub valid: bool,
     pub invalid_reason: Option<String>,
     pub interrupted: bool,
+    /// A process of the target exited during the step.
+    pub target_failed: bool,
+    /// How it failed, from the step's `replica_exited` / `store_exited` findings.
+    pub target_failure: Option<String>,
 }
 
 impl StepRow {
@@ -128,6 +132,8 @@ impl StepRow {
             valid: s.valid,
             invalid_reason: s.invalid_reason.clone(),
             interrupted: s.interrupted,
+            target_failed: s.target_failed,
+            target_failure: target_failure(s),
         }
     }
 
@@ -228,15 +234,36 @@ impl StepRow {
     pub fn prom_throttled_cell(&self) -> Option<String> {
         self.prom_throttled_pct.map(|v| num(v, 1))
     }
-    /// "yes", "NO" (invalid), with "interrupted" appended when the step was cut short.
+    /// "yes", "NO" (invalid), with "interrupted" appended when the step was cut short and
+    /// "target failed" when a process of the target exited during it.
     pub fn valid_cell(&self) -> String {
-        match (self.valid, self.interrupted) {
-            (true, false) => "yes".into(),
+        let mut cell = match (self.valid, self.interrupted) {
+            (true, false) => "yes".to_string(),
             (true, true) => "yes, interrupted".into(),
             (false, false) => "NO".into(),
             (false, true) => "NO, interrupted".into(),
+        };
+        if self.target_failed {
+            cell.push_str(", target failed");
         }
+        cell
     }
+}
+
+/// The messages of a step's target-exit findings, joined; `None` when its target held.
+fn target_failure(s: &StepResult) -> Option<String> {
+    let exits: Vec<&str> = s
+        .checks
+        .iter()
+        .filter(|f| matches!(f.check, CheckName::ReplicaExited | CheckName::StoreExited))
+        .map(|f| {
+            f.message
+                .split(": the target crashed")
+                .next()
+                .unwrap_or(&f.message)
+        })
+        .collect();
+    (!exits.is_empty()).then(|| exits.join("; "))
 }
 
 /// Rows of every step of the run, in `run.json` order.

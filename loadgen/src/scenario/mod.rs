@@ -26,6 +26,8 @@ pub struct Scenario {
     pub request: Spanned<RequestSpec>,
     /// The site whose counter is the business counter (default: the first of `service.sites`).
     pub counter_site: Option<Spanned<String>>,
+    /// What a run does after a step whose target failed (a replica or the store exited).
+    pub on_target_failure: Option<OnTargetFailure>,
     #[serde(default)]
     pub defaults: Overrides,
     #[serde(default)]
@@ -33,6 +35,15 @@ pub struct Scenario {
     pub prometheus: Option<Spanned<PrometheusSpec>>,
     #[serde(default, rename = "campaign")]
     pub campaigns: Vec<Spanned<CampaignSpec>>,
+}
+
+/// `on_target_failure`: go on with the next step on a fresh deployment, or stop the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTargetFailure {
+    #[default]
+    Continue,
+    Stop,
 }
 
 /// `kind` of `[target]`.

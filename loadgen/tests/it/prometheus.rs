@@ -265,6 +265,7 @@ fn step_with(view: Option<PrometheusView>, delta: Option<i64>, cores: Option<f64
         valid: true,
         invalid_reason: None,
         interrupted: false,
+        target_failed: false,
         checks: Vec::new(),
     }
 }

@@ -4,6 +4,7 @@
 //! are in [`target`], the request in [`request`], thresholds and the Prometheus settings in
 //! [`extras`]; campaigns and steps (explicit or matrix) are here.
 
+mod bounds;
 mod extras;
 mod request;
 mod target;
@@ -59,6 +60,7 @@ impl Expander<'_> {
         let request = self.request()?;
         let (campaigns, steps) = self.campaigns(&request, service_store)?;
         let thresholds = self.thresholds(&steps)?;
+        let warnings = self.overcommit(&target, &steps);
         let (prometheus, promql) = self.prometheus()?;
         Ok(Plan {
             source: ScenarioSource {
@@ -70,6 +72,8 @@ impl Expander<'_> {
             target,
             reach,
             counter_site,
+            on_target_failure: sc.on_target_failure.unwrap_or_default(),
+            warnings,
             campaigns,
             steps,
             thresholds,
@@ -119,6 +123,7 @@ impl Expander<'_> {
                     );
                 }
                 names.insert(r.name.clone(), r.span.start);
+                self.bounds(&r)?;
                 let index = steps.len();
                 let step = self.step(r, &name, &settings, request, service_store, index);
                 AttackSpec::check_settings(step.timeout, step.max_in_flight, step.connections)
@@ -279,6 +284,7 @@ impl Expander<'_> {
             replicas,
             cpu_limit,
             store: spec.store,
+            table: "campaign.step",
         })
     }
 
@@ -334,6 +340,7 @@ impl Expander<'_> {
                             replicas,
                             cpu_limit: cpu.0,
                             store: spec.store,
+                            table: "campaign.matrix",
                         });
                     }
                 }
@@ -354,6 +361,8 @@ struct RawStep {
     replicas: u32,
     cpu_limit: Option<f64>,
     store: Option<StoreSpec>,
+    /// The table it came from, for keys in errors: `campaign.step` or `campaign.matrix`.
+    table: &'static str,
 }
 
 /// Campaign and step names end up in ids (`campaign/name`), file names and CSV cells.
