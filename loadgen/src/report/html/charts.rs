@@ -7,7 +7,7 @@ use crate::report::row::{rows, StepRow, TABLE_LIST};
 use crate::result::CampaignResult;
 
 use super::figure::figure;
-use super::numbers::{numbers, per_step_numbers};
+use super::numbers::{number_table, Layout};
 
 /// The configurations of the run in capacity order, with each step's series index.
 fn series_index(caps: &[Capacity], row: &StepRow) -> usize {
@@ -74,8 +74,6 @@ pub(super) fn write(h: &mut String, r: &CampaignResult) {
          marked in the tables above). Per-step bar charts number the steps as in the tables below \
          each chart.</p>\n",
     );
-    let numbers_head =
-        "<tr><th class=\"l\">step</th><th class=\"l\">configuration</th><th>rate (req/s)</th>";
 
     // 1. Counted and client-ok share vs offered rate.
     let counted = per_config(&caps, &all, |r| r.counted_pct);
@@ -103,7 +101,7 @@ pub(super) fn write(h: &mut String, r: &CampaignResult) {
         "chart-ratio",
         chart::line(&spec),
         CAPTION_RATIO,
-        &numbers(&all, numbers_head, &["counted %", "client ok %"], |r| {
+        &number_table(&all, Layout::ByRate, &["counted %", "client ok %"], |r| {
             vec![r.counted_cell(), r.client_ok_cell()]
         }),
     );
@@ -127,9 +125,9 @@ pub(super) fn write(h: &mut String, r: &CampaignResult) {
         "chart-latency",
         chart::line(&spec),
         CAPTION_LATENCY,
-        &numbers(
+        &number_table(
             &all,
-            numbers_head,
+            Layout::ByRate,
             &["p50 (ms)", "p99 (ms)", "max (ms)"],
             |r| vec![r.p50_cell(), r.p99_cell(), r.max_cell()],
         ),
@@ -176,9 +174,9 @@ pub(super) fn write(h: &mut String, r: &CampaignResult) {
         "chart-achieved",
         chart::line(&spec),
         CAPTION_ACHIEVED,
-        &numbers(
+        &number_table(
             &all,
-            numbers_head,
+            Layout::ByRate,
             &[
                 "achieved (req/s)",
                 "schedule lag p99 (ms)",
@@ -213,7 +211,6 @@ pub(super) fn write(h: &mut String, r: &CampaignResult) {
             })
             .collect()
     };
-    let per_step_head = "<tr><th>#</th><th class=\"l\">step</th><th class=\"l\">configuration</th>";
     let cpu = BarChart {
         title: "CPU used per replica, per step".into(),
         x_label: "step # (see table)".into(),
@@ -228,9 +225,9 @@ pub(super) fn write(h: &mut String, r: &CampaignResult) {
         "chart-cpu",
         chart::bars(&cpu),
         CAPTION_CPU,
-        &per_step_numbers(
+        &number_table(
             &all,
-            per_step_head,
+            Layout::PerStep,
             &[
                 "CPU limit",
                 "CPU used (cores, per replica)",
@@ -259,7 +256,7 @@ pub(super) fn write(h: &mut String, r: &CampaignResult) {
         "chart-throttled",
         chart::bars(&thr),
         CAPTION_THROTTLED,
-        &per_step_numbers(&all, per_step_head, &["throttled % (per replica)"], |r| {
+        &number_table(&all, Layout::PerStep, &["throttled % (per replica)"], |r| {
             vec![r.throttled_cell(TABLE_LIST)]
         }),
     );
@@ -282,9 +279,9 @@ pub(super) fn write(h: &mut String, r: &CampaignResult) {
         "chart-spread",
         chart::bars(&spread),
         CAPTION_SPREAD,
-        &per_step_numbers(
+        &number_table(
             &all,
-            per_step_head,
+            Layout::PerStep,
             &["requests per replica", "clicks per replica"],
             |r| {
                 vec![

@@ -7,38 +7,28 @@ use crate::report::row::{StepRow, MISSING};
 
 use super::escape::esc;
 
-/// The numbers under a chart plotted against the offered rate: step, configuration, rate, the
-/// chart's columns, validity.
-pub(super) fn numbers(
-    all: &[StepRow],
-    head: &str,
-    cols: &[&str],
-    cells: impl Fn(&StepRow) -> Vec<Option<String>>,
-) -> String {
-    number_table(all, head, cols, true, cells)
+/// How the rows under a chart are keyed: like the chart's x axis, so a reader can find a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// Against the offered rate: step, configuration, rate, the chart's columns, validity.
+    ByRate,
+    /// Per step: the step's number (the bar's label), step, configuration, the chart's columns.
+    PerStep,
 }
 
-/// The numbers under a chart plotted per step: step number, step, configuration, the chart's
-/// columns.
-pub(super) fn per_step_numbers(
-    all: &[StepRow],
-    head: &str,
-    cols: &[&str],
-    cells: impl Fn(&StepRow) -> Vec<Option<String>>,
-) -> String {
-    number_table(all, head, cols, false, cells)
-}
-
-/// One builder for both layouts: `by_rate` leads with the rate and ends with validity, else the
-/// row leads with the step's number.
+/// The numbers under a chart: one row per step, the leading columns given by `layout`.
 pub(super) fn number_table(
     all: &[StepRow],
-    head: &str,
+    layout: Layout,
     cols: &[&str],
-    by_rate: bool,
     cells: impl Fn(&StepRow) -> Vec<Option<String>>,
 ) -> String {
-    let mut t = format!("<table><thead>{head}");
+    let by_rate = layout == Layout::ByRate;
+    let mut t = String::from(if by_rate {
+        "<table><thead><tr><th class=\"l\">step</th><th class=\"l\">configuration</th><th>rate (req/s)</th>"
+    } else {
+        "<table><thead><tr><th>#</th><th class=\"l\">step</th><th class=\"l\">configuration</th>"
+    });
     for c in cols {
         let _ = write!(t, "<th>{}</th>", esc(c));
     }
