@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::report::chart::{self, TimelineChart};
-use crate::report::row::{num, rows};
+use crate::report::row::{num, rows, StepRow};
 use crate::result::{CampaignResult, StepResult};
 
 use super::escape::esc;
@@ -21,71 +21,87 @@ pub(super) fn write(h: &mut String, r: &CampaignResult) {
          drops (left axis), and the p99 latency of that second (right axis, black).</p>\n",
     );
     for row in rows(r) {
-        let step = &r.steps[row.index - 1];
-        let id = format!("chart-timeline-{}", row.index);
-        if step.timeline.is_empty() {
-            let _ = writeln!(
-                h,
-                "<p id=\"{id}\">Step {} {}: no timeline recorded.</p>",
-                row.index,
-                esc(&row.key())
-            );
-            continue;
-        }
-        let tl = downsample(step);
-        let spec = TimelineChart {
-            title: format!(
-                "#{} {} — {} req/s, {}",
-                row.index,
-                row.key(),
-                row.rate_cell(),
-                row.configuration_label()
-            ),
-            t_s: tl.iter().map(|p| p.t_s).collect(),
-            rates: vec![
-                (
-                    "sent".into(),
-                    0,
-                    tl.iter().map(|p| p.sent).collect::<Vec<f64>>(),
-                ),
-                ("ok".into(), 2, tl.iter().map(|p| p.ok).collect()),
-                ("failed".into(), 3, tl.iter().map(|p| p.failed).collect()),
-            ]
-            .into_iter()
-            .chain(
-                // Drops are drawn only when there were any, to keep quiet charts quiet.
-                tl.iter()
-                    .any(|p| p.dropped > 0.0)
-                    .then(|| ("dropped".into(), 4, tl.iter().map(|p| p.dropped).collect())),
-            )
-            .collect(),
-            p99_ms: tl.iter().map(|p| p.p99_ms).collect(),
-            size: (560, 280),
-        };
-        let bucket = tl.first().map(|p| p.bucket_s).unwrap_or(1);
-        let caption = if bucket > 1 {
-            format!("Averaged over {bucket} s buckets (p99: the worst second of each bucket).")
-        } else {
-            String::new()
-        };
-        let mut table = String::from("<table><thead><tr><th>t (s)</th><th>sent/s</th><th>ok/s</th><th>failed/s</th><th>dropped/s</th><th>p99 (ms)</th></tr></thead><tbody>\n");
-        for p in &tl {
-            let _ = write!(
-                table,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                num(p.t_s, 0),
-                num(p.sent, 1),
-                num(p.ok, 1),
-                num(p.failed, 1),
-                num(p.dropped, 1)
-            );
-            td(&mut table, p.p99_ms.map(|v| num(v, 1)));
-            table.push_str("</tr>\n");
-        }
-        table.push_str("</tbody></table>");
-        figure(h, &id, chart::timeline(&spec), &caption, &table);
+        step_timeline(h, &r.steps[row.index - 1], &row);
     }
     h.push_str("</section>\n");
+}
+
+/// One step's figure, or a line saying it has no timeline (the id stays, for links).
+fn step_timeline(h: &mut String, step: &StepResult, row: &StepRow) {
+    let id = format!("chart-timeline-{}", row.index);
+    if step.timeline.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p id=\"{id}\">Step {} {}: no timeline recorded.</p>",
+            row.index,
+            esc(&row.key())
+        );
+        return;
+    }
+    let tl = downsample(step);
+    let bucket = tl.first().map(|p| p.bucket_s).unwrap_or(1);
+    let caption = if bucket > 1 {
+        format!("Averaged over {bucket} s buckets (p99: the worst second of each bucket).")
+    } else {
+        String::new()
+    };
+    figure(
+        h,
+        &id,
+        chart::timeline(&chart_spec(row, &tl)),
+        &caption,
+        &numbers(&tl),
+    );
+}
+
+/// The step's chart: sent, ok, failed (and dropped) per second on the left axis, p99 on the right.
+fn chart_spec(row: &StepRow, tl: &[TimelineBucket]) -> TimelineChart {
+    let series = |value: fn(&TimelineBucket) -> f64| tl.iter().map(value).collect::<Vec<f64>>();
+    TimelineChart {
+        title: format!(
+            "#{} {} — {} req/s, {}",
+            row.index,
+            row.key(),
+            row.rate_cell(),
+            row.configuration_label()
+        ),
+        t_s: series(|p| p.t_s),
+        rates: vec![
+            ("sent".into(), 0, series(|p| p.sent)),
+            ("ok".into(), 2, series(|p| p.ok)),
+            ("failed".into(), 3, series(|p| p.failed)),
+        ]
+        .into_iter()
+        .chain(
+            // Drops are drawn only when there were any, to keep quiet charts quiet.
+            tl.iter()
+                .any(|p| p.dropped > 0.0)
+                .then(|| ("dropped".into(), 4, series(|p| p.dropped))),
+        )
+        .collect(),
+        p99_ms: tl.iter().map(|p| p.p99_ms).collect(),
+        size: (560, 280),
+    }
+}
+
+/// The timeline's points as a table, one row per (bucketed) second.
+fn numbers(tl: &[TimelineBucket]) -> String {
+    let mut table = String::from("<table><thead><tr><th>t (s)</th><th>sent/s</th><th>ok/s</th><th>failed/s</th><th>dropped/s</th><th>p99 (ms)</th></tr></thead><tbody>\n");
+    for p in tl {
+        let _ = write!(
+            table,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            num(p.t_s, 0),
+            num(p.sent, 1),
+            num(p.ok, 1),
+            num(p.failed, 1),
+            num(p.dropped, 1)
+        );
+        td(&mut table, p.p99_ms.map(|v| num(v, 1)));
+        table.push_str("</tr>\n");
+    }
+    table.push_str("</tbody></table>");
+    table
 }
 
 /// One point of a (possibly bucketed) timeline, rates per second.
