@@ -3,7 +3,10 @@
 //! palette, which stays distinguishable for colour-blind readers; a second series of the same
 //! configuration differs by dash and marker, not by colour alone.
 
+use plotters::chart::{ChartContext, DualCoordChartContext, SeriesLabelStyle};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 /// Okabe–Ito colours, most distinct first (yellow last: weak on white).
@@ -105,6 +108,9 @@ pub struct TimelineChart {
 
 type Failure = String;
 
+/// A linear x/y plane, as the timeline's two axes are.
+type Plane = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+
 fn fail<E: std::fmt::Debug>(e: E) -> Failure {
     format!("{e:?}")
 }
@@ -147,42 +153,20 @@ where
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {
-    // The legend goes under the plot, two entries per row: inside the plot it would hide data
-    // wherever the data happens to be.
-    let mut entries: Vec<LegendEntry> = Vec::new();
-    if spec.diagonal {
-        entries.push(LegendEntry {
-            label: "y = x (kept up)".into(),
-            colour: GREY,
-            stroke: Stroke::Dashed,
-            marker: false,
-        });
-    }
-    // A configuration with no plottable step gets no legend entry: nothing to point at.
+    // A configuration with no plottable step gets no line and no legend entry: nothing to
+    // point at.
     let drawn: Vec<&Series> = spec
         .series
         .iter()
         .filter(|s| !s.points.is_empty())
         .collect();
-    entries.extend(drawn.iter().map(|s| LegendEntry {
-        label: s.label.clone(),
-        colour: colour(s.colour),
-        stroke: s.stroke,
-        marker: true,
-    }));
+    let entries = line_legend(spec.diagonal, &drawn);
     let rows = entries.len().div_ceil(2) as u32;
     let legend_h = if rows == 0 { 0 } else { rows * LEGEND_ROW + 10 };
     let (w, h) = spec.size;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (w, h + legend_h)).into_drawing_area();
-        root.fill(&WHITE).map_err(fail)?;
+    svg_document((w, h + legend_h), |root| {
         let (top, bottom) = root.split_vertically(h);
-        let mut chart = ChartBuilder::on(&top)
-            .caption(&spec.title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
+        let mut chart = frame(&top, &spec.title)
             .build_cartesian_2d(x.clone(), y)
             .map_err(fail)?;
         chart
@@ -197,9 +181,10 @@ where
             .draw()
             .map_err(fail)?;
         if spec.diagonal {
+            let end = x.end.min(y_hi);
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(x.start, x.start), (x.end.min(y_hi), x.end.min(y_hi))],
+                    [(x.start, x.start), (end, end)],
                     4,
                     4,
                     GREY.stroke_width(1),
@@ -207,39 +192,117 @@ where
                 .map_err(fail)?;
         }
         for s in drawn {
-            let c = colour(s.colour);
-            let pts = s.points.clone();
-            match s.stroke {
-                Stroke::Solid => {
-                    chart
-                        .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                        .map_err(fail)?;
-                    chart
-                        .draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
-                        .map_err(fail)?;
-                }
-                Stroke::Dashed => {
-                    chart
-                        .draw_series(DashedLineSeries::new(pts.clone(), 6, 4, c.stroke_width(2)))
-                        .map_err(fail)?;
-                    chart
-                        .draw_series(
-                            pts.iter()
-                                .map(|p| TriangleMarker::new(*p, 4, c.stroke_width(1))),
-                        )
-                        .map_err(fail)?;
-                }
-                Stroke::Points => {
-                    chart
-                        .draw_series(pts.iter().map(|p| Cross::new(*p, 4, c.stroke_width(2))))
-                        .map_err(fail)?;
-                }
-            }
+            draw_series(&mut chart, s)?;
         }
-        draw_legend(&bottom, &entries, w)?;
+        draw_legend(&bottom, &entries, w)
+    })
+}
+
+/// The legend of a line chart: the diagonal first when there is one, then each drawn series.
+/// It goes under the plot, two entries per row: inside the plot it would hide data wherever
+/// the data happens to be.
+fn line_legend(diagonal: bool, drawn: &[&Series]) -> Vec<LegendEntry> {
+    let mut entries: Vec<LegendEntry> = Vec::new();
+    if diagonal {
+        entries.push(LegendEntry {
+            label: "y = x (kept up)".into(),
+            colour: GREY,
+            stroke: Stroke::Dashed,
+            marker: false,
+        });
+    }
+    entries.extend(drawn.iter().map(|s| LegendEntry {
+        label: s.label.clone(),
+        colour: colour(s.colour),
+        stroke: s.stroke,
+        marker: true,
+    }));
+    entries
+}
+
+/// One series of a line chart, its line and markers as its [`Stroke`] says.
+fn draw_series<DB, CT>(chart: &mut ChartContext<'_, DB, CT>, s: &Series) -> Result<(), Failure>
+where
+    DB: DrawingBackend,
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    let c = colour(s.colour);
+    let pts = &s.points;
+    match s.stroke {
+        Stroke::Solid => {
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(fail)?;
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
+                .map_err(fail)?;
+        }
+        Stroke::Dashed => {
+            chart
+                .draw_series(DashedLineSeries::new(pts.clone(), 6, 4, c.stroke_width(2)))
+                .map_err(fail)?;
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|p| TriangleMarker::new(*p, 4, c.stroke_width(1))),
+                )
+                .map_err(fail)?;
+        }
+        Stroke::Points => {
+            chart
+                .draw_series(pts.iter().map(|p| Cross::new(*p, 4, c.stroke_width(2))))
+                .map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+/// One SVG document of `size`, white: `draw` paints it, then it is written out.
+fn svg_document(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), Failure>,
+) -> Result<String, Failure> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(fail)?;
+        draw(&root)?;
         root.present().map_err(fail)?;
     }
     Ok(svg)
+}
+
+/// The title and margins line and bar charts share, so that their plots line up on the page.
+fn frame<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &'b str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(64);
+    builder
+}
+
+/// The boxed legend in the upper right of bar and timeline charts, their room for it kept free
+/// of data.
+fn draw_series_labels<'a, DB, CT>(
+    mut labels: SeriesLabelStyle<'a, '_, DB, CT>,
+    font_px: u32,
+) -> Result<(), Failure>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    labels
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, font_px))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .draw()
+        .map_err(fail)
 }
 
 const GREY: RGBColor = RGBColor(120, 120, 120);
@@ -257,7 +320,7 @@ struct LegendEntry {
 
 /// Draws the entries in two columns, each with a sample of its line and marker.
 fn draw_legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
+    area: &DrawingArea<DB, Shift>,
     entries: &[LegendEntry],
     width: u32,
 ) -> Result<(), Failure> {
@@ -306,15 +369,8 @@ pub fn bars(spec: &BarChart) -> Result<String, Failure> {
         )
         .1
     });
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, spec.size).into_drawing_area();
-        root.fill(&WHITE).map_err(fail)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&spec.title, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
+    svg_document(spec.size, |root| {
+        let mut chart = frame(root, &spec.title)
             .build_cartesian_2d(0.5..n + 0.5 + legend_room, 0.0..y_max)
             .map_err(fail)?;
         chart
@@ -338,32 +394,34 @@ pub fn bars(spec: &BarChart) -> Result<String, Failure> {
             .max_light_lines(0)
             .draw()
             .map_err(fail)?;
-        let k = spec.groups.len().max(1) as f64;
-        let width = 0.8 / k;
-        for (gi, g) in spec.groups.iter().enumerate() {
-            let c = colour(g.colour);
-            let left = |i: usize| (i + 1) as f64 - 0.4 + gi as f64 * width;
-            chart
-                .draw_series(g.values.iter().enumerate().filter_map(|(i, v)| {
-                    v.map(|v| Rectangle::new([(left(i), 0.0), (left(i) + width, v)], c.filled()))
-                }))
-                .map_err(fail)?
-                .label(&g.label)
-                .legend(move |(px, py)| {
-                    Rectangle::new([(px, py - 5), (px + 12, py + 5)], c.filled())
-                });
-        }
+        draw_bar_groups(&mut chart, &spec.groups)?;
+        draw_series_labels(chart.configure_series_labels(), 12)
+    })
+}
+
+/// The groups side by side within each step's unit of width, each with its legend entry.
+fn draw_bar_groups<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    groups: &[BarGroup],
+) -> Result<(), Failure>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    let k = groups.len().max(1) as f64;
+    let width = 0.8 / k;
+    for (gi, g) in groups.iter().enumerate() {
+        let c = colour(g.colour);
+        let left = |i: usize| (i + 1) as f64 - 0.4 + gi as f64 * width;
         chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
-            .draw()
-            .map_err(fail)?;
-        root.present().map_err(fail)?;
+            .draw_series(g.values.iter().enumerate().filter_map(|(i, v)| {
+                v.map(|v| Rectangle::new([(left(i), 0.0), (left(i) + width, v)], c.filled()))
+            }))
+            .map_err(fail)?
+            .label(&g.label)
+            .legend(move |(px, py)| Rectangle::new([(px, py - 5), (px + 12, py + 5)], c.filled()));
     }
-    Ok(svg)
+    Ok(())
 }
 
 /// Draws a step's timeline: request rates on the left axis, p99 latency on the right.
@@ -375,11 +433,8 @@ pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
     let r1 = r1 * TIMELINE_HEADROOM;
     let (_, p1) = padded(spec.p99_ms.iter().flatten().copied(), 0.0);
     let p1 = p1 * TIMELINE_HEADROOM;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, spec.size).into_drawing_area();
-        root.fill(&WHITE).map_err(fail)?;
-        let mut chart = ChartBuilder::on(&root)
+    svg_document(spec.size, |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(&spec.title, (FONT, 15))
             .margin(8)
             .x_label_area_size(36)
@@ -407,45 +462,54 @@ pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
             .axis_desc_style((FONT, 12))
             .draw()
             .map_err(fail)?;
-        for (label, ci, values) in &spec.rates {
-            let c = colour(*ci);
-            chart
-                .draw_series(LineSeries::new(
-                    spec.t_s.iter().copied().zip(values.iter().copied()),
-                    c.stroke_width(2),
-                ))
-                .map_err(fail)?
-                .label(label.as_str())
-                .legend(move |(px, py)| {
-                    PathElement::new([(px, py), (px + 18, py)], c.stroke_width(2))
-                });
-        }
-        let pc = colour(6);
-        // p99 is drawn only where the second had answers; gaps stay gaps.
-        let p99: Vec<(f64, f64)> = spec
-            .t_s
-            .iter()
-            .zip(&spec.p99_ms)
-            .filter_map(|(t, p)| p.map(|p| (*t, p)))
-            .collect();
+        draw_rates(&mut chart, spec)?;
+        draw_p99(&mut chart, spec)?;
+        draw_series_labels(chart.configure_series_labels(), 11)
+    })
+}
+
+/// The request rates of a timeline, on the left axis.
+fn draw_rates<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    spec: &TimelineChart,
+) -> Result<(), Failure>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    for (label, ci, values) in &spec.rates {
+        let c = colour(*ci);
         chart
-            .draw_secondary_series(LineSeries::new(p99, pc.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                spec.t_s.iter().copied().zip(values.iter().copied()),
+                c.stroke_width(2),
+            ))
             .map_err(fail)?
-            .label("p99 latency (right axis, black)")
-            .legend(move |(px, py)| {
-                PathElement::new([(px, py), (px + 18, py)], pc.stroke_width(1))
-            });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 11))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
-            .draw()
-            .map_err(fail)?;
-        root.present().map_err(fail)?;
+            .label(label.as_str())
+            .legend(move |(px, py)| PathElement::new([(px, py), (px + 18, py)], c.stroke_width(2)));
     }
-    Ok(svg)
+    Ok(())
+}
+
+/// The p99 latency of a timeline, on the right axis, in black.
+fn draw_p99<'a, DB: DrawingBackend + 'a>(
+    chart: &mut DualCoordChartContext<'a, DB, Plane, Plane>,
+    spec: &TimelineChart,
+) -> Result<(), Failure> {
+    let pc = colour(6);
+    // p99 is drawn only where the second had answers; gaps stay gaps.
+    let p99: Vec<(f64, f64)> = spec
+        .t_s
+        .iter()
+        .zip(&spec.p99_ms)
+        .filter_map(|(t, p)| p.map(|p| (*t, p)))
+        .collect();
+    chart
+        .draw_secondary_series(LineSeries::new(p99, pc.stroke_width(1)))
+        .map_err(fail)?
+        .label("p99 latency (right axis, black)")
+        .legend(move |(px, py)| PathElement::new([(px, py), (px + 18, py)], pc.stroke_width(1)));
+    Ok(())
 }
 
 /// Vertical room above a timeline's data, as a factor of its maximum.

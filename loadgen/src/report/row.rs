@@ -185,8 +185,8 @@ impl StepRow {
     }
     /// Throttled share per replica when known, else the step's aggregate.
     pub fn throttled_cell(&self, style: ListStyle) -> Option<String> {
-        list_cell(&self.throttled_pct_per_replica, style, |v| num(v, 1))
-            .or_else(|| self.throttled_pct.map(|v| num(v, 1)))
+        self.throttled_per_replica_cell(style)
+            .or_else(|| self.throttled_total_cell())
     }
     /// Throttled share per replica only (no fallback to the aggregate).
     pub fn throttled_per_replica_cell(&self, style: ListStyle) -> Option<String> {

@@ -1,0 +1,24 @@
+//! The charts section: its introduction, then the [`curves`] of each configuration against the
+//! offered rate and the [`replica_bars`] of each step, every chart with its caption and its
+//! numbers.
+
+mod curves;
+mod replica_bars;
+
+use crate::report::capacity;
+use crate::report::row::rows;
+use crate::result::CampaignResult;
+
+pub(super) fn write(h: &mut String, r: &CampaignResult) {
+    let all = rows(r);
+    let caps = capacity::safe_capacity(r);
+    h.push_str(
+        "<section id=\"charts\">\n<h2>Charts</h2>\n<p>Curves join the valid, uninterrupted steps \
+         of one configuration; invalid or interrupted steps are left off the curves (they are \
+         marked in the tables above). Per-step bar charts number the steps as in the tables below \
+         each chart.</p>\n",
+    );
+    curves::write(h, &caps, &all);
+    replica_bars::write(h, &all);
+    h.push_str("</section>\n");
+}
