@@ -105,7 +105,7 @@ impl Capacity {
         }
         if self.excluded_steps > 0 {
             s.push_str(&format!(
-                " [{} step(s) not judged: invalid, interrupted, crashed or unmeasured]",
+                " [{} step(s) not judged: invalid, interrupted or unmeasured]",
                 self.excluded_steps
             ));
         }
@@ -149,7 +149,7 @@ pub fn for_rows(rows: &[StepRow]) -> Vec<Capacity> {
         };
         let cap = &mut out[idx];
         if r.target_failed {
-            cap.excluded_steps += 1;
+            // Not counted in `excluded_steps`: the crash has a sentence of its own.
             if cap.crashed_rate_rps.is_none_or(|c| r.rate_rps < c) {
                 cap.crashed_rate_rps = Some(r.rate_rps);
                 cap.crashed_step = Some(r.key());
