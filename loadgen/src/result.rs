@@ -182,13 +182,15 @@ pub enum CheckName {
     StoreExited,
     /// From the plan: the steps' CPU limits add up to more CPUs than the machine has.
     Overcommit,
+    /// Recorded while deploying: processes and cgroups a killed loadgen left were swept.
+    OrphansSwept,
     /// A check this build does not know, kept by name.
     Other(String),
 }
 
 impl CheckName {
     /// Every known check.
-    pub const KNOWN: [CheckName; 22] = [
+    pub const KNOWN: [CheckName; 23] = [
         CheckName::Interrupted,
         CheckName::Validity,
         CheckName::ConnectionWait,
@@ -211,6 +213,7 @@ impl CheckName {
         CheckName::ReplicaExited,
         CheckName::StoreExited,
         CheckName::Overcommit,
+        CheckName::OrphansSwept,
     ];
 
     /// The name as run.json, the CSV and the report write it.
@@ -238,6 +241,7 @@ impl CheckName {
             CheckName::ReplicaExited => "replica_exited",
             CheckName::StoreExited => "store_exited",
             CheckName::Overcommit => "overcommit",
+            CheckName::OrphansSwept => "orphans_swept",
             CheckName::Other(name) => name,
         }
     }

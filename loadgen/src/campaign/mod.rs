@@ -155,6 +155,16 @@ pub async fn run(
                 });
             }
         }
+        for swept in deployer.take_swept() {
+            eprintln!("    swept what a killed loadgen left: {swept}");
+            result.findings.push(campaign_finding(
+                Severity::Warn,
+                CheckName::OrphansSwept,
+                format!(
+                    "left by an earlier run that was killed, and swept before this step: {swept}"
+                ),
+            ));
+        }
         save(&result, &opts.out_dir)?;
         if stop_now {
             eprintln!("    the target failed: stopping (on_target_failure = \"stop\")");

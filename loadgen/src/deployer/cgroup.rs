@@ -340,8 +340,9 @@ fn rmdir_bounded(dir: &Path) -> Result<(), CgroupError> {
 
 /// Removes groups left by loadgen processes that no longer exist (killed with SIGKILL, when no
 /// teardown could run): their orphaned replicas or Redis are killed first. Groups of a live
-/// loadgen are never touched.
-pub fn remove_stale(layout: &CgroupLayout) {
+/// loadgen are never touched. Returns one line per group swept, for the run to report.
+pub fn remove_stale(layout: &CgroupLayout) -> Vec<String> {
+    let mut swept = Vec::new();
     for root in layout.roots() {
         let Ok(entries) = fs::read_dir(&root) else {
             continue;
@@ -360,16 +361,37 @@ pub fn remove_stale(layout: &CgroupLayout) {
             }
             // Every task in the group was started by that dead loadgen.
             let procs = fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default();
-            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let pids: Vec<i32> = procs
+                .lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+                .collect();
+            for &pid in &pids {
                 if let Some(pid) = rustix::process::Pid::from_raw(pid) {
                     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 }
             }
-            if let Err(e) = rmdir_bounded(&entry.path()) {
-                tracing::warn!("stale cgroup left: {e}");
+            let removed = match rmdir_bounded(&entry.path()) {
+                Ok(()) => "removed".to_string(),
+                Err(e) => {
+                    tracing::warn!("stale cgroup left: {e}");
+                    format!("not removed ({e})")
+                }
+            };
+            // Both hierarchies (cpu, cpuacct) hold the same group on v1: report it once.
+            let line = format!(
+                "cgroup {name} of loadgen pid {owner}, which no longer runs: {} process(es) \
+                 killed {pids:?}, group {removed}",
+                pids.len()
+            );
+            if !swept
+                .iter()
+                .any(|l: &String| l.starts_with(&format!("cgroup {name} ")))
+            {
+                swept.push(line);
             }
         }
     }
+    swept
 }
 
 /// v2 only lets a child use `cpu.max` when the parent delegates the controller.

@@ -25,6 +25,8 @@ pub struct LocalDeployer {
     service: LocalService,
     cgroup_root: PathBuf,
     binary: Option<PathBuf>,
+    /// Lines about what [`cgroup::remove_stale`] swept, until the run takes them.
+    pub(super) swept: Vec<String>,
 }
 
 impl LocalDeployer {
@@ -40,6 +42,7 @@ impl LocalDeployer {
             service: service.clone(),
             cgroup_root: root.into(),
             binary: service.binary.clone(),
+            swept: Vec::new(),
         }
     }
 
@@ -99,7 +102,7 @@ impl LocalDeployer {
             },
         };
         if let Some(layout) = &layout {
-            cgroup::remove_stale(layout);
+            self.swept.extend(cgroup::remove_stale(layout));
         }
         let redis_binary = match topology.store {
             Store::Redis => Some(external::require("redis-server", "redis-server")?),

@@ -221,6 +221,15 @@ impl Deployer {
         }
     }
 
+    /// What the deployer swept since the last call: groups and processes a killed loadgen left
+    /// behind, one line each (the run reports them).
+    pub fn take_swept(&mut self) -> Vec<String> {
+        match self {
+            Deployer::Local(d) => std::mem::take(&mut d.swept),
+            Deployer::Url(_) => Vec::new(),
+        }
+    }
+
     /// Brings up `topology`, ready within `bound`.
     pub async fn deploy(
         &mut self,
