@@ -705,10 +705,7 @@ fn plans_this_machine_cannot_run_are_refused_naming_key_and_limit() {
         let out = validate(&[], &path);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{step}: {err}");
-        assert!(
-            err.contains(&format!("b.toml:")),
-            "{step}: names the file: {err}"
-        );
+        assert!(err.contains("b.toml:"), "{step}: names the file: {err}");
         assert!(err.contains(key), "{step}: names {key}: {err}");
         assert!(err.contains(needle), "{step}: says {needle:?}: {err}");
     }
