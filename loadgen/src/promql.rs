@@ -37,7 +37,7 @@
 //! The edge reading is exact at `end`: the load has stopped, and [`observe`] waits for a scrape
 //! after the drain, so the last sample is the final count. At `start` it interpolates between
 //! the scrapes around it (warm-up clicks just before `start` land on either side). Measured
-//! here (`cargo test -p loadgen --test prometheus real_ -- --nocapture`, 280 clicks at 40/s over
+//! here (`cargo test -p loadgen --test it -- prometheus::real_ --nocapture`, 280 clicks at 40/s over
 //! 7 s, warm-up of 0 / 0.3 / 0.3 / 0.5 / 1 s at the same rate just before the window): edge
 //! reading −1.1 / −0.3 / −0.1 / −0.4 / +0.2 %, `increase()` −0.3 / −0.3 / −0.3 / 0.0 / −0.3 %.
 //! Both are well inside the 10 % tolerance on a flat load; the edge reading is the default

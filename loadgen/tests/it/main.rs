@@ -13,6 +13,7 @@ mod attack_polymetrie;
 mod campaign;
 mod cli;
 mod deployer;
+mod from_log;
 mod pacer;
 mod probe;
 mod prometheus;
