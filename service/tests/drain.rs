@@ -11,22 +11,7 @@ use support::Service;
 async fn sigterm_lets_held_clicks_finish_with_204_while_readyz_says_503() {
     // A cost and fewer slots than clicks: once released, the clicks queue and burn their cost
     // during the drain, so the drain really waits for work, not just for sockets.
-    let mut svc = Service::start(&[
-        "--sites",
-        "a.com",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--cost",
-        "20ms",
-        "--max-inflight",
-        "2",
-        "--queue-timeout",
-        "30s",
-        "--body-timeout",
-        "30s",
-        "--drain-timeout",
-        "30s",
-    ]);
+    let mut svc = Service::start(&[&["--sites", "a.com"][..], support::HELD_CLICK_ARGS].concat());
     let ok = support::hold_clicks_through_sigterm(&mut svc, "a.com", 6).await;
     assert_eq!(ok, 6);
 }

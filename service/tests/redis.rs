@@ -150,24 +150,13 @@ async fn urls_past_the_cap_fold_into_other_even_from_concurrent_replicas() {
 async fn sigterm_stores_every_held_click_exactly_once_on_redis() {
     let Some(redis) = Redis::start() else { return };
     let url = redis.url();
-    let mut svc = Service::start(&[
-        "--store",
-        &url,
-        "--sites",
-        "a.com",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--cost",
-        "20ms",
-        "--max-inflight",
-        "2",
-        "--queue-timeout",
-        "30s",
-        "--body-timeout",
-        "30s",
-        "--drain-timeout",
-        "30s",
-    ]);
+    let mut svc = Service::start(
+        &[
+            &["--store", url.as_str(), "--sites", "a.com"][..],
+            support::HELD_CLICK_ARGS,
+        ]
+        .concat(),
+    );
     let ok = support::hold_clicks_through_sigterm(&mut svc, "a.com", 8).await;
     assert_eq!(ok, 8);
     // After the exit, Redis holds exactly the acknowledged clicks (read through a fresh replica).

@@ -559,6 +559,24 @@ pub async fn try_send_once(addr: SocketAddr, method: Method, path: &str) -> Opti
     c.send(method, path, &[], Bytes::new()).await.ok()
 }
 
+/// Flags for [`hold_clicks_through_sigterm`]: a cost and fewer slots than clicks, so that once
+/// released the clicks queue and burn their cost during the drain (the drain really waits for
+/// work, not just for sockets), with bounds far above what the test needs.
+pub const HELD_CLICK_ARGS: &[&str] = &[
+    "--admin-listen",
+    "127.0.0.1:0",
+    "--cost",
+    "20ms",
+    "--max-inflight",
+    "2",
+    "--queue-timeout",
+    "30s",
+    "--body-timeout",
+    "30s",
+    "--drain-timeout",
+    "30s",
+];
+
 /// Clicks held in flight through a SIGTERM, on a service started with `--admin-listen`: holds
 /// `n` clicks (waiting on the server's own in-progress gauge, not on time), sends SIGTERM,
 /// polls the admin `/readyz` until it says 503 while those clicks surely still are in flight
