@@ -67,6 +67,22 @@ pub struct GeneratorHealth {
     pub cpu_cores_available: Option<f64>,
     pub max_in_flight: Option<u64>,
     pub connections_opened: Option<u64>,
+    /// Most connections open at once.
+    #[serde(default)]
+    pub connections_peak: Option<u64>,
+    /// Connections closed after being idle (the pool follows the current load).
+    #[serde(default)]
+    pub connections_closed_idle: Option<u64>,
+    /// The pool's cap: the fixed count (`--connections`) or the default cap from the rate.
+    #[serde(default)]
+    pub pool_cap: Option<u64>,
+    /// True for a fixed pool (`--connections N`), false for the capped default.
+    #[serde(default)]
+    pub pool_fixed: Option<bool>,
+    /// Requests that waited because every connection was busy and the cap reached (their wait
+    /// is in their latency, from the due time).
+    #[serde(default)]
+    pub pool_cap_waits: Option<u64>,
     /// The in-flight cap the step ran with (due requests beyond it are dropped).
     #[serde(default)]
     pub in_flight_cap: Option<u64>,

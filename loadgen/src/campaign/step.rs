@@ -71,6 +71,7 @@ fn spec(cx: &StepContext<'_>, step: &Step, deployment: &Deployment) -> AttackSpe
         timeout: step.timeout,
         max_in_flight: step.max_in_flight,
         connections: step.connections,
+        max_connections: step.max_connections,
     }
 }
 

@@ -82,10 +82,16 @@ pub(super) fn findings(step: &StepResult, out: &mut Vec<Finding>) {
             CheckName::ConnectionWait,
             Severity::Info,
             step,
-            format!(
-                "{} requests waited for a connection to the target (p99 {p99:.1} ms): connects were not completing, i.e. the target was slow to accept; the wait is part of their latency",
-                wait.count
-            ),
+            match (step.generator.pool_cap_waits, step.generator.pool_cap) {
+                (Some(n), Some(cap)) if n > 0 => format!(
+                    "{} requests waited for a connection (p99 {p99:.1} ms): {n} found all {cap} connections of the pool busy (its cap), the others waited for connects to complete; the wait is part of their latency",
+                    wait.count
+                ),
+                _ => format!(
+                    "{} requests waited for a connection to the target (p99 {p99:.1} ms): connects were not completing, i.e. the target was slow to accept; the wait is part of their latency",
+                    wait.count
+                ),
+            },
         ));
     }
     if step.dropped > 0 {

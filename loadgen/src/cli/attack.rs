@@ -50,7 +50,7 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         Some(r) => r,
         None => a.rate,
     };
-    AttackSpec::check_settings(timeout, a.max_in_flight, a.connections)
+    AttackSpec::check_settings(timeout, a.max_in_flight, a.connections, a.max_connections)
         .map_err(|e| anyhow::anyhow!("--{} must be {}", e.setting.replace('_', "-"), e.expected))?;
     let request = request_from_args(a, path)?;
     Ok(AttackSpec {
@@ -72,6 +72,7 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         timeout,
         max_in_flight: a.max_in_flight,
         connections: a.connections,
+        max_connections: a.max_connections,
     })
 }
 
@@ -180,15 +181,30 @@ pub fn summary(s: &StepResult, url: &str) -> String {
     }
     o.push_str(&latency_table(s));
     let g = &s.generator;
+    let n = |v: Option<u64>| v.map_or("-".into(), |c| c.to_string());
     let _ = writeln!(
         o,
-        "  generator: cpu user {} s, system {} s ({} of {} core), peak in flight {}, connections opened {}",
+        "  generator: cpu user {} s, system {} s ({} of {} core), peak in flight {}",
         ms(g.cpu_user_s),
         ms(g.cpu_system_s),
         g.cpu_cores_used.map_or("-".into(), |c| format!("{c:.2}")),
-        g.cpu_cores_available.map_or("-".into(), |c| format!("{c:.0}")),
-        g.max_in_flight.map_or("-".into(), |c| c.to_string()),
-        g.connections_opened.map_or("-".into(), |c| c.to_string()),
+        g.cpu_cores_available
+            .map_or("-".into(), |c| format!("{c:.0}")),
+        n(g.max_in_flight),
+    );
+    let policy = match g.pool_fixed {
+        Some(true) => "fixed",
+        Some(false) => "default cap",
+        None => "-",
+    };
+    let _ = writeln!(
+        o,
+        "  connections: {} opened, peak {} of {} ({policy}), {} closed idle; {} requests waited for a connection at the cap",
+        n(g.connections_opened),
+        n(g.connections_peak),
+        n(g.pool_cap),
+        n(g.connections_closed_idle),
+        n(g.pool_cap_waits),
     );
     match &s.invalid_reason {
         None => {

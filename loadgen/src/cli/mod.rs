@@ -123,9 +123,13 @@ pub struct AttackArgs {
     /// Cap on requests in flight; due requests beyond it are counted as dropped.
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
-    /// Use exactly N keep-alive connections instead of opening them on demand.
-    #[arg(long)]
+    /// Use exactly N keep-alive connections (a fixed pool) instead of the default policy:
+    /// opened on demand up to a cap of rate × 100 ms (16 to 512), idle ones closed after 1 s.
+    #[arg(long, conflicts_with = "max_connections")]
     pub connections: Option<usize>,
+    /// The default policy's cap on connections, instead of the one from the rate.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// Ramp: start at this rate and reach --rate at the end of --duration.
     #[arg(long, allow_negative_numbers = true)]
     pub ramp_from: Option<f64>,

@@ -86,7 +86,7 @@ pub(super) async fn run(
         duration,
         timeout,
         max_in_flight,
-        connections,
+        pool,
     } = p;
     let addr = target.addr;
     let exchange = move |seq: u64, (idle, permit): Conn| {
@@ -96,7 +96,7 @@ pub(super) async fn run(
     let mut l = Loop {
         t0,
         rec: Recorder::new(),
-        pool: Pool::new(connections),
+        pool: Pool::new(pool),
         running: FuturesUnordered::new(),
         exchange,
         timeout,
@@ -143,6 +143,7 @@ where
                 for t in Pin::new(&mut self.running).iter_pin_mut() {
                     t.expire(now);
                 }
+                self.pool.close_idle(now);
                 self.next_sweep = now + SWEEP_EVERY;
             }
             if self.drained(now) {
@@ -223,13 +224,17 @@ where
             }
             if self.in_flight() >= self.max_in_flight {
                 self.rec.dropped(due);
-            } else if !self.pool.queue.is_empty() {
-                self.pool
-                    .queue
-                    .push_back((seq, due, elapsed.saturating_sub(due)));
-            } else if let Some(conn) = self.pool.take() {
+            } else if let Some(conn) = self
+                .pool
+                .queue
+                .is_empty()
+                .then(|| self.pool.take())
+                .flatten()
+            {
                 self.send(seq, due, None, conn);
             } else {
+                // Behind others, or no connection to be had: wait in due order.
+                self.pool.note_wait();
                 self.pool
                     .queue
                     .push_back((seq, due, elapsed.saturating_sub(due)));
@@ -299,7 +304,7 @@ where
             x.done_at.saturating_duration_since(self.t0 + due),
             x.done_at.saturating_duration_since(sent_at),
         );
-        self.pool.give_back(x.conn, x.opened);
+        self.pool.give_back(x.conn, x.opened, x.done_at);
     }
 
     fn finish(
@@ -325,6 +330,11 @@ where
             cpu_cores_available: available,
             max_in_flight: Some(self.peak as u64),
             connections_opened: Some(self.pool.opened),
+            connections_peak: Some(self.pool.peak as u64),
+            connections_closed_idle: Some(self.pool.closed_idle),
+            pool_cap: Some(self.pool.policy().cap() as u64),
+            pool_fixed: Some(self.pool.is_fixed()),
+            pool_cap_waits: Some(self.pool.cap_waits),
             in_flight_cap: Some(self.max_in_flight as u64),
             realtime_priority: Some(rt_priority),
         };

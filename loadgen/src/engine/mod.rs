@@ -52,9 +52,12 @@ pub struct AttackSpec {
     /// Due requests beyond this many in flight (sent or queued for a connection) are dropped.
     pub max_in_flight: usize,
     /// `Some(n)`: at most n keep-alive connections; due requests wait (and their schedule lag
-    /// shows it) when all are busy. `None`: open connections on demand, one per concurrent
-    /// request, reused while idle.
+    /// shows it) when all are busy. `None`: the capped default policy of [`pool`]: opened on
+    /// demand up to a cap from the rate, reused while busy elsewhere, closed when idle.
     pub connections: Option<usize>,
+    /// The cap of the default policy (`None`: [`pool::default_cap`] of the rate); ignored
+    /// with a fixed `connections` count.
+    pub max_connections: Option<usize>,
 }
 
 /// Why an attack could not run. Failed requests are never an `AttackError`; they are counted.
@@ -95,6 +98,7 @@ impl AttackSpec {
         timeout: Duration,
         max_in_flight: usize,
         connections: Option<usize>,
+        max_connections: Option<usize>,
     ) -> Result<(), SettingError> {
         let bad = |setting, expected| Err(SettingError { setting, expected });
         if timeout.is_zero() {
@@ -105,6 +109,9 @@ impl AttackSpec {
         }
         if connections == Some(0) {
             return bad("connections", ">= 1");
+        }
+        if max_connections == Some(0) {
+            return bad("max_connections", ">= 1");
         }
         Ok(())
     }
@@ -141,14 +148,19 @@ pub(crate) struct Prepared {
     pub(crate) duration: Duration,
     pub(crate) timeout: Duration,
     pub(crate) max_in_flight: usize,
-    pub(crate) connections: Option<usize>,
+    pub(crate) pool: pool::Policy,
 }
 
 fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
     let target = resolve_target_with(&spec.url, spec.reach)?;
     let pacer = Pacer::new(&spec.load)?;
     let template = spec.request.compile(&target.host)?;
-    AttackSpec::check_settings(spec.timeout, spec.max_in_flight, spec.connections)?;
+    AttackSpec::check_settings(
+        spec.timeout,
+        spec.max_in_flight,
+        spec.connections,
+        spec.max_connections,
+    )?;
     Ok(Prepared {
         target,
         rate_rps: spec.load.nominal_rate_rps(),
@@ -157,7 +169,13 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
         template,
         timeout: spec.timeout,
         max_in_flight: spec.max_in_flight,
-        connections: spec.connections,
+        pool: match spec.connections {
+            Some(n) => pool::Policy::Fixed(n),
+            None => pool::Policy::Capped(
+                spec.max_connections
+                    .unwrap_or_else(|| pool::default_cap(spec.load.nominal_rate_rps())),
+            ),
+        },
     })
 }
 

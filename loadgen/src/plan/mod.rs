@@ -81,8 +81,10 @@ pub struct Step {
     pub request: RequestTemplate,
     pub timeout: Duration,
     pub max_in_flight: usize,
-    /// Fixed connection count (`None`: opened on demand).
+    /// Fixed connection count (`None`: the capped default policy).
     pub connections: Option<usize>,
+    /// The default policy's cap (`None`: from the rate).
+    pub max_connections: Option<usize>,
     /// Load at the step's rate before measuring, discarded.
     pub warmup: Duration,
     /// Quiet time after the step, before the next deploys.

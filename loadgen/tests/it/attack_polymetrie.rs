@@ -53,6 +53,7 @@ async fn a_few_thousand_per_second_on_time_and_every_click_counted() {
         timeout: Duration::from_secs(5),
         max_in_flight: 10_000,
         connections: None,
+        max_connections: None,
     };
     let r = attack::run(&spec, &CancellationToken::new(), None)
         .await

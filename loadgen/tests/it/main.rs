@@ -15,6 +15,7 @@ mod cli;
 mod deployer;
 mod from_log;
 mod pacer;
+mod pool;
 mod probe;
 mod prometheus;
 mod report;

@@ -126,11 +126,16 @@ impl Expander<'_> {
                 self.bounds(&r)?;
                 let index = steps.len();
                 let step = self.step(r, &name, &settings, request, service_store, index);
-                AttackSpec::check_settings(step.timeout, step.max_in_flight, step.connections)
-                    .or_else(|e| {
-                        let key = format!("defaults.{}", e.setting);
-                        self.err(c.span(), &key, format!("expected {}", e.expected))
-                    })?;
+                AttackSpec::check_settings(
+                    step.timeout,
+                    step.max_in_flight,
+                    step.connections,
+                    step.max_connections,
+                )
+                .or_else(|e| {
+                    let key = format!("defaults.{}", e.setting);
+                    self.err(c.span(), &key, format!("expected {}", e.expected))
+                })?;
                 steps.push(step);
             }
             infos.push(CampaignInfo {
@@ -184,6 +189,7 @@ impl Expander<'_> {
                 .map(|c| c.0 as usize)
                 .unwrap_or(builtin::MAX_IN_FLIGHT),
             connections: settings.connections.map(|c| c.0 as usize),
+            max_connections: settings.max_connections.map(|c| c.0 as usize),
             warmup: settings.warmup.map(|d| d.0).unwrap_or_default(),
             pause_after: settings.pause.map(|d| d.0).unwrap_or_default(),
         }

@@ -4,6 +4,7 @@
 //! client ([`http`]), what `/proc` and the cgroup file system show ([`procs`]), and where files
 //! are: the crate, the repository, self-cleaning temp dirs.
 
+pub mod attack;
 pub mod command;
 pub mod external;
 pub mod golden;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod polymetrie;
 pub mod procs;
 pub mod serial;
+pub mod server;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,55 @@
+//! Attack helpers shared by the engine tests: a plain spec against a test server, and the
+//! accounting every step must satisfy (intended = sent + dropped, sent = ok + failed, failures
+//! by kind summing up).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use loadgen::campaign::assemble::generator_result;
+use loadgen::engine::load::Load;
+use loadgen::engine::record::StepRecord;
+use loadgen::engine::template::RequestTemplate;
+use loadgen::engine::AttackSpec;
+
+/// GET `path` on `addr` at `rate` for `secs`: 5 s timeout, a high in-flight cap, the default
+/// connection policy.
+pub fn spec(addr: SocketAddr, path: &str, rate: f64, secs: f64) -> AttackSpec {
+    AttackSpec {
+        url: format!("http://{addr}"),
+        reach: Default::default(),
+        load: Load::constant(rate, Duration::from_secs_f64(secs)),
+        request: RequestTemplate {
+            method: hyper::Method::GET,
+            path: path.into(),
+            headers: vec![],
+            body: Bytes::new(),
+        },
+        timeout: Duration::from_secs(5),
+        max_in_flight: 10_000,
+        connections: None,
+        max_connections: None,
+    }
+}
+
+/// Every request of the step accounted for, by count and by kind.
+pub fn assert_reconciles(r: &StepRecord) {
+    assert_eq!(r.intended, r.sent + r.dropped, "intended = sent + dropped");
+    assert_eq!(r.sent, r.ok + r.failed, "sent = ok + failed");
+    let s = generator_result(r, "t");
+    let o = &s.outcomes;
+    let failed = o.status.values().sum::<u64>()
+        + o.timeout
+        + o.connect_refused
+        + o.connect_timeout
+        + o.reset
+        + o.io_other;
+    assert_eq!(failed, s.failed, "outcome classes add up to failed");
+    assert_eq!(o.ok, s.ok);
+    assert_eq!(o.dropped, s.dropped);
+    let t = &s.timeline;
+    assert_eq!(t.iter().map(|p| p.sent).sum::<u64>(), s.sent);
+    assert_eq!(t.iter().map(|p| p.ok).sum::<u64>(), s.ok);
+    assert_eq!(t.iter().map(|p| p.failed).sum::<u64>(), s.failed);
+    assert_eq!(t.iter().map(|p| p.dropped).sum::<u64>(), s.dropped);
+}

@@ -1,0 +1,147 @@
+//! The connection pool under load, seen from both ends (the generator's record and the test
+//! server's own connection counts): the default cap holds when the target is slower than the
+//! rate's latency budget (requests wait for a connection instead of opening more — no
+//! connection storm), idle connections are closed, a fixed `--connections N` is exact, and a
+//! target that closes connections after a few requests is followed. Every request is
+//! accounted for; nothing here asserts speed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loadgen::engine::pool;
+use loadgen::engine::{self as attack};
+use tokio_util::sync::CancellationToken;
+
+use crate::common::attack::{assert_reconciles, spec};
+use crate::common::serial;
+use crate::common::server::{answer, serve};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_target_makes_requests_wait_at_the_cap_instead_of_opening_more() {
+    let _serial = serial::lock().await;
+    // 300 ms per answer at 200 req/s needs 60 connections; the default cap at 200 req/s is 20.
+    let (addr, conns) = serve(|_req| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        answer(204)
+    })
+    .await;
+    let cap = pool::default_cap(200.0);
+    assert_eq!(cap, 20);
+    let r = attack::run(
+        &spec(addr, "/", 200.0, 2.0),
+        &CancellationToken::new(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_reconciles(&r);
+    assert_eq!(
+        (r.intended, r.ok, r.dropped),
+        (400, 400, 0),
+        "{:?}",
+        r.outcomes
+    );
+    let g = &r.generator;
+    assert_eq!(g.pool_cap, Some(cap as u64));
+    assert_eq!(g.pool_fixed, Some(false));
+    assert!(g.connections_peak.unwrap() <= cap as u64, "{g:?}");
+    assert!(conns.peak() <= cap, "server saw {} at once", conns.peak());
+    assert!(g.pool_cap_waits.unwrap() > 0, "{g:?}");
+    // The wait is in the latency (from the due time), not hidden: the last requests waited.
+    assert!(
+        r.latency.max() > 1_000_000,
+        "max latency {} µs",
+        r.latency.max()
+    );
+    assert!(r.connection_wait.len() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_idle_for_a_second_are_closed() {
+    let _serial = serial::lock().await;
+    // Slow for the first 400 ms (many connections needed), instant afterwards (one or two do).
+    let t0 = Instant::now();
+    let (addr, conns) = serve(move |_req| async move {
+        if t0.elapsed() < Duration::from_millis(400) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        answer(204)
+    })
+    .await;
+    let r = attack::run(
+        &spec(addr, "/", 200.0, 3.0),
+        &CancellationToken::new(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_reconciles(&r);
+    assert_eq!(r.ok, 600);
+    let g = &r.generator;
+    let closed = g.connections_closed_idle.unwrap();
+    assert!(g.connections_peak.unwrap() >= 10, "{g:?}");
+    assert!(closed >= 5, "idle connections closed: {g:?}");
+    // The server saw them closed while the step was still running (the rest close at its end).
+    assert!(
+        conns.closed() as u64 >= closed,
+        "server closed {}",
+        conns.closed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_connection_count_is_exact() {
+    let _serial = serial::lock().await;
+    let (addr, conns) = serve(|_req| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        answer(204)
+    })
+    .await;
+    let mut s = spec(addr, "/", 200.0, 1.0);
+    s.connections = Some(3);
+    let r = attack::run(&s, &CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_reconciles(&r);
+    assert_eq!(r.ok, 200);
+    assert_eq!(r.generator.connections_opened, Some(3));
+    assert_eq!(r.generator.pool_fixed, Some(true));
+    // Three pooled connections, and the reachability check's one before the step.
+    assert_eq!((conns.accepted(), conns.peak()), (3 + 1, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_closing_connections_after_five_requests_is_followed() {
+    let _serial = serial::lock().await;
+    let served = Arc::new(AtomicU64::new(0));
+    let n = served.clone();
+    let (addr, conns) = serve(move |_req| {
+        let n = n.clone();
+        async move {
+            let mut r = answer(204);
+            // Every connection is told to close after its fifth answer (keepalive_requests 5).
+            if n.fetch_add(1, Ordering::SeqCst) % 5 == 4 {
+                r.headers_mut()
+                    .insert(hyper::header::CONNECTION, "close".parse().unwrap());
+            }
+            r
+        }
+    })
+    .await;
+    let mut s = spec(addr, "/", 300.0, 1.0);
+    s.connections = Some(1);
+    let r = attack::run(&s, &CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_reconciles(&r);
+    assert_eq!((r.ok, r.failed), (300, 0), "{:?}", r.outcomes);
+    assert_eq!(served.load(Ordering::SeqCst), 300);
+    // One connection at a time, a new one after every fifth answer.
+    assert!(
+        r.generator.connections_opened.unwrap() >= 60,
+        "{:?}",
+        r.generator
+    );
+    assert!(conns.accepted() >= 60);
+}
