@@ -54,7 +54,7 @@ async fn a_slow_target_makes_requests_wait_at_the_cap_instead_of_opening_more() 
         "max latency {} µs",
         r.latency.max()
     );
-    assert!(r.connection_wait.len() > 0);
+    assert!(!r.connection_wait.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
