@@ -1,257 +1,416 @@
 #!/usr/bin/env bash
-# Benchmark of the attack engine against its peers (not a test: it measures, it asserts nothing).
+# Benchmark of the attack engine against its peers (not a test: it measures, it asserts nothing,
+# and it exits 0 when a tool fails — the failure is in the report).
 #
-# Target: Debian nginx-light, one worker process (master_process off), `return 200;`, pinned to
-# CPU 0. Generators pinned to CPU 1, one after the other, against the same nginx:
-#   loadgen attack --rate $RATE (open model, latency from due time)
-#   oha -q $RATE (fixed rate; once plain, once with --latency-correction) — skipped if absent
-#   wrk -t1 -c$WRK_CONNS (closed loop at full speed: its CPU per request is the reference)
-# For each: requests, achieved rate, generator CPU per request (user and system apart, from the
-# kernel's accounting of the child: /usr/bin/time), p99, max RSS. Then a 1 s stall of the target
-# (SIGSTOP/SIGCONT of nginx) in a $STALL_DURATION run at $STALL_RATE: latency from due time
-# should give p99 ~0.9 s (1 s stall in 10 s: 1 − 0.01·10).
+# It answers the peer question in one run:
+#   targets  two nginx-light servers, one worker each (master_process off, `return 200;`), both
+#            pinned to CPU $TARGET_CPU: "stock" (Debian's defaults that matter:
+#            worker_connections 768, keepalive_requests 1000, keepalive_timeout 65) and
+#            "generous" (20 000 connections, unlimited keep-alive). Backlog 4096 on both.
+#   main     against each target, at $RATE req/s for $DURATION s, each tool in turn pinned to
+#            CPU $GEN_CPU under /usr/bin/time (user and kernel CPU of the child, max RSS):
+#              loadgen attack (default connection policy), loadgen --connections $OHA_CONNS,
+#              oha -q (plain, and --latency-correction) -c $OHA_CONNS, wrk -t1 -c$WRK_CONNS
+#              (closed loop at full speed: the cost floor of a keep-alive request).
+#            loadgen's VmRSS is sampled at 10 s and near the end (flat memory).
+#   sweep    against "generous": $SWEEP_RATES, $SWEEP_DURATION s each; per tool the highest
+#            rate held valid on one core, a tool's sweep stops at its first failure. loadgen:
+#            its own `valid` (no drops, lag p99 <= 10 ms, CPU not saturated); oha (with
+#            --latency-correction): 2xx answers per second within 0.1 % of the rate and
+#            corrected p99 < 10 ms.
+#   syscalls strace -c -f on a short run ($STRACE_DURATION s at $STRACE_RATE req/s; wrk at full
+#            speed) of loadgen (both pool modes), oha and wrk: syscalls per request, top calls.
+#   stall    SIGSTOP of "generous" for 1 s in the middle of a $STALL_DURATION s run at
+#            $STALL_RATE req/s: loadgen and oha --latency-correction (analytic p99 ~0.9 s for
+#            10 s).
+# Then bench/engine_report.py prints Markdown tables (figures, ratios with user and kernel CPU
+# apart, sweep, syscalls, stall, the goals of the issue) for docs/engine.md.
 #
-# Usage: bench/engine.sh            (env: DURATION=60 RATE=20000 STALL_RATE=5000 STALL_DURATION=10)
-# Needs: nginx (nginx-light), wrk, taskset, /usr/bin/time, python3, jq-free (python parses JSON).
+# Usage: bench/engine.sh
+# Env (defaults): RATE=20000 DURATION=60 OHA_CONNS=50 WRK_CONNS=16 OHA_WORKERS= (oha's own
+#   default; N passes --worker-threads N) SWEEP_RATES="10000 20000 30000 40000 50000 60000 80000"
+#   SWEEP_DURATION=10 STRACE_RATE=5000 STRACE_DURATION=3 STALL_RATE=5000 STALL_DURATION=10
+#   TARGET_CPU=0 GEN_CPU=1 PAUSE=2 (seconds between runs) SKIP="" (any of: stock generous sweep
+#   strace stall) KEEP=0 (1 keeps the raw outputs in the work dir) LOADGEN=target/release/loadgen
+#   OHA=/opt/oha/bin/oha (or oha on PATH)
+# Needs: nginx (nginx-light), wrk, strace, taskset, curl, /usr/bin/time, python3; oha optional
+# (skipped loudly when absent). Load goes to 127.0.0.1 only; every run is bounded in time.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DURATION=${DURATION:-60}
 RATE=${RATE:-20000}
+DURATION=${DURATION:-60}
+OHA_CONNS=${OHA_CONNS:-50}
+WRK_CONNS=${WRK_CONNS:-16}
+OHA_WORKERS=${OHA_WORKERS:-}
+SWEEP_RATES=${SWEEP_RATES:-"10000 20000 30000 40000 50000 60000 80000"}
+SWEEP_DURATION=${SWEEP_DURATION:-10}
+STRACE_RATE=${STRACE_RATE:-5000}
+STRACE_DURATION=${STRACE_DURATION:-3}
 STALL_RATE=${STALL_RATE:-5000}
 STALL_DURATION=${STALL_DURATION:-10}
-WRK_CONNS=${WRK_CONNS:-16}
-OHA_CONNS=${OHA_CONNS:-50}
-LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
-OHA=${OHA:-$(command -v oha || echo /opt/oha/bin/oha)}
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 TARGET_CPU=${TARGET_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
-
-if [[ ! -x $LOADGEN ]]; then
-  echo "building loadgen (release)…" >&2
-  (cd "$ROOT" && cargo build --release -q -p loadgen)
-fi
+PAUSE=${PAUSE:-2}
+SKIP=${SKIP:-}
+KEEP=${KEEP:-0}
+LOADGEN_SRC=${LOADGEN:-$ROOT/target/release/loadgen}
+OHA=${OHA:-$(command -v oha || echo /opt/oha/bin/oha)}
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+# Bounds: how long to wait for a missing loadgen binary (it is rebuilt at times), and how much
+# longer than its nominal duration a run may take before it is stopped.
+BINARY_WAIT_S=300
+RUN_GRACE_S=30
+STRACE_GRACE_S=60
+TARGET_READY_TRIES=100 # × 50 ms
 
 WORK=$(mktemp -d /tmp/loadgen-bench.XXXXXX)
-NGINX_PID=
+declare -A LIVE=()    # pid -> what: background processes this script started and has not reaped
+declare -A TARGET_PID=() TARGET_URL=()
+NAP_PID=
+
+log() { echo "# $*"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$WORK/meta.tsv"; }
+skipped() { [[ " $SKIP " == *" $1 "* ]]; }
+
+# --- processes: only our own, by pid ------------------------------------------------------------
+children() { cat /proc/"$1"/task/*/children 2>/dev/null || true; }
+# True when PID is still a child of this shell (so not a reused pid of someone else's process).
+ours() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ $(cut -d' ' -f2 <<<"$stat") == "$$" ]]
+}
+# Signal PID's descendants (deepest first), then PID itself.
+signal_tree() {
+  local pid=$1 sig=$2 c
+  for c in $(children "$pid"); do signal_tree "$c" "$sig"; done
+  kill -"$sig" "$pid" 2>/dev/null || true
+}
+stop_own() { ours "$1" && signal_tree "$1" "$2"; return 0; }
+running() { ours "$1" && [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) != Z ]]; }
+reap() { wait "$1" 2>/dev/null && REAPED_RC=0 || REAPED_RC=$?; unset "LIVE[$1]"; }
+spawned() { LIVE[$1]=$2; }
+# Sleep that a trapped signal interrupts at once.
+nap() {
+  sleep "$1" &
+  NAP_PID=$!
+  wait "$NAP_PID" 2>/dev/null || true
+  NAP_PID=
+}
+
 cleanup() {
-  if [[ -n $NGINX_PID ]]; then
-    kill -CONT "$NGINX_PID" 2>/dev/null || true
-    kill "$NGINX_PID" 2>/dev/null || true
-    wait "$NGINX_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
+  trap - EXIT INT TERM
+  local p t
+  [[ -n $NAP_PID ]] && stop_own "$NAP_PID" TERM
+  for p in "${TARGET_PID[@]}"; do stop_own "$p" CONT; done
+  for p in "${!LIVE[@]}"; do stop_own "$p" TERM; done
+  for t in $(seq 50); do # up to 5 s for them to go
+    local left=0
+    for p in "${!LIVE[@]}"; do running "$p" && left=1; done
+    ((left)) || break
+    sleep 0.1
+  done
+  for p in "${!LIVE[@]}"; do stop_own "$p" KILL; wait "$p" 2>/dev/null || true; done
+  if [[ $KEEP == 1 ]]; then echo "# raw outputs kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+trap 'echo "# interrupted" >&2; exit 130' INT
+trap 'echo "# terminated" >&2; exit 143' TERM
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/tmp"
-cat >"$WORK/nginx.conf" <<EOF
+# --- running one generator --------------------------------------------------------------------
+# launch NAME CMD…: starts CMD pinned to GEN_CPU under /usr/bin/time, in the background, keeping
+# stdout in NAME.out, stderr in NAME.err and "user sys maxrss_kb elapsed" in NAME.time.
+# Sets LAUNCHED to the pid of /usr/bin/time.
+launch() {
+  local name=$1
+  shift
+  /usr/bin/time -f "%U %S %M %e" -o "$WORK/$name.time" taskset -c "$GEN_CPU" "$@" \
+    >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  LAUNCHED=$!
+  spawned "$LAUNCHED" "$name"
+}
+# finish NAME LIMIT_S: waits for the last launched run, stopping it after LIMIT_S seconds;
+# appends "name rc" to runs.rc.
+finish() {
+  local name=$1 limit=$2 pid=$LAUNCHED dog
+  (
+    sleep "$limit"
+    echo "# $name: still running after ${limit} s, stopped" >&2
+    stop_own "$pid" TERM
+    sleep 3
+    stop_own "$pid" KILL
+  ) &
+  dog=$!
+  spawned "$dog" "watchdog of $name"
+  reap "$pid"
+  local rc=$REAPED_RC
+  stop_own "$dog" TERM
+  reap "$dog"
+  printf '%s\t%s\n' "$name" "$rc" >>"$WORK/runs.rc"
+  ((rc == 0)) || log "$name exited with status $rc (see the report)"
+  nap "$PAUSE"
+}
+# run NAME LIMIT_S CMD…: launch and finish.
+run() {
+  local name=$1 limit=$2
+  shift 2
+  launch "$name" "$@"
+  finish "$name" "$limit"
+}
+# The pid of the process /usr/bin/time (pid $1) runs, once taskset has exec'd into COMM (bounded).
+tool_pid() {
+  local time_pid=$1 comm=$2 c
+  for _ in $(seq 50); do
+    for c in $(children "$time_pid"); do
+      [[ $(cat "/proc/$c/comm" 2>/dev/null) == "$comm" ]] && { echo "$c"; return 0; }
+    done
+    sleep 0.05
+  done
+  return 0
+}
+vmrss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || true; }
+
+# loadgen_main NAME DURATION ARGS…: a loadgen attack with VmRSS samples at 10 s (or half the
+# run when shorter) and 1 s before its end, written to NAME.rss as "t_s kb" lines.
+loadgen_main() {
+  local name=$1 dur=$2 first last pid
+  shift 2
+  launch "$name" "$LOADGEN" "$@"
+  pid=$(tool_pid "$LAUNCHED" "$(basename "$LOADGEN" | cut -c1-15)")
+  first=$((dur > 20 ? 10 : dur / 2))
+  last=$((dur - 1))
+  if [[ -n $pid ]] && ((first > 0 && last > first)); then
+    nap "$first"
+    echo "$first $(vmrss_kb "$pid")" >>"$WORK/$name.rss"
+    nap $((last - first))
+    echo "$last $(vmrss_kb "$pid")" >>"$WORK/$name.rss"
+  elif [[ -z $pid ]]; then
+    log "$name: loadgen's pid not found under /usr/bin/time $LAUNCHED: no VmRSS samples"
+  fi
+  finish "$name" $((dur + RUN_GRACE_S))
+}
+
+oha_args() { # URL RATE DURATION [extra…]
+  local url=$1 rate=$2 dur=$3
+  shift 3
+  OHA_CMD=("$OHA" "$url" -z "${dur}s" -q "$rate" -c "$OHA_CONNS" --no-tui --output-format json)
+  [[ -n $OHA_WORKERS ]] && OHA_CMD+=(--worker-threads "$OHA_WORKERS")
+  OHA_CMD+=("$@")
+}
+
+# --- stages -----------------------------------------------------------------------------------
+preflight() {
+  local t
+  for t in "$NGINX" wrk strace taskset curl /usr/bin/time python3; do
+    command -v "$t" >/dev/null || { echo "bench: $t not found" >&2; exit 2; }
+  done
+  for t in $(seq $((BINARY_WAIT_S / 5))); do
+    [[ -x $LOADGEN_SRC ]] && break
+    ((t == 1)) && log "waiting (up to ${BINARY_WAIT_S} s) for $LOADGEN_SRC (cargo build --release -p loadgen)"
+    nap 5
+  done
+  [[ -x $LOADGEN_SRC ]] || { echo "bench: $LOADGEN_SRC missing: cargo build --release -p loadgen" >&2; exit 2; }
+  # A private copy: a rebuild during the run cannot change the binary under measurement.
+  mkdir -p "$WORK/bin"
+  cp "$LOADGEN_SRC" "$WORK/bin/loadgen"
+  LOADGEN=$WORK/bin/loadgen
+  HAVE_OHA=0
+  if [[ -x $OHA ]]; then
+    HAVE_OHA=1
+  else
+    echo "# !!! oha not found at $OHA: every oha row is SKIPPED (cargo install oha --locked --root /opt/oha)" >&2
+  fi
+}
+
+write_nginx_conf() { # NAME PORT
+  local name=$1 port=$2 dir=$WORK/nginx-$1
+  mkdir -p "$dir/tmp"
+  local events keepalive
+  if [[ $name == stock ]]; then
+    events="worker_connections 768;"
+    keepalive="keepalive_requests 1000; keepalive_timeout 65;"
+  else
+    events="worker_connections 20000;"
+    keepalive="keepalive_requests 100000000; keepalive_timeout 300s;"
+  fi
+  cat >"$dir/nginx.conf" <<EOF
 daemon off;
 master_process off;
 worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log warn;
-events { worker_connections 20000; }
+$([[ $name == stock ]] || echo "worker_rlimit_nofile 20000;")
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { $events }
 http {
   access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  client_body_temp_path $WORK/tmp;
-  proxy_temp_path $WORK/tmp;
-  fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp;
-  scgi_temp_path $WORK/tmp;
+  $keepalive
+  client_body_temp_path $dir/tmp;
+  proxy_temp_path $dir/tmp;
+  fastcgi_temp_path $dir/tmp;
+  uwsgi_temp_path $dir/tmp;
+  scgi_temp_path $dir/tmp;
   server {
-    listen 127.0.0.1:$PORT backlog=4096;
+    listen 127.0.0.1:$port backlog=4096;
     location / { return 200; }
   }
 }
 EOF
-taskset -c "$TARGET_CPU" "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" &
-NGINX_PID=$!
-for _ in $(seq 100); do
-  curl -fs "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && break
-  sleep 0.05
-done
-URL="http://127.0.0.1:$PORT/"
-
-echo "# engine benchmark $(date -u +%FT%TZ) on $(nproc) CPUs; load before: $(uptime | sed 's/.*load average: //')"
-echo "# nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') pid $NGINX_PID on CPU $TARGET_CPU; generators on CPU $GEN_CPU; $URL"
-
-# run NAME CMD…: runs CMD pinned to the generator CPU under /usr/bin/time; keeps stdout in
-# $WORK/NAME.out and "user sys maxrss_kb elapsed" in $WORK/NAME.time.
-run() {
-  local name=$1
-  shift
-  /usr/bin/time -f "%U %S %M %e" -o "$WORK/$name.time" taskset -c "$GEN_CPU" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || true
 }
 
-# RSS of a running loadgen sampled at 10 s and just before its end (flat memory check).
-sample_rss() {
-  local pid=$1 out=$2
-  sleep 10
-  local a b
-  a=$(awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || echo "")
-  sleep $((DURATION - 12))
-  b=$(awk '/VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || echo "")
-  echo "$a $b" >"$out"
+start_target() { # NAME
+  local name=$1 port pid
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  write_nginx_conf "$name" "$port"
+  taskset -c "$TARGET_CPU" "$NGINX" -c "$WORK/nginx-$name/nginx.conf" -p "$WORK/nginx-$name" \
+    >"$WORK/nginx-$name/stdout" 2>&1 &
+  pid=$!
+  spawned "$pid" "nginx $name"
+  TARGET_PID[$name]=$pid
+  TARGET_URL[$name]="http://127.0.0.1:$port/"
+  for _ in $(seq "$TARGET_READY_TRIES"); do
+    curl --noproxy "*" -fs -o /dev/null "${TARGET_URL[$name]}" && break
+    sleep 0.05
+  done
+  curl --noproxy "*" -fs -o /dev/null "${TARGET_URL[$name]}" ||
+    { echo "bench: nginx $name did not answer on ${TARGET_URL[$name]}: $(cat "$WORK/nginx-$name/error.log" 2>/dev/null)" >&2; exit 2; }
+  log "target $name: nginx pid $pid, $(taskset -pc "$pid" | sed 's/.*: /CPU /'), ${TARGET_URL[$name]}"
+  meta "target.$name" "${TARGET_URL[$name]} pid $pid on CPU $TARGET_CPU"
 }
 
-echo "# loadgen: $LOADGEN attack $URL --rate $RATE --duration ${DURATION}s --json"
-/usr/bin/time -f "%U %S %M %e" -o "$WORK/loadgen.time" taskset -c "$GEN_CPU" "$LOADGEN" attack "$URL" --rate "$RATE" --duration "${DURATION}s" --json >"$WORK/loadgen.out" 2>"$WORK/loadgen.err" &
-LG_TIME_PID=$!
-sleep 0.3
-LG_PID=$(pgrep -n -f " attack $URL --rate $RATE" || true)
-RSS_PID=
-if [[ -n $LG_PID && $DURATION -gt 12 ]]; then
-  sample_rss "$LG_PID" "$WORK/loadgen.rss" &
-  RSS_PID=$!
-fi
-wait "$LG_TIME_PID" || true
-[[ -n $RSS_PID ]] && { wait "$RSS_PID" || true; }
+versions() {
+  meta date "$(date -u +%FT%TZ)"
+  meta machine "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'))"
+  meta kernel "$(uname -r)"
+  meta pinning "targets on CPU $TARGET_CPU, generators on CPU $GEN_CPU (taskset -c)"
+  meta loadgen "$("$LOADGEN" --version) (copy of $LOADGEN_SRC, built $(date -u -r "$LOADGEN_SRC" +%FT%TZ); HEAD $(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut -c1-80))"
+  meta nginx "$("$NGINX" -v 2>&1 | sed 's/.*version: //')"
+  meta wrk "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+  meta strace "$(strace -V | head -1)"
+  if ((HAVE_OHA)); then meta oha "$("$OHA" --version 2>&1 | head -1)${OHA_WORKERS:+, --worker-threads $OHA_WORKERS}"; else meta oha "absent ($OHA): skipped"; fi
+  meta knobs "RATE=$RATE DURATION=$DURATION OHA_CONNS=$OHA_CONNS WRK_CONNS=$WRK_CONNS OHA_WORKERS=${OHA_WORKERS:-default} SWEEP_RATES='$SWEEP_RATES' SWEEP_DURATION=$SWEEP_DURATION STRACE_RATE=$STRACE_RATE STRACE_DURATION=$STRACE_DURATION STALL_RATE=$STALL_RATE STALL_DURATION=$STALL_DURATION"
+  meta have_oha "$HAVE_OHA"
+  meta load.before "$(loadavg)"
+  log "engine benchmark $(date -u +%FT%TZ): load average before $(loadavg); generators on CPU $GEN_CPU"
+}
 
-echo "# loadgen with a fixed pool like oha's: … --connections $OHA_CONNS"
-run loadgen_fixed "$LOADGEN" attack "$URL" --rate "$RATE" --duration "${DURATION}s" --connections "$OHA_CONNS" --json
+main_comparison() { # TARGET
+  local t=$1 url=${TARGET_URL[$1]} limit=$((DURATION + RUN_GRACE_S))
+  meta "load.main.$t" "$(loadavg)"
+  log "main/$t: $RATE req/s for $DURATION s, load average $(loadavg)"
+  log "  loadgen attack $url --rate $RATE --duration ${DURATION}s --json"
+  loadgen_main "main.$t.loadgen" "$DURATION" attack "$url" --rate "$RATE" --duration "${DURATION}s" --json
+  log "  loadgen … --connections $OHA_CONNS"
+  loadgen_main "main.$t.loadgen_fixed" "$DURATION" attack "$url" --rate "$RATE" --duration "${DURATION}s" --connections "$OHA_CONNS" --json
+  if ((HAVE_OHA)); then
+    oha_args "$url" "$RATE" "$DURATION"
+    log "  ${OHA_CMD[*]} [--latency-correction]"
+    run "main.$t.oha" "$limit" "${OHA_CMD[@]}"
+    oha_args "$url" "$RATE" "$DURATION" --latency-correction
+    run "main.$t.oha_corr" "$limit" "${OHA_CMD[@]}"
+  else
+    log "  oha: SKIPPED (not found at $OHA)"
+  fi
+  log "  wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency $url (closed loop)"
+  run "main.$t.wrk" "$limit" wrk -t1 -c"$WRK_CONNS" -d"${DURATION}s" --latency "$url"
+}
 
-HAVE_OHA=0
-if [[ -x $OHA ]]; then
-  HAVE_OHA=1
-  echo "# oha: $OHA $URL -z ${DURATION}s -q $RATE -c $OHA_CONNS --no-tui --output-format json [--latency-correction]"
-  run oha "$OHA" "$URL" -z "${DURATION}s" -q "$RATE" -c "$OHA_CONNS" --no-tui --output-format json
-  run oha_corr "$OHA" "$URL" -z "${DURATION}s" -q "$RATE" -c "$OHA_CONNS" --no-tui --output-format json --latency-correction
-else
-  echo "# oha not found at $OHA: skipped (cargo install oha --locked --root /opt/oha)"
-fi
+# sweep_tool TOOL: the rates in order until the first one the tool does not hold. The verdict
+# per rate is the report's (engine_report.py verdict), so it is decided in one place.
+sweep_tool() {
+  local tool=$1 url=${TARGET_URL[generous]} r name verdict
+  for r in $SWEEP_RATES; do
+    name="sweep.$tool.$r"
+    if [[ $tool == loadgen ]]; then
+      run "$name" $((SWEEP_DURATION + RUN_GRACE_S)) "$LOADGEN" attack "$url" --rate "$r" --duration "${SWEEP_DURATION}s" --json
+    else
+      oha_args "$url" "$r" "$SWEEP_DURATION" --latency-correction
+      run "$name" $((SWEEP_DURATION + RUN_GRACE_S)) "${OHA_CMD[@]}"
+    fi
+    verdict=$(python3 "$ROOT/bench/engine_report.py" --verdict "$WORK" "$name" "$r" "$SWEEP_DURATION" || echo "fail: verdict error")
+    log "  $tool at $r req/s: $verdict"
+    [[ $verdict == held* ]] || break
+  done
+}
 
-echo "# wrk: wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency $URL (closed loop, full speed)"
-run wrk wrk -t1 -c"$WRK_CONNS" -d"${DURATION}s" --latency "$URL"
+sweep() {
+  meta load.sweep "$(loadavg)"
+  log "sweep against generous: rates $SWEEP_RATES, ${SWEEP_DURATION} s each, load average $(loadavg)"
+  sweep_tool loadgen
+  if ((HAVE_OHA)); then sweep_tool oha; else log "  oha: SKIPPED (not found at $OHA)"; fi
+}
 
-# The stall: SIGSTOP nginx for 1 s in the middle of a run at STALL_RATE.
-echo "# stall: loadgen attack $URL --rate $STALL_RATE --duration ${STALL_DURATION}s --json, nginx SIGSTOP 1 s at t=$((STALL_DURATION / 2 - 1)) s"
+syscalls() {
+  local url=${TARGET_URL[generous]} limit=$((STRACE_DURATION + STRACE_GRACE_S)) st=(strace -c -f -U name,calls,errors -S calls)
+  meta load.strace "$(loadavg)"
+  log "syscalls: strace -c -f, ${STRACE_DURATION} s at $STRACE_RATE req/s (wrk at full speed), load average $(loadavg)"
+  run strace.loadgen "$limit" "${st[@]}" -o "$WORK/strace.loadgen.strace" "$LOADGEN" attack "$url" --rate "$STRACE_RATE" --duration "${STRACE_DURATION}s" --json
+  run strace.loadgen_fixed "$limit" "${st[@]}" -o "$WORK/strace.loadgen_fixed.strace" "$LOADGEN" attack "$url" --rate "$STRACE_RATE" --duration "${STRACE_DURATION}s" --connections "$OHA_CONNS" --json
+  if ((HAVE_OHA)); then
+    oha_args "$url" "$STRACE_RATE" "$STRACE_DURATION"
+    run strace.oha "$limit" "${st[@]}" -o "$WORK/strace.oha.strace" "${OHA_CMD[@]}"
+  else
+    log "  oha: SKIPPED (not found at $OHA)"
+  fi
+  run strace.wrk "$limit" "${st[@]}" -o "$WORK/strace.wrk.strace" wrk -t1 -c"$WRK_CONNS" -d"${STRACE_DURATION}s" "$url"
+}
+
+# One 1 s SIGSTOP of the generous nginx, starting mid-run (in the background).
+stall_target() {
+  local pid=${TARGET_PID[generous]} at=$((STALL_DURATION / 2 - 1))
+  ((at > 0)) || at=1
+  (
+    sleep "$at"
+    stop_own "$pid" STOP
+    sleep 1
+    stop_own "$pid" CONT
+  ) &
+  STALL_PID=$!
+  spawned "$STALL_PID" "stall"
+}
+
 stall() {
-  sleep $((STALL_DURATION / 2 - 1))
-  kill -STOP "$NGINX_PID"
-  sleep 1
-  kill -CONT "$NGINX_PID"
+  local url=${TARGET_URL[generous]} limit=$((STALL_DURATION + RUN_GRACE_S))
+  meta load.stall "$(loadavg)"
+  log "stall: nginx SIGSTOP 1 s at t=$((STALL_DURATION / 2 - 1)) s of ${STALL_DURATION} s at $STALL_RATE req/s, load average $(loadavg)"
+  stall_target
+  run stall.loadgen "$limit" "$LOADGEN" attack "$url" --rate "$STALL_RATE" --duration "${STALL_DURATION}s" --json
+  reap "$STALL_PID"
+  if ((HAVE_OHA)); then
+    oha_args "$url" "$STALL_RATE" "$STALL_DURATION" --latency-correction
+    stall_target
+    run stall.oha_corr "$limit" "${OHA_CMD[@]}"
+    reap "$STALL_PID"
+  else
+    log "  oha: SKIPPED (not found at $OHA)"
+  fi
+  stop_own "${TARGET_PID[generous]}" CONT
 }
-stall &
-STALL_PID=$!
-run stall "$LOADGEN" attack "$URL" --rate "$STALL_RATE" --duration "${STALL_DURATION}s" --json
-wait "$STALL_PID" || true
-if [[ $HAVE_OHA == 1 ]]; then
-  stall &
-  STALL_PID=$!
-  run stall_oha "$OHA" "$URL" -z "${STALL_DURATION}s" -q "$STALL_RATE" -c "$OHA_CONNS" --no-tui --output-format json
-  wait "$STALL_PID" || true
-  stall &
-  STALL_PID=$!
-  run stall_oha_corr "$OHA" "$URL" -z "${STALL_DURATION}s" -q "$STALL_RATE" -c "$OHA_CONNS" --no-tui --output-format json --latency-correction
-  wait "$STALL_PID" || true
-fi
 
-echo "# load after: $(uptime | sed 's/.*load average: //')"
+report() {
+  meta load.after "$(loadavg)"
+  log "load average after $(loadavg)"
+  echo
+  if ! python3 "$ROOT/bench/engine_report.py" "$WORK"; then
+    KEEP=1
+    echo "# the report failed; raw outputs kept" >&2
+  fi
+}
 
-OHA_CONNS=$OHA_CONNS python3 - "$WORK" "$RATE" "$DURATION" "$STALL_RATE" "$HAVE_OHA" <<'PY'
-import json, re, sys, os
-work, rate, duration, stall_rate, have_oha = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
+main() {
+  preflight
+  start_target stock
+  start_target generous
+  versions
+  skipped stock || main_comparison stock
+  skipped generous || main_comparison generous
+  skipped sweep || sweep
+  skipped strace || syscalls
+  skipped stall || stall
+  report
+}
 
-def times(name):
-    u, s, m, e = open(f"{work}/{name}.time").read().split()[-4:]
-    return float(u), float(s), int(m), float(e)
-
-def loadgen(name):
-    j = json.loads(open(f"{work}/{name}.out").read())
-    return dict(n=j["ok"] + j["failed"], ok=j["ok"], errors=j["failed"] + j["dropped"],
-                rate=j["achieved_rps"], p99=j["latency_ms"]["p99"], p50=j["latency_ms"]["p50"],
-                lag99=j["schedule_lag_ms"]["p99"], lagmax=j["schedule_lag_ms"]["max"], svc99=j["service_time_ms"]["p99"],
-                valid=j["valid"], reason=j.get("invalid_reason"))
-
-def oha(name):
-    j = json.loads(open(f"{work}/{name}.out").read())
-    s = j["summary"]
-    n = sum(j.get("statusCodeDistribution", {}).values())
-    errs = sum(j.get("errorDistribution", {}).values())
-    p = j["latencyPercentiles"]
-    return dict(n=n, ok=n, errors=errs, rate=s.get("requestsPerSec"), p99=p["p99"] * 1000 if p.get("p99") is not None else None,
-                p50=p["p50"] * 1000 if p.get("p50") is not None else None)
-
-def wrk(name):
-    t = open(f"{work}/{name}.out").read()
-    n = int(re.search(r"(\d+) requests in", t).group(1))
-    m = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", t)
-    p99 = None
-    if m:
-        v, u = float(m.group(1)), m.group(2)
-        p99 = v / 1000 if u == "us" else v if u == "ms" else v * 1000
-    r = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-    errs = 0
-    e = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-    if e: errs += int(e.group(1))
-    return dict(n=n, ok=n - errs, errors=errs, rate=r, p99=p99, p50=None)
-
-rows = {}
-def add(label, name, parse):
-    if not os.path.exists(f"{work}/{name}.out") or os.path.getsize(f"{work}/{name}.out") == 0:
-        print(f"{label}: no output; stderr: {open(f'{work}/{name}.err').read()[-400:]}")
-        return
-    try:
-        r = parse(name)
-    except Exception as ex:
-        print(f"{label}: cannot parse output ({ex}); stderr: {open(f'{work}/{name}.err').read()[-400:]}")
-        return
-    u, s, m, e = times(name)
-    r.update(user_us=u / max(r["n"], 1) * 1e6, sys_us=s / max(r["n"], 1) * 1e6, rss_mb=m / 1024)
-    rows[label] = r
-
-add("loadgen", "loadgen", loadgen)
-add(f"loadgen --connections {os.environ.get('OHA_CONNS', '50')}", "loadgen_fixed", loadgen)
-if have_oha:
-    add("oha", "oha", oha)
-    add("oha --latency-correction", "oha_corr", oha)
-add("wrk (closed loop)", "wrk", wrk)
-
-def f(v, fmt="{:.2f}"):
-    return "-" if v is None else fmt.format(v)
-
-print()
-print(f"## fixed rate {rate:.0f} req/s for {duration:.0f} s (wrk: closed loop, as fast as it goes)")
-print(f"| tool | requests | errors | achieved req/s | rate error | CPU user µs/req | CPU sys µs/req | CPU total µs/req | p50 ms | p99 ms | max RSS MB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
-for k, r in rows.items():
-    err = None if "wrk" in k or r["rate"] is None else (r["rate"] / rate - 1) * 100
-    print(f"| {k} | {r['n']} | {r['errors']} | {f(r['rate'], '{:.1f}')} | {f(err, '{:+.3f} %')} | {f(r['user_us'])} | {f(r['sys_us'])} | {f(r['user_us'] + r['sys_us'])} | {f(r['p50'], '{:.3f}')} | {f(r['p99'], '{:.3f}')} | {f(r['rss_mb'], '{:.1f}')} |")
-if "loadgen" in rows:
-    lg = rows["loadgen"]
-    for k, r in rows.items():
-        if k.startswith("loadgen"):
-            print(f"\n{k}: valid={r['valid']} reason={r['reason']} schedule-lag p99 {f(r['lag99'], '{:.3f}')} ms max {f(r['lagmax'], '{:.3f}')} ms, service-time p99 {f(r['svc99'], '{:.3f}')} ms")
-            print("  (its achieved rate is the schedule's by construction; every request left within the lag max of its due time)")
-    if os.path.exists(f"{work}/loadgen.rss"):
-        a, *b = (open(f"{work}/loadgen.rss").read().split() + ["", ""])[:2]
-        print(f"loadgen RSS at 10 s: {int(a)/1024 if a else '-'} MB, at {duration-2:.0f} s: {int(b[0])/1024 if b and b[0] else '-'} MB")
-    print("\n## ratios loadgen / peer")
-    print("| peer | CPU user | CPU sys | CPU total | p99 | max RSS |")
-    print("|---|---|---|---|---|---|")
-    for k, r in rows.items():
-        if k.startswith("loadgen"):
-            continue
-        ratio = lambda a, b: "-" if a is None or b in (None, 0) else f"{a / b:.2f}"
-        print(f"| {k} | {ratio(lg['user_us'], r['user_us'])} | {ratio(lg['sys_us'], r['sys_us'])} | {ratio(lg['user_us'] + lg['sys_us'], r['user_us'] + r['sys_us'])} | {ratio(lg['p99'], r['p99'])} | {ratio(lg['rss_mb'], r['rss_mb'])} |")
-
-print(f"\n## 1 s stall (nginx SIGSTOP) in a run at {stall_rate:.0f} req/s; analytic p99 ≈ 0.9 s for a 10 s run")
-print("| tool | requests | errors | p50 ms | p99 ms | notes |")
-print("|---|---|---|---|---|---|")
-for label, name, parse in [("loadgen", "stall", loadgen), ("oha", "stall_oha", oha), ("oha --latency-correction", "stall_oha_corr", oha)]:
-    if not os.path.exists(f"{work}/{name}.out") or os.path.getsize(f"{work}/{name}.out") == 0:
-        continue
-    try:
-        r = parse(name)
-    except Exception as ex:
-        print(f"| {label} | cannot parse: {ex} |")
-        continue
-    note = "" if label != "loadgen" else f"valid={r['valid']} lag p99 {f(r['lag99'], '{:.1f}')} ms; service p99 {f(r['svc99'], '{:.1f}')} ms"
-    print(f"| {label} | {r['n']} | {r['errors']} | {f(r['p50'], '{:.3f}')} | {f(r['p99'], '{:.1f}')} | {note} |")
-PY
+main
+exit 0

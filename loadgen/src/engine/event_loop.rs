@@ -89,8 +89,9 @@ pub(super) async fn run(
         pool,
     } = p;
     let addr = target.addr;
+    let head = template.method == hyper::Method::HEAD;
     let exchange = move |seq: u64, (idle, permit): Conn| {
-        client::exchange(addr, idle, permit, template.request(seq), timeout)
+        client::exchange(addr, idle, permit, template.wire(seq), timeout, head)
     };
     let next = next_due(&mut pacer);
     let mut l = Loop {

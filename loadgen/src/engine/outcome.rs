@@ -56,37 +56,16 @@ impl Outcome {
     }
 
     /// Classifies an error from exchanging a request on an open connection.
-    pub fn from_hyper_error(e: &hyper::Error) -> Self {
-        if let Some(io) = find_io_error(e) {
-            return match io.kind() {
-                io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::BrokenPipe
-                | io::ErrorKind::UnexpectedEof => Outcome::Reset,
-                io::ErrorKind::TimedOut => Outcome::Timeout,
-                _ => Outcome::IoOther,
-            };
-        }
-        // The connection ended before a complete answer: the peer closed it under us.
-        if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-            Outcome::Reset
-        } else if e.is_timeout() {
-            Outcome::Timeout
-        } else {
-            Outcome::IoOther
+    pub fn from_io_error(e: &io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => Outcome::Reset,
+            io::ErrorKind::TimedOut => Outcome::Timeout,
+            _ => Outcome::IoOther,
         }
     }
-}
-
-fn find_io_error(e: &hyper::Error) -> Option<&io::Error> {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        src = s.source();
-    }
-    None
 }
 
 /// Running counts per outcome, kept without allocation on the hot path (status codes by array

@@ -159,9 +159,13 @@ pub struct CompiledTemplate {
     pub method: Method,
     pub headers: hyper::HeaderMap,
     path: Pattern,
-    /// The parsed path when it has no placeholder (cloning a `Uri` shares its bytes).
-    static_uri: Option<hyper::Uri>,
     body: Pattern,
+    /// `METHOD ` — the start of the request line.
+    head_start: Bytes,
+    /// ` HTTP/1.1\r\n` and every header line, `content-length` excepted.
+    head_rest: Bytes,
+    /// The whole request when neither path nor body has a placeholder: shared, never copied.
+    static_wire: Option<Bytes>,
     rand_state: u64,
 }
 
@@ -196,35 +200,65 @@ impl RequestTemplate {
         }
         let path = Pattern::parse(&Bytes::copy_from_slice(path_text.as_bytes()));
         // Expanding once proves every later expansion parses (placeholders expand to digits).
-        let probe = hyper::Uri::from_maybe_shared(path.expand(0, 0))
+        let _probe = hyper::Uri::from_maybe_shared(path.expand(0, 0))
             .map_err(|e| TemplateError::Path(path_text.to_string(), e.to_string()))?;
-        let static_uri = (!path.is_dynamic()).then_some(probe);
-        Ok(CompiledTemplate {
+        let body = Pattern::parse(&self.body);
+        let head_start = Bytes::from(format!("{} ", self.method));
+        let mut rest = b" HTTP/1.1\r\n".to_vec();
+        for (name, value) in &headers {
+            // The engine frames every body itself; a template's own framing would contradict it.
+            if name == hyper::header::CONTENT_LENGTH || name == hyper::header::TRANSFER_ENCODING {
+                continue;
+            }
+            rest.extend_from_slice(name.as_str().as_bytes());
+            rest.extend_from_slice(b": ");
+            rest.extend_from_slice(value.as_bytes());
+            rest.extend_from_slice(b"\r\n");
+        }
+        let mut t = CompiledTemplate {
             method: self.method.clone(),
             headers,
+            static_wire: None,
+            head_start,
+            head_rest: Bytes::from(rest),
             path,
-            static_uri,
-            body: Pattern::parse(&self.body),
+            body,
             rand_state: 0x9E37_79B9_7F4A_7C15,
-        })
+        };
+        if !t.path.is_dynamic() && !t.body.is_dynamic() {
+            t.static_wire = Some(t.render(0, 0));
+        }
+        Ok(t)
     }
 }
 
 impl CompiledTemplate {
-    /// The request with sequence number `seq`.
-    pub fn request(&mut self, seq: u64) -> hyper::Request<http_body_util::Full<Bytes>> {
+    /// The request with sequence number `seq`, as the bytes that go on the wire (HTTP/1.1,
+    /// `content-length` framing). Free when the template has no placeholder.
+    pub fn wire(&mut self, seq: u64) -> Bytes {
+        if let Some(w) = &self.static_wire {
+            return w.clone();
+        }
         let rand = self.next_rand();
-        let uri = match &self.static_uri {
-            Some(u) => u.clone(),
-            // Checked at compile time: digits in place of placeholders always parse.
-            None => hyper::Uri::from_maybe_shared(self.path.expand(seq, rand))
-                .unwrap_or_else(|_| hyper::Uri::from_static("/")),
-        };
-        let mut req = hyper::Request::new(http_body_util::Full::new(self.body.expand(seq, rand)));
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = self.headers.clone();
-        req
+        self.render(seq, rand)
+    }
+
+    fn render(&self, seq: u64, rand: u64) -> Bytes {
+        use std::io::Write as _;
+        let (path, body) = (self.path.expand(seq, rand), self.body.expand(seq, rand));
+        let mut out = Vec::with_capacity(
+            self.head_start.len() + path.len() + self.head_rest.len() + 24 + body.len(),
+        );
+        out.extend_from_slice(&self.head_start);
+        out.extend_from_slice(&path);
+        out.extend_from_slice(&self.head_rest);
+        // A body-less GET or HEAD carries no length; anything else always does (RFC 9110 8.6).
+        if !(body.is_empty() && matches!(self.method, Method::GET | Method::HEAD)) {
+            let _ = write!(out, "content-length: {}\r\n", body.len());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&body);
+        Bytes::from(out)
     }
 
     /// splitmix64: cheap, and `{rand}` only needs to spread keys, not to be unpredictable.
@@ -255,12 +289,28 @@ mod tests {
         let mut c = template("/p/{seq}?r={rand}", r#"{"url":"/x/{seq}"}"#)
             .compile("127.0.0.1:1")
             .unwrap();
-        let r = c.request(42);
-        assert!(r.uri().path() == "/p/42", "{}", r.uri());
-        assert!(r.uri().query().unwrap().starts_with("r="));
-        assert_eq!(r.headers()["host"], "127.0.0.1:1");
-        let r2 = c.request(43);
-        assert_ne!(r.uri().query(), r2.uri().query(), "rand must change");
+        let parse = |w: &Bytes| {
+            let mut headers = [httparse::EMPTY_HEADER; 8];
+            let mut req = httparse::Request::new(&mut headers);
+            let head = match req.parse(w).unwrap() {
+                httparse::Status::Complete(n) => n,
+                httparse::Status::Partial => panic!("incomplete request {w:?}"),
+            };
+            let path = req.path.unwrap().to_string();
+            let host = req
+                .headers
+                .iter()
+                .find(|h| h.name == "host")
+                .map(|h| String::from_utf8_lossy(h.value).into_owned());
+            (req.method.unwrap().to_string(), path, host, w.slice(head..))
+        };
+        let (method, path, host, body) = parse(&c.wire(42));
+        assert_eq!(method, "POST");
+        assert!(path.starts_with("/p/42?r="), "{path}");
+        assert_eq!(host.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(&body[..], br#"{"url":"/x/42"}"#);
+        let (_, path2, _, _) = parse(&c.wire(43));
+        assert_ne!(path, path2, "seq and rand must change");
     }
 
     #[test]
