@@ -49,6 +49,7 @@ STRACE_RATE=${STRACE_RATE:-5000}
 STRACE_DURATION=${STRACE_DURATION:-3}
 STALL_RATE=${STALL_RATE:-5000}
 STALL_DURATION=${STALL_DURATION:-10}
+STALL_AT=$((STALL_DURATION / 2 > 1 ? STALL_DURATION / 2 - 1 : 1)) # s after the start: mid-run
 TARGET_CPU=${TARGET_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 PAUSE=${PAUSE:-2}
@@ -197,7 +198,7 @@ oha_args() { # URL RATE DURATION [extra…]
   local url=$1 rate=$2 dur=$3
   shift 3
   OHA_CMD=("$OHA" "$url" -z "${dur}s" -q "$rate" -c "$OHA_CONNS" --no-tui --output-format json)
-  [[ -n $OHA_WORKERS ]] && OHA_CMD+=(--worker-threads "$OHA_WORKERS")
+  if [[ -n $OHA_WORKERS ]]; then OHA_CMD+=(--worker-threads "$OHA_WORKERS"); fi
   OHA_CMD+=("$@")
 }
 
@@ -359,10 +360,9 @@ syscalls() {
 
 # One 1 s SIGSTOP of the generous nginx, starting mid-run (in the background).
 stall_target() {
-  local pid=${TARGET_PID[generous]} at=$((STALL_DURATION / 2 - 1))
-  ((at > 0)) || at=1
+  local pid=${TARGET_PID[generous]}
   (
-    sleep "$at"
+    sleep "$STALL_AT"
     stop_own "$pid" STOP
     sleep 1
     stop_own "$pid" CONT
@@ -374,7 +374,7 @@ stall_target() {
 stall() {
   local url=${TARGET_URL[generous]} limit=$((STALL_DURATION + RUN_GRACE_S))
   meta load.stall "$(loadavg)"
-  log "stall: nginx SIGSTOP 1 s at t=$((STALL_DURATION / 2 - 1)) s of ${STALL_DURATION} s at $STALL_RATE req/s, load average $(loadavg)"
+  log "stall: nginx SIGSTOP 1 s at t=$STALL_AT s of ${STALL_DURATION} s at $STALL_RATE req/s, load average $(loadavg)"
   stall_target
   run stall.loadgen "$limit" "$LOADGEN" attack "$url" --rate "$STALL_RATE" --duration "${STALL_DURATION}s" --json
   reap "$STALL_PID"

@@ -17,6 +17,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -39,6 +40,8 @@ pub struct Connection {
     stream: TcpStream,
     buf: BytesMut,
     last_used: Instant,
+    /// The last read took less than it could: the socket had no more data at that moment.
+    drained: bool,
 }
 
 /// The connection type the pool holds.
@@ -67,6 +70,7 @@ pub async fn connect(addr: SocketAddr) -> Result<Connection, Outcome> {
         stream,
         buf: BytesMut::with_capacity(READ_CHUNK),
         last_used: Instant::now(),
+        drained: false,
     })
 }
 
@@ -195,7 +199,17 @@ async fn round_trip(c: &mut Connection, req: &[u8], head: bool) -> Result<(u16, 
         }
     };
     // Bytes after the answer were never asked for (no pipelining): the connection is unusable.
-    Ok((status, complete && keep_alive && c.buf.is_empty()))
+    let reusable = complete && keep_alive && c.buf.is_empty();
+    if reusable && c.drained {
+        // The socket was empty after the answer's last read, so the next answer will arrive
+        // as a new readiness edge: forget the stale readiness now, or the next request's first
+        // read would be a syscall that only says EAGAIN (a third of the kernel work per
+        // request). tokio clears it only if no newer event came in since.
+        let _ = c.stream.try_io(Interest::READABLE, || {
+            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+        });
+    }
+    Ok((status, reusable))
 }
 
 /// Reads more bytes; the end of the connection before the answer is complete is a reset.
@@ -203,9 +217,13 @@ async fn fill(c: &mut Connection) -> Result<(), Outcome> {
     if c.buf.capacity() - c.buf.len() < READ_CHUNK / 4 {
         c.buf.reserve(READ_CHUNK);
     }
+    let spare = c.buf.capacity() - c.buf.len();
     match c.stream.read_buf(&mut c.buf).await {
         Ok(0) => Err(Outcome::Reset),
-        Ok(_) => Ok(()),
+        Ok(n) => {
+            c.drained = n < spare;
+            Ok(())
+        }
         Err(e) => Err(Outcome::from_io_error(&e)),
     }
 }
