@@ -279,6 +279,10 @@ impl CheckName {
             CheckName::Prometheus
                 | CheckName::StepFailed
                 | CheckName::Teardown
+                | CheckName::ReplicaExited
+                | CheckName::StoreExited
+                | CheckName::Overcommit
+                | CheckName::OrphansSwept
                 | CheckName::Other(_)
         )
     }

@@ -104,6 +104,7 @@ impl LocalDeployer {
         if let Some(layout) = &layout {
             self.swept.extend(cgroup::remove_stale(layout));
         }
+        self.swept.extend(super::workdir::remove_stale());
         let redis_binary = match topology.store {
             Store::Redis => Some(external::require("redis-server", "redis-server")?),
             Store::Memory => None,

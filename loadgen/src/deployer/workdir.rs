@@ -48,6 +48,38 @@ impl Drop for WorkDir {
     }
 }
 
+/// Removes the temporary directories (`loadgen-<pid>-…`, `loadgen-prometheus-<pid>-…`) of
+/// loadgen processes that no longer run (killed, so their own teardown never ran); one line per
+/// directory removed, for the run to report. Directories of a live loadgen are never touched.
+pub fn remove_stale() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let mut swept = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("loadgen-") else {
+            continue;
+        };
+        let rest = rest.strip_prefix("prometheus-").unwrap_or(rest);
+        let Some(owner) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if owner == std::process::id() || Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir())
+            && std::fs::remove_dir_all(entry.path()).is_ok()
+        {
+            swept.push(format!(
+                "temporary directory {} of loadgen pid {owner}, which no longer runs, removed",
+                entry.path().display()
+            ));
+        }
+    }
+    swept
+}
+
 /// The last `max_lines` lines of a log file, for error messages (empty when unreadable).
 pub fn log_tail(path: &Path, max_lines: usize) -> String {
     let text = std::fs::read(path).unwrap_or_default();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::process::{Child, Command};
 
 use super::PrometheusError;
+use crate::deployer::cgroup::{Cgroup, CgroupLayout, CGROUP_ROOT, NAME_PREFIX};
 
 /// How often the managed Prometheus scrapes each replica.
 pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,6 +32,10 @@ pub const POLL: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct ManagedPrometheus {
     child: Option<Child>,
+    /// An accounting-only cgroup named after this loadgen, so that a Prometheus orphaned by a
+    /// killed loadgen is found and stopped by the next run's sweep (declared after `child`:
+    /// the process goes before its group). Held for its `Drop`, which removes the group.
+    _cgroup: Option<Cgroup>,
     pid: u32,
     dir: PathBuf,
     url: String,
@@ -59,7 +64,12 @@ impl ManagedPrometheus {
             let log2 = log
                 .try_clone()
                 .map_err(|e| PrometheusError::Start(format!("creating log: {e}")))?;
-            let child = Command::new(&binary)
+            let cgroup = accounting_group();
+            let mut command = match &cgroup {
+                Some(g) => Command::from(g.command(&binary)),
+                None => Command::new(&binary),
+            };
+            let child = command
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!(
                     "--storage.tsdb.path={}",
@@ -77,6 +87,7 @@ impl ManagedPrometheus {
             let pid = child.id().unwrap_or(0);
             let mut server = ManagedPrometheus {
                 child: Some(child),
+                _cgroup: cgroup,
                 pid,
                 dir: dir.clone(),
                 url: format!("http://127.0.0.1:{port}"),
@@ -206,6 +217,21 @@ pub fn free_port() -> Result<u16, PrometheusError> {
     l.local_addr()
         .map(|a| a.port())
         .map_err(|e| PrometheusError::Start(format!("finding a free port: {e}")))
+}
+
+/// A group for the managed Prometheus, when cgroups can be written (otherwise it runs outside
+/// one, and only this process's own exit paths stop it).
+fn accounting_group() -> Option<Cgroup> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let layout = CgroupLayout::detect(std::path::Path::new(CGROUP_ROOT)).ok()?;
+    let name = format!(
+        "{NAME_PREFIX}{}-prometheus-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    Cgroup::create(&layout, &name, None)
+        .map_err(|e| tracing::debug!("managed prometheus runs outside a cgroup: {e}"))
+        .ok()
 }
 
 fn temp_dir() -> Result<PathBuf, PrometheusError> {
