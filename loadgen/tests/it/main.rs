@@ -16,6 +16,7 @@ mod deployer;
 mod pacer;
 mod probe;
 mod prometheus;
+mod reliability;
 mod report;
 mod report_chromium;
 mod scenario;
