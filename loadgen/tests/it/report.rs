@@ -4,6 +4,7 @@
 //! `UPDATE_GOLDEN=1 cargo test -p loadgen --test it -- report::` rewrites the golden files;
 //! review the diff before committing it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -99,34 +100,124 @@ fn unmeasured_values_are_dashes_or_empty_never_zero() {
     assert_eq!(&rec[i], "");
 }
 
+/// The terminal table as a reader sees it: per `(campaign, step)`, its cells by the column
+/// names of the header line above it — parsed from the rendered text, not taken from the
+/// renderer's own cell functions.
+fn table_cells_from_text(text: &str) -> BTreeMap<(String, String), BTreeMap<String, String>> {
+    let split = |line: &str| -> Vec<String> {
+        let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+        inner.split('|').map(|c| c.trim().to_string()).collect()
+    };
+    let mut out = BTreeMap::new();
+    let (mut campaign, mut header) = (String::new(), Vec::new());
+    for line in text.lines() {
+        if let Some(title) = line.strip_prefix("Campaign ") {
+            campaign = title.split(" — ").next().unwrap().to_string();
+        } else if line.starts_with("| step ") {
+            header = split(line);
+        } else if line.starts_with("| ") {
+            let cells = split(line);
+            assert_eq!(cells.len(), header.len(), "{line}");
+            let row: BTreeMap<String, String> = header.iter().cloned().zip(cells).collect();
+            out.insert((campaign.clone(), row["step"].clone()), row);
+        }
+    }
+    out
+}
+
+/// Decimals shown in a number cell.
+fn decimals(cell: &str) -> i32 {
+    cell.split_once('.').map_or(0, |(_, f)| f.len() as i32)
+}
+
+/// A shown number agrees with the measured one to the precision it is shown with.
+fn shows(cell: &str, value: f64, what: &str) {
+    let shown: f64 = cell
+        .parse()
+        .unwrap_or_else(|e| panic!("{what}: {cell:?} is not a number: {e}"));
+    let half_unit = 0.5 * 10f64.powi(-decimals(cell)) + 1e-9;
+    assert!(
+        (shown - value).abs() <= half_unit,
+        "{what}: shows {cell}, measured {value}"
+    );
+}
+
+/// A number list (`0.71 / 0.52`, `0.71;0.52`) shows `values` in order, to its precision.
+fn shows_list(cell: &str, sep: &str, values: &[Option<f64>], what: &str) {
+    let cells: Vec<&str> = cell.split(sep).map(str::trim).collect();
+    assert_eq!(cells.len(), values.len(), "{what}: {cell:?} vs {values:?}");
+    for (c, v) in cells.iter().zip(values) {
+        shows(
+            c,
+            v.unwrap_or_else(|| panic!("{what}: shown but not measured")),
+            what,
+        );
+    }
+}
+
 #[test]
 fn csv_and_table_show_the_same_numbers() {
+    // Both renderers read the same rows; so each is checked against run.json's own numbers,
+    // the table by parsing its text and the CSV by parsing its records, and their cells
+    // against each other — a cell that took the wrong field or scale cannot agree with all.
     let r = fixture();
-    let csv = steps_csv::render(&r).unwrap();
-    let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+    let table = table_cells_from_text(&table::render(&r));
+    let csv_text = steps_csv::render(&r).unwrap();
+    let mut rdr = csv::Reader::from_reader(csv_text.as_bytes());
     let headers = rdr.headers().unwrap().clone();
+    let records: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), r.steps.len());
+    assert_eq!(table.len(), r.steps.len());
     let col = |n: &str| headers.iter().position(|h| h == n).unwrap();
-    let rows = row::rows(&r);
-    for (rec, row) in rdr.records().map(Result::unwrap).zip(&rows) {
-        let cells = table::cells(row);
-        let t = |n: &str| cells[table::HEADERS.iter().position(|h| *h == n).unwrap()].clone();
-        let same = |csv_cell: &str, table_cell: String| {
-            if csv_cell.is_empty() {
-                assert_eq!(table_cell, row::MISSING);
-            } else {
-                assert_eq!(csv_cell, table_cell);
+    for step in &r.steps {
+        let campaign = step.campaign.clone().unwrap_or_default();
+        let t = &table[&(campaign.clone(), step.name.clone())];
+        let rec = records
+            .iter()
+            .find(|rec| rec[col("campaign")] == campaign && rec[col("step")] == step.name)
+            .unwrap_or_else(|| panic!("no CSV row for {}", step.name));
+        let c = |n: &str| rec[col(n)].to_string();
+        let pct = |v: Option<f64>| v.map(|v| v * 100.0);
+        let cpu: Vec<Option<f64>> = step
+            .cpu
+            .iter()
+            .flat_map(|c| &c.per_replica)
+            .map(|p| p.cores_used)
+            .collect();
+        let cpu_measured = cpu.iter().any(Option::is_some);
+        for (table_col, csv_col, value) in [
+            ("counted %", "counted_pct", pct(step.counted_ratio)),
+            ("client ok %", "client_ok_pct", pct(step.success_ratio)),
+            ("p50 (ms)", "latency_p50_ms", step.latency_ms.p50),
+            ("p99 (ms)", "latency_p99_ms", step.latency_ms.p99),
+            ("rate (req/s)", "rate_rps", Some(step.rate_rps)),
+            ("requests", "intended_requests", Some(step.intended as f64)),
+        ] {
+            let what = format!("{}: {table_col} / {csv_col}", step.name);
+            let (shown, csv_cell) = (&t[table_col], c(csv_col));
+            match value {
+                None => {
+                    assert_eq!(shown, row::MISSING, "{what}");
+                    assert_eq!(csv_cell, "", "{what}");
+                }
+                Some(v) => {
+                    shows(shown, v, &format!("{what} (table)"));
+                    shows(&csv_cell, v, &format!("{what} (csv)"));
+                }
             }
-        };
-        same(&rec[col("counted_pct")], t("counted %"));
-        same(&rec[col("client_ok_pct")], t("client ok %"));
-        same(&rec[col("latency_p99_ms")], t("p99 (ms)"));
-        same(
-            &rec[col("cpu_cores_per_replica")].replace(';', " / "),
-            t("CPU used (cores)"),
-        );
-        assert_eq!(&rec[col("rate_rps")], t("rate (req/s)"));
+        }
+        let what = format!("{}: CPU used", step.name);
+        if cpu_measured {
+            shows_list(&t["CPU used (cores)"], "/", &cpu, &what);
+            shows_list(&c("cpu_cores_per_replica"), ";", &cpu, &what);
+        } else {
+            assert_eq!(t["CPU used (cores)"], row::MISSING, "{what}");
+            assert_eq!(c("cpu_cores_per_replica"), "", "{what}");
+        }
+        let replicas = step.topology.as_ref().map(|t| t.replicas.to_string());
+        assert_eq!(Some(&t["replicas"]), replicas.as_ref(), "{}", step.name);
+        assert_eq!(Some(c("replicas")), replicas, "{}", step.name);
     }
-    assert_eq!(rows.len(), r.steps.len());
 }
 
 #[test]

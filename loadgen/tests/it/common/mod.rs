@@ -1,8 +1,9 @@
 //! What the test modules share now that they are one binary: the skip-or-fail policy for
 //! external programs ([`external`]), the `polymetrie` child ([`polymetrie`]), the `loadgen`
 //! command ([`command`]), golden files ([`golden`]), the serial lock ([`serial`]), a small HTTP
-//! client ([`http`]), what `/proc` and the cgroup file system show ([`procs`]), and where files
-//! are: the crate, the repository, self-cleaning temp dirs.
+//! client ([`http`]), what `/proc` and the cgroup file system show ([`procs`]), `loadgen run` as
+//! a child with its replicas and what a killed run leaves ([`run`]), and where files are: the
+//! crate, the repository, self-cleaning temp dirs.
 
 pub mod attack;
 pub mod command;
@@ -11,6 +12,7 @@ pub mod golden;
 pub mod http;
 pub mod polymetrie;
 pub mod procs;
+pub mod run;
 pub mod serial;
 pub mod server;
 
