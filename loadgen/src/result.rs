@@ -184,13 +184,15 @@ pub enum CheckName {
     Overcommit,
     /// Recorded while deploying: processes and cgroups a killed loadgen left were swept.
     OrphansSwept,
+    /// A cluster Deployment's original shape: restored at the end, or left by a killed run.
+    Restore,
     /// A check this build does not know, kept by name.
     Other(String),
 }
 
 impl CheckName {
     /// Every known check.
-    pub const KNOWN: [CheckName; 23] = [
+    pub const KNOWN: [CheckName; 24] = [
         CheckName::Interrupted,
         CheckName::Validity,
         CheckName::ConnectionWait,
@@ -214,6 +216,7 @@ impl CheckName {
         CheckName::StoreExited,
         CheckName::Overcommit,
         CheckName::OrphansSwept,
+        CheckName::Restore,
     ];
 
     /// The name as run.json, the CSV and the report write it.
@@ -242,6 +245,7 @@ impl CheckName {
             CheckName::StoreExited => "store_exited",
             CheckName::Overcommit => "overcommit",
             CheckName::OrphansSwept => "orphans_swept",
+            CheckName::Restore => "restore",
             CheckName::Other(name) => name,
         }
     }

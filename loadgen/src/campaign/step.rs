@@ -215,7 +215,9 @@ fn topology(plan: &Plan, step: &Step) -> TopologyView {
         replicas: step.topology.replicas,
         cpu_limit_cores: step.topology.cpu_limit_cores,
         store: match plan.target {
-            Target::Local(_) => step.topology.store.as_str().to_string(),
+            // A cluster's pods use the Redis of its manifests, which check.sh holds to the
+            // scenario's store.
+            Target::Local(_) | Target::Kubernetes(_) => step.topology.store.as_str().to_string(),
             Target::Url { .. } => "external".into(),
         },
     }

@@ -115,6 +115,7 @@ impl LocalDeployer {
         let mut deployment = Deployment {
             base_url: String::new(),
             replicas: Vec::new(),
+            pods: Vec::new(),
             store: Some(topology.store),
             cpu_limit_cores: topology.cpu_limit_cores,
             cgroup_mode: layout.as_ref().map(CgroupLayout::mode),
