@@ -125,7 +125,16 @@ pub async fn run(
     opts: &RunOptions,
     stop: &CancellationToken,
 ) -> Result<CampaignResult, CampaignError> {
-    let mut deployer = Deployer::for_target(&plan.target);
+    run_with(plan, opts, stop, Deployer::for_target(&plan.target)).await
+}
+
+/// [`run`] with a given deployer (a cluster deployer on a mock client, in tests).
+pub async fn run_with(
+    plan: &Plan,
+    opts: &RunOptions,
+    stop: &CancellationToken,
+    mut deployer: Deployer,
+) -> Result<CampaignResult, CampaignError> {
     let leftovers = deployer
         .prepare(stop)
         .await

@@ -19,6 +19,9 @@ use super::KubeError;
 /// The longest a watch request may stay open before the wait re-reads the object (the API
 /// server's own cap on `timeoutSeconds` is of this order).
 const WATCH_CHUNK: Duration = Duration::from_secs(60);
+/// The pause before reading again after a watch that ended without an event, so a server that
+/// closes watches at once is not polled in a busy loop.
+const WATCH_RETRY: Duration = Duration::from_millis(250);
 
 /// What is still pending in `dep`'s rollout to `replicas` after the patch that produced
 /// `generation`; `Ok` when it is complete. A Deployment that gave up
@@ -98,11 +101,13 @@ pub async fn wait(
                 .await
                 .map_err(KubeError::api("watch", name))?
                 .boxed();
+            let mut seen = 0;
             while let Some(event) = events
                 .try_next()
                 .await
                 .map_err(KubeError::api("watch", name))?
             {
+                seen += 1;
                 match event {
                     WatchEvent::Added(d) | WatchEvent::Modified(d) => {
                         if check(&d, generation, replicas, &mut last)? {
@@ -117,6 +122,9 @@ pub async fn wait(
                         return Err(KubeError::Watch(format!("{}: {}", e.code, e.message)))
                     }
                 }
+            }
+            if seen == 0 {
+                tokio::time::sleep(WATCH_RETRY).await;
             }
         }
     })
