@@ -107,6 +107,28 @@ pub struct ReplicaCpu {
     pub throttled_s: Option<f64>,
     /// HTTP requests this replica answered during the step (all routes).
     pub requests: Option<u64>,
+    /// The same CPU as the service read it from its own cgroup (`polymetrie_cgroup_cpu_*` in
+    /// its `/metrics`): the only view of a cluster pod (the fields above then come from it), a
+    /// second one of a local replica. Absent when the service does not export it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_service: Option<CgroupCpuView>,
+    /// The pod this replica was, on a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The node that pod ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// CPU over the step from one cgroup's counters read by the process inside it: a service's
+/// (its `polymetrie_cgroup_cpu_*`) or the generator's own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CgroupCpuView {
+    pub cores_used: Option<f64>,
+    pub throttled_ratio: Option<f64>,
+    pub nr_periods: Option<u64>,
+    pub nr_throttled: Option<u64>,
+    pub throttled_s: Option<f64>,
 }
 
 /// CPU over the step, summed and per replica.
@@ -117,6 +139,10 @@ pub struct CpuReading {
     pub per_replica: Vec<ReplicaCpu>,
     /// The whole machine's busy cores over the step (from /proc/stat), when read.
     pub node_cores_used: Option<f64>,
+    /// The generator's own cgroup over the attack (in a pod: its container, whose CFS quota
+    /// may throttle it); absent outside a readable cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<CgroupCpuView>,
 }
 
 /// The same step seen through Prometheus, over the step's exact window.

@@ -6,3 +6,4 @@
 //! Run with `cargo test -p loadgen --test it -- kubernetes::`.
 
 mod scenario;
+mod service_cgroup;
