@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use cgroup::{Cgroup, CgroupCpu, CgroupLayout};
 pub use kubernetes::{KubeError, KubernetesDeployer, PodTarget};
-pub use local::LocalDeployer;
+pub use local::{LocalDeployer, Pinning};
 pub use replica::Replica;
 pub use url::UrlDeployer;
 

@@ -5,5 +5,7 @@
 //!
 //! Run with `cargo test -p loadgen --test it -- kubernetes::`.
 
+mod campaign;
+mod fake_api;
 mod scenario;
 mod service_cgroup;
