@@ -107,6 +107,127 @@ async fn a_kubernetes_campaign_runs_end_to_end_against_the_fake_api_server() {
     let result: CampaignResult = serde_json::from_str(&text).unwrap();
     check_result(&result);
     check_restored(&fake);
+    check_calls(&fake);
+    fake.shutdown().await;
+}
+
+/// A one-step scenario long enough to be stopped in the middle: 2 replicas, 0.5 core, 60 s.
+fn long_scenario(fake: &FakeApi) -> String {
+    let s = scenario(fake);
+    let head = &s[..s.find("[[campaign]]").unwrap()];
+    format!(
+        "{head}[[campaign]]\nname = \"L\"\n\n[[campaign.step]]\nname = \"long\"\nrate = 20\n\
+         duration = \"60s\"\nreplicas = 2\ncpu_limit = 0.5\n"
+    )
+}
+
+/// Waits (bounded) until the fake's Deployment satisfies `f`.
+async fn wait_for(fake: &FakeApi, f: impl Fn(&serde_json::Value) -> bool) -> bool {
+    let mut rx = fake.state.lock().unwrap().subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if f(&fake.deployment()) {
+            return true;
+        }
+        tokio::select! {
+            _ = rx.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => return false,
+        }
+    }
+}
+
+fn loadgen(args: &[&std::ffi::OsStr], kubeconfig: &std::path::Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    c.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("LOADGEN_ALLOW_REMOTE")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+fn signal(child: &tokio::process::Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
+/// SIGTERM mid-step restores at once; SIGKILL leaves the annotation, and `loadgen restore`
+/// puts the original back from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_restores_and_a_killed_run_is_restored_by_loadgen_restore() {
+    let _serial = serial::lock().await;
+    let (Some(bin), Some(redis), true) = (
+        external::polymetrie(),
+        external::binary("redis-server", "redis-server"),
+        external::cgroups_usable(),
+    ) else {
+        return;
+    };
+    let mut service = local_service(bin, Duration::from_millis(1));
+    service.sites = vec!["td4".into()];
+    let fake = FakeApi::start(service, &redis, fake_api::manifest_deployment()).await;
+    let dir = common::tempdir("fake-k8s-stop");
+    let path = dir.path().join("long.toml");
+    std::fs::write(&path, long_scenario(&fake)).unwrap();
+    let kubeconfig = fake.kubeconfig(dir.path());
+    let changed =
+        |d: &serde_json::Value| d["spec"]["replicas"] == 2 && d["status"]["updatedReplicas"] == 2;
+    let out_dir = dir.path().join("out");
+    let run_args = [
+        "run".as_ref(),
+        path.as_os_str(),
+        "--out".as_ref(),
+        out_dir.as_os_str(),
+    ];
+    for sig in [rustix::process::Signal::TERM, rustix::process::Signal::KILL] {
+        let child = loadgen(&run_args, &kubeconfig).spawn().unwrap();
+        assert!(
+            wait_for(&fake, changed).await,
+            "the step's rollout: {}",
+            fake.deployment()
+        );
+        signal(&child, sig);
+        let out = tokio::time::timeout(RUN_BOUND, child.wait_with_output())
+            .await
+            .expect("exits after the signal")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let dep = fake.deployment();
+        let kept = dep["metadata"]["annotations"]
+            .get("loadgen.io/original")
+            .is_some();
+        if sig == rustix::process::Signal::TERM {
+            assert_eq!(out.status.code(), Some(1), "interrupted: {stderr}");
+            assert!(stderr.contains("restored the original"), "{stderr}");
+            assert!(!kept, "{dep}");
+            check_restored(&fake);
+        } else {
+            assert!(
+                kept,
+                "a killed run leaves the original in the annotation: {dep}"
+            );
+            assert_eq!(dep["spec"]["replicas"], 2);
+        }
+    }
+    let restore = loadgen(&["restore".as_ref(), path.as_os_str()], &kubeconfig)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&restore.stdout);
+    assert_eq!(
+        restore.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    assert!(
+        stdout.contains("restored the original kept by a killed run"),
+        "{stdout}"
+    );
+    check_restored(&fake);
     fake.shutdown().await;
 }
 
@@ -194,10 +315,70 @@ fn check_restored(fake: &FakeApi) {
             .is_none(),
         "{dep}"
     );
+}
+
+/// The calls of a campaign with an unlimited step: the limit kubectl wrote was deleted by a
+/// strategic patch, and rollouts were waited for with a watch.
+fn check_calls(fake: &FakeApi) {
     let calls = fake.state.lock().unwrap().calls.clone();
     assert!(
         calls.iter().any(|c| c.contains("strategic-merge-patch")),
         "the unlimited step removed kubectl's limit: {calls:#?}"
     );
     assert!(calls.iter().any(|c| c.contains("watch=true")), "{calls:#?}");
+}
+
+/// An HPA on the Deployment refuses the run before anything changes: exit 2, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_on_the_deployment_refuses_the_run_naming_it() {
+    let _serial = serial::lock().await;
+    let (Some(bin), Some(redis), true) = (
+        external::polymetrie(),
+        external::binary("redis-server", "redis-server"),
+        external::cgroups_usable(),
+    ) else {
+        return;
+    };
+    let mut service = local_service(bin, Duration::from_millis(1));
+    service.sites = vec!["td4".into()];
+    let fake = FakeApi::start(service, &redis, fake_api::manifest_deployment()).await;
+    fake.state.lock().unwrap().hpas.push(serde_json::json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": { "name": "polymetrie", "namespace": fake_api::NAMESPACE },
+        "spec": { "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment",
+                                      "name": fake_api::DEPLOYMENT },
+                  "minReplicas": 1, "maxReplicas": 4 } }));
+    let dir = common::tempdir("fake-k8s-hpa");
+    let path = dir.path().join("fake-k8s.toml");
+    std::fs::write(&path, scenario(&fake)).unwrap();
+    let out = loadgen(
+        &["validate".as_ref(), path.as_os_str()],
+        &fake.kubeconfig(dir.path()),
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "validate is offline and accepts it"
+    );
+    let run = loadgen(
+        &["run".as_ref(), path.as_os_str()],
+        &fake.kubeconfig(dir.path()),
+    )
+    .current_dir(dir.path())
+    .output()
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("horizontalpodautoscaler polymetrie scales deployment polymetrie"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    let calls = fake.state.lock().unwrap().calls.clone();
+    assert!(calls.iter().all(|c| !c.starts_with("PATCH")), "{calls:#?}");
+    fake.shutdown().await;
 }
