@@ -118,6 +118,26 @@ impl Expander<'_> {
     }
 }
 
+/// The PromQL a cluster's Prometheus is asked (cAdvisor's per-container series, for the
+/// target's container), with the scenario's own overrides laid over them.
+pub fn cluster_queries(
+    target: &KubernetesTarget,
+    overrides: std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let container = format!("container=\"{}\"", target.container);
+    let mut out: std::collections::BTreeMap<String, String> = crate::promql::kubernetes_defaults()
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.replace("container=\"polymetrie\"", &container),
+            )
+        })
+        .collect();
+    out.extend(overrides);
+    out
+}
+
 /// An RFC 1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63), or with `subdomain` dot-
 /// separated labels of at most 253 in all — what the API server accepts as these names.
 pub fn check_object_name(name: &str, subdomain: bool) -> Result<(), String> {

@@ -63,7 +63,10 @@ impl Expander<'_> {
         let (campaigns, steps) = self.campaigns(&request, service_store)?;
         let thresholds = self.thresholds(&steps)?;
         let warnings = self.overcommit(&target, &steps);
-        let (prometheus, promql) = self.prometheus()?;
+        let (prometheus, mut promql) = self.prometheus()?;
+        if let super::Target::Kubernetes(k) = &target {
+            promql = kubernetes::cluster_queries(k, promql);
+        }
         Ok(Plan {
             source: ScenarioSource {
                 name: name.to_string(),
