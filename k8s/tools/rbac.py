@@ -16,6 +16,8 @@ ALLOWED = {
     ("apps", "deployments"): {"get", "list", "watch", "patch"},
     ("", "pods"): {"get", "list", "watch"},
     ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch"},
+    # The rollout's new ReplicaSet, by revision, for its pod-template-hash.
+    ("apps", "replicasets"): {"list"},
 }
 NEEDS_RESOURCE_NAMES = {("apps", "deployments")}
 

@@ -123,6 +123,28 @@ pub struct ReplicaCpu {
     pub throttled_s: Option<f64>,
     /// HTTP requests this replica answered during the step (all routes).
     pub requests: Option<u64>,
+    /// The same CPU as the service read it from its own cgroup (`polymetrie_cgroup_cpu_*` in
+    /// its `/metrics`): the only view of a cluster pod (the fields above then come from it), a
+    /// second one of a local replica. Absent when the service does not export it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_service: Option<CgroupCpuView>,
+    /// The pod this replica was, on a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The node that pod ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// CPU over the step from one cgroup's counters read by the process inside it: a service's
+/// (its `polymetrie_cgroup_cpu_*`) or the generator's own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CgroupCpuView {
+    pub cores_used: Option<f64>,
+    pub throttled_ratio: Option<f64>,
+    pub nr_periods: Option<u64>,
+    pub nr_throttled: Option<u64>,
+    pub throttled_s: Option<f64>,
 }
 
 /// CPU over the step, summed and per replica.
@@ -133,6 +155,10 @@ pub struct CpuReading {
     pub per_replica: Vec<ReplicaCpu>,
     /// The whole machine's busy cores over the step (from /proc/stat), when read.
     pub node_cores_used: Option<f64>,
+    /// The generator's own cgroup over the attack (in a pod: its container, whose CFS quota
+    /// may throttle it); absent outside a readable cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<CgroupCpuView>,
 }
 
 /// The same step seen through Prometheus, over the step's exact window.
@@ -200,13 +226,15 @@ pub enum CheckName {
     Overcommit,
     /// Recorded while deploying: processes and cgroups a killed loadgen left were swept.
     OrphansSwept,
+    /// A cluster Deployment's original shape: restored at the end, or left by a killed run.
+    Restore,
     /// A check this build does not know, kept by name.
     Other(String),
 }
 
 impl CheckName {
     /// Every known check.
-    pub const KNOWN: [CheckName; 23] = [
+    pub const KNOWN: [CheckName; 24] = [
         CheckName::Interrupted,
         CheckName::Validity,
         CheckName::ConnectionWait,
@@ -230,6 +258,7 @@ impl CheckName {
         CheckName::StoreExited,
         CheckName::Overcommit,
         CheckName::OrphansSwept,
+        CheckName::Restore,
     ];
 
     /// The name as run.json, the CSV and the report write it.
@@ -258,6 +287,7 @@ impl CheckName {
             CheckName::StoreExited => "store_exited",
             CheckName::Overcommit => "overcommit",
             CheckName::OrphansSwept => "orphans_swept",
+            CheckName::Restore => "restore",
             CheckName::Other(name) => name,
         }
     }

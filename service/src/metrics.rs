@@ -2,7 +2,8 @@
 //! site and per URL (URL label values capped per site by the store's [`UrlCap`], overflow
 //! under `__other__`, because one series per URL was the original's scaling problem), HTTP
 //! requests by route and status, requests in progress, request duration, shedding, queued and
-//! in-flight clicks, and the process's CPU and memory.
+//! in-flight clicks, the process's CPU and memory, and its cgroup's CPU and CFS throttling
+//! (`polymetrie_cgroup_cpu_*`, see [`crate::cgroup`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +17,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::cgroup::SelfCgroup;
 pub use crate::url_cap::OTHER_URL;
 use crate::url_cap::{UrlCap, UrlEntry};
 
@@ -160,6 +162,7 @@ impl Metrics {
             in_progress.clone(),
         );
         registry.register_collector(Box::new(ProcessCollector));
+        registry.register_collector(Box::new(CgroupCollector(SelfCgroup::detect())));
         let route_durations = ROUTES
             .iter()
             .map(|&route| {
@@ -328,6 +331,61 @@ impl Collector for ProcessCollector {
     }
 }
 
+/// The cgroup counters of the group this process runs in, read on each scrape. Absent when the
+/// process is in no readable cgroup, and each counter absent when the kernel does not keep it
+/// (v2 without the cpu controller has no periods): not measured is not zero.
+#[derive(Debug)]
+struct CgroupCollector(Option<SelfCgroup>);
+
+/// `(name, help, value, value is µs)` of each exported cgroup counter.
+const CGROUP_COUNTERS: [(&str, &str, usize, bool); 4] = [
+    (
+        "polymetrie_cgroup_cpu_usage_seconds",
+        "CPU time used by this process's cgroup (cpu.stat usage_usec, v1 cpuacct.usage)",
+        0,
+        true,
+    ),
+    (
+        "polymetrie_cgroup_cpu_periods",
+        "CFS enforcement periods of this process's cgroup (cpu.stat nr_periods)",
+        1,
+        false,
+    ),
+    (
+        "polymetrie_cgroup_cpu_throttled_periods",
+        "CFS periods in which this process's cgroup was throttled (cpu.stat nr_throttled)",
+        2,
+        false,
+    ),
+    (
+        "polymetrie_cgroup_cpu_throttled_seconds",
+        "Time this process's cgroup spent throttled (cpu.stat throttled_usec, v1 throttled_time)",
+        3,
+        true,
+    ),
+];
+
+impl Collector for CgroupCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(group) = &self.0 else {
+            return Ok(());
+        };
+        let s = group.read();
+        let values = [s.usage_usec, s.nr_periods, s.nr_throttled, s.throttled_usec];
+        for (name, help, i, usec) in CGROUP_COUNTERS {
+            let Some(v) = values[i] else { continue };
+            if usec {
+                let c = ConstCounter::new(v as f64 / 1e6);
+                c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+            } else {
+                let c = ConstCounter::new(v);
+                c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// utime + stime of this process from `/proc/self/stat`, in seconds (USER_HZ = 100 on Linux).
 pub fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -359,6 +417,29 @@ mod tests {
     fn stat_parsing_handles_spaces_and_parens_in_the_command_name() {
         let stat = "1234 (my (weird) cmd) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1";
         assert_eq!(parse_stat_cpu_seconds(stat), Some(3.0));
+    }
+
+    #[test]
+    fn the_processs_cgroup_cpu_is_exported_when_it_has_one() {
+        let text = Metrics::new(UrlCap::new(2)).encode();
+        let Some(group) = SelfCgroup::detect() else {
+            assert!(!text.contains("polymetrie_cgroup_cpu"), "{text}");
+            return;
+        };
+        assert!(
+            text.contains("# TYPE polymetrie_cgroup_cpu_usage_seconds counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("polymetrie_cgroup_cpu_usage_seconds_total "),
+            "{text}"
+        );
+        if group.read().nr_periods.is_some() {
+            assert!(
+                text.contains("polymetrie_cgroup_cpu_throttled_periods_total "),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Readings {
     pub notes: Vec<Finding>,
     /// A process of the target exited during the step.
     pub target_failed: bool,
+    /// The generator's own cgroup over the attack.
+    pub generator_cgroup: Option<crate::result::CgroupCpuView>,
 }
 
 /// The step `id` as measured: the record, the readings, then the verdict. `node_cpus` is the
@@ -72,7 +74,10 @@ pub fn step_result(
         topology: readings.topology,
         counter: readings.counter,
         counted_ratio,
-        cpu: readings.cpu,
+        cpu: readings.cpu.map(|cpu| CpuReading {
+            generator: readings.generator_cgroup,
+            ..cpu
+        }),
         prometheus: readings.prometheus,
         // The verdict is check::judge's; these are overwritten there from the measurements.
         valid: true,

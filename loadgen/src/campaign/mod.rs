@@ -36,6 +36,10 @@ pub enum CampaignError {
     },
     #[error("cannot encode run.json: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The target cannot be driven at all (a cluster refused, or an HPA scales the Deployment):
+    /// nothing was changed or written.
+    #[error("{0}")]
+    Prepare(crate::deployer::DeployError),
 }
 
 /// Options of one run that are not part of the scenario.
@@ -121,10 +125,62 @@ pub async fn run(
     opts: &RunOptions,
     stop: &CancellationToken,
 ) -> Result<CampaignResult, CampaignError> {
+    run_with(plan, opts, stop, Deployer::for_target(&plan.target)).await
+}
+
+/// [`run`] with a given deployer (a cluster deployer on a mock client, in tests).
+pub async fn run_with(
+    plan: &Plan,
+    opts: &RunOptions,
+    stop: &CancellationToken,
+    mut deployer: Deployer,
+) -> Result<CampaignResult, CampaignError> {
+    let leftovers = deployer
+        .prepare(stop)
+        .await
+        .map_err(CampaignError::Prepare)?;
     let mut result = new_result(&plan.source, plan, opts.time_scale);
+    for note in leftovers {
+        eprintln!("{note}");
+        let f = campaign_finding(Severity::Warn, CheckName::Restore, note);
+        result.findings.push(f);
+    }
+    let steps = run_steps(plan, opts, stop, &mut deployer, &mut result).await;
+    // Whatever ended the steps (the last one, an error, Ctrl-C, SIGTERM): a cluster's
+    // Deployment gets its original shape back before anything else can fail.
+    restore(&mut deployer, &mut result).await;
+    steps?;
+    let result = finish(result, plan, stop.is_cancelled());
     save(&result, &opts.out_dir)?;
-    let prometheus = start_prometheus(plan, opts, &mut result).await;
-    let mut deployer = Deployer::for_target(&plan.target);
+    Ok(result)
+}
+
+/// The original shape applied back (a cluster target), recorded as a finding either way.
+async fn restore(deployer: &mut Deployer, result: &mut CampaignResult) {
+    let (severity, message) = match deployer.finish().await {
+        Ok(None) => return,
+        Ok(Some(shape)) => (Severity::Info, format!("restored the original: {shape}")),
+        Err(e) => (
+            Severity::Fail,
+            format!("could not restore the original (run `loadgen restore`): {e}"),
+        ),
+    };
+    eprintln!("{message}");
+    result
+        .findings
+        .push(campaign_finding(severity, CheckName::Restore, message));
+}
+
+/// Every step in order, run.json saved after each.
+async fn run_steps(
+    plan: &Plan,
+    opts: &RunOptions,
+    stop: &CancellationToken,
+    deployer: &mut Deployer,
+    result: &mut CampaignResult,
+) -> Result<(), CampaignError> {
+    save(result, &opts.out_dir)?;
+    let prometheus = start_prometheus(plan, opts, result).await;
     let cx = StepContext {
         plan,
         prometheus: prometheus.as_ref(),
@@ -139,7 +195,7 @@ pub async fn run(
         }
         eprintln!("[{}/{total}] {}", i + 1, announce(step));
         let mut stop_now = false;
-        match step::run(&cx, step, &mut deployer).await {
+        match step::run(&cx, step, deployer).await {
             Ok(s) => {
                 eprintln!("    {}", one_line(&s));
                 stop_now = s.target_failed && plan.on_target_failure == OnTargetFailure::Stop;
@@ -165,7 +221,7 @@ pub async fn run(
                 ),
             ));
         }
-        save(&result, &opts.out_dir)?;
+        save(result, &opts.out_dir)?;
         if stop_now {
             eprintln!("    the target failed: stopping (on_target_failure = \"stop\")");
             result.error = Some(format!(
@@ -184,9 +240,7 @@ pub async fn run(
     if let Some(p) = prometheus {
         p.shutdown().await;
     }
-    let result = finish(result, plan, stop.is_cancelled());
-    save(&result, &opts.out_dir)?;
-    Ok(result)
+    Ok(())
 }
 
 /// The run's end: thresholds judged over the steps that ran, and its status.

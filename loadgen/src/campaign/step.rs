@@ -103,7 +103,13 @@ async fn measure(
     probe::settle(deployment, site, &mut before, step.timeout).await;
     let started = SystemTime::now();
     let attack_t0 = Instant::now();
+    // In a pod the generator has a CFS quota of its own: a throttled generator is not the
+    // target's limit, and the verdict must know.
+    let own_before = probe::cpu::read_own_cgroup();
     let record = attack_with_progress(cx, &spec, step.load.duration()).await?;
+    let own = own_before
+        .zip(probe::cpu::read_own_cgroup())
+        .map(|(b, a)| probe::cpu::view(&b, &a, attack_t0.elapsed()));
     let ended = SystemTime::now();
     let mut after = probe::snapshot(deployment, site).await;
     // Clicks still queued when the load stopped are the service's work for this step: wait
@@ -129,6 +135,7 @@ async fn measure(
         window: Some((started, ended)),
         notes,
         target_failed,
+        generator_cgroup: own,
     };
     Ok((record, readings))
 }
@@ -216,7 +223,9 @@ fn topology(plan: &Plan, step: &Step) -> TopologyView {
         replicas: step.topology.replicas,
         cpu_limit_cores: step.topology.cpu_limit_cores,
         store: match plan.target {
-            Target::Local(_) => step.topology.store.as_str().to_string(),
+            // A cluster's pods use the Redis of its manifests, which check.sh holds to the
+            // scenario's store.
+            Target::Local(_) | Target::Kubernetes(_) => step.topology.store.as_str().to_string(),
             Target::Url { .. } => "external".into(),
         },
     }

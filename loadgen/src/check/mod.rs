@@ -211,6 +211,7 @@ pub(crate) mod tests {
                     ..Default::default()
                 },
             ],
+            generator: None,
         });
         let f = step_findings(&s, Some(2));
         let c = checks_of(&f);

@@ -1,5 +1,5 @@
-//! Step validity: did the generator keep its schedule, so that the step says something about
-//! the target? The verdict (`valid`, `invalid_reason`) and the findings that explain it
+//! Step validity: did the generator keep its schedule (and, in a pod, escape its own CFS
+//! quota), so that the step says something about the target? The verdict (`valid`, `invalid_reason`) and the findings that explain it
 //! (interrupted, dropped, waiting for connections) are pure functions of a saved step.
 
 use std::time::Duration;
@@ -14,6 +14,10 @@ use crate::result::{CheckName, Finding, Severity, StepResult};
 pub const MAX_LAG_P99: Duration = Duration::from_millis(10);
 /// A step is invalid when the generator's engine used this share of the cores it may use.
 pub const CPU_SATURATION: f64 = 0.90;
+
+/// A step is invalid when the generator's own cgroup was throttled in more than this share of
+/// its CFS periods (a pod's CPU limit): its schedule then depended on its quota, not on it.
+pub const GENERATOR_THROTTLED: f64 = 0.01;
 
 /// The verdict on the generator: `Some(reason)` when the step is invalid.
 pub fn invalid_reason(step: &StepResult) -> Option<String> {
@@ -45,6 +49,16 @@ pub fn invalid_reason(step: &StepResult) -> Option<String> {
             reasons.push(format!(
                 "generator CPU saturated: {used:.2} of {avail:.0} core(s) (>= {:.0} %)",
                 CPU_SATURATION * 100.0
+            ));
+        }
+    }
+    if let Some(g) = step.cpu.as_ref().and_then(|c| c.generator.as_ref()) {
+        if let Some(t) = g.throttled_ratio.filter(|t| *t > GENERATOR_THROTTLED) {
+            reasons.push(format!(
+                "the generator's own cgroup was throttled in {:.1} % of its CFS periods \
+                 (> {:.0} %): give its pod whole cores (requests = limits) or more of them",
+                t * 100.0,
+                GENERATOR_THROTTLED * 100.0
             ));
         }
     }
@@ -138,5 +152,16 @@ mod tests {
         assert!(invalid_reason(&s)
             .unwrap()
             .contains("generator CPU saturated"));
+        s.generator.cpu_cores_used = None;
+        s.cpu = Some(crate::result::CpuReading {
+            generator: Some(crate::result::CgroupCpuView {
+                throttled_ratio: Some(0.2),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(invalid_reason(&s)
+            .unwrap()
+            .contains("own cgroup was throttled in 20.0 %"));
     }
 }

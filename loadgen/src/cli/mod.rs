@@ -4,6 +4,7 @@
 
 mod attack;
 mod report;
+mod restore;
 mod run;
 mod signal;
 mod validate;
@@ -40,6 +41,7 @@ Examples:
   loadgen validate scenarios/td4.toml --json
   loadgen report reports/example-td4/run.json --out /tmp/report
   kubectl logs job/loadgen -n loadgen | loadgen report --from-log - --out ./td4-report
+  loadgen restore k8s/loadgen/scenarios/td4-k8s.toml
 
 Exit codes: 0 done, every step valid and every threshold held; 1 done but a threshold failed
 or could not be evaluated, a step was invalid or its target failed, or the run was
@@ -74,6 +76,17 @@ pub enum Command {
     ///
     /// Example: loadgen report reports/td4-20261127T150000Z/run.json --out /tmp/r
     Report(ReportArgs),
+    /// Put back the replicas and CPU a killed run left changed on a kind = "kubernetes"
+    /// target (kept in the Deployment's loadgen.io/original annotation).
+    ///
+    /// Example: loadgen restore k8s/loadgen/scenarios/td4-k8s.toml
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The scenario of the run that was killed (its [target] names the Deployment).
+    pub scenario: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -193,5 +206,6 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Attack(a) => attack::execute(a),
         Command::Validate(a) => validate::execute(a),
         Command::Report(a) => report::execute(a),
+        Command::Restore(a) => restore::execute(a),
     }
 }

@@ -73,6 +73,10 @@ pub fn render(plan: &Plan) -> String {
             svc.sites.join(",")
         ),
         Target::Url { base } => format!("running service at {base} (topology informational)"),
+        Target::Kubernetes(k) => format!(
+            "Deployment {}/{} (container {}), load through {}, pod metrics on port {}",
+            k.namespace, k.deployment, k.container, k.service_url, k.metrics_port
+        ),
     };
     let mut out = format!(
         "scenario {} ({}, sha256 {})\ntarget: {target}; counter site {}\n{} steps in {} campaigns, planned time {} (deploys not included)\n",

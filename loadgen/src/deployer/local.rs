@@ -27,6 +27,19 @@ pub struct LocalDeployer {
     binary: Option<PathBuf>,
     /// Lines about what [`cgroup::remove_stale`] swept, until the run takes them.
     pub(super) swept: Vec<String>,
+    // Boxed: only the fake kubelet of the tests pins, and Deployer stays small without it.
+    pinning: Option<Box<Pinning>>,
+}
+
+/// Fixed addresses and a store that outlives a deployment, as a stand-in kubelet needs them
+/// (the fake API server of the tests): every replica joins `service` (SO_REUSEPORT, so old and
+/// new replicas share it as pods share a Service), replica *i* has its admin (metrics) listener
+/// at `admin[i]`, and a Redis store is `store_url` instead of one started per deployment.
+#[derive(Debug, Clone)]
+pub struct Pinning {
+    pub service: std::net::SocketAddr,
+    pub admin: Vec<std::net::SocketAddr>,
+    pub store_url: Option<String>,
 }
 
 impl LocalDeployer {
@@ -43,7 +56,14 @@ impl LocalDeployer {
             cgroup_root: root.into(),
             binary: service.binary.clone(),
             swept: Vec::new(),
+            pinning: None,
         }
+    }
+
+    /// The same deployer with pinned addresses and store (see [`Pinning`]).
+    pub fn pinned(mut self, pinning: Pinning) -> Self {
+        self.pinning = Some(Box::new(pinning));
+        self
     }
 
     /// The `polymetrie` binary, resolved once (may build it with cargo: not part of `bound`).
@@ -105,9 +125,12 @@ impl LocalDeployer {
             self.swept.extend(cgroup::remove_stale(layout));
         }
         self.swept.extend(super::workdir::remove_stale());
+        let shared_store = self.pinning.as_ref().and_then(|p| p.store_url.clone());
         let redis_binary = match topology.store {
-            Store::Redis => Some(external::require("redis-server", "redis-server")?),
-            Store::Memory => None,
+            Store::Redis if shared_store.is_none() => {
+                Some(external::require("redis-server", "redis-server")?)
+            }
+            Store::Redis | Store::Memory => None,
         };
         let binary = self.binary().await?;
         let deadline = Instant::now() + bound;
@@ -116,6 +139,7 @@ impl LocalDeployer {
         let mut deployment = Deployment {
             base_url: String::new(),
             replicas: Vec::new(),
+            pods: Vec::new(),
             store: Some(topology.store),
             cpu_limit_cores: topology.cpu_limit_cores,
             cgroup_mode: layout.as_ref().map(CgroupLayout::mode),
@@ -180,18 +204,32 @@ impl LocalDeployer {
                 deployment.redis = Some(redis);
                 url
             }
-            None => "memory".into(),
+            None => match (self.pinning.as_deref(), topology.store) {
+                (
+                    Some(Pinning {
+                        store_url: Some(url),
+                        ..
+                    }),
+                    Store::Redis,
+                ) => url.clone(),
+                _ => "memory".into(),
+            },
         };
-        let mut listen = "127.0.0.1:0".to_string();
+        let pinning = self.pinning.as_deref();
+        let mut listen = pinning.map_or("127.0.0.1:0".to_string(), |p| p.service.to_string());
         for index in 0..topology.replicas {
             let cgroup = layout
                 .map(|l| replica_cgroup(l, &group_name(&format!("r{index}")), topology))
                 .transpose()?;
+            let admin_listen = pinning
+                .and_then(|p| p.admin.get(index as usize))
+                .map_or("127.0.0.1:0".to_string(), ToString::to_string);
             let launch = Launch {
                 index,
                 binary,
                 service: &self.service,
                 listen: listen.clone(),
+                admin_listen,
                 store_arg: store_arg.clone(),
                 cgroup,
                 log_dir: &dir,

@@ -1,5 +1,6 @@
-//! Deployers: bring up the topology of a step (local replicas, or a URL that is already
-//! running) and tear it down on every exit path.
+//! Deployers: bring up the topology of a step (local replicas, a URL that is already running,
+//! or a Deployment on a cluster) and tear it down on every exit path — for a cluster, restore
+//! the Deployment's original shape once the run ends ([`Deployer::finish`]).
 //!
 //! A [`Deployment`] owns everything it started (replica processes, their cgroups, Redis, a
 //! temporary directory). [`Deployment::teardown`] stops them gracefully; if a deployment is
@@ -17,6 +18,7 @@
 //! ```
 
 pub mod cgroup;
+pub mod kubernetes;
 pub mod local;
 pub mod process;
 pub mod redis;
@@ -28,7 +30,8 @@ pub mod workdir;
 use std::time::Duration;
 
 pub use cgroup::{Cgroup, CgroupCpu, CgroupLayout};
-pub use local::LocalDeployer;
+pub use kubernetes::{KubeError, KubernetesDeployer, PodTarget};
+pub use local::{LocalDeployer, Pinning};
 pub use replica::Replica;
 pub use url::UrlDeployer;
 
@@ -80,6 +83,8 @@ pub enum DeployError {
     WorkDir(std::io::Error),
     #[error("teardown incomplete: {}", .0.join("; "))]
     Teardown(Vec<String>),
+    #[error(transparent)]
+    Kubernetes(#[from] KubeError),
 }
 
 /// A deployed topology: where to send load, and the replicas we own (none for a URL target).
@@ -87,8 +92,10 @@ pub enum DeployError {
 pub struct Deployment {
     /// `http://127.0.0.1:PORT`, shared by all replicas (SO_REUSEPORT); no trailing slash.
     pub base_url: String,
-    /// Our replicas, in start order (index 0 first); empty for a URL target.
+    /// Our replicas, in start order (index 0 first); empty for a URL or cluster target.
     pub replicas: Vec<Replica>,
+    /// A cluster step's pods (the new ReplicaSet's, Ready), by name; empty elsewhere.
+    pub pods: Vec<PodTarget>,
     /// Where the counter lives; `None` for a service we did not start.
     pub store: Option<Store>,
     /// The CFS quota of each replica, when limited.
@@ -115,11 +122,25 @@ impl Deployment {
         watch::ExitWatch::start(&watched)
     }
 
+    /// A cluster step: load through the Service at `base_url`, metrics from each pod.
+    pub(crate) fn cluster(
+        base_url: String,
+        pods: Vec<PodTarget>,
+        cpu_limit_cores: Option<f64>,
+    ) -> Self {
+        Self {
+            pods,
+            cpu_limit_cores,
+            ..Self::external(base_url)
+        }
+    }
+
     /// A deployment of a service we did not start.
     pub(crate) fn external(base_url: String) -> Self {
         Self {
             base_url,
             replicas: Vec::new(),
+            pods: Vec::new(),
             store: None,
             cpu_limit_cores: None,
             cgroup_mode: None,
@@ -128,7 +149,7 @@ impl Deployment {
         }
     }
 
-    /// True for a URL target (nothing of ours runs).
+    /// True for a URL or cluster target (nothing of ours runs here).
     pub fn is_external(&self) -> bool {
         self.store.is_none()
     }
@@ -210,6 +231,7 @@ pub async fn teardown(deployment: Deployment) -> Result<(), DeployError> {
 pub enum Deployer {
     Local(LocalDeployer),
     Url(UrlDeployer),
+    Kubernetes(Box<KubernetesDeployer>),
 }
 
 impl Deployer {
@@ -218,6 +240,28 @@ impl Deployer {
         match target {
             Target::Local(service) => Deployer::Local(LocalDeployer::new(service)),
             Target::Url { base } => Deployer::Url(UrlDeployer::new(base)),
+            Target::Kubernetes(k) => Deployer::Kubernetes(Box::new(KubernetesDeployer::new(k))),
+        }
+    }
+
+    /// Before the first step (a cluster: the HPA pre-flight, the original kept). `stop` ends
+    /// a wait in progress. Returns lines the run reports (what a killed run left).
+    pub async fn prepare(
+        &mut self,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<Vec<String>, DeployError> {
+        match self {
+            Deployer::Kubernetes(d) => Ok(d.prepare(stop.clone()).await?),
+            Deployer::Local(_) | Deployer::Url(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// After the last step, whatever ended the run: a cluster's Deployment gets its original
+    /// shape back (returned, for the log). Nothing to do elsewhere: each step tore down.
+    pub async fn finish(&mut self) -> Result<Option<String>, DeployError> {
+        match self {
+            Deployer::Kubernetes(d) => Ok(d.restore().await?.map(|s| s.to_string())),
+            Deployer::Local(_) | Deployer::Url(_) => Ok(None),
         }
     }
 
@@ -226,7 +270,7 @@ impl Deployer {
     pub fn take_swept(&mut self) -> Vec<String> {
         match self {
             Deployer::Local(d) => std::mem::take(&mut d.swept),
-            Deployer::Url(_) => Vec::new(),
+            Deployer::Url(_) | Deployer::Kubernetes(_) => Vec::new(),
         }
     }
 
@@ -239,6 +283,9 @@ impl Deployer {
         match self {
             Deployer::Local(d) => d.deploy(topology, bound).await,
             Deployer::Url(d) => d.deploy(topology, bound).await,
+            // A rollout has its own bound (kubernetes::ROLLOUT_BOUND): pods are scheduled,
+            // pulled and probed, far slower than a local process.
+            Deployer::Kubernetes(d) => Ok(d.deploy(topology).await?),
         }
     }
 }

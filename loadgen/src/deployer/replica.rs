@@ -62,6 +62,8 @@ pub(super) struct Launch<'a> {
     pub service: &'a LocalService,
     /// `127.0.0.1:0` for the first replica, the shared address for the others.
     pub listen: String,
+    /// Its own admin address (`127.0.0.1:0` unless pinned).
+    pub admin_listen: String,
     pub store_arg: String,
     pub cgroup: Option<Cgroup>,
     pub log_dir: &'a Path,
@@ -75,7 +77,7 @@ impl Launch<'_> {
             self.listen.clone(),
             "--reuse-port".into(),
             "--admin-listen".into(),
-            "127.0.0.1:0".into(),
+            self.admin_listen.clone(),
             "--store".into(),
             self.store_arg.clone(),
             "--cost".into(),

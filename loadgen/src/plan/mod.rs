@@ -69,6 +69,21 @@ pub enum Target {
         /// Base URL (scheme, host, port), loopback only.
         base: String,
     },
+    /// A Deployment on a cluster whose replicas and CPU each step sets.
+    Kubernetes(KubernetesTarget),
+}
+
+/// `[target] kind = "kubernetes"`: which Deployment and container each step changes, where the
+/// load goes, and where each pod's metrics are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubernetesTarget {
+    pub namespace: String,
+    pub deployment: String,
+    pub container: String,
+    /// Base URL of the Service (`http://host:port`), checked against the plan's reach.
+    pub service_url: String,
+    /// Port of each pod's `/metrics`, reached at the pod's IP.
+    pub metrics_port: u16,
 }
 
 /// One step: deploy `topology`, warm up, then offer `load`.

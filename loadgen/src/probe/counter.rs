@@ -1,9 +1,11 @@
 //! The business-counter probe: the site's click total as the service's store reports it
 //! (`GET /api/sites/{site}/stats`), and each replica's own counters from its `/metrics`
-//! (clicks it stored, HTTP requests it answered), which show how load was spread.
+//! (clicks it stored, HTTP requests it answered, which show how load was spread, and its
+//! cgroup's CPU as the service itself exports it: `polymetrie_cgroup_cpu_*`).
 
 use std::time::Duration;
 
+use crate::deployer::CgroupCpu;
 use crate::http;
 
 /// Bound of one probe request (the admin port shares CPU with a possibly saturated replica).
@@ -37,6 +39,15 @@ pub fn parse_stats_clicks(body: &str) -> Option<u64> {
         .as_u64()
 }
 
+/// CPU time of the service's own cgroup, in seconds.
+pub const CGROUP_USAGE_METRIC: &str = "polymetrie_cgroup_cpu_usage_seconds_total";
+/// CFS periods of the service's own cgroup.
+pub const CGROUP_PERIODS_METRIC: &str = "polymetrie_cgroup_cpu_periods_total";
+/// Throttled CFS periods of the service's own cgroup.
+pub const CGROUP_THROTTLED_METRIC: &str = "polymetrie_cgroup_cpu_throttled_periods_total";
+/// Time the service's own cgroup spent throttled, in seconds.
+pub const CGROUP_THROTTLED_TIME_METRIC: &str = "polymetrie_cgroup_cpu_throttled_seconds_total";
+
 /// One replica's own counters, read from its `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplicaCounters {
@@ -44,6 +55,21 @@ pub struct ReplicaCounters {
     pub clicks: Option<u64>,
     /// Sum of the HTTP requests counter over every label set.
     pub requests: Option<u64>,
+    /// Its cgroup's CPU counters as the service exports them; `None` when it does not.
+    pub cgroup: Option<CgroupCpu>,
+}
+
+/// The `polymetrie_cgroup_cpu_*` counters of a `/metrics` page, in the units the cgroup files
+/// have (ns); `None` without the usage counter (the service is in no readable cgroup).
+pub fn service_cgroup(text: &str) -> Option<CgroupCpu> {
+    let ns = |name| metric_sum(text, name, None).map(|s| (s * 1e9).round().max(0.0) as u64);
+    let count = |name| metric_sum(text, name, None).map(as_count);
+    Some(CgroupCpu {
+        usage_ns: Some(ns(CGROUP_USAGE_METRIC)?),
+        nr_periods: count(CGROUP_PERIODS_METRIC),
+        nr_throttled: count(CGROUP_THROTTLED_METRIC),
+        throttled_ns: ns(CGROUP_THROTTLED_TIME_METRIC),
+    })
 }
 
 /// Reads `{admin_url}/metrics`; fields that cannot be read are `None`.
@@ -62,6 +88,7 @@ pub async fn replica_counters(admin_url: &str, site: &str) -> ReplicaCounters {
             ReplicaCounters {
                 clicks: read(CLICKS_METRIC, Some(("site", site))),
                 requests: read(REQUESTS_METRIC, None),
+                cgroup: service_cgroup(&text),
             }
         }
         Ok((status, _)) => {
@@ -201,6 +228,20 @@ process_cpu_seconds_total 1.25
             Some(1.25)
         );
         assert_eq!(metric_sum(TEXT, "absent_total", None), None);
+    }
+
+    #[test]
+    fn the_services_cgroup_counters_are_read_in_nanoseconds() {
+        let text = "polymetrie_cgroup_cpu_usage_seconds_total 1.5\n\
+                    polymetrie_cgroup_cpu_periods_total 40\n\
+                    polymetrie_cgroup_cpu_throttled_periods_total 10\n\
+                    polymetrie_cgroup_cpu_throttled_seconds_total 0.25\n# EOF\n";
+        let c = service_cgroup(text).unwrap();
+        assert_eq!(c.usage_ns, Some(1_500_000_000));
+        assert_eq!(c.nr_periods, Some(40));
+        assert_eq!(c.nr_throttled, Some(10));
+        assert_eq!(c.throttled_ns, Some(250_000_000));
+        assert_eq!(service_cgroup(TEXT), None);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The CPU probe: what each replica's cgroup used (`cpuacct.usage`, or `usage_usec` on v2) and
 //! how often its CFS quota throttled it (`cpu.stat`), plus the whole machine's busy cores from
-//! `/proc/stat` — to tell a throttled replica from an overloaded node.
+//! `/proc/stat` — to tell a throttled replica from an overloaded node. The same counters as
+//! the service exports them (`polymetrie_cgroup_cpu_*`) are a second view of a local replica
+//! and the only one of a cluster pod.
 
 use std::time::Duration;
 
+use super::ReplicaSnapshot;
 use crate::deployer::CgroupCpu;
-use crate::result::ReplicaCpu;
+use crate::result::{CgroupCpuView, ReplicaCpu};
 
 /// Cumulative CPU time of the whole machine, from the first line of `/proc/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +84,60 @@ pub fn replica_cpu(
         nr_throttled,
         throttled_s: throttled_ns.map(|ns| ns as f64 / 1e9),
         requests,
+        ..ReplicaCpu::default()
     }
+}
+
+/// One replica's CPU from both snapshots: from its cgroup files when loadgen reads them, else
+/// from what the service exports, which is kept beside them as `from_service` either way.
+pub fn replica_views(
+    before: &ReplicaSnapshot,
+    after: &ReplicaSnapshot,
+    wall: Duration,
+    requests: Option<u64>,
+) -> ReplicaCpu {
+    let service = match (&before.service_cpu, &after.service_cpu) {
+        (Some(b), Some(a)) => Some(view(b, a, wall)),
+        _ => None,
+    };
+    let (b, a) = match (&before.cpu, &after.cpu) {
+        (Some(b), Some(a)) => (Some(b), Some(a)),
+        _ => (before.service_cpu.as_ref(), after.service_cpu.as_ref()),
+    };
+    let (pod, node) = match &after.pod {
+        Some((p, n)) => (Some(p.clone()), n.clone()),
+        None => (None, None),
+    };
+    ReplicaCpu {
+        from_service: service,
+        pod,
+        node,
+        ..replica_cpu(before.index, b, a, wall, requests)
+    }
+}
+
+/// One cgroup's CPU over `wall` from two readings.
+pub fn view(before: &CgroupCpu, after: &CgroupCpu, wall: Duration) -> CgroupCpuView {
+    let r = replica_cpu(0, Some(before), Some(after), wall, None);
+    CgroupCpuView {
+        cores_used: r.cores_used,
+        throttled_ratio: r.throttled_ratio,
+        nr_periods: r.nr_periods,
+        nr_throttled: r.nr_throttled,
+        throttled_s: r.throttled_s,
+    }
+}
+
+/// The generator's own cgroup counters now (`None` outside a readable cgroup), read as the
+/// service reads its own: one reader of a process's cgroup.
+pub fn read_own_cgroup() -> Option<CgroupCpu> {
+    let s = polymetrie::cgroup::SelfCgroup::detect()?.read();
+    Some(CgroupCpu {
+        usage_ns: s.usage_usec.map(|u| u * 1_000),
+        nr_periods: s.nr_periods,
+        nr_throttled: s.nr_throttled,
+        throttled_ns: s.throttled_usec.map(|u| u * 1_000),
+    })
 }
 
 /// Δnr_throttled / Δnr_periods; `None` without periods (no quota, or no activity).

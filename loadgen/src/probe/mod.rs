@@ -1,6 +1,11 @@
 //! Probes: readings taken before and after each step (business counter, CPU and throttling,
 //! Prometheus) whose differences become a step's evidence.
 //!
+//! A replica's CPU is read from its cgroup files when loadgen started it, and from the
+//! service's own `polymetrie_cgroup_cpu_*` counters always: the one view of a cluster pod,
+//! which is reached at its IP and metrics port; the business counter of a cluster comes
+//! through its Service.
+//!
 //! [`snapshot`] never fails: a value it cannot read is `None`, and [`diff`] turns two snapshots
 //! into the step's [`CounterReading`] and [`CpuReading`], leaving unmeasured values `None`.
 
@@ -21,11 +26,11 @@ pub struct Snapshot {
     pub taken_at: Instant,
     /// The business counter: the store's total for the site.
     pub counter: Option<u64>,
-    /// Our replicas (empty for a URL target).
+    /// Our replicas, or a cluster step's pods (empty for a URL target).
     pub replicas: Vec<ReplicaSnapshot>,
-    /// The whole machine's CPU counters.
+    /// The whole machine's CPU counters (not read for a cluster: its pods run elsewhere).
     pub node: Option<cpu::NodeCpu>,
-    /// True for a service we did not start (no CPU is attributed to it).
+    /// True for a URL target: nothing is known of its replicas, no CPU is attributed.
     pub external: bool,
 }
 
@@ -41,31 +46,47 @@ pub struct ReplicaSnapshot {
     pub cpu: Option<CgroupCpu>,
     /// The site total as this replica's store reports it.
     pub site_clicks: Option<u64>,
+    /// Its cgroup's counters as the service exports them in `/metrics`.
+    pub service_cpu: Option<CgroupCpu>,
+    /// The pod and its node, on a cluster.
+    pub pod: Option<(String, Option<String>)>,
 }
 
 /// Reads the counter and CPU of `deployment` for `site`. All replicas are read concurrently.
 pub async fn snapshot(deployment: &Deployment, site: &str) -> Snapshot {
     // Local files first, right at `taken_at`: CPU per wall time must share one clock reading.
     let taken_at = Instant::now();
-    let node = cpu::read_node();
-    let cpus: Vec<Option<CgroupCpu>> = deployment
+    let cluster = !deployment.pods.is_empty();
+    let node = if cluster { None } else { cpu::read_node() };
+    let mut cpus: Vec<Option<CgroupCpu>> = deployment
         .replicas
         .iter()
         .map(|r| r.cgroup.as_ref().map(|g| g.read_cpu()))
         .collect();
-
+    let pods: Vec<Option<(String, Option<String>)>> = if cluster {
+        cpus = vec![None; deployment.pods.len()];
+        deployment
+            .pods
+            .iter()
+            .map(|p| Some((p.name.clone(), p.node.clone())))
+            .collect()
+    } else {
+        vec![None; deployment.replicas.len()]
+    };
     let (counter, counters) = read_counters(deployment, site).await;
-    let replicas = deployment
-        .replicas
-        .iter()
-        .zip(counters)
+    let replicas = counters
+        .into_iter()
         .zip(cpus)
-        .map(|((r, (c, site_clicks)), cpu)| ReplicaSnapshot {
-            index: r.index,
+        .zip(pods)
+        .enumerate()
+        .map(|(i, (((c, site_clicks), cpu), pod))| ReplicaSnapshot {
+            index: deployment.replicas.get(i).map_or(i as u32, |r| r.index),
             clicks: c.clicks,
             requests: c.requests,
             cpu,
             site_clicks,
+            service_cpu: c.cgroup,
+            pod,
         })
         .collect();
     Snapshot {
@@ -73,32 +94,45 @@ pub async fn snapshot(deployment: &Deployment, site: &str) -> Snapshot {
         counter,
         replicas,
         node,
-        external: deployment.is_external(),
+        external: deployment.is_external() && !cluster,
     }
 }
 
-/// The business counter, and each replica's own counters with its view of the site total.
+/// The business counter, and each replica's own counters with its view of the site total (a
+/// cluster pod's view is not asked: the Service's answer is the counter).
 async fn read_counters(
     deployment: &Deployment,
     site: &str,
 ) -> (Option<u64>, Vec<(counter::ReplicaCounters, Option<u64>)>) {
-    if deployment.is_external() {
+    let cluster = !deployment.pods.is_empty();
+    if deployment.is_external() && !cluster {
         return (
             counter::site_clicks(&deployment.base_url, site).await,
             Vec::new(),
         );
     }
-    let tasks: Vec<_> = deployment
-        .replicas
-        .iter()
-        .map(|r| {
-            let admin = r.admin_url.clone();
+    let urls: Vec<String> = if cluster {
+        deployment
+            .pods
+            .iter()
+            .map(|p| p.metrics_url.clone())
+            .collect()
+    } else {
+        deployment.admin_urls()
+    };
+    let tasks: Vec<_> = urls
+        .into_iter()
+        .map(|admin| {
             let site = site.to_string();
             tokio::spawn(async move {
-                tokio::join!(
-                    counter::replica_counters(&admin, &site),
-                    counter::site_clicks(&admin, &site)
-                )
+                if cluster {
+                    (counter::replica_counters(&admin, &site).await, None)
+                } else {
+                    tokio::join!(
+                        counter::replica_counters(&admin, &site),
+                        counter::site_clicks(&admin, &site)
+                    )
+                }
             })
         })
         .collect();
@@ -107,6 +141,7 @@ async fn read_counters(
         replicas.push(task.await.unwrap_or_default());
     }
     let counter = match deployment.store {
+        _ if cluster => counter::site_clicks(&deployment.base_url, site).await,
         // Every replica reports the shared total: the first one that answered.
         Some(Store::Redis) => replicas.iter().find_map(|(_, total)| *total),
         // Each replica counts its own: the sum, only when every replica answered.
@@ -194,7 +229,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> (Option<CounterReading>, Opt
         .iter()
         .map(|(b, a)| {
             let requests = a.requests.and_then(|x| x.checked_sub(b.requests?));
-            cpu::replica_cpu(b.index, b.cpu.as_ref(), a.cpu.as_ref(), wall, requests)
+            cpu::replica_views(b, a, wall, requests)
         })
         .collect();
     let cores_used = per_replica
@@ -215,6 +250,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> (Option<CounterReading>, Opt
         throttled_ratio,
         per_replica,
         node_cores_used,
+        generator: None,
     };
     (Some(counter), Some(cpu))
 }
@@ -243,6 +279,8 @@ mod tests {
                 throttled_ns: Some(0),
             }),
             site_clicks: Some(clicks),
+            service_cpu: None,
+            pod: None,
         }
     }
 

@@ -64,6 +64,16 @@ pub struct TargetSpec {
     pub url: Option<Spanned<String>>,
     /// Allow a target that is not on loopback (the in-cluster Job); default false.
     pub allow_remote: Option<Spanned<bool>>,
+    /// The Deployment's namespace (`kind = "kubernetes"` only).
+    pub namespace: Option<Spanned<String>>,
+    /// The Deployment whose replicas and CPU each step sets (`kind = "kubernetes"` only).
+    pub deployment: Option<Spanned<String>>,
+    /// The container of that Deployment whose CPU request and limit each step sets.
+    pub container: Option<Spanned<String>>,
+    /// Base URL of the Service the load goes to (`kind = "kubernetes"` only).
+    pub service_url: Option<Spanned<String>>,
+    /// The port of each pod's `/metrics` (`kind = "kubernetes"` only).
+    pub metrics_port: Option<Spanned<i64>>,
 }
 
 /// Store names in the file.

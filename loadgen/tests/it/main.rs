@@ -14,6 +14,7 @@ mod campaign;
 mod cli;
 mod deployer;
 mod from_log;
+mod kubernetes;
 mod pacer;
 mod pool;
 mod probe;

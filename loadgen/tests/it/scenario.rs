@@ -193,12 +193,12 @@ fn url_target_must_be_loopback() {
 }
 
 #[test]
-fn kubernetes_is_not_supported_yet() {
+fn kubernetes_target_refuses_a_service_table() {
     assert_error(
         "bad-kubernetes.toml",
-        "5:8",
-        "target.kind",
-        "not supported yet",
+        "7:1",
+        "service",
+        "only applies to kind = \"local\"",
     );
 }
 

@@ -1,11 +1,13 @@
 //! Expansion: a parsed [`Scenario`] becomes a [`Plan`], and every check a scenario must pass
 //! happens here, once, with the file, line, column and key of what is wrong — `loadgen
 //! validate` and `loadgen run` accept exactly the same scenarios. The target and counter site
-//! are in [`target`], the request in [`request`], thresholds and the Prometheus settings in
-//! [`extras`]; campaigns and steps (explicit or matrix) are here.
+//! are in [`target`] (a cluster's Deployment in [`kubernetes`]), the request in [`request`],
+//! thresholds and the Prometheus settings in [`extras`]; campaigns and steps (explicit or
+//! matrix) are here.
 
 mod bounds;
 mod extras;
+mod kubernetes;
 mod request;
 mod target;
 
@@ -61,7 +63,10 @@ impl Expander<'_> {
         let (campaigns, steps) = self.campaigns(&request, service_store)?;
         let thresholds = self.thresholds(&steps)?;
         let warnings = self.overcommit(&target, &steps);
-        let (prometheus, promql) = self.prometheus()?;
+        let (prometheus, mut promql) = self.prometheus()?;
+        if let super::Target::Kubernetes(k) = &target {
+            promql = kubernetes::cluster_queries(k, promql);
+        }
         Ok(Plan {
             source: ScenarioSource {
                 name: name.to_string(),

@@ -1,6 +1,6 @@
 //! The target of a scenario (`[target]`, `[service]`): a local service loadgen starts, or a
 //! running one at a URL, where load may go (loopback unless `allow_remote`), and the site whose
-//! counter is the business counter.
+//! counter is the business counter. A Deployment on a cluster is [`super::kubernetes`]'s.
 
 use super::Expander;
 use crate::engine::target::{BaseUrl, Reach};
@@ -13,12 +13,11 @@ impl Expander<'_> {
         let t = self.sc.target.get_ref();
         let allowed = t.allow_remote.as_ref().is_some_and(|a| *a.get_ref());
         let reach = Reach::from_opt_in(allowed);
+        if *t.kind.get_ref() != TargetKind::Kubernetes {
+            self.no_cluster_keys()?;
+        }
         let target = match t.kind.get_ref() {
-            TargetKind::Kubernetes => self.err(
-                t.kind.span(),
-                "target.kind",
-                "kind \"kubernetes\" is not supported yet (use \"local\" or \"url\")",
-            ),
+            TargetKind::Kubernetes => self.kubernetes_target(reach),
             TargetKind::Url => self.url_target(reach),
             TargetKind::Local => {
                 if let Some(a) = t.allow_remote.as_ref().filter(|a| *a.get_ref()) {
@@ -149,7 +148,7 @@ impl Expander<'_> {
                 }
                 Ok(v.to_string())
             }
-            (Some(site), Target::Url { .. }) => {
+            (Some(site), Target::Url { .. } | Target::Kubernetes(_)) => {
                 let v = site.get_ref().trim();
                 if v.is_empty() {
                     return self.err(
@@ -161,10 +160,10 @@ impl Expander<'_> {
                 Ok(v.to_string())
             }
             (None, Target::Local(svc)) => Ok(svc.sites[0].clone()),
-            (None, Target::Url { .. }) => self.err(
+            (None, Target::Url { .. } | Target::Kubernetes(_)) => self.err(
                 self.sc.target.span(),
                 "counter_site",
-                "required key is missing (kind = \"url\" needs the site whose counter to read)",
+                "required key is missing (a running service needs the site whose counter to read)",
             ),
         }
     }

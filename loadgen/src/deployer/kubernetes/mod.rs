@@ -1,0 +1,336 @@
+//! The Kubernetes deployer: each step sets a Deployment's `spec.replicas` and one container's
+//! CPU request = limit (or no limit) by server-side apply (field manager `loadgen`), waits for
+//! that rollout ([`rollout`]), and hands the step the Ready pods of the new ReplicaSet
+//! ([`pods`]). Before the first step it reads and keeps the original shape ([`spec`]), also in
+//! an annotation on the Deployment, and refuses a Deployment an HPA scales ([`hpa`]); after
+//! the last step — and on error, Ctrl-C and SIGTERM, which end the run through the same path —
+//! [`KubernetesDeployer::restore`] applies the original back.
+//!
+//! The client comes from `KUBECONFIG` or the in-cluster config (`kube::Client::try_default`);
+//! tests hand in a `tower-test` mock or point `KUBECONFIG` at the fake API server.
+
+pub mod hpa;
+pub mod pods;
+pub mod rollout;
+pub mod spec;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment as K8sDeployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use kube::Client;
+use tokio::time::Instant;
+
+pub use pods::PodTarget;
+use spec::{Shape, FIELD_MANAGER};
+
+use super::Deployment;
+use crate::plan::{KubernetesTarget, Topology};
+
+/// How long one step's rollout may take: new pods scheduled, images present, readiness probes
+/// passed. The loadgen Job's deadline allows 60 s per step for it (docs/kubernetes.md).
+pub const ROLLOUT_BOUND: Duration = Duration::from_secs(60);
+
+/// What went wrong talking to the cluster, or what the cluster refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("no Kubernetes client (KUBECONFIG or the in-cluster config): {0}")]
+    Client(#[source] kube::Error),
+    #[error("kubernetes api: {what} {name}: {source}")]
+    Api {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deployment {deployment} has no container {container} (it has: {})", .found.join(", "))]
+    NoContainer {
+        deployment: String,
+        container: String,
+        found: Vec<String>,
+    },
+    #[error(
+        "horizontalpodautoscaler {hpa} scales deployment {deployment}: it would fight the \
+         fixed replica count of every step; delete it for the campaign (`kubectl -n \
+         {namespace} delete hpa {hpa}`) or use the autoscale overlay"
+    )]
+    Hpa {
+        hpa: String,
+        deployment: String,
+        namespace: String,
+    },
+    #[error(
+        "rollout of deployment {deployment} to {replicas} replica(s) not complete within \
+         {bound:?}: {state}"
+    )]
+    RolloutTimeout {
+        deployment: String,
+        replicas: i32,
+        bound: Duration,
+        state: String,
+    },
+    #[error("rollout of deployment {deployment} failed: {why}")]
+    RolloutFailed { deployment: String, why: String },
+    #[error("deployment {0} was deleted while loadgen waited for its rollout")]
+    Deleted(String),
+    #[error("watch: {0}")]
+    Watch(String),
+    #[error("selector: {0}")]
+    Selector(String),
+    #[error("deployment {deployment} has no ReplicaSet at its revision {revision}")]
+    NoReplicaSet {
+        deployment: String,
+        revision: String,
+    },
+    #[error("expected {expected} ready pod(s) of the new ReplicaSet ({selector}), found {found}")]
+    Pods {
+        selector: String,
+        expected: usize,
+        found: usize,
+    },
+    #[error("annotation {0}")]
+    Annotation(String),
+    #[error("the deployment did not take the original back: expected {expected}, it has {got}")]
+    NotRestored { expected: String, got: String },
+    #[error("interrupted while waiting for the rollout")]
+    Interrupted,
+}
+
+impl KubeError {
+    /// An adapter for `map_err` naming the call and the object.
+    fn api<'a>(what: &'static str, name: &'a str) -> impl FnOnce(kube::Error) -> KubeError + 'a {
+        move |source| KubeError::Api {
+            what,
+            name: name.to_string(),
+            source,
+        }
+    }
+}
+
+/// Drives one Deployment through a campaign's steps.
+pub struct KubernetesDeployer {
+    target: KubernetesTarget,
+    client: Option<Client>,
+    /// The shape to restore; set by [`KubernetesDeployer::prepare`].
+    original: Option<Shape>,
+    rollout_bound: Duration,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl std::fmt::Debug for KubernetesDeployer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesDeployer")
+            .field("target", &self.target)
+            .field("original", &self.original)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubernetesDeployer {
+    /// A deployer whose client is made from the environment at [`Self::prepare`].
+    pub fn new(target: &KubernetesTarget) -> Self {
+        Self {
+            target: target.clone(),
+            client: None,
+            original: None,
+            rollout_bound: ROLLOUT_BOUND,
+            stop: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// A deployer talking through `client` (a mock in tests).
+    pub fn with_client(target: &KubernetesTarget, client: Client) -> Self {
+        Self {
+            client: Some(client),
+            ..Self::new(target)
+        }
+    }
+
+    /// Another bound on each rollout than [`ROLLOUT_BOUND`].
+    pub fn with_rollout_bound(mut self, bound: Duration) -> Self {
+        self.rollout_bound = bound;
+        self
+    }
+
+    /// The shape kept to restore, once prepared.
+    pub fn original(&self) -> Option<&Shape> {
+        self.original.as_ref()
+    }
+
+    async fn client(&mut self) -> Result<Client, KubeError> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let c = Client::try_default().await.map_err(KubeError::Client)?;
+        self.client = Some(c.clone());
+        Ok(c)
+    }
+
+    fn deployments(&self, client: &Client) -> Api<K8sDeployment> {
+        Api::namespaced(client.clone(), &self.target.namespace)
+    }
+
+    /// Before the first step: refuses a Deployment an HPA scales, reads the original shape (or
+    /// the one a killed run kept in the annotation) and records it in the annotation. `stop`
+    /// cuts a rollout wait short. Returns what the run should report (a killed run's leftover).
+    pub async fn prepare(
+        &mut self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<Vec<String>, KubeError> {
+        self.stop = stop;
+        let client = self.client().await?;
+        let name = self.target.deployment.clone();
+        let hpas: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(client.clone(), &self.target.namespace);
+        if let Some(hpa) = hpa::targeting(&hpas, &name).await? {
+            return Err(KubeError::Hpa {
+                hpa,
+                deployment: name,
+                namespace: self.target.namespace.clone(),
+            });
+        }
+        let api = self.deployments(&client);
+        let live = api.get(&name).await.map_err(KubeError::api("get", &name))?;
+        let now = Shape::of(&live, &self.target.container)?;
+        let mut notes = Vec::new();
+        let original = match spec::kept_original(&live)? {
+            Some(kept) if kept.container == self.target.container => {
+                notes.push(format!(
+                    "deployment {name} still carries {} from a run that could not restore it \
+                     (killed): it is at {now}; the original kept there, {kept}, is restored at \
+                     the end of this run",
+                    spec::ORIGINAL_ANNOTATION
+                ));
+                kept
+            }
+            Some(kept) => {
+                return Err(KubeError::Annotation(format!(
+                    "{} on deployment {name} is for container {}, not {}: run `loadgen \
+                     restore` with the scenario that left it",
+                    spec::ORIGINAL_ANNOTATION,
+                    kept.container,
+                    self.target.container
+                )))
+            }
+            None => now,
+        };
+        let body = spec::annotation_body(&name, &original);
+        api.patch(&name, &apply_params(), &Patch::Apply(&body))
+            .await
+            .map_err(KubeError::api("apply the original annotation to", &name))?;
+        self.original = Some(original);
+        Ok(notes)
+    }
+
+    /// Sets `topology` on the Deployment and returns once it has rolled out and its new pods
+    /// are Ready (within the rollout bound).
+    pub async fn deploy(&mut self, topology: &Topology) -> Result<Deployment, KubeError> {
+        let original = self
+            .original
+            .clone()
+            .ok_or_else(|| KubeError::Annotation("deploy before prepare".into()))?;
+        let client = self.client().await?;
+        let deadline = Instant::now() + self.rollout_bound;
+        let shape = Shape::for_step(topology, &original);
+        let patched = self.apply(&client, &shape, Some(&original)).await?;
+        let generation = patched.metadata.generation.unwrap_or(0);
+        let api = self.deployments(&client);
+        let name = &self.target.deployment;
+        let wait = rollout::wait(&api, name, generation, shape.replicas, self.rollout_bound);
+        let done = tokio::select! {
+            d = wait => d?,
+            _ = self.stop.cancelled() => return Err(KubeError::Interrupted),
+        };
+        let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), &self.target.namespace);
+        let hash = pods::new_replica_set_hash(&rs, &done).await?;
+        let pod_api: Api<Pod> = Api::namespaced(client, &self.target.namespace);
+        let found = pods::wait_step_pods(
+            &pod_api,
+            &pods::selector(&done)?,
+            &hash,
+            topology.replicas as usize,
+            self.target.metrics_port,
+            deadline,
+        )
+        .await?;
+        Ok(Deployment::cluster(
+            self.target.service_url.clone(),
+            found,
+            topology.cpu_limit_cores,
+        ))
+    }
+
+    /// Applies `shape` (keeping `original` in the annotation, or dropping it when `None`) and
+    /// deletes CPU fields the shape has none of that another manager still holds.
+    async fn apply(
+        &self,
+        client: &Client,
+        shape: &Shape,
+        original: Option<&Shape>,
+    ) -> Result<K8sDeployment, KubeError> {
+        let api = self.deployments(client);
+        let name = &self.target.deployment;
+        let body = spec::apply_body(name, shape, original);
+        let mut patched = api
+            .patch(name, &apply_params(), &Patch::Apply(&body))
+            .await
+            .map_err(KubeError::api("apply", name))?;
+        if let Some(remove) = spec::leftover_cpu(&patched, shape)? {
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PatchParams::default()
+            };
+            patched = api
+                .patch(name, &params, &Patch::Strategic(&remove))
+                .await
+                .map_err(KubeError::api("remove the cpu fields of", name))?;
+        }
+        Ok(patched)
+    }
+
+    /// Applies the original shape back and drops the annotation. A no-op before
+    /// [`Self::prepare`] (nothing was changed).
+    pub async fn restore(&mut self) -> Result<Option<Shape>, KubeError> {
+        let Some(original) = self.original.clone() else {
+            return Ok(None);
+        };
+        let client = self.client().await?;
+        let back = self.apply(&client, &original, None).await?;
+        let got = Shape::of(&back, &original.container)?;
+        if !got.same_as(&original) {
+            return Err(KubeError::NotRestored {
+                expected: original.to_string(),
+                got: got.to_string(),
+            });
+        }
+        self.original = None;
+        Ok(Some(original))
+    }
+
+    /// `loadgen restore`: applies back the original a killed run kept in the annotation.
+    /// `None` when there is none (nothing to restore).
+    pub async fn restore_kept(&mut self) -> Result<Option<Shape>, KubeError> {
+        let client = self.client().await?;
+        let name = self.target.deployment.clone();
+        let live = self
+            .deployments(&client)
+            .get(&name)
+            .await
+            .map_err(KubeError::api("get", &name))?;
+        let Some(kept) = spec::kept_original(&live)? else {
+            return Ok(None);
+        };
+        self.original = Some(kept);
+        self.restore().await
+    }
+}
+
+/// Server-side apply as `loadgen`, forced: the fields it sets were written by another manager
+/// (`kubectl apply` of the manifests), and the campaign must own them for its duration.
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
