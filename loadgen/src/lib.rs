@@ -24,5 +24,6 @@ pub mod promql;
 pub mod report;
 pub mod result;
 pub mod scenario;
+pub mod search;
 pub mod step_id;
 pub mod threshold;
