@@ -8,13 +8,16 @@
 //! is saved in run.json) → [`check`] (findings, pure) → [`report`] (tables, CSV, HTML).
 //! [`step_id`], [`threshold`], [`http`], [`machine`] and [`external`] are small leaves every
 //! stage may use; so are the capacity search's decisions ([`search`]), its [`slo`] and the
-//! [`capacity`] records run.json keeps of it. The command
+//! [`capacity`] records run.json keeps of it. After the checks, a run is reduced to its
+//! [`baseline`] and compared with another ([`comparison`]) for `loadgen check`. The command
 //! line is the binary's own (`src/cli/`), not part of this library.
 
 pub mod atomic_file;
+pub mod baseline;
 pub mod campaign;
 pub mod capacity;
 pub mod check;
+pub mod comparison;
 pub mod deployer;
 pub mod engine;
 pub mod external;

@@ -406,6 +406,9 @@ pub struct MachineInfo {
     /// `v1`, `v2`, `hybrid` or `none`.
     pub cgroup_mode: Option<String>,
     pub memory_bytes: Option<u64>,
+    /// The CPU's model name (absent in runs saved before it was read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
 }
 
 /// How a campaign run ended.

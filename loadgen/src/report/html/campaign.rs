@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use crate::report::capacity;
 use crate::report::row::{by_campaign, findings_for, StepRow, MISSING};
 use crate::report::steps_csv;
 use crate::report::table;
+use crate::report::{capacity, searched};
 use crate::result::CampaignResult;
 
 use super::escape::{esc, slug};
@@ -38,7 +38,12 @@ fn section(h: &mut String, r: &CampaignResult, campaign: Option<&str>, rows: &[S
         let _ = writeln!(h, "<p>{}</p>", esc(d));
     }
     steps_table(h, r, rows);
-    let verdicts: Vec<String> = capacity::for_rows(rows).iter().map(verdict_html).collect();
+    let searched = searched::of_campaign(r, campaign);
+    let verdicts: Vec<String> = if searched.is_empty() {
+        capacity::for_rows(rows).iter().map(verdict_html).collect()
+    } else {
+        searched.iter().map(|c| esc(&searched::line(c))).collect()
+    };
     let _ = writeln!(
         h,
         "<p><strong>Verdict:</strong> {}</p>",
