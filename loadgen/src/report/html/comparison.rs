@@ -10,6 +10,10 @@ use crate::report::interval_chart::{self, IntervalChart, IntervalGroup};
 use super::escape::esc;
 use super::figure::figure;
 
+/// The chart's numbers are the table right under it.
+pub(super) const NUMBERS_BELOW: &str =
+    "<p>The table under this chart holds every plotted number.</p>";
+
 pub(super) fn write(h: &mut String, c: &Comparison) {
     h.push_str("<section id=\"comparison\">\n<h2>Compared with the baseline</h2>\n");
     for d in &c.differences {
@@ -46,7 +50,7 @@ pub(super) fn write(h: &mut String, c: &Comparison) {
         reference: None,
         size: (880, 420),
     });
-    figure(h, "chart-comparison", svg, CAPTION, &table);
+    figure(h, "chart-comparison", svg, CAPTION, NUMBERS_BELOW);
     h.push_str(&table);
     let _ = writeln!(
         h,
