@@ -264,6 +264,15 @@ fn verdict(b: &Capacity, r: &Capacity, tolerance: f64) -> (Option<f64>, Verdict)
     }
 }
 
+/// A step figure: its name, how to read it, and whether higher is worse.
+type Figure = (&'static str, fn(&StepFigures) -> Option<f64>, bool);
+
+const FIGURES: [Figure; 3] = [
+    ("counted ratio", |s| s.counted_ratio, false),
+    ("p99 (ms)", |s| s.p99_ms, true),
+    ("CPU-s per 1k clicks", |s| s.cpu_s_per_1k_clicks, true),
+];
+
 /// Figures of steps whose ids match, valid on both sides; and how many steps paired.
 fn step_changes(baseline: &Baseline, run: &Baseline, tolerance: f64) -> (Vec<StepChange>, usize) {
     let mut out = Vec::new();
@@ -273,13 +282,7 @@ fn step_changes(baseline: &Baseline, run: &Baseline, tolerance: f64) -> (Vec<Ste
             continue;
         };
         paired += 1;
-        // (figure, then, now, higher is worse)
-        let figures: [(&'static str, fn(&StepFigures) -> Option<f64>, bool); 3] = [
-            ("counted ratio", |s| s.counted_ratio, false),
-            ("p99 (ms)", |s| s.p99_ms, true),
-            ("CPU-s per 1k clicks", |s| s.cpu_s_per_1k_clicks, true),
-        ];
-        for (figure, value, higher_is_worse) in figures {
+        for (figure, value, higher_is_worse) in FIGURES {
             let (Some(then), Some(now)) = (value(b), value(r)) else {
                 continue;
             };

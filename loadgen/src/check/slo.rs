@@ -108,7 +108,7 @@ mod tests {
     fn a_step_within_both_bounds_passes() {
         let mut s = super::super::tests::step(1000, 1000, Some(995));
         s.latency_ms.p99 = Some(20.0);
-        assert_eq!(judge(&s, &slo()).passed, true);
+        assert!(judge(&s, &slo()).passed);
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Expander<'_> {
         &self,
         request: &RequestTemplate,
         service_store: StoreSpec,
-    ) -> Result<(Vec<CampaignInfo>, Vec<Step>, Vec<SearchPlan>), ScenarioError> {
+    ) -> Result<Campaigns, ScenarioError> {
         if self.sc.campaigns.is_empty() {
             let end = self.src.text.len();
             return self.err(end..end, "campaign", "required: at least one [[campaign]]");
@@ -384,6 +384,9 @@ impl Expander<'_> {
         Ok(out)
     }
 }
+
+/// The campaigns of a plan: their list, the listed steps, the searches.
+type Campaigns = (Vec<CampaignInfo>, Vec<Step>, Vec<SearchPlan>);
 
 /// One step before defaults are applied.
 pub(super) struct RawStep {
