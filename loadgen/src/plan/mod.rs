@@ -273,6 +273,14 @@ impl Plan {
                     .steps
                     .first()
                     .map(|s| s.id().to_string())
+                    .or_else(|| {
+                        let s = self.searches.first()?;
+                        Some(format!(
+                            "{}/search-{}",
+                            s.campaign,
+                            s.configurations.first()?.key
+                        ))
+                    })
                     .unwrap_or_default(),
             });
         }

@@ -129,9 +129,14 @@ pub const COLUMNS: [(&str, &str); 36] = [
 /// The header of a run's CSV: [`COLUMNS`], then, in a run with a capacity search,
 /// [`super::searched::CSV_COLUMNS`].
 pub fn header(result: &CampaignResult) -> Vec<&'static str> {
-    let mut out: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
+    columns(result).into_iter().map(|(name, _)| name).collect()
+}
+
+/// The columns of a run's CSV with what each holds, in [`header`] order.
+pub fn columns(result: &CampaignResult) -> Vec<(&'static str, &'static str)> {
+    let mut out = COLUMNS.to_vec();
     if !result.searches.is_empty() {
-        out.extend(super::searched::CSV_COLUMNS.iter().map(|(name, _)| *name));
+        out.extend(super::searched::CSV_COLUMNS);
     }
     out
 }

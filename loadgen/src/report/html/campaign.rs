@@ -136,7 +136,7 @@ fn step_notes(r: &CampaignResult, row: &StepRow) -> String {
 /// Every `steps.csv` column of the campaign's steps, folded away.
 fn all_values(h: &mut String, r: &CampaignResult, rows: &[StepRow]) {
     h.push_str("<details><summary>All measured values (the steps.csv columns)</summary>\n<table>\n<thead><tr>");
-    for (name, doc) in steps_csv::COLUMNS {
+    for (name, doc) in steps_csv::columns(r) {
         let _ = write!(h, "<th title=\"{}\">{}</th>", esc(doc), esc(name));
     }
     h.push_str("</tr></thead>\n<tbody>\n");
