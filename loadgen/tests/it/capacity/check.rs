@@ -275,3 +275,26 @@ fn report_comparison_section_matches_golden() {
     // Without a baseline the page is what it always was.
     assert!(!loadgen::report::html::render(&run).contains("id=\"comparison\""));
 }
+
+#[test]
+fn report_with_a_baseline_adds_the_comparison_to_the_page() {
+    let _serial = common::serial::lock_blocking();
+    let dir = common::tempdir("report-baseline");
+    let base = write_json(dir.path(), "base.json", &then());
+    let fixture = common::manifest_dir().join("tests/fixtures/run.json");
+    let out = command::loadgen()
+        .arg("report")
+        .arg(&fixture)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .arg("--baseline")
+        .arg(&base)
+        .output()
+        .unwrap();
+    // The fixture has fail findings of its own: exit 1, as without a baseline.
+    command::assert_exit(&out, 1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("only in baseline"), "{stdout}");
+    let page = std::fs::read_to_string(dir.path().join("r/report.html")).unwrap();
+    assert!(page.contains("<section id=\"comparison\">"));
+}
