@@ -7,12 +7,17 @@
 //! [`campaign`] (drives [`deployer`], [`engine`] and [`probe`] for each step) → [`result`] (what
 //! is saved in run.json) → [`check`] (findings, pure) → [`report`] (tables, CSV, HTML).
 //! [`step_id`], [`threshold`], [`http`], [`machine`] and [`external`] are small leaves every
-//! stage may use. The command
+//! stage may use; so are the capacity search's decisions ([`search`]), its [`slo`] and the
+//! [`capacity`] records run.json keeps of it. After the checks, a run is reduced to its
+//! [`baseline`] and compared with another ([`comparison`]) for `loadgen check`. The command
 //! line is the binary's own (`src/cli/`), not part of this library.
 
 pub mod atomic_file;
+pub mod baseline;
 pub mod campaign;
+pub mod capacity;
 pub mod check;
+pub mod comparison;
 pub mod deployer;
 pub mod engine;
 pub mod external;
@@ -24,5 +29,7 @@ pub mod promql;
 pub mod report;
 pub mod result;
 pub mod scenario;
+pub mod search;
+pub mod slo;
 pub mod step_id;
 pub mod threshold;

@@ -56,7 +56,19 @@ pub fn detect() -> MachineInfo {
         kernel: read_trimmed("/proc/sys/kernel/osrelease"),
         cgroup_mode: Some(cgroup_mode(Path::new("/sys/fs/cgroup")).to_string()),
         memory_bytes,
+        cpu_model: cpu_model(),
     }
+}
+
+/// The CPU's model name (the first `model name` of /proc/cpuinfo): what makes two machines of
+/// the same size the same kind, for comparing capacities.
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .filter(|m| !m.is_empty())
 }
 
 #[cfg(test)]

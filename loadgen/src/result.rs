@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::{Capacity, SearchRecord};
 use crate::step_id::StepId;
 use crate::threshold::Threshold;
 
@@ -228,13 +229,15 @@ pub enum CheckName {
     OrphansSwept,
     /// A cluster Deployment's original shape: restored at the end, or left by a killed run.
     Restore,
+    /// Recorded while searching: a capacity search stopped because its budget was spent.
+    SearchBudget,
     /// A check this build does not know, kept by name.
     Other(String),
 }
 
 impl CheckName {
     /// Every known check.
-    pub const KNOWN: [CheckName; 24] = [
+    pub const KNOWN: [CheckName; 25] = [
         CheckName::Interrupted,
         CheckName::Validity,
         CheckName::ConnectionWait,
@@ -259,6 +262,7 @@ impl CheckName {
         CheckName::Overcommit,
         CheckName::OrphansSwept,
         CheckName::Restore,
+        CheckName::SearchBudget,
     ];
 
     /// The name as run.json, the CSV and the report write it.
@@ -288,6 +292,7 @@ impl CheckName {
             CheckName::Overcommit => "overcommit",
             CheckName::OrphansSwept => "orphans_swept",
             CheckName::Restore => "restore",
+            CheckName::SearchBudget => "search_budget",
             CheckName::Other(name) => name,
         }
     }
@@ -313,6 +318,8 @@ impl CheckName {
                 | CheckName::StoreExited
                 | CheckName::Overcommit
                 | CheckName::OrphansSwept
+                | CheckName::Restore
+                | CheckName::SearchBudget
                 | CheckName::Other(_)
         )
     }
@@ -423,6 +430,14 @@ impl StepResult {
     pub fn is_evidence(&self) -> bool {
         self.valid && !self.interrupted && !self.target_failed
     }
+
+    /// CPU-seconds the replicas used per 1,000 clicks the service counted; `None` when the CPU
+    /// or the counter was not read, or nothing was counted.
+    pub fn cpu_s_per_1k_clicks(&self) -> Option<f64> {
+        let cores = self.cpu.as_ref()?.cores_used?;
+        let counted = self.counter.as_ref()?.delta.filter(|d| *d > 0)?;
+        Some(cores * self.duration_s / counted as f64 * 1000.0)
+    }
 }
 
 /// The scenario a run came from, saved whole so a report needs nothing else.
@@ -443,6 +458,9 @@ pub struct MachineInfo {
     /// `v1`, `v2`, `hybrid` or `none`.
     pub cgroup_mode: Option<String>,
     pub memory_bytes: Option<u64>,
+    /// The CPU's model name (absent in runs saved before it was read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
 }
 
 /// How a campaign run ended.
@@ -485,6 +503,13 @@ pub struct CampaignResult {
     /// before they were kept: their threshold findings are kept as saved).
     #[serde(default)]
     pub thresholds: Option<Vec<Threshold>>,
+    /// The capacity searches: what each searched and which steps were its probes (absent in
+    /// runs without a search).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searches: Vec<SearchRecord>,
+    /// The capacity of each searched configuration, judged from its probes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacities: Vec<Capacity>,
 }
 
 impl CampaignResult {
@@ -504,6 +529,11 @@ impl CampaignResult {
             RunStatus::Failed | RunStatus::Completed => {}
         }
         for s in &self.steps {
+            // A probe past the capacity may fail any way at all: that is what the search
+            // looks for, and its capacity says so.
+            if self.is_probe(&s.id()) {
+                continue;
+            }
             if s.target_failed {
                 out.push(format!(
                     "step {}: the target failed during the step",
@@ -525,7 +555,21 @@ impl CampaignResult {
             let at = f.step.as_ref().map_or(String::new(), |s| format!("{s}: "));
             out.push(format!("{at}{}: {}", f.check, f.message));
         }
+        for f in self
+            .findings
+            .iter()
+            .filter(|f| f.check == CheckName::SearchBudget)
+        {
+            out.push(format!("{}: {}", f.check, f.message));
+        }
         out
+    }
+
+    /// Whether the step `id` is a probe of a capacity search.
+    pub fn is_probe(&self, id: &StepId) -> bool {
+        self.searches
+            .iter()
+            .any(|s| s.probes.iter().any(|p| &p.step == id))
     }
 }
 

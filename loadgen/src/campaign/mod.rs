@@ -1,9 +1,11 @@
 //! The campaign runner: for each step of a [`Plan`], run it ([`step`]: deploy, warm up,
 //! probe, attack, probe, tear down), assemble its [`StepResult`] ([`assemble`]) and save
-//! `run.json` (atomically, after every step, before anything interprets it). It measures and
+//! `run.json` (atomically, after every step, before anything interprets it). Capacity searches
+//! ([`search`]) follow the listed steps, each probe run and saved the same way. It measures and
 //! saves; the verdicts are the checks' ([`crate::check`]).
 
 pub mod assemble;
+mod search;
 mod step;
 
 use std::path::{Path, PathBuf};
@@ -115,6 +117,8 @@ pub fn new_result(source: &ScenarioSource, plan: &Plan, time_scale: f64) -> Camp
         steps: vec![],
         findings: plan.warnings.clone(),
         thresholds: Some(plan.thresholds.clone()),
+        searches: Vec::new(),
+        capacities: Vec::new(),
     }
 }
 
@@ -189,53 +193,31 @@ async fn run_steps(
         node_cpus: result.machine.cpus,
     };
     let total = plan.steps.len();
+    let mut stopped = false;
     for (i, step) in plan.steps.iter().enumerate() {
         if stop.is_cancelled() {
             break;
         }
         eprintln!("[{}/{total}] {}", i + 1, announce(step));
-        let mut stop_now = false;
-        match step::run(&cx, step, deployer).await {
-            Ok(s) => {
-                eprintln!("    {}", one_line(&s));
-                stop_now = s.target_failed && plan.on_target_failure == OnTargetFailure::Stop;
-                result.steps.push(s);
-            }
-            Err(cause) => {
-                eprintln!("    step failed: {cause}");
-                result.findings.push(Finding {
-                    check: CheckName::StepFailed,
-                    severity: Severity::Fail,
-                    message: format!("step could not run: {cause}"),
-                    step: Some(step.id()),
-                });
-            }
-        }
-        for swept in deployer.take_swept() {
-            eprintln!("    swept what a killed loadgen left: {swept}");
-            result.findings.push(campaign_finding(
-                Severity::Warn,
-                CheckName::OrphansSwept,
-                format!(
-                    "left by an earlier run that was killed, and swept before this step: {swept}"
-                ),
-            ));
-        }
+        let ran = run_one(&cx, step, deployer, result).await;
         save(result, &opts.out_dir)?;
-        if stop_now {
+        let failed = ran && result.steps.last().is_some_and(|s| s.target_failed);
+        if failed && plan.on_target_failure == OnTargetFailure::Stop {
             eprintln!("    the target failed: stopping (on_target_failure = \"stop\")");
             result.error = Some(format!(
                 "stopped after {}: the target failed (on_target_failure = \"stop\")",
                 step.id()
             ));
+            stopped = true;
             break;
         }
-        if i + 1 < total && !step.pause_after.is_zero() {
-            tokio::select! {
-                _ = tokio::time::sleep(step.pause_after) => {}
-                _ = stop.cancelled() => {}
-            }
+        let more = i + 1 < total || !plan.searches.is_empty();
+        if more && !step.pause_after.is_zero() {
+            pause(step.pause_after, stop).await;
         }
+    }
+    for s in plan.searches.iter().filter(|_| !stopped) {
+        search::run(&cx, s, deployer, result).await?;
     }
     if let Some(p) = prometheus {
         p.shutdown().await;
@@ -243,10 +225,55 @@ async fn run_steps(
     Ok(())
 }
 
+/// Runs one step and records it: its result, or why it could not run, and whatever a killed
+/// loadgen had left that the deployer swept first. True when a result was recorded.
+async fn run_one(
+    cx: &StepContext<'_>,
+    step: &crate::plan::Step,
+    deployer: &mut Deployer,
+    result: &mut CampaignResult,
+) -> bool {
+    let ran = match step::run(cx, step, deployer).await {
+        Ok(s) => {
+            eprintln!("    {}", one_line(&s));
+            result.steps.push(s);
+            true
+        }
+        Err(cause) => {
+            eprintln!("    step failed: {cause}");
+            result.findings.push(Finding {
+                check: CheckName::StepFailed,
+                severity: Severity::Fail,
+                message: format!("step could not run: {cause}"),
+                step: Some(step.id()),
+            });
+            false
+        }
+    };
+    for swept in deployer.take_swept() {
+        eprintln!("    swept what a killed loadgen left: {swept}");
+        result.findings.push(campaign_finding(
+            Severity::Warn,
+            CheckName::OrphansSwept,
+            format!("left by an earlier run that was killed, and swept before this step: {swept}"),
+        ));
+    }
+    ran
+}
+
+/// Quiet time between steps, cut short by a stop.
+async fn pause(d: Duration, stop: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
 /// The run's end: thresholds judged over the steps that ran, and its status.
 fn finish(result: CampaignResult, plan: &Plan, interrupted: bool) -> CampaignResult {
     let mut findings = result.findings.clone();
-    findings.extend(check::threshold::findings(&plan.thresholds, &result.steps));
+    let thresholded = check::thresholded(&result, &result.steps);
+    findings.extend(check::threshold::findings(&plan.thresholds, &thresholded));
     let (status, error) = if interrupted {
         (
             RunStatus::Interrupted,
@@ -255,7 +282,7 @@ fn finish(result: CampaignResult, plan: &Plan, interrupted: bool) -> CampaignRes
                     .to_string(),
             ),
         )
-    } else if result.steps.is_empty() && !plan.steps.is_empty() {
+    } else if result.steps.is_empty() && (!plan.steps.is_empty() || !plan.searches.is_empty()) {
         (
             RunStatus::Failed,
             Some("no step could run; see findings".to_string()),
@@ -264,6 +291,7 @@ fn finish(result: CampaignResult, plan: &Plan, interrupted: bool) -> CampaignRes
         (RunStatus::Completed, result.error.clone())
     };
     CampaignResult {
+        capacities: check::capacity::capacities(&result),
         findings,
         ended_at: Some(now_rfc3339()),
         status,

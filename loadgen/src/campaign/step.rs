@@ -219,13 +219,19 @@ fn exit_findings(watch: &ExitWatch, id: &StepId, attack_t0: Instant) -> Vec<Find
 }
 
 fn topology(plan: &Plan, step: &Step) -> TopologyView {
+    topology_view(plan, &step.topology)
+}
+
+/// A topology as run.json shows it: the store is `external` for a service loadgen did not
+/// start.
+pub(super) fn topology_view(plan: &Plan, topology: &crate::plan::Topology) -> TopologyView {
     TopologyView {
-        replicas: step.topology.replicas,
-        cpu_limit_cores: step.topology.cpu_limit_cores,
+        replicas: topology.replicas,
+        cpu_limit_cores: topology.cpu_limit_cores,
         store: match plan.target {
             // A cluster's pods use the Redis of its manifests, which check.sh holds to the
             // scenario's store.
-            Target::Local(_) | Target::Kubernetes(_) => step.topology.store.as_str().to_string(),
+            Target::Local(_) | Target::Kubernetes(_) => topology.store.as_str().to_string(),
             Target::Url { .. } => "external".into(),
         },
     }

@@ -1,13 +1,16 @@
 //! Checks: pure functions that read a saved step's measurements and draw [`Finding`]s —
 //! whether the step is valid evidence ([`validity`]), whether the four counts reconcile and why
 //! not ([`reconcile`]), CPU throttling, saturation and balance ([`cpu`]), the Prometheus
-//! cross-check ([`prometheus`]) and the scenario's thresholds ([`threshold`]). They never
+//! cross-check ([`prometheus`]), the scenario's thresholds ([`threshold`]), and a capacity
+//! search's probes against its SLO ([`slo`]) and the capacity they show ([`capacity`]). They never
 //! measure anything (house rule 4); [`judge`] applies them to a step, and a report applies them
 //! again to a saved run.
 
+pub mod capacity;
 pub mod cpu;
 pub mod prometheus;
 pub mod reconcile;
+pub mod slo;
 pub mod threshold;
 pub mod validity;
 
@@ -65,12 +68,17 @@ pub fn judge(step: StepResult, node_cpus: Option<u32>) -> StepResult {
     StepResult { checks, ..measured }
 }
 
-/// A whole run judged again from its saved measurements: every step through [`judge`], and
-/// the thresholds saved with it (a run saved before thresholds were kept keeps its threshold
-/// findings as saved).
+/// A whole run judged again from its saved measurements: every step through [`judge`], the
+/// thresholds saved with it (a run saved before thresholds were kept keeps its threshold
+/// findings as saved), and the capacity of each searched configuration.
 pub fn judge_run(run: CampaignResult) -> CampaignResult {
     let node_cpus = run.machine.cpus;
-    let steps: Vec<StepResult> = run.steps.into_iter().map(|s| judge(s, node_cpus)).collect();
+    let steps: Vec<StepResult> = run
+        .steps
+        .iter()
+        .cloned()
+        .map(|s| judge(s, node_cpus))
+        .collect();
     let findings = match &run.thresholds {
         Some(thresholds) => {
             let mut f: Vec<Finding> = run
@@ -79,16 +87,30 @@ pub fn judge_run(run: CampaignResult) -> CampaignResult {
                 .filter(|f| f.check != CheckName::Threshold)
                 .cloned()
                 .collect();
-            f.extend(threshold::findings(thresholds, &steps));
+            f.extend(threshold::findings(thresholds, &thresholded(&run, &steps)));
             f
         }
         None => run.findings.clone(),
     };
-    CampaignResult {
+    let judged = CampaignResult {
         steps,
         findings,
         ..run
+    };
+    CampaignResult {
+        capacities: capacity::capacities(&judged),
+        ..judged
     }
+}
+
+/// The steps thresholds bound: all but a search's probes, which its SLO judges (a probe past
+/// the capacity fails by design).
+pub fn thresholded(run: &CampaignResult, steps: &[StepResult]) -> Vec<StepResult> {
+    steps
+        .iter()
+        .filter(|s| !run.is_probe(&s.id()))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

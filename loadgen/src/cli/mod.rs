@@ -3,6 +3,8 @@
 //! failed, 2 could not run.
 
 mod attack;
+mod baseline;
+mod check;
 mod report;
 mod restore;
 mod run;
@@ -20,6 +22,8 @@ pub enum ExitStatus {
     Done,
     /// Done, but a threshold or check failed (exit 1).
     ChecksFailed,
+    /// `check`: the runs cannot be compared (exit 2), the cause already printed.
+    NotComparable,
 }
 
 impl From<ExitStatus> for std::process::ExitCode {
@@ -27,6 +31,7 @@ impl From<ExitStatus> for std::process::ExitCode {
         match s {
             ExitStatus::Done => std::process::ExitCode::SUCCESS,
             ExitStatus::ChecksFailed => std::process::ExitCode::from(1),
+            ExitStatus::NotComparable => std::process::ExitCode::from(2),
         }
     }
 }
@@ -40,13 +45,16 @@ Examples:
       --header 'content-type: application/json' --body '{\"site\":\"demo\",\"url\":\"/p/{seq}\"}' --json
   loadgen validate scenarios/td4.toml --json
   loadgen report reports/example-td4/run.json --out /tmp/report
+  loadgen check reports/ci-20261201T120000Z/run.json --baseline scenarios/ci.baseline.json --tolerance 10%
+  loadgen baseline reports/ci-20261201T120000Z/run.json --out scenarios/ci.baseline.json
   kubectl logs job/loadgen -n loadgen | loadgen report --from-log - --out ./td4-report
   loadgen restore k8s/loadgen/scenarios/td4-k8s.toml
 
 Exit codes: 0 done, every step valid and every threshold held; 1 done but a threshold failed
-or could not be evaluated, a step was invalid or its target failed, or the run was
-interrupted (the reasons are listed on stderr); 2 could not run (bad input, unreachable
-target, ...), with a one-line cause on stderr. A second Ctrl-C exits at once with 130.";
+or could not be evaluated, a step was invalid or its target failed, a search ran out of
+budget, the run was interrupted, or (check) a capacity regressed (the reasons are listed on
+stderr); 2 could not run (bad input, unreachable target, runs not comparable, ...), with a
+one-line cause on stderr. A second Ctrl-C exits at once with 130.";
 
 /// Open-model HTTP load generator and capacity reporter.
 #[derive(Debug, Parser)]
@@ -81,6 +89,39 @@ pub enum Command {
     ///
     /// Example: loadgen restore k8s/loadgen/scenarios/td4-k8s.toml
     Restore(RestoreArgs),
+    /// Compare a run's capacities with a baseline: exit 0 pass, 1 regression, 2 not comparable.
+    ///
+    /// Example: loadgen check reports/ci-20261201T120000Z/run.json
+    ///   --baseline scenarios/ci.baseline.json --tolerance 10%
+    Check(CheckArgs),
+    /// Keep what `loadgen check` needs of a run, in a file small enough to commit.
+    ///
+    /// Example: loadgen baseline reports/ci-20261201T120000Z/run.json --out scenarios/ci.baseline.json
+    Baseline(BaselineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The run to check: a run.json written by `loadgen run`.
+    pub run_json: PathBuf,
+    /// What to compare against: a file from `loadgen baseline`, or another run.json.
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// The largest capacity drop that is not a regression, e.g. 10% (or 0.1).
+    #[arg(long, default_value = "10%")]
+    pub tolerance: String,
+    /// Compare even when the scenario file, the machine or the time scale differ.
+    #[arg(long)]
+    pub allow_different: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// A run.json written by `loadgen run`.
+    pub run_json: PathBuf,
+    /// Where to write the baseline (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +216,12 @@ pub struct ReportArgs {
     /// Where to write steps.csv and report.html (default: beside run.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Add a comparison with this baseline (a `loadgen baseline` file or a run.json).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// The tolerance of the comparison, as for `loadgen check`.
+    #[arg(long, default_value = "10%", requires = "baseline")]
+    pub tolerance: String,
 }
 
 /// Exit 1 with the reasons on stderr when a finished run has any (an invalid or failed step, a
@@ -207,5 +254,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Validate(a) => validate::execute(a),
         Command::Report(a) => report::execute(a),
         Command::Restore(a) => restore::execute(a),
+        Command::Check(a) => check::execute(a),
+        Command::Baseline(a) => baseline::execute(a),
     }
 }

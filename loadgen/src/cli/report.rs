@@ -1,7 +1,8 @@
 //! `loadgen report`: judge a saved `run.json` again (the checks are pure functions of its
 //! measurements) and re-render the terminal tables, `steps.csv` and `report.html`, without
 //! re-running anything. The run comes from a file, or from a log (`--from-log`: `kubectl logs`
-//! of a Job that ran `loadgen run --print-run-json`).
+//! of a Job that ran `loadgen run --print-run-json`). With `--baseline`, the report gains a
+//! comparison section (capacity then and now per configuration).
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::cli::{ExitStatus, ReportArgs};
+use loadgen::baseline::Baseline;
 use loadgen::check;
 use loadgen::report;
 use loadgen::result::CampaignResult;
@@ -35,13 +37,40 @@ pub fn execute(args: ReportArgs) -> anyhow::Result<ExitStatus> {
                 .with_context(|| format!("cannot write run.json into {}", out_dir.display()))?;
         }
     }
-    let written = report::write_outputs(&result, &out_dir)?;
+    let comparison = match &args.baseline {
+        Some(path) => Some(compared(&result, path, &args.tolerance)?),
+        None => None,
+    };
+    if let Some(c) = &comparison {
+        print!("\n{}", report::comparison::render(c));
+    }
+    let written = report::write_outputs_compared(&result, &out_dir, comparison.as_ref())?;
     println!(
         "\nwrote {} and {}",
         written.steps_csv.display(),
         written.report_html.display()
     );
     Ok(super::exit_status_of(&result))
+}
+
+/// The run compared with the baseline at `path`, as `loadgen check` compares them.
+fn compared(
+    result: &CampaignResult,
+    path: &Path,
+    tolerance: &str,
+) -> anyhow::Result<loadgen::comparison::Comparison> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let base = Baseline::from_json(&text).with_context(|| format!("{}", path.display()))?;
+    let options = loadgen::comparison::Options {
+        tolerance: super::check::parse_tolerance(tolerance)?,
+        allow_different: true,
+    };
+    Ok(loadgen::comparison::compare(
+        &base,
+        &Baseline::of(result),
+        options,
+    ))
 }
 
 /// The saved run, and the file it came from (`None` when it came from a log).

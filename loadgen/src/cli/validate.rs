@@ -10,7 +10,7 @@ use tabled::settings::object::Columns;
 use tabled::settings::{Alignment, Style};
 
 use crate::cli::{ExitStatus, ValidateArgs};
-use loadgen::plan::{Plan, Step, Target};
+use loadgen::plan::{Plan, SearchPlan, Step, Target};
 
 /// One step in `--json` output: exactly the keys of the DESIGN.md contract.
 #[derive(Debug, Serialize)]
@@ -23,15 +23,63 @@ pub struct StepView {
     pub duration_s: f64,
 }
 
+/// One search campaign in `--json` output: what it searches and its worst case.
+#[derive(Debug, Serialize)]
+pub struct SearchView {
+    pub campaign: String,
+    pub configurations: Vec<ConfigurationView>,
+    #[serde(flatten)]
+    pub spec: loadgen::search::SearchSpec,
+    pub slo: loadgen::slo::Slo,
+    pub worst_case_probes: usize,
+    /// Warm-ups, probes and pauses of every configuration at its worst case, deploys not
+    /// included.
+    pub worst_case_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfigurationView {
+    pub key: String,
+    pub replicas: u32,
+    pub cpu_limit_cores: Option<f64>,
+    pub store: String,
+}
+
 /// The `--json` document.
 #[derive(Debug, Serialize)]
 pub struct PlanView {
     pub steps: Vec<StepView>,
+    /// Only in plans with a capacity search.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub searches: Vec<SearchView>,
+}
+
+impl SearchView {
+    fn of(s: &SearchPlan) -> Self {
+        Self {
+            campaign: s.campaign.clone(),
+            configurations: s
+                .configurations
+                .iter()
+                .map(|c| ConfigurationView {
+                    key: c.key.clone(),
+                    replicas: c.topology.replicas,
+                    cpu_limit_cores: c.topology.cpu_limit_cores,
+                    store: c.topology.store.as_str().to_string(),
+                })
+                .collect(),
+            spec: s.spec.clone(),
+            slo: s.slo.clone(),
+            worst_case_probes: s.worst_case_probes(),
+            worst_case_s: s.worst_case().as_secs_f64(),
+        }
+    }
 }
 
 impl PlanView {
     pub fn of(plan: &Plan) -> Self {
         Self {
+            searches: plan.searches.iter().map(SearchView::of).collect(),
             steps: plan
                 .steps
                 .iter()
@@ -108,8 +156,14 @@ pub fn render(plan: &Plan) -> String {
     table
         .with(Style::sharp())
         .modify(Columns::new(2..7), Alignment::right());
-    out.push_str(&table.to_string());
-    out.push('\n');
+    // A plan of searches only has no step to list.
+    if !plan.steps.is_empty() {
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
+    for s in &plan.searches {
+        out.push_str(&search_lines(s));
+    }
     for t in &plan.thresholds {
         let bound = t.bound();
         let on = if t.steps.is_empty() {
@@ -122,6 +176,44 @@ pub fn render(plan: &Plan) -> String {
     for w in &plan.warnings {
         let at = w.step.as_ref().map_or(String::new(), |s| format!(" ({s})"));
         out.push_str(&format!("warning{at}: {}\n", w.message));
+    }
+    out
+}
+
+/// What a search campaign will do, and the longest it can take.
+fn search_lines(s: &SearchPlan) -> String {
+    let secs = |d: std::time::Duration| {
+        humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+    };
+    let keys: Vec<&str> = s.configurations.iter().map(|c| c.key.as_str()).collect();
+    let spec = &s.spec;
+    let mut out = format!(
+        "search {}: {} configuration(s) ({}), from {} to {} req/s, grown ×2 then bisected to {} %, \
+         probes of {} (+ {} warm-up, {} pause), each end of the bracket run {} more time(s)\n",
+        s.campaign,
+        keys.len(),
+        keys.join(", "),
+        spec.from_rps,
+        spec.to_rps,
+        spec.precision * 100.0,
+        humantime::format_duration(spec.step()),
+        humantime::format_duration(s.settings.warmup),
+        humantime::format_duration(s.settings.pause_after),
+        spec.confirm,
+    );
+    out.push_str(&format!(
+        "  slo: {}; at most {} probes per configuration: worst case {} (deploys not included)",
+        s.slo.describe(),
+        s.worst_case_probes(),
+        secs(s.worst_case()),
+    ));
+    match spec.budget() {
+        Some(b) if b < s.worst_case() => out.push_str(&format!(
+            "; its budget of {} may stop it earlier\n",
+            secs(b)
+        )),
+        Some(b) => out.push_str(&format!("; budget {}\n", secs(b))),
+        None => out.push('\n'),
     }
     out
 }

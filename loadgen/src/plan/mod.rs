@@ -4,6 +4,7 @@
 //! every check a scenario must pass, is [`expand`].
 
 mod expand;
+pub mod search;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub use crate::scenario::OnTargetFailure;
 use crate::scenario::{Scenario, ScenarioError, SourceText};
 use crate::step_id::StepId;
 pub use crate::threshold::{Metric, Threshold};
+pub use search::{SearchConfiguration, SearchPlan};
 
 /// Where the click counter lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +154,9 @@ pub struct Plan {
     pub warnings: Vec<crate::result::Finding>,
     pub campaigns: Vec<crate::result::CampaignInfo>,
     pub steps: Vec<Step>,
+    /// Capacity searches, run after the steps, in file order: their steps are decided as the
+    /// run goes.
+    pub searches: Vec<SearchPlan>,
     pub thresholds: Vec<Threshold>,
     pub prometheus: Option<PrometheusMode>,
     /// PromQL overrides by query name (see the prometheus probe).
@@ -249,6 +254,9 @@ impl Plan {
             step.warmup = step.warmup.mul_f64(f);
             step.pause_after = step.pause_after.mul_f64(f);
         }
+        for search in &mut self.searches {
+            search.scale_time(f);
+        }
     }
 
     /// Keeps only the steps matching `filter`: comma-separated globs on `campaign/name` or
@@ -266,29 +274,57 @@ impl Plan {
             .filter(|s| patterns.iter().any(|p| s.matches(p)))
             .cloned()
             .collect();
-        if kept.is_empty() {
+        let mut searches = self.searches.clone();
+        for search in &mut searches {
+            let all = std::mem::take(&mut search.configurations);
+            search.configurations = all
+                .into_iter()
+                .filter(|c| patterns.iter().any(|p| search.selects(c, p)))
+                .collect();
+        }
+        searches.retain(|s| !s.configurations.is_empty());
+        if kept.is_empty() && searches.is_empty() {
             return Err(ScenarioError::NoStepMatches {
                 filter: filter.to_string(),
                 example: self
                     .steps
                     .first()
                     .map(|s| s.id().to_string())
+                    .or_else(|| {
+                        let s = self.searches.first()?;
+                        Some(format!(
+                            "{}/search-{}",
+                            s.campaign,
+                            s.configurations.first()?.key
+                        ))
+                    })
                     .unwrap_or_default(),
             });
         }
         self.steps = kept;
-        let steps = &self.steps;
-        self.campaigns
-            .retain(|c| steps.iter().any(|s| s.campaign == c.name));
+        self.searches = searches;
+        let (steps, searches) = (&self.steps, &self.searches);
+        self.campaigns.retain(|c| {
+            steps.iter().any(|s| s.campaign == c.name)
+                || searches.iter().any(|s| s.campaign == c.name)
+        });
         Ok(())
     }
 
-    /// Planned time of the whole plan: warm-ups, steps and pauses (deploys not included).
+    /// Planned time of the whole plan: warm-ups, steps and pauses (deploys not included), the
+    /// searches at their worst case.
     pub fn planned_duration(&self) -> Duration {
-        self.steps
+        let steps: Duration = self
+            .steps
             .iter()
             .map(|s| s.warmup + s.load.duration() + s.pause_after)
-            .sum()
+            .sum();
+        steps
+            + self
+                .searches
+                .iter()
+                .map(SearchPlan::worst_case)
+                .sum::<Duration>()
     }
 }
 

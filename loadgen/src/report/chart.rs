@@ -106,16 +106,16 @@ pub struct TimelineChart {
     pub size: (u32, u32),
 }
 
-type Failure = String;
+pub(super) type Failure = String;
 
 /// A linear x/y plane, as the timeline's two axes are.
 type Plane = Cartesian2d<RangedCoordf64, RangedCoordf64>;
 
-fn fail<E: std::fmt::Debug>(e: E) -> Failure {
+pub(super) fn fail<E: std::fmt::Debug>(e: E) -> Failure {
     format!("{e:?}")
 }
 
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 
 /// Draws a line chart; `Err` carries plotters' message (the report shows it instead).
 pub fn line(spec: &LineChart) -> Result<String, Failure> {
@@ -258,7 +258,7 @@ where
 }
 
 /// One SVG document of `size`, white: `draw` paints it, then it is written out.
-fn svg_document(
+pub(super) fn svg_document(
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), Failure>,
 ) -> Result<String, Failure> {
@@ -273,7 +273,7 @@ fn svg_document(
 }
 
 /// The title and margins line and bar charts share, so that their plots line up on the page.
-fn frame<'a, 'b, DB: DrawingBackend>(
+pub(super) fn frame<'a, 'b, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     title: &'b str,
 ) -> ChartBuilder<'a, 'b, DB> {
@@ -288,7 +288,7 @@ fn frame<'a, 'b, DB: DrawingBackend>(
 
 /// The boxed legend in the upper right of bar and timeline charts, their room for it kept free
 /// of data.
-fn draw_series_labels<'a, DB, CT>(
+pub(super) fn draw_series_labels<'a, DB, CT>(
     mut labels: SeriesLabelStyle<'a, '_, DB, CT>,
     font_px: u32,
 ) -> Result<(), Failure>
@@ -516,7 +516,7 @@ fn draw_p99<'a, DB: DrawingBackend + 'a>(
 const TIMELINE_HEADROOM: f64 = 1.6;
 
 /// An axis tick: whole numbers without decimals, others with at most two.
-fn tick(v: &f64) -> String {
+pub(super) fn tick(v: &f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
         // `+ 0.0` turns -0 into 0, so no "-0" tick appears.
         format!("{:.0}", v.round() + 0.0)
@@ -528,7 +528,7 @@ fn tick(v: &f64) -> String {
 
 /// A range covering the values with 8 % headroom, from `floor` when all are above it; a
 /// non-empty range even for no or equal values.
-fn padded(values: impl Iterator<Item = f64>, floor: f64) -> (f64, f64) {
+pub(super) fn padded(values: impl Iterator<Item = f64>, floor: f64) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {

@@ -4,9 +4,12 @@
 
 pub mod capacity;
 pub mod chart;
+pub mod comparison;
 pub mod html;
+pub mod interval_chart;
 pub mod log;
 pub mod row;
+pub mod searched;
 pub mod steps_csv;
 pub mod table;
 
@@ -43,6 +46,16 @@ pub struct OutputPaths {
 /// Writes `steps.csv` and `report.html` into `out_dir` (created if missing). `run.json` is the
 /// caller's: it is written first, before anything interprets it.
 pub fn write_outputs(result: &CampaignResult, out_dir: &Path) -> Result<OutputPaths, ReportError> {
+    write_outputs_compared(result, out_dir, None)
+}
+
+/// [`write_outputs`], the report with a comparison section when `comparison` is given
+/// (`loadgen report --baseline`).
+pub fn write_outputs_compared(
+    result: &CampaignResult,
+    out_dir: &Path,
+    comparison: Option<&crate::comparison::Comparison>,
+) -> Result<OutputPaths, ReportError> {
     std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Write {
         path: out_dir.to_path_buf(),
         source,
@@ -52,7 +65,8 @@ pub fn write_outputs(result: &CampaignResult, out_dir: &Path) -> Result<OutputPa
         report_html: out_dir.join(REPORT_HTML),
     };
     steps_csv::write(result, &paths.steps_csv)?;
-    write_file(&paths.report_html, html::render(result).as_bytes())?;
+    let page = html::render_compared(result, comparison);
+    write_file(&paths.report_html, page.as_bytes())?;
     Ok(paths)
 }
 

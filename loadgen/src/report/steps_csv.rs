@@ -126,8 +126,32 @@ pub const COLUMNS: [(&str, &str); 36] = [
     ),
 ];
 
-/// The cells of one row, in [`COLUMNS`] order.
+/// The header of a run's CSV: [`COLUMNS`], then, in a run with a capacity search,
+/// [`super::searched::CSV_COLUMNS`].
+pub fn header(result: &CampaignResult) -> Vec<&'static str> {
+    columns(result).into_iter().map(|(name, _)| name).collect()
+}
+
+/// The columns of a run's CSV with what each holds, in [`header`] order.
+pub fn columns(result: &CampaignResult) -> Vec<(&'static str, &'static str)> {
+    let mut out = COLUMNS.to_vec();
+    if !result.searches.is_empty() {
+        out.extend(super::searched::CSV_COLUMNS);
+    }
+    out
+}
+
+/// The cells of one row, in [`header`] order.
 pub fn record(result: &CampaignResult, r: &StepRow) -> Vec<String> {
+    let mut cells = base_record(result, r);
+    if !result.searches.is_empty() {
+        cells.extend(super::searched::csv_cells(result, r));
+    }
+    cells
+}
+
+/// The cells of one row, in [`COLUMNS`] order.
+fn base_record(result: &CampaignResult, r: &StepRow) -> Vec<String> {
     let e = |c: Option<String>| c.unwrap_or_default();
     let mut notes: Vec<String> = r.invalid_reason.iter().cloned().collect();
     notes.extend(
@@ -178,7 +202,7 @@ pub fn record(result: &CampaignResult, r: &StepRow) -> Vec<String> {
 /// The whole CSV as a string (header + one row per step).
 pub fn render(result: &CampaignResult) -> Result<String, ReportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(COLUMNS.iter().map(|(name, _)| *name))?;
+    w.write_record(header(result))?;
     for r in rows(result) {
         w.write_record(record(result, &r))?;
     }

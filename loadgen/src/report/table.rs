@@ -8,8 +8,8 @@ use tabled::settings::{Alignment, Style};
 
 use crate::result::{CampaignResult, Severity};
 
-use super::capacity;
 use super::row::{by_campaign, findings_for, StepRow, MISSING, TABLE_LIST};
+use super::{capacity, searched};
 
 /// Column headers, units in brackets. "CPU used" lists one value per replica ("0.98 / 0.61"),
 /// as TD4 did.
@@ -82,15 +82,46 @@ pub fn render(result: &CampaignResult) -> String {
                 out.push_str(&format!("  {note}\n"));
             }
         }
-        let verdict: Vec<String> = capacity::for_rows(&rows)
-            .iter()
-            .map(capacity::Capacity::sentence)
-            .collect();
-        out.push_str(&format!("Verdict: {}\n", verdict.join("; ")));
+        let searched = searched::of_campaign(result, campaign.as_deref());
+        if searched.is_empty() {
+            let verdict: Vec<String> = capacity::for_rows(&rows)
+                .iter()
+                .map(capacity::Capacity::sentence)
+                .collect();
+            out.push_str(&format!("Verdict: {}\n", verdict.join("; ")));
+        } else {
+            out.push_str(&searched_table(&searched));
+        }
     }
     if out.is_empty() {
         out.push_str("No step in this run.\n");
     }
+    out
+}
+
+/// A search campaign's verdict: the capacity of each configuration in a sentence, then its
+/// derived figures in a table.
+fn searched_table(caps: &[&crate::capacity::Capacity]) -> String {
+    let mut out = String::new();
+    for c in caps {
+        out.push_str(&format!("Capacity: {}\n", searched::line(c)));
+    }
+    let mut builder = Builder::default();
+    builder.push_record(searched::HEADERS);
+    for c in caps {
+        let cells = searched::cells(c);
+        builder.push_record(
+            cells
+                .into_iter()
+                .map(|c| c.unwrap_or_else(|| MISSING.to_string())),
+        );
+    }
+    let mut table = builder.build();
+    table
+        .with(Style::markdown())
+        .modify(Columns::new(1..8), Alignment::right());
+    out.push_str(&table.to_string());
+    out.push('\n');
     out
 }
 

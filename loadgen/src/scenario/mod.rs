@@ -202,6 +202,30 @@ pub struct CampaignSpec {
     #[serde(rename = "step")]
     pub steps: Option<Vec<Spanned<StepSpec>>>,
     pub matrix: Option<Spanned<MatrixSpec>>,
+    /// A capacity search over the matrix's topologies instead of listed rates.
+    pub search: Option<Spanned<SearchTable>>,
+    /// What a probe of the search must meet.
+    pub slo: Option<Spanned<SloTable>>,
+}
+
+/// `campaign.search = { from, to, precision, step, confirm, budget }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchTable {
+    pub from: Spanned<Positive>,
+    pub to: Spanned<Positive>,
+    pub precision: Option<Spanned<Positive>>,
+    pub step: Spanned<PositiveDur>,
+    pub confirm: Option<Spanned<i64>>,
+    pub budget: Option<Spanned<PositiveDur>>,
+}
+
+/// `campaign.slo = { counted_ratio, p99_ms }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloTable {
+    pub counted_ratio: Option<Spanned<Positive>>,
+    pub p99_ms: Option<Spanned<Positive>>,
 }
 
 impl CampaignSpec {
@@ -236,7 +260,8 @@ pub struct StepSpec {
     pub ramp_from: Option<NonNegative>,
 }
 
-/// `[campaign.matrix]`: the cross product replicas × cpu_limit × rate × duration.
+/// `[campaign.matrix]`: the cross product replicas × cpu_limit × rate × duration (a search
+/// campaign's matrix has no rates or durations: replicas × cpu_limit × store).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatrixSpec {
@@ -244,9 +269,51 @@ pub struct MatrixSpec {
     pub replicas: Vec<Count>,
     #[serde(default = "no_limit")]
     pub cpu_limit: Vec<CpuLimit>,
-    pub rate: Spanned<Vec<Positive>>,
-    pub duration: Spanned<Vec<PositiveDur>>,
-    pub store: Option<StoreSpec>,
+    pub rate: Option<Spanned<Vec<Positive>>>,
+    pub duration: Option<Spanned<Vec<PositiveDur>>>,
+    pub store: Option<Spanned<Stores>>,
+}
+
+/// One store, or (in a search campaign's matrix) a list of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stores {
+    One(StoreSpec),
+    Many(Vec<StoreSpec>),
+}
+
+impl<'de> Deserialize<'de> for Stores {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{value::StrDeserializer, IntoDeserializer, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Stores;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`memory`, `redis` or a list of them")
+            }
+            // The one store by its own parser, so a misspelt name lists the choices.
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Stores, E> {
+                let d: StrDeserializer<E> = v.into_deserializer();
+                StoreSpec::deserialize(d).map(Stores::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Stores, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<StoreSpec>()? {
+                    out.push(s);
+                }
+                Ok(Stores::Many(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Stores {
+    pub fn list(&self) -> Vec<StoreSpec> {
+        match self {
+            Stores::One(s) => vec![*s],
+            Stores::Many(v) => v.clone(),
+        }
+    }
 }
 
 fn one_replica() -> Vec<Count> {

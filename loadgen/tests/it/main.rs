@@ -11,6 +11,7 @@ mod attack;
 mod attack_cli;
 mod attack_polymetrie;
 mod campaign;
+mod capacity;
 mod cli;
 mod deployer;
 mod from_log;

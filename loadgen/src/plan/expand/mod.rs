@@ -9,6 +9,7 @@ mod bounds;
 mod extras;
 mod kubernetes;
 mod request;
+mod search;
 mod target;
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::{builtin, Plan, Step, Store, Topology};
+use super::{builtin, Plan, SearchPlan, Step, Store, Topology};
 use crate::engine::load::{Arrival, Load, Stage};
 use crate::engine::template::RequestTemplate;
 use crate::engine::AttackSpec;
@@ -60,9 +61,10 @@ impl Expander<'_> {
             .and_then(|s| s.get_ref().store)
             .unwrap_or(StoreSpec::Memory);
         let request = self.request()?;
-        let (campaigns, steps) = self.campaigns(&request, service_store)?;
+        let (campaigns, steps, searches) = self.campaigns(&request, service_store)?;
         let thresholds = self.thresholds(&steps)?;
-        let warnings = self.overcommit(&target, &steps);
+        let mut warnings = self.overcommit(&target, &steps);
+        warnings.extend(self.overcommit(&target, &search::configuration_steps(&searches)));
         let (prometheus, mut promql) = self.prometheus()?;
         if let super::Target::Kubernetes(k) = &target {
             promql = kubernetes::cluster_queries(k, promql);
@@ -81,6 +83,7 @@ impl Expander<'_> {
             warnings,
             campaigns,
             steps,
+            searches,
             thresholds,
             prometheus,
             promql,
@@ -91,13 +94,14 @@ impl Expander<'_> {
         &self,
         request: &RequestTemplate,
         service_store: StoreSpec,
-    ) -> Result<(Vec<CampaignInfo>, Vec<Step>), ScenarioError> {
+    ) -> Result<Campaigns, ScenarioError> {
         if self.sc.campaigns.is_empty() {
             let end = self.src.text.len();
             return self.err(end..end, "campaign", "required: at least one [[campaign]]");
         }
         let mut infos = Vec::new();
         let mut steps = Vec::new();
+        let mut searches = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for c in &self.sc.campaigns {
             let spec = c.get_ref();
@@ -113,6 +117,17 @@ impl Expander<'_> {
             }
             seen.insert(name.clone(), spec.name.span().start);
             let settings = spec.overrides().over(&self.sc.defaults);
+            infos.push(CampaignInfo {
+                name: name.clone(),
+                description: spec.description.clone(),
+            });
+            if spec.search.is_some() {
+                let index = steps.len() + searches.len();
+                let cx = (request, service_store, index);
+                searches.push(self.search_campaign(c, &name, &settings, cx)?);
+                continue;
+            }
+            self.no_search_keys(spec)?;
             let raw = self.campaign_steps(c, &name)?;
             let mut names: HashMap<String, usize> = HashMap::new();
             for r in raw {
@@ -143,17 +158,13 @@ impl Expander<'_> {
                 })?;
                 steps.push(step);
             }
-            infos.push(CampaignInfo {
-                name,
-                description: spec.description.clone(),
-            });
         }
-        Ok((infos, steps))
+        Ok((infos, steps, searches))
     }
 
     /// One step with the campaign's settings (over `[defaults]`) applied. `index` is its place
     /// in the plan (it offsets the Poisson seed so steps do not share arrival patterns).
-    fn step(
+    pub(super) fn step(
         &self,
         r: RawStep,
         campaign: &str,
@@ -299,7 +310,7 @@ impl Expander<'_> {
         })
     }
 
-    fn replicas(
+    pub(super) fn replicas(
         &self,
         c: Option<Count>,
         span: std::ops::Range<usize>,
@@ -323,25 +334,49 @@ impl Expander<'_> {
         m: &Spanned<crate::scenario::MatrixSpec>,
     ) -> Result<Vec<RawStep>, ScenarioError> {
         let spec = m.get_ref();
+        let missing = |key: &str| {
+            self.src.error(
+                m.span(),
+                key,
+                "required key is missing (the rates of the steps)",
+            )
+        };
+        let rates = spec
+            .rate
+            .as_ref()
+            .ok_or_else(|| missing("campaign.matrix.rate"))?;
+        let durations = spec
+            .duration
+            .as_ref()
+            .ok_or_else(|| missing("campaign.matrix.duration"))?;
         for (key, empty) in [
             ("campaign.matrix.replicas", spec.replicas.is_empty()),
             ("campaign.matrix.cpu_limit", spec.cpu_limit.is_empty()),
-            ("campaign.matrix.rate", spec.rate.get_ref().is_empty()),
-            (
-                "campaign.matrix.duration",
-                spec.duration.get_ref().is_empty(),
-            ),
+            ("campaign.matrix.rate", rates.get_ref().is_empty()),
+            ("campaign.matrix.duration", durations.get_ref().is_empty()),
         ] {
             if empty {
                 return self.err(m.span(), key, "expected a non-empty list");
             }
         }
+        let store = match spec.store.as_ref().map(|s| (s.span(), s.get_ref().list())) {
+            Some((span, list)) if list.len() != 1 => {
+                return self.err(
+                    span,
+                    "campaign.matrix.store",
+                    "expected one store: a list of stores only applies to a search campaign \
+                     (generated step names do not carry the store)",
+                )
+            }
+            Some((_, list)) => list.first().copied(),
+            None => None,
+        };
         let mut out = Vec::new();
         for &replicas in &spec.replicas {
             let replicas = self.replicas(Some(replicas), m.span())?;
             for cpu in &spec.cpu_limit {
-                for rate in spec.rate.get_ref() {
-                    for PositiveDur(duration) in spec.duration.get_ref() {
+                for rate in rates.get_ref() {
+                    for PositiveDur(duration) in durations.get_ref() {
                         out.push(RawStep {
                             name: generated_step_name(replicas, cpu.0, None, rate.0, *duration),
                             span: m.span(),
@@ -350,7 +385,7 @@ impl Expander<'_> {
                             duration: *duration,
                             replicas,
                             cpu_limit: cpu.0,
-                            store: spec.store,
+                            store,
                             table: "campaign.matrix",
                         });
                     }
@@ -361,8 +396,11 @@ impl Expander<'_> {
     }
 }
 
+/// The campaigns of a plan: their list, the listed steps, the searches.
+type Campaigns = (Vec<CampaignInfo>, Vec<Step>, Vec<SearchPlan>);
+
 /// One step before defaults are applied.
-struct RawStep {
+pub(super) struct RawStep {
     name: String,
     /// Where to point errors about this step (its `name`, else its table).
     span: std::ops::Range<usize>,

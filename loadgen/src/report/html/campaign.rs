@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use crate::report::capacity;
 use crate::report::row::{by_campaign, findings_for, StepRow, MISSING};
 use crate::report::steps_csv;
 use crate::report::table;
+use crate::report::{capacity, searched};
 use crate::result::CampaignResult;
 
 use super::escape::{esc, slug};
@@ -38,7 +38,12 @@ fn section(h: &mut String, r: &CampaignResult, campaign: Option<&str>, rows: &[S
         let _ = writeln!(h, "<p>{}</p>", esc(d));
     }
     steps_table(h, r, rows);
-    let verdicts: Vec<String> = capacity::for_rows(rows).iter().map(verdict_html).collect();
+    let searched = searched::of_campaign(r, campaign);
+    let verdicts: Vec<String> = if searched.is_empty() {
+        capacity::for_rows(rows).iter().map(verdict_html).collect()
+    } else {
+        searched.iter().map(|c| esc(&searched::line(c))).collect()
+    };
     let _ = writeln!(
         h,
         "<p><strong>Verdict:</strong> {}</p>",
@@ -131,7 +136,7 @@ fn step_notes(r: &CampaignResult, row: &StepRow) -> String {
 /// Every `steps.csv` column of the campaign's steps, folded away.
 fn all_values(h: &mut String, r: &CampaignResult, rows: &[StepRow]) {
     h.push_str("<details><summary>All measured values (the steps.csv columns)</summary>\n<table>\n<thead><tr>");
-    for (name, doc) in steps_csv::COLUMNS {
+    for (name, doc) in steps_csv::columns(r) {
         let _ = write!(h, "<th title=\"{}\">{}</th>", esc(doc), esc(name));
     }
     h.push_str("</tr></thead>\n<tbody>\n");

@@ -5,7 +5,9 @@
 //! of its sections, footer); each section is drawn by its own module.
 
 mod campaign;
+mod capacity;
 mod charts;
+mod comparison;
 mod cross_check;
 mod escape;
 mod figure;
@@ -51,6 +53,16 @@ pre.scenario{background:#f6f8fa;border:1px solid #ddd;padding:10px;overflow-x:au
 
 /// Renders the whole page.
 pub fn render(result: &CampaignResult) -> String {
+    render_compared(result, None)
+}
+
+/// Renders the whole page, with a comparison section when `comparison` is given. A run with a
+/// capacity search leads with the answer: its capacities and the counted-vs-rate chart come
+/// right under the verdict, before the tables.
+pub fn render_compared(
+    result: &CampaignResult,
+    comparison: Option<&crate::comparison::Comparison>,
+) -> String {
     let mut h = String::with_capacity(256 * 1024);
     let title = format!("loadgen report — {}", result.scenario.name);
     let _ = write!(
@@ -62,6 +74,10 @@ pub fn render(result: &CampaignResult) -> String {
     );
     header::write(&mut h, result);
     verdict::write(&mut h, result);
+    capacity::write(&mut h, result);
+    if let Some(c) = comparison {
+        comparison::write(&mut h, c);
+    }
     campaign::write(&mut h, result);
     cross_check::write(&mut h, result);
     charts::write(&mut h, result);

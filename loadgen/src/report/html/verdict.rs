@@ -4,12 +4,16 @@
 use std::fmt::Write as _;
 
 use crate::report::capacity::{self, Capacity};
-use crate::report::row::num;
+use crate::report::row::{num, rows};
+use crate::report::searched;
 use crate::result::CampaignResult;
 
 use super::escape::esc;
 
 pub(super) fn write(h: &mut String, r: &CampaignResult) {
+    if !r.capacities.is_empty() {
+        return searched(h, r);
+    }
     h.push_str("<section id=\"verdict\" class=\"verdict\">\n<h2>Verdict: safe capacity per configuration</h2>\n<ul>\n");
     let caps = capacity::safe_capacity(r);
     if caps.is_empty() {
@@ -47,4 +51,38 @@ fn verdict_with_evidence(c: &Capacity) -> String {
         ),
         None => verdict_html(c),
     }
+}
+
+/// The verdict of a run with a capacity search: each searched configuration's capacity and
+/// first failure, then the safe capacity of the listed steps, if any.
+fn searched(h: &mut String, r: &CampaignResult) {
+    h.push_str("<section id=\"verdict\" class=\"verdict\">\n<h2>Verdict: capacity per configuration</h2>\n<ul>\n");
+    for c in &r.capacities {
+        let _ = writeln!(
+            h,
+            "<li><strong>{}: {}</strong>: {}</li>",
+            esc(&c.campaign),
+            esc(&searched::label(c)),
+            esc(&c.sentence())
+        );
+    }
+    let listed: Vec<_> = rows(r)
+        .into_iter()
+        .filter(|row| !r.is_probe(&row.id()))
+        .collect();
+    for c in capacity::for_rows(&listed) {
+        let _ = writeln!(h, "<li>{}</li>", verdict_with_evidence(&c));
+    }
+    let slos: Vec<String> = r
+        .searches
+        .iter()
+        .map(|s| format!("{}: {}", s.campaign, s.slo.describe()))
+        .collect();
+    let _ = writeln!(
+        h,
+        "</ul>\n<p>Capacity is the highest offered rate whose every probe met the SLO ({}) as a \
+         valid step; the interval runs up to the lowest rate that failed, and the spread says how \
+         far above the capacity a repeat still passed.</p>\n</section>",
+        esc(&slos.join("; "))
+    );
 }

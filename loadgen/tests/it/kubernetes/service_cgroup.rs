@@ -56,6 +56,7 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
         timeout: Duration::from_secs(5),
         max_in_flight: 1_000,
         connections: None,
+        max_connections: None,
     };
     let record = engine::run(&spec, &CancellationToken::new(), None).await;
     let after = snapshot(&d, SITE).await;

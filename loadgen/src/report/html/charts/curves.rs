@@ -9,15 +9,17 @@ use crate::report::row::StepRow;
 use super::super::figure::figure;
 use super::super::numbers::{number_table, Layout};
 
-/// Writes the three curve charts.
-pub(super) fn write(h: &mut String, caps: &[Capacity], all: &[StepRow]) {
-    ratio(h, caps, all);
+/// Writes the three curve charts (the first only when not `ratio_shown` already).
+pub(super) fn write(h: &mut String, caps: &[Capacity], all: &[StepRow], ratio_shown: bool) {
+    if !ratio_shown {
+        ratio(h, caps, all);
+    }
     latency(h, caps, all);
     achieved(h, caps, all);
 }
 
 /// Counted and client-ok share vs offered rate.
-fn ratio(h: &mut String, caps: &[Capacity], all: &[StepRow]) {
+pub(super) fn ratio(h: &mut String, caps: &[Capacity], all: &[StepRow]) {
     let counted = per_config(caps, all, |r| r.counted_pct);
     let client = per_config(caps, all, |r| r.client_ok_pct);
     let top = counted
