@@ -57,6 +57,45 @@ pub fn startup_line(addr: SocketAddr, admin: Option<SocketAddr>) -> String {
     .unwrap_or_default()
 }
 
+/// The main listener (shared with other replicas under `--reuse-port`) and the replica's own
+/// admin listener, with the addresses they got.
+fn bind_listeners(
+    config: &Config,
+) -> Result<(server::Listeners, SocketAddr, Option<SocketAddr>), ServiceError> {
+    let bind = |addr: SocketAddr, reuse: bool| {
+        server::bind(addr, reuse, config.backlog)
+            .map_err(|source| ServiceError::Bind { addr, source })
+    };
+    let addr_of = |l: &tokio::net::TcpListener, addr: SocketAddr| {
+        l.local_addr()
+            .map_err(|source| ServiceError::Bind { addr, source })
+    };
+    let main = bind(config.listen, config.reuse_port)?;
+    let main_addr = addr_of(&main, config.listen)?;
+    // The admin listener is per replica: never shared, so no SO_REUSEPORT.
+    let admin = config.admin_listen.map(|a| bind(a, false)).transpose()?;
+    let admin_addr = match (&admin, config.admin_listen) {
+        (Some(l), Some(a)) => Some(addr_of(l, a)?),
+        _ => None,
+    };
+    Ok((server::Listeners { main, admin }, main_addr, admin_addr))
+}
+
+/// SIGTERM or SIGINT triggers the drain.
+fn watch_signals(shutdown: server::Shutdown) -> Result<(), ServiceError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate()).map_err(ServiceError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(ServiceError::Signal)?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!("SIGTERM: draining"),
+            _ = sigint.recv() => tracing::info!("SIGINT: draining"),
+        }
+        shutdown.trigger();
+    });
+    Ok(())
+}
+
 /// Runs the service until SIGTERM or SIGINT, then drains within `--drain-timeout`.
 pub async fn run(config: Config) -> Result<(), ServiceError> {
     // First, so a bad token file stops the start before anything is bound.
@@ -83,44 +122,10 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         app.metrics.site(site);
     }
 
-    let bind = |addr: SocketAddr| {
-        server::bind(addr, config.reuse_port, config.backlog)
-            .map_err(|source| ServiceError::Bind { addr, source })
-    };
-    let main = bind(config.listen)?;
-    let main_addr = main.local_addr().map_err(|source| ServiceError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let mut admin = None;
-    let mut admin_addr = None;
-    if let Some(a) = config.admin_listen {
-        // The admin listener is per replica: never shared, so no SO_REUSEPORT.
-        let l = server::bind(a, false, config.backlog)
-            .map_err(|source| ServiceError::Bind { addr: a, source })?;
-        admin_addr = Some(
-            l.local_addr()
-                .map_err(|source| ServiceError::Bind { addr: a, source })?,
-        );
-        admin = Some(l);
-    }
-    let listeners = server::Listeners { main, admin };
+    let (listeners, main_addr, admin_addr) = bind_listeners(&config)?;
 
     let shutdown = server::Shutdown::new();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(ServiceError::Signal)?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(ServiceError::Signal)?;
-    {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = sigterm.recv() => tracing::info!("SIGTERM: draining"),
-                _ = sigint.recv() => tracing::info!("SIGINT: draining"),
-            }
-            shutdown.trigger();
-        });
-    }
+    watch_signals(shutdown.clone())?;
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", startup_line(main_addr, admin_addr)).map_err(ServiceError::Stdout)?;

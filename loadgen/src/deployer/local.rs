@@ -100,27 +100,7 @@ impl LocalDeployer {
             }
         }
         let seq = DEPLOY_SEQ.fetch_add(1, Ordering::Relaxed);
-        // A trial group with the step's limit: the hierarchy may exist yet not be writable
-        // (not root, read-only mount), which only creating a group reveals.
-        let usable = CgroupLayout::detect(&self.cgroup_root).and_then(|layout| {
-            let trial = format!("{}{}-{seq}-check", cgroup::NAME_PREFIX, std::process::id());
-            Cgroup::create(&layout, &trial, topology.cpu_limit_cores).map(|_| layout)
-        });
-        let layout = match usable {
-            Ok(layout) => Some(layout),
-            Err(e) => match topology.cpu_limit_cores {
-                Some(limit) => {
-                    return Err(DeployError::CgroupUnavailable {
-                        limit,
-                        reason: e.to_string(),
-                    })
-                }
-                None => {
-                    tracing::warn!("{e}; replicas run without CPU accounting");
-                    None
-                }
-            },
-        };
+        let layout = self.cgroup_layout(topology, seq)?;
         if let Some(layout) = &layout {
             self.swept.extend(cgroup::remove_stale(layout));
         }
@@ -168,6 +148,63 @@ impl LocalDeployer {
         }
     }
 
+    /// The cgroup layout the step's replicas run in, tried with a group of the step's limit: the
+    /// hierarchy may exist yet not be writable (not root, read-only mount), which only creating
+    /// a group reveals. A limited step without one is an error; an unlimited one runs
+    /// unaccounted.
+    fn cgroup_layout(
+        &self,
+        topology: &Topology,
+        seq: u32,
+    ) -> Result<Option<CgroupLayout>, DeployError> {
+        let usable = CgroupLayout::detect(&self.cgroup_root).and_then(|layout| {
+            let trial = format!("{}{}-{seq}-check", cgroup::NAME_PREFIX, std::process::id());
+            Cgroup::create(&layout, &trial, topology.cpu_limit_cores).map(|_| layout)
+        });
+        match usable {
+            Ok(layout) => Ok(Some(layout)),
+            Err(e) => match topology.cpu_limit_cores {
+                Some(limit) => Err(DeployError::CgroupUnavailable {
+                    limit,
+                    reason: e.to_string(),
+                }),
+                None => {
+                    tracing::warn!("{e}; replicas run without CPU accounting");
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// The `--store` of the replicas: a Redis started for the step (in an accounting group),
+    /// the pinned one of a cluster's fake kubelet, or memory.
+    async fn start_store(
+        &self,
+        deployment: &mut Deployment,
+        topology: &Topology,
+        redis_group: Option<Cgroup>,
+        redis_binary: Option<PathBuf>,
+        dir: &std::path::Path,
+        deadline: Instant,
+    ) -> Result<String, DeployError> {
+        if let Some(redis_binary) = redis_binary {
+            let redis = RedisServer::start(&redis_binary, dir, redis_group, deadline).await?;
+            let url = redis.url();
+            deployment.redis = Some(redis);
+            return Ok(url);
+        }
+        Ok(match (self.pinning.as_deref(), topology.store) {
+            (
+                Some(Pinning {
+                    store_url: Some(url),
+                    ..
+                }),
+                Store::Redis,
+            ) => url.clone(),
+            _ => "memory".into(),
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn start_all(
         &self,
@@ -191,30 +228,22 @@ impl LocalDeployer {
                 std::process::id()
             )
         };
-        let store_arg = match redis_binary {
-            Some(redis_binary) => {
-                // Accounting only; without it Redis still runs (its CPU is not reported).
-                let group = layout.and_then(|l| {
-                    Cgroup::create(l, &group_name("redis"), None)
-                        .map_err(|e| tracing::warn!("redis-server runs outside a cgroup: {e}"))
-                        .ok()
-                });
-                let redis = RedisServer::start(&redis_binary, &dir, group, deadline).await?;
-                let url = redis.url();
-                deployment.redis = Some(redis);
-                url
-            }
-            None => match (self.pinning.as_deref(), topology.store) {
-                (
-                    Some(Pinning {
-                        store_url: Some(url),
-                        ..
-                    }),
-                    Store::Redis,
-                ) => url.clone(),
-                _ => "memory".into(),
-            },
-        };
+        // Accounting only; without it Redis still runs (its CPU is not reported).
+        let redis_group = redis_binary.as_ref().and(layout).and_then(|l| {
+            Cgroup::create(l, &group_name("redis"), None)
+                .map_err(|e| tracing::warn!("redis-server runs outside a cgroup: {e}"))
+                .ok()
+        });
+        let store_arg = self
+            .start_store(
+                deployment,
+                topology,
+                redis_group,
+                redis_binary,
+                &dir,
+                deadline,
+            )
+            .await?;
         let pinning = self.pinning.as_deref();
         let mut listen = pinning.map_or("127.0.0.1:0".to_string(), |p| p.service.to_string());
         for index in 0..topology.replicas {
