@@ -178,10 +178,11 @@ pub struct AttackArgs {
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
     /// Use exactly N keep-alive connections (a fixed pool) instead of the default policy:
-    /// opened on demand up to a cap of rate × 100 ms (16 to 512), idle ones closed after 1 s.
+    /// opened on demand up to the in-flight cap, idle ones closed after 1 s.
     #[arg(long, conflicts_with = "max_connections")]
     pub connections: Option<usize>,
-    /// The default policy's cap on connections, instead of the one from the rate.
+    /// Cap the default policy's connections at N (requests beyond wait for one, in their
+    /// latency): spares a target a connection storm, at the price of holding load back.
     #[arg(long)]
     pub max_connections: Option<usize>,
     /// Ramp: start at this rate and reach --rate at the end of --duration.

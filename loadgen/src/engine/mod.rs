@@ -55,7 +55,7 @@ pub struct AttackSpec {
     /// shows it) when all are busy. `None`: the capped default policy of [`pool`]: opened on
     /// demand up to a cap from the rate, reused while busy elsewhere, closed when idle.
     pub connections: Option<usize>,
-    /// The cap of the default policy (`None`: [`pool::default_cap`] of the rate); ignored
+    /// The cap of the default policy (`None`: the in-flight cap; see [`pool`] for why); ignored
     /// with a fixed `connections` count.
     pub max_connections: Option<usize>,
 }
@@ -171,10 +171,7 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
         max_in_flight: spec.max_in_flight,
         pool: match spec.connections {
             Some(n) => pool::Policy::Fixed(n),
-            None => pool::Policy::Capped(
-                spec.max_connections
-                    .unwrap_or_else(|| pool::default_cap(spec.load.nominal_rate_rps())),
-            ),
+            None => pool::Policy::Capped(spec.max_connections.unwrap_or(spec.max_in_flight)),
         },
     })
 }

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loadgen::engine::pool;
 use loadgen::engine::{self as attack};
 use tokio_util::sync::CancellationToken;
 
@@ -20,21 +19,18 @@ use crate::common::server::{answer, serve};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_target_makes_requests_wait_at_the_cap_instead_of_opening_more() {
     let _serial = serial::lock().await;
-    // 300 ms per answer at 200 req/s needs 60 connections; the default cap at 200 req/s is 20.
+    // 300 ms per answer at 200 req/s needs 60 connections; the cap is 20.
     let (addr, conns) = serve(|_req| async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         answer(204)
     })
     .await;
-    let cap = pool::default_cap(200.0);
-    assert_eq!(cap, 20);
-    let r = attack::run(
-        &spec(addr, "/", 200.0, 2.0),
-        &CancellationToken::new(),
-        None,
-    )
-    .await
-    .unwrap();
+    let cap = 20;
+    let mut s = spec(addr, "/", 200.0, 2.0);
+    s.max_connections = Some(cap);
+    let r = attack::run(&s, &CancellationToken::new(), None)
+        .await
+        .unwrap();
     assert_reconciles(&r);
     assert_eq!(
         (r.intended, r.ok, r.dropped),
