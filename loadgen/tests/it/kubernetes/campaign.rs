@@ -63,20 +63,28 @@ replicas = 2
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kubernetes_campaign_runs_end_to_end_against_the_fake_api_server() {
-    let _serial = serial::lock().await;
+/// The fake API server with a `td4` polymetrie Deployment costing `cost` per click, or `None`
+/// (after the skip-or-fail policy) without polymetrie, redis-server or usable cgroups.
+async fn start_fake(cost: Duration) -> Option<FakeApi> {
     let (Some(bin), Some(redis), true) = (
         external::polymetrie(),
         external::binary("redis-server", "redis-server"),
         external::cgroups_usable(),
     ) else {
+        return None;
+    };
+    let mut service = local_service(bin, cost);
+    service.sites = vec!["td4".into()];
+    Some(FakeApi::start(service, &redis, fake_api::manifest_deployment()).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_campaign_runs_end_to_end_against_the_fake_api_server() {
+    let _serial = serial::lock().await;
+    // TD4's cost: ~180 clicks/s per core, so 1000 req/s asks 5 cores of a 1-core pod.
+    let Some(fake) = start_fake(Duration::from_micros(5500)).await else {
         return;
     };
-    // TD4's cost: ~180 clicks/s per core, so 1000 req/s asks 5 cores of a 1-core pod.
-    let mut service = local_service(bin, Duration::from_micros(5500));
-    service.sites = vec!["td4".into()];
-    let fake = FakeApi::start(service, &redis, fake_api::manifest_deployment()).await;
     assert!(
         fake.settled(Duration::from_secs(30)).await,
         "the fake's first rollout"
@@ -159,16 +167,9 @@ fn signal(child: &tokio::process::Child, sig: rustix::process::Signal) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_restores_and_a_killed_run_is_restored_by_loadgen_restore() {
     let _serial = serial::lock().await;
-    let (Some(bin), Some(redis), true) = (
-        external::polymetrie(),
-        external::binary("redis-server", "redis-server"),
-        external::cgroups_usable(),
-    ) else {
+    let Some(fake) = start_fake(Duration::from_millis(1)).await else {
         return;
     };
-    let mut service = local_service(bin, Duration::from_millis(1));
-    service.sites = vec!["td4".into()];
-    let fake = FakeApi::start(service, &redis, fake_api::manifest_deployment()).await;
     let dir = common::tempdir("fake-k8s-stop");
     let path = dir.path().join("long.toml");
     std::fs::write(&path, long_scenario(&fake)).unwrap();
@@ -332,16 +333,9 @@ fn check_calls(fake: &FakeApi) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hpa_on_the_deployment_refuses_the_run_naming_it() {
     let _serial = serial::lock().await;
-    let (Some(bin), Some(redis), true) = (
-        external::polymetrie(),
-        external::binary("redis-server", "redis-server"),
-        external::cgroups_usable(),
-    ) else {
+    let Some(fake) = start_fake(Duration::from_millis(1)).await else {
         return;
     };
-    let mut service = local_service(bin, Duration::from_millis(1));
-    service.sites = vec!["td4".into()];
-    let fake = FakeApi::start(service, &redis, fake_api::manifest_deployment()).await;
     fake.state.lock().unwrap().hpas.push(serde_json::json!({
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": { "name": "polymetrie", "namespace": fake_api::NAMESPACE },
