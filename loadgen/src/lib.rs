@@ -6,7 +6,7 @@
 //! never back up: [`scenario`] (TOML) → [`plan`] (every step expanded and validated) →
 //! [`campaign`] (drives [`deployer`], [`engine`] and [`probe`] for each step) → [`result`] (what
 //! is saved in run.json) → [`check`] (findings, pure) → [`report`] (tables, CSV, HTML).
-//! [`step_id`], [`threshold`], [`http`], [`machine`] and [`external`] are small leaves every
+//! [`step_id`], [`shard`], [`threshold`], [`http`], [`machine`] and [`external`] are small leaves every
 //! stage may use; so are the capacity search's decisions ([`search`]), its [`slo`] and the
 //! [`capacity`] records run.json keeps of it. After the checks, a run is reduced to its
 //! [`baseline`] and compared with another ([`comparison`]) for `loadgen check`. The command
@@ -30,6 +30,7 @@ pub mod report;
 pub mod result;
 pub mod scenario;
 pub mod search;
+pub mod shard;
 pub mod slo;
 pub mod step_id;
 pub mod threshold;

@@ -413,6 +413,9 @@ pub struct StepResult {
     #[serde(default)]
     pub target_failed: bool,
     pub checks: Vec<Finding>,
+    /// The step ran as shards: a shard's own part, or a merged step's shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<crate::shard::Sharding>,
 }
 
 impl StepResult {

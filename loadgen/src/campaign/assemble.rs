@@ -1,15 +1,16 @@
-//! Assembly of a [`StepResult`]: one pure function turns the generator's [`StepRecord`] and
-//! the probes' readings into the saved measurements, and hands them to [`check::judge`] for the
-//! verdict. Nothing patches a result afterwards (house rule 12).
+//! Assembly of a [`StepResult`]: pure functions turn the generator's [`StepRecord`] (or the
+//! merge of its shards') and the probes' readings into the saved measurements, and hand them to
+//! [`check::judge`] for the verdict. Nothing patches a result afterwards (house rule 12).
 
 use std::time::SystemTime;
 
 use crate::check;
 use crate::engine::histogram::{serialize_histogram, summarize};
-use crate::engine::record::StepRecord;
+use crate::engine::record::{ShardMeta, StepRecord};
 use crate::result::{
     CounterReading, CpuReading, Finding, PrometheusView, StepResult, TopologyView,
 };
+use crate::shard::{unix_ms, ShardPart, Sharding};
 use crate::step_id::StepId;
 
 /// What the probes read around a step (each `None` when not measured).
@@ -39,23 +40,21 @@ pub fn step_result(
     readings: Readings,
     node_cpus: Option<u32>,
 ) -> StepResult {
+    with_readings(generator_view(record, id), readings, node_cpus)
+}
+
+/// The generator's part of a step (its record: counts, histograms, timeline, its own health,
+/// and a shard's part), not yet judged and without readings: what a step measured by one
+/// generator and one merged from shards ([`super::merge`]) have in common.
+pub fn generator_view(record: &StepRecord, id: &StepId) -> StepResult {
     let rfc3339 = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
-    let (start, end) = readings
-        .window
-        .unwrap_or((record.started_at, record.ended_at));
-    let counted_ratio = readings
-        .counter
-        .as_ref()
-        .and_then(|c| c.delta)
-        .filter(|_| record.intended > 0)
-        .map(|d| d as f64 / record.intended as f64);
-    let measured = StepResult {
+    StepResult {
         campaign: id.campaign().map(str::to_string),
         name: id.name().to_string(),
         rate_rps: record.rate_rps,
         duration_s: record.duration.as_secs_f64(),
-        started_at: Some(rfc3339(start)),
-        ended_at: Some(rfc3339(end)),
+        started_at: Some(rfc3339(record.started_at)),
+        ended_at: Some(rfc3339(record.ended_at)),
         intended: record.intended,
         sent: record.sent,
         dropped: record.dropped,
@@ -71,6 +70,59 @@ pub fn step_result(
         timeline: record.timeline.clone(),
         histogram: serialize_histogram(&record.latency).ok(),
         generator: record.generator.clone(),
+        topology: None,
+        counter: None,
+        counted_ratio: None,
+        cpu: None,
+        prometheus: None,
+        // The verdict is check::judge's; these are overwritten there from the measurements.
+        valid: true,
+        invalid_reason: None,
+        interrupted: record.interrupted,
+        target_failed: false,
+        checks: Vec::new(),
+        sharding: record.shard.as_ref().map(|s| sharding(record, s)),
+    }
+}
+
+/// What a shard's result keeps for the merge.
+fn sharding(record: &StepRecord, s: &ShardMeta) -> Sharding {
+    Sharding {
+        count: s.shard.count,
+        start_at_unix_ms: s.start_at.map(unix_ms),
+        part: Some(ShardPart {
+            index: s.shard.index,
+            late_ms: s.start_at.map(|_| s.late.as_secs_f64() * 1000.0),
+            scheduled_s: record.scheduled.as_secs_f64(),
+            service_time_histogram: serialize_histogram(&record.service_time).ok(),
+            schedule_lag_histogram: serialize_histogram(&record.schedule_lag).ok(),
+            connection_wait_histogram: serialize_histogram(&record.connection_wait).ok(),
+            timeline_histograms: record.timeline_histograms.clone(),
+        }),
+        shards: Vec::new(),
+    }
+}
+
+/// A generator's view of step `id` with the probes' readings around it, judged.
+pub fn with_readings(
+    generator: StepResult,
+    readings: Readings,
+    node_cpus: Option<u32>,
+) -> StepResult {
+    let rfc3339 = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+    let counted_ratio = readings
+        .counter
+        .as_ref()
+        .and_then(|c| c.delta)
+        .filter(|_| generator.intended > 0)
+        .map(|d| d as f64 / generator.intended as f64);
+    let (started_at, ended_at) = match readings.window {
+        Some((start, end)) => (Some(rfc3339(start)), Some(rfc3339(end))),
+        None => (generator.started_at.clone(), generator.ended_at.clone()),
+    };
+    let measured = StepResult {
+        started_at,
+        ended_at,
         topology: readings.topology,
         counter: readings.counter,
         counted_ratio,
@@ -79,12 +131,9 @@ pub fn step_result(
             ..cpu
         }),
         prometheus: readings.prometheus,
-        // The verdict is check::judge's; these are overwritten there from the measurements.
-        valid: true,
-        invalid_reason: None,
-        interrupted: record.interrupted,
         target_failed: readings.target_failed,
         checks: readings.notes,
+        ..generator
     };
     check::judge(measured, node_cpus)
 }
@@ -92,7 +141,13 @@ pub fn step_result(
 /// An ad-hoc step (`loadgen attack`): the generator's view only, with its validity verdict
 /// (there is no counter or CPU to draw other findings from).
 pub fn generator_result(record: &StepRecord, name: &str) -> StepResult {
-    let judged = step_result(record, &StepId::new(None, name), Readings::default(), None);
+    generator_judged(generator_view(record, &StepId::new(None, name)))
+}
+
+/// A generator's view (one generator's, or merged shards') judged on its own, as `loadgen
+/// attack` and `loadgen merge` print it.
+pub fn generator_judged(view: StepResult) -> StepResult {
+    let judged = with_readings(view, Readings::default(), None);
     StepResult {
         checks: Vec::new(),
         ..judged

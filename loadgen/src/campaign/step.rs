@@ -72,6 +72,8 @@ fn spec(cx: &StepContext<'_>, step: &Step, deployment: &Deployment) -> AttackSpe
         max_in_flight: step.max_in_flight,
         connections: step.connections,
         max_connections: step.max_connections,
+        shard: None,
+        start_at: None,
     }
 }
 

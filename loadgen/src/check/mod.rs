@@ -161,6 +161,7 @@ pub(crate) mod tests {
             interrupted: false,
             target_failed: false,
             checks: vec![],
+            sharding: None,
         }
     }
 

@@ -62,7 +62,32 @@ pub fn invalid_reason(step: &StepResult) -> Option<String> {
             ));
         }
     }
+    shard_reasons(step, &mut reasons);
     (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// A shard that started later than the lag bound ran a shifted schedule; a merged step is
+/// invalid when any of its shards is, or is missing (each reason kept, by shard).
+fn shard_reasons(step: &StepResult, reasons: &mut Vec<String>) {
+    let Some(sharding) = &step.sharding else {
+        return;
+    };
+    let bound_ms = MAX_LAG_P99.as_secs_f64() * 1000.0;
+    if let Some(late) = sharding.part.as_ref().and_then(|p| p.late_ms) {
+        if late > bound_ms {
+            reasons.push(format!(
+                "started {late:.1} ms after the shards' start time (> {} ms): its schedule ran shifted",
+                MAX_LAG_P99.as_millis()
+            ));
+        }
+    }
+    for s in &sharding.shards {
+        match (&s.missing, &s.invalid_reason) {
+            (Some(why), _) => reasons.push(format!("shard {} missing: {why}", s.index)),
+            (None, Some(why)) => reasons.push(format!("shard {} invalid: {why}", s.index)),
+            (None, None) => {}
+        }
+    }
 }
 
 pub(super) fn findings(step: &StepResult, out: &mut Vec<Finding>) {

@@ -21,9 +21,10 @@ use loadgen::engine::target::{self, Reach};
 use loadgen::engine::template::{self, RequestTemplate};
 use loadgen::engine::{self as attack, AttackError, AttackSpec};
 use loadgen::result::{OutcomeCounts, StepResult};
+use loadgen::shard::{self, Shard};
 
-/// Seed of `--poisson` arrivals, fixed so two runs offer the same arrival pattern.
-const POISSON_SEED: u64 = 1;
+/// How far ahead `--start-at` may be: a bound on the wait before the first request.
+const MAX_START_AHEAD: Duration = Duration::from_secs(3600);
 /// How often the progress line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -63,7 +64,7 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
                 to_rps: a.rate,
             }],
             arrival: if a.poisson {
-                Arrival::Poisson { seed: POISSON_SEED }
+                Arrival::Poisson { seed: a.seed }
             } else {
                 Arrival::Uniform
             },
@@ -73,7 +74,26 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         max_in_flight: a.max_in_flight,
         connections: a.connections,
         max_connections: a.max_connections,
+        shard: a.shard.as_deref().map(Shard::parse).transpose()?,
+        start_at: start_at_from_args(a)?,
     })
+}
+
+fn start_at_from_args(a: &AttackArgs) -> anyhow::Result<Option<std::time::SystemTime>> {
+    let Some(s) = &a.start_at else {
+        return Ok(None);
+    };
+    let at = shard::parse_start_at(s).context("--start-at")?;
+    if at
+        .duration_since(std::time::SystemTime::now())
+        .is_ok_and(|ahead| ahead > MAX_START_AHEAD)
+    {
+        anyhow::bail!(
+            "--start-at {s:?} is more than {} ahead",
+            humantime::format_duration(MAX_START_AHEAD)
+        );
+    }
+    Ok(Some(at))
 }
 
 fn request_from_args(a: &AttackArgs, path: String) -> anyhow::Result<RequestTemplate> {
@@ -164,6 +184,17 @@ pub fn summary(s: &StepResult, url: &str) -> String {
         s.duration_s,
         if s.interrupted { " (interrupted)" } else { "" }
     );
+    if let Some(part) = s
+        .sharding
+        .as_ref()
+        .and_then(|h| h.part.as_ref().map(|p| (h, p)))
+    {
+        let (h, p) = part;
+        let late = p
+            .late_ms
+            .map_or(String::new(), |l| format!(", started {l:.1} ms late"));
+        let _ = writeln!(o, "  shard {}/{} of that schedule{late}", p.index, h.count);
+    }
     let _ = writeln!(
         o,
         "  intended {}  sent {}  dropped {}  ok {}  failed {}  achieved {} req/s",

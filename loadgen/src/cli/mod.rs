@@ -191,6 +191,17 @@ pub struct AttackArgs {
     /// Poisson arrivals (seeded) instead of evenly spaced ones.
     #[arg(long)]
     pub poisson: bool,
+    /// Seed of the Poisson arrivals (every shard of a step must use the same one).
+    #[arg(long, default_value_t = 1, requires = "poisson")]
+    pub seed: u64,
+    /// Send only shard K of N of the schedule: the requests whose index i has i mod N = K
+    /// (`{seq}` stays the global index). `loadgen merge` adds the N results into one step.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Start the schedule at this instant (RFC 3339 or unix ms), the same for every shard; a
+    /// shard that starts later records by how much (and is invalid beyond the lag bound).
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
     /// Print the StepResult as JSON on stdout.
     #[arg(long)]
     pub json: bool,

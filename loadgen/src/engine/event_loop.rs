@@ -19,7 +19,7 @@ use super::outcome::Outcome;
 use super::pacer::Pacer;
 use super::pool::{Conn, Pool};
 use super::progress::{LiveSnapshot, LiveStats};
-use super::record::{Recorder, StepMeta, StepRecord};
+use super::record::{Recorder, ShardMeta, StepMeta, StepRecord};
 use super::timer::Timer;
 use super::usage::{affinity_cores, ThreadMeter};
 use super::Prepared;
@@ -75,6 +75,14 @@ pub(super) async fn run(
     live: Option<LiveStats>,
     rt_priority: bool,
 ) -> StepRecord {
+    let shard = match p.shard {
+        Some((shard, start_at)) => Some(ShardMeta {
+            shard,
+            start_at,
+            late: wait_for_start(start_at, &stop).await,
+        }),
+        None => None,
+    };
     let meter = ThreadMeter::start();
     let started_at = SystemTime::now();
     let t0 = Instant::now();
@@ -87,6 +95,7 @@ pub(super) async fn run(
         timeout,
         max_in_flight,
         pool,
+        shard: _,
     } = p;
     let addr = target.addr;
     let head = template.method == hyper::Method::HEAD;
@@ -96,7 +105,10 @@ pub(super) async fn run(
     let next = next_due(&mut pacer);
     let mut l = Loop {
         t0,
-        rec: Recorder::new(),
+        rec: match &shard {
+            Some(s) => Recorder::for_shard(s.late),
+            None => Recorder::new(),
+        },
         pool: Pool::new(pool),
         running: FuturesUnordered::new(),
         exchange,
@@ -111,7 +123,28 @@ pub(super) async fn run(
         publish: Publisher::new(live, t0),
     };
     l.drive(&mut pacer, duration, &stop).await;
-    l.finish(meter, started_at, rate_rps, duration, rt_priority)
+    l.finish(meter, started_at, rate_rps, duration, rt_priority, shard)
+}
+
+/// Sleeps until `start_at` (the precise timer, so shards start within a timer granule of one
+/// another) and returns how late the schedule then starts: zero when on time, the whole
+/// overshoot when `start_at` had already passed. A stop ends the wait (the loop then stops at
+/// once, interrupted).
+async fn wait_for_start(start_at: Option<SystemTime>, stop: &CancellationToken) -> Duration {
+    let Some(at) = start_at else {
+        return Duration::ZERO;
+    };
+    if let Ok(ahead) = at.duration_since(SystemTime::now()) {
+        let mut timer = Timer::new();
+        timer.arm(Instant::now() + ahead);
+        tokio::select! {
+            () = poll_fn(|cx| timer.poll_fired(cx)) => {}
+            () = stop.cancelled() => return Duration::ZERO,
+        }
+    }
+    SystemTime::now()
+        .duration_since(at)
+        .unwrap_or(Duration::ZERO)
 }
 
 fn next_due(pacer: &mut Pacer) -> Option<(u64, Duration)> {
@@ -315,6 +348,7 @@ where
         rate_rps: f64,
         duration: Duration,
         rt_priority: bool,
+        shard: Option<ShardMeta>,
     ) -> StepRecord {
         let elapsed = self.t0.elapsed();
         self.rec.close_seconds(elapsed + Duration::from_secs(3600));
@@ -348,6 +382,7 @@ where
             generator,
             interrupted: self.interrupted,
             in_flight_cap: self.max_in_flight,
+            shard,
         })
     }
 }

@@ -20,7 +20,7 @@ pub mod template;
 pub mod timer;
 pub mod usage;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +30,7 @@ use crate::engine::progress::LiveStats;
 use crate::engine::record::StepRecord;
 use crate::engine::target::{BaseUrl, Reach, Target, UrlError};
 use crate::engine::template::{CompiledTemplate, RequestTemplate, TemplateError};
+use crate::shard::Shard;
 
 /// Bound on the reachability check before the step starts.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -58,6 +59,11 @@ pub struct AttackSpec {
     /// The cap of the default policy (`None`: the in-flight cap; see [`pool`] for why); ignored
     /// with a fixed `connections` count.
     pub max_connections: Option<usize>,
+    /// Send only this shard's part of the schedule (`None`: all of it).
+    pub shard: Option<Shard>,
+    /// Start the schedule at this instant (the shards' common t0) instead of at once; a start
+    /// already past begins at once and records by how much it was late.
+    pub start_at: Option<SystemTime>,
 }
 
 /// Why an attack could not run. Failed requests are never an `AttackError`; they are counted.
@@ -149,11 +155,13 @@ pub(crate) struct Prepared {
     pub(crate) timeout: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) pool: pool::Policy,
+    /// The shard and start time, when the step runs as one.
+    pub(crate) shard: Option<(Shard, Option<SystemTime>)>,
 }
 
 fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
     let target = resolve_target_with(&spec.url, spec.reach)?;
-    let pacer = Pacer::new(&spec.load)?;
+    let pacer = Pacer::sharded(&spec.load, spec.shard.unwrap_or(Shard::WHOLE))?;
     let template = spec.request.compile(&target.host)?;
     AttackSpec::check_settings(
         spec.timeout,
@@ -173,6 +181,8 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
             Some(n) => pool::Policy::Fixed(n),
             None => pool::Policy::Capped(spec.max_connections.unwrap_or(spec.max_in_flight)),
         },
+        shard: (spec.shard.is_some() || spec.start_at.is_some())
+            .then(|| (spec.shard.unwrap_or(Shard::WHOLE), spec.start_at)),
     })
 }
 

@@ -7,6 +7,10 @@
 //! rate; the inverse of the quadratic integral for a linear ramp). Poisson arrivals use the same
 //! integral as a time change: arrival *k* is due when it reaches the sum of *k* Exp(1) draws, which
 //! gives a non-homogeneous Poisson process with the profile as its intensity.
+//!
+//! A sharded pacer ([`Pacer::sharded`]) walks the same full schedule and yields only its
+//! shard's requests (index mod N = K), with their global index as sequence number: the N
+//! shards partition the one-generator schedule exactly, Poisson draws included.
 
 use std::time::Duration;
 
@@ -14,6 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::engine::load::{Arrival, Load};
+use crate::shard::Shard;
 
 /// Why a load profile cannot be paced.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -74,11 +79,20 @@ pub struct Pacer {
     /// Poisson state: the operational time (cumulative count) of the next arrival.
     poisson: Option<(StdRng, f64)>,
     seed: Option<u64>,
+    /// The part of the schedule this pacer yields.
+    shard: Shard,
 }
 
 impl Pacer {
-    /// Builds the pacer; rejects profiles that cannot produce a single request.
+    /// Builds the pacer of the whole schedule; rejects profiles that cannot produce a single
+    /// request.
     pub fn new(load: &Load) -> Result<Self, PacerError> {
+        Self::sharded(load, Shard::WHOLE)
+    }
+
+    /// The pacer of one shard of the schedule: the requests whose index i has
+    /// i mod N = K, each with its global index as sequence number.
+    pub fn sharded(load: &Load, shard: Shard) -> Result<Self, PacerError> {
         if load.stages.is_empty() {
             return Err(PacerError::Empty);
         }
@@ -117,7 +131,7 @@ impl Pacer {
                 Some((rng, first))
             }
         };
-        Ok(Self {
+        let mut pacer = Self {
             segments,
             total_count: count_before,
             total_s: start_s,
@@ -128,7 +142,29 @@ impl Pacer {
                 Arrival::Uniform => None,
                 Arrival::Poisson { seed } => Some(seed),
             },
-        })
+            shard,
+        };
+        pacer.skip(u64::from(shard.index));
+        Ok(pacer)
+    }
+
+    /// The shard this pacer yields.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// Passes over `n` requests of the full schedule (another shard's).
+    fn skip(&mut self, n: u64) {
+        match &mut self.poisson {
+            None => self.next += n,
+            // Every arrival draws, so a shard sees the same arrival times as one generator.
+            Some((rng, op)) => {
+                for _ in 0..n {
+                    *op += exp1(rng);
+                }
+                self.next += n;
+            }
+        }
     }
 
     /// Length of the profile.
@@ -181,19 +217,16 @@ impl Pacer {
         Some(Duration::from_secs_f64(seg.start_s + seg.inverse(within)))
     }
 
-    /// The due offset of the next request, advancing to the one after.
+    /// The due offset of the next request, advancing to the one after (the shard's next).
     pub fn next_due(&mut self) -> Option<Duration> {
         let due = self.peek()?;
-        self.next += 1;
-        if let Some((rng, op)) = &mut self.poisson {
-            *op += exp1(rng);
-        }
+        self.skip(u64::from(self.shard.count));
         Some(due)
     }
 
     /// How many requests are due by `elapsed` (due time ≤ elapsed), counted from the start of
     /// the profile and independent of how far this pacer has been consumed: what the attack
-    /// should have sent by then if it kept the schedule perfectly.
+    /// should have sent by then if it kept the schedule perfectly (this shard's part of it).
     pub fn due_by(&self, elapsed: Duration) -> u64 {
         let mut fresh = self.restarted();
         if fresh.poisson.is_some() {
@@ -204,10 +237,12 @@ impl Pacer {
             return n;
         }
         let total = self.total_requests_uniform();
-        if elapsed.as_secs_f64() >= self.total_s {
-            return total;
-        }
-        (self.expected_count(elapsed).floor() as u64 + 1).min(total)
+        let whole = if elapsed.as_secs_f64() >= self.total_s {
+            total
+        } else {
+            (self.expected_count(elapsed).floor() as u64 + 1).min(total)
+        };
+        self.shard.share_of(whole)
     }
 
     /// The same profile from its first request (and, for Poisson, its first draw).
@@ -220,6 +255,7 @@ impl Pacer {
             let first = exp1(&mut rng);
             p.poisson = Some((rng, first));
         }
+        p.skip(u64::from(self.shard.index));
         p
     }
 

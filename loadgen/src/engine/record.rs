@@ -6,14 +6,19 @@
 //! per second.
 //!
 //! Histogram values are **microseconds** (see [`super::histogram`]).
+//!
+//! A shard's recorder keys its timeline by seconds since the shards' common start time (a late
+//! shard's first requests land in a later second) and keeps each second's histogram, encoded,
+//! so a merge can take the percentiles of the union per second too.
 
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use super::histogram::{new_histogram, HIST_MAX_US};
+use super::histogram::{new_histogram, serialize_histogram, HIST_MAX_US};
 use crate::engine::outcome::{Outcome, OutcomeTally};
 use crate::result::{GeneratorHealth, TimelinePoint};
+use crate::shard::Shard;
 
 /// Significant digits of the per-second timeline histograms (1 %: enough for a plot, and small).
 const SECOND_SIGFIG: u8 = 2;
@@ -33,6 +38,8 @@ struct Second {
     in_flight: u64,
     hist: Option<Histogram<u64>>,
     p99_ms: Option<f64>,
+    /// The closed second's histogram, encoded (kept for a shard only).
+    encoded: Option<String>,
     closed: bool,
 }
 
@@ -54,6 +61,10 @@ pub struct Recorder {
     /// Seconds before this index are all closed.
     first_open: usize,
     pool: Vec<Histogram<u64>>,
+    /// Added to due times to find their timeline second (a late shard's lateness).
+    offset: Duration,
+    /// Keep each closed second's histogram (a shard's, for the merge).
+    keep_seconds: bool,
 }
 
 impl Default for Recorder {
@@ -77,11 +88,27 @@ impl Recorder {
             send_span: None,
             first_open: 0,
             pool: Vec::new(),
+            offset: Duration::ZERO,
+            keep_seconds: false,
         }
     }
 
+    /// A shard's recorder: its schedule began `late` after the common start time, and each
+    /// second's histogram is kept for the merge.
+    pub fn for_shard(late: Duration) -> Self {
+        Self {
+            offset: late,
+            keep_seconds: true,
+            ..Self::new()
+        }
+    }
+
+    fn second_of(&self, due: Duration) -> usize {
+        (due + self.offset).as_secs() as usize
+    }
+
     fn second(&mut self, due: Duration) -> &mut Second {
-        let i = due.as_secs() as usize;
+        let i = self.second_of(due);
         if i >= self.seconds.len() {
             self.seconds.resize_with(i + 1, Second::default);
         }
@@ -121,7 +148,7 @@ impl Recorder {
             self.service.saturating_record(micros(service).max(1));
             self.recent.saturating_record(lat_us);
         }
-        let i = due.as_secs() as usize;
+        let i = self.second_of(due);
         let pool = &mut self.pool;
         let s = &mut self.seconds[i];
         s.in_flight -= 1;
@@ -144,13 +171,16 @@ impl Recorder {
     /// Closes every second that has ended by `elapsed` and has nothing in flight: its p99 is
     /// read and its histogram returned to the pool. Call it now and then (it is cheap).
     pub fn close_seconds(&mut self, elapsed: Duration) {
-        let now_s = elapsed.as_secs() as usize;
+        let now_s = (elapsed + self.offset).as_secs() as usize;
         let mut all_closed_so_far = true;
         for i in self.first_open..self.seconds.len().min(now_s) {
             let s = &mut self.seconds[i];
             if !s.closed && s.in_flight == 0 {
                 if let Some(mut h) = s.hist.take() {
                     s.p99_ms = Some(h.value_at_quantile(0.99) as f64 / 1000.0);
+                    if self.keep_seconds {
+                        s.encoded = serialize_histogram(&h).ok();
+                    }
                     h.reset();
                     self.pool.push(h);
                 }
@@ -190,6 +220,11 @@ impl Recorder {
     /// Ends the step. Every sent request must have been reported as done by now.
     pub fn finish(mut self, meta: StepMeta) -> StepRecord {
         self.close_seconds(Duration::from_secs(self.seconds.len() as u64 + 1));
+        let timeline_histograms = if self.keep_seconds {
+            self.seconds.iter_mut().map(|s| s.encoded.take()).collect()
+        } else {
+            Vec::new()
+        };
         let timeline = self
             .seconds
             .iter()
@@ -224,8 +259,18 @@ impl Recorder {
             generator: meta.generator,
             interrupted: meta.interrupted,
             in_flight_cap: meta.in_flight_cap,
+            shard: meta.shard,
+            timeline_histograms,
         }
     }
+}
+
+/// How a shard ran: which part of the schedule, when it was to start and how late it did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardMeta {
+    pub shard: Shard,
+    pub start_at: Option<SystemTime>,
+    pub late: Duration,
 }
 
 /// What the attack knows about a step besides the per-request counts.
@@ -243,6 +288,8 @@ pub struct StepMeta {
     pub interrupted: bool,
     /// The in-flight cap the step ran with.
     pub in_flight_cap: usize,
+    /// Set when the step ran as a shard or at a given start time.
+    pub shard: Option<ShardMeta>,
 }
 
 /// The generator's view of one step. `intended = sent + dropped` and `sent = ok + failed`.
@@ -273,6 +320,9 @@ pub struct StepRecord {
     pub generator: GeneratorHealth,
     pub interrupted: bool,
     pub in_flight_cap: usize,
+    pub shard: Option<ShardMeta>,
+    /// A shard's per-second latency histograms, encoded, aligned with `timeline`.
+    pub timeline_histograms: Vec<Option<String>>,
 }
 
 impl StepRecord {
@@ -305,6 +355,7 @@ mod tests {
             generator: GeneratorHealth::default(),
             interrupted: false,
             in_flight_cap: 7,
+            shard: None,
         }
     }
 

@@ -24,3 +24,4 @@ mod reliability;
 mod report;
 mod report_chromium;
 mod scenario;
+mod shards;

@@ -267,6 +267,7 @@ fn step_with(view: Option<PrometheusView>, delta: Option<i64>, cores: Option<f64
         interrupted: false,
         target_failed: false,
         checks: Vec::new(),
+        sharding: None,
     }
 }
 

@@ -57,6 +57,8 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
         max_in_flight: 1_000,
         connections: None,
         max_connections: None,
+        shard: None,
+        start_at: None,
     };
     let record = engine::run(&spec, &CancellationToken::new(), None).await;
     let after = snapshot(&d, SITE).await;
