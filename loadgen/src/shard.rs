@@ -11,6 +11,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+/// The mark of a shard's result line in a log (`loadgen attack --log-result`): a generator
+/// pod's files vanish with it, its log is what the coordinator reads.
+pub const RESULT_MARK: &str = "loadgen-shard-result ";
+
+/// The JSON of the last marked result line in `log` (a prefix before the mark, such as a
+/// timestamp, is ignored); `None` when the log has none (the shard never finished).
+pub fn result_in_log(log: &str) -> Option<&str> {
+    log.lines().rev().find_map(|l| {
+        l.find(RESULT_MARK)
+            .map(|at| l[at + RESULT_MARK.len()..].trim())
+    })
+}
+
 /// Why a shard or a start time was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ShardError {
@@ -165,6 +178,13 @@ mod tests {
                 (0..total).filter(|i| s.owns(*i)).count() as u64
             );
         }
+    }
+
+    #[test]
+    fn the_last_marked_line_of_a_log_is_the_result() {
+        let log = format!("starting\n{RESULT_MARK}{{\"a\":1}}\n2026-12-01T00:00:00Z {RESULT_MARK}{{\"a\":2}}\nbye\n");
+        assert_eq!(result_in_log(&log), Some("{\"a\":2}"));
+        assert_eq!(result_in_log("no result here"), None);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The campaign runner: for each step of a [`Plan`], run it ([`step`]: deploy, warm up,
-//! probe, attack, probe, tear down), assemble its [`StepResult`] ([`assemble`]) and save
+//! probe, attack, probe, tear down), assemble its [`StepResult`] ([`assemble`]; a step on N
+//! generators from its shards' results, [`merge`]) and save
 //! `run.json` (atomically, after every step, before anything interprets it). Capacity searches
 //! ([`search`]) follow the listed steps, each probe run and saved the same way. It measures and
 //! saves; the verdicts are the checks' ([`crate::check`]).
 
 pub mod assemble;
+pub mod merge;
 mod search;
 mod step;
 

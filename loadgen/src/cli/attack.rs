@@ -160,10 +160,14 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         result
     })?;
     let step = assemble::generator_result(&record, "attack");
+    let json = serde_json::to_string(&step)?;
     if args.json {
-        println!("{}", serde_json::to_string(&step)?);
+        println!("{json}");
     } else {
         eprint!("{}", summary(&step, &args.url));
+    }
+    if args.log_result {
+        println!("{}{json}", shard::RESULT_MARK);
     }
     Ok(if step.valid && !step.interrupted {
         ExitStatus::Done

@@ -5,6 +5,7 @@
 mod attack;
 mod baseline;
 mod check;
+mod merge;
 mod report;
 mod restore;
 mod run;
@@ -43,6 +44,9 @@ Examples:
   loadgen run scenarios/td4.toml --time-scale 0.1 --steps 'A/*' --prometheus managed --out /tmp/td4
   loadgen attack http://127.0.0.1:8080/api/clicks --rate 200 --duration 10s --method POST \\
       --header 'content-type: application/json' --body '{\"site\":\"demo\",\"url\":\"/p/{seq}\"}' --json
+  loadgen attack http://127.0.0.1:8080/api/clicks --rate 20000 --duration 10s --shard 1/2 \\
+      --start-at 2026-12-01T12:00:00Z --json > shard-1.json
+  loadgen merge shard-0.json shard-1.json --out step.json
   loadgen validate scenarios/td4.toml --json
   loadgen report reports/example-td4/run.json --out /tmp/report
   loadgen check reports/ci-20261201T120000Z/run.json --baseline scenarios/ci.baseline.json --tolerance 10%
@@ -76,6 +80,13 @@ pub enum Command {
     ///   --method POST --header 'content-type: application/json'
     ///   --body '{"site":"demo","url":"/p/{seq}"}'
     Attack(AttackArgs),
+    /// Merge the results of a step's shards into one exact step.
+    ///
+    /// Histograms added, counts summed, timelines aligned; the step is invalid when a shard is
+    /// invalid, late or missing (each reason kept).
+    ///
+    /// Example: loadgen merge shard-0.json shard-1.json shard-2.json --out step.json
+    Merge(MergeArgs),
     /// Parse and expand a scenario and print its plan.
     ///
     /// Example: loadgen validate scenarios/td4.toml --json
@@ -205,6 +216,21 @@ pub struct AttackArgs {
     /// Print the StepResult as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also print the result as one marked line on stdout (`loadgen-shard-result {…}`), for a
+    /// generator pod whose log is all that is left of it.
+    #[arg(long, env = "LOADGEN_LOG_RESULT")]
+    pub log_result: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' results (`loadgen attack --shard K/N --json` output, or a log with its
+    /// marked result line), one file per shard.
+    #[arg(required = true, value_name = "SHARD.json")]
+    pub shards: Vec<PathBuf>,
+    /// Write the merged StepResult here (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +289,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Run(a) => run::execute(a),
         Command::Attack(a) => attack::execute(a),
+        Command::Merge(a) => merge::execute(a),
         Command::Validate(a) => validate::execute(a),
         Command::Report(a) => report::execute(a),
         Command::Restore(a) => restore::execute(a),

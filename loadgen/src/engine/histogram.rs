@@ -14,6 +14,8 @@ use crate::result::LatencySummary;
 pub const HIST_MAX_US: u64 = 3_600_000_000;
 /// Significant digits of the step histograms (0.1 % resolution).
 pub const HIST_SIGFIG: u8 = 3;
+/// Significant digits of the per-second timeline histograms (1 %: enough for a plot, and small).
+pub const SECOND_SIGFIG: u8 = 2;
 
 /// Errors decoding or merging serialised histograms.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,11 @@ pub enum HistogramError {
 /// A new step histogram (µs, 1 µs to 1 h, 3 significant digits).
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_US, HIST_SIGFIG).expect("static histogram bounds")
+}
+
+/// A new per-second histogram (µs, the step bounds at [`SECOND_SIGFIG`]).
+pub fn new_second_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, SECOND_SIGFIG).expect("static histogram bounds")
 }
 
 /// HdrHistogram V2 + deflate, base64 (standard alphabet, padded).
@@ -60,7 +67,19 @@ fn decode_one(i: usize, s: &str) -> Result<Histogram<u64>, HistogramError> {
 /// steps): percentiles of the union, never an average of percentiles. Empty input gives an
 /// empty histogram.
 pub fn merge_histograms(encoded: &[String]) -> Result<Histogram<u64>, HistogramError> {
-    let mut acc = new_histogram();
+    merge_into(new_histogram(), encoded)
+}
+
+/// Adds serialised per-second histograms: the same precision as each, so the union's
+/// percentiles read as one generator's per-second histogram would give them.
+pub fn merge_second_histograms(encoded: &[String]) -> Result<Histogram<u64>, HistogramError> {
+    merge_into(new_second_histogram(), encoded)
+}
+
+fn merge_into(
+    mut acc: Histogram<u64>,
+    encoded: &[String],
+) -> Result<Histogram<u64>, HistogramError> {
     acc.auto(true);
     for (i, s) in encoded.iter().enumerate() {
         let h = decode_one(i, s)?;

@@ -15,13 +15,10 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
-use super::histogram::{new_histogram, serialize_histogram, HIST_MAX_US};
+use super::histogram::{new_histogram, new_second_histogram, serialize_histogram, HIST_MAX_US};
 use crate::engine::outcome::{Outcome, OutcomeTally};
 use crate::result::{GeneratorHealth, TimelinePoint};
 use crate::shard::Shard;
-
-/// Significant digits of the per-second timeline histograms (1 %: enough for a plot, and small).
-const SECOND_SIGFIG: u8 = 2;
 
 fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(HIST_MAX_US)) as u64
@@ -82,8 +79,7 @@ impl Recorder {
             service: new_histogram(),
             lag: new_histogram(),
             conn_wait: new_histogram(),
-            recent: Histogram::new_with_bounds(1, HIST_MAX_US, SECOND_SIGFIG)
-                .expect("static histogram bounds"),
+            recent: new_second_histogram(),
             seconds: Vec::new(),
             send_span: None,
             first_open: 0,
@@ -158,12 +154,9 @@ impl Recorder {
             s.failed += 1;
         }
         if has_latency {
-            let h = s.hist.get_or_insert_with(|| {
-                pool.pop().unwrap_or_else(|| {
-                    Histogram::new_with_bounds(1, HIST_MAX_US, SECOND_SIGFIG)
-                        .expect("static histogram bounds")
-                })
-            });
+            let h = s
+                .hist
+                .get_or_insert_with(|| pool.pop().unwrap_or_else(new_second_histogram));
             h.saturating_record(lat_us);
         }
     }

@@ -9,7 +9,9 @@ fn help_shows_an_example_of_every_subcommand_and_the_exit_codes() {
     let o = loadgen(["--help"]);
     assert!(o.status.success());
     let help = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["run", "attack", "validate", "report", "check", "baseline"] {
+    for cmd in [
+        "run", "attack", "merge", "validate", "report", "check", "baseline",
+    ] {
         assert!(
             help.lines()
                 .any(|l| l.trim_start().starts_with(&format!("loadgen {cmd} "))),
