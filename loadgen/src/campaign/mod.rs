@@ -6,6 +6,7 @@
 //! saves; the verdicts are the checks' ([`crate::check`]).
 
 pub mod assemble;
+pub mod generators;
 pub mod merge;
 mod search;
 mod step;

@@ -1,5 +1,6 @@
-//! One step of a campaign: deploy its topology, warm up (discarded), read the probes, attack,
-//! read them again (settled), and assemble the [`StepResult`]. Teardown runs whatever the
+//! One step of a campaign: deploy its topology, warm up (discarded), read the probes, attack
+//! (with the campaign's own engine, or as N shard processes merged), read them again (settled),
+//! and assemble the [`StepResult`]. Teardown runs whatever the
 //! measurement did.
 
 use std::time::{Duration, Instant, SystemTime};
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::{self, Readings};
+use super::generators;
 use super::{RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
 use crate::deployer::watch::{Component, ExitWatch};
 use crate::deployer::{Deployer, Deployment};
@@ -22,6 +24,8 @@ use crate::step_id::StepId;
 
 /// How often the live line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// Where a sharded step's shard results and logs are kept, under the run's directory.
+const SHARDS_DIR: &str = "shards";
 
 /// What one step needs from the campaign around it.
 pub(super) struct StepContext<'a> {
@@ -44,7 +48,7 @@ pub(super) async fn run(
         .map_err(|e| format!("deploy: {e}"))?;
     let measured = measure(cx, step, &deployment).await;
     let teardown = deployment.teardown().await;
-    let (record, mut readings) = measured?;
+    let (generated, mut readings) = measured?;
     if let Err(e) = teardown {
         readings.notes.push(Finding {
             check: CheckName::Teardown,
@@ -53,12 +57,7 @@ pub(super) async fn run(
             step: Some(step.id()),
         });
     }
-    Ok(assemble::step_result(
-        &record,
-        &step.id(),
-        readings,
-        cx.node_cpus,
-    ))
+    Ok(assemble::with_readings(generated, readings, cx.node_cpus))
 }
 
 /// The attack spec of `step` against `deployment`, at the step's load.
@@ -81,7 +80,7 @@ async fn measure(
     cx: &StepContext<'_>,
     step: &Step,
     deployment: &Deployment,
-) -> Result<(StepRecord, Readings), String> {
+) -> Result<(StepResult, Readings), String> {
     let id = step.id();
     let site = &cx.plan.counter_site;
     // From here on, a replica or Redis that exits is noticed as it happens.
@@ -108,7 +107,9 @@ async fn measure(
     // In a pod the generator has a CFS quota of its own: a throttled generator is not the
     // target's limit, and the verdict must know.
     let own_before = probe::cpu::read_own_cgroup();
-    let record = attack_with_progress(cx, &spec, step.load.duration()).await?;
+    let (generated, shards_started) = generate(cx, step, &spec).await?;
+    // Shards start together a little after they are launched: the window starts with them.
+    let started = shards_started.unwrap_or(started);
     let own = own_before
         .zip(probe::cpu::read_own_cgroup())
         .map(|(b, a)| probe::cpu::view(&b, &a, attack_t0.elapsed()));
@@ -139,7 +140,34 @@ async fn measure(
         target_failed,
         generator_cgroup: own,
     };
-    Ok((record, readings))
+    Ok((generated, readings))
+}
+
+/// The generators' view of the attack: the campaign's own engine, or the step's shards (local
+/// processes) merged; with the instant shards started, when they did.
+async fn generate(
+    cx: &StepContext<'_>,
+    step: &Step,
+    spec: &AttackSpec,
+) -> Result<(StepResult, Option<SystemTime>), String> {
+    let id = step.id();
+    if step.generators.count <= 1 {
+        let record = attack_with_progress(cx, spec, step.load.duration()).await?;
+        return Ok((assemble::generator_view(&record, &id), None));
+    }
+    let dir = cx
+        .opts
+        .out_dir
+        .join(SHARDS_DIR)
+        .join(&step.campaign)
+        .join(&step.name);
+    let sharded = generators::local::run(spec, step.generators, &dir, cx.stop).await?;
+    let merged = StepResult {
+        campaign: id.campaign().map(str::to_string),
+        name: id.name().to_string(),
+        ..sharded.step
+    };
+    Ok((merged, Some(sharded.start_at)))
 }
 
 /// Points the managed Prometheus at this step's replicas and waits (bounded) for one scrape;

@@ -122,6 +122,10 @@ fn request_from_args(a: &AttackArgs, path: String) -> anyhow::Result<RequestTemp
 /// Runs `loadgen attack`.
 pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     let spec = spec_from_args(&args)?;
+    if let Some(cpu) = args.cpu {
+        // Before the runtime and the engine thread exist, so they inherit it.
+        attack::priority::pin_to_cpu(cpu).with_context(|| format!("--cpu {cpu}"))?;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -216,6 +216,9 @@ pub struct AttackArgs {
     /// Print the StepResult as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Pin this generator to CPU K before it starts (as `taskset -c K`), e.g. one shard per CPU.
+    #[arg(long, value_name = "K")]
+    pub cpu: Option<usize>,
     /// Also print the result as one marked line on stdout (`loadgen-shard-result {…}`), for a
     /// generator pod whose log is all that is left of it.
     #[arg(long, env = "LOADGEN_LOG_RESULT")]

@@ -1,4 +1,5 @@
-//! Scheduling priority of the engine thread. Where the generator shares a machine with the
+//! Scheduling of the generator: the engine thread's priority, and the one CPU a pinned shard
+//! runs on ([`pin_to_cpu`]). Scheduling priority of the engine thread. Where the generator shares a machine with the
 //! service (here: 2 cores), CPU-bound replicas otherwise keep the engine waiting on the run
 //! queue — measured at ~1.3 ms a wake-up and 60–90 ms at p99 even at nice -10 — and steps turn
 //! invalid for the generator's sake rather than tell anything about the target. The engine
@@ -24,4 +25,12 @@ pub fn raise() -> Result<(), std::io::Error> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// Pins the calling process's thread — and so every thread it starts afterwards, the engine's
+/// included — to `cpu`, as `taskset -c CPU` would: shards pinned one per CPU do not share a core.
+pub fn pin_to_cpu(cpu: usize) -> Result<(), std::io::Error> {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).map_err(std::io::Error::from)
 }

@@ -106,6 +106,25 @@ pub struct Step {
     pub warmup: Duration,
     /// Quiet time after the step, before the next deploys.
     pub pause_after: Duration,
+    /// How many generators share the step's schedule, each one shard of it.
+    pub generators: Generators,
+}
+
+/// The generators of a step: `count` shards of its schedule (1: the campaign's own engine),
+/// each a loadgen process (locally) or a pod of an Indexed Job (on a cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generators {
+    pub count: u32,
+    /// Locally: pin generator k to CPU k (mod the CPUs), so shards do not share a core.
+    pub pin: bool,
+}
+
+impl Generators {
+    /// One generator: the campaign's own engine, in process.
+    pub const ONE: Generators = Generators {
+        count: 1,
+        pin: false,
+    };
 }
 
 /// Prometheus cross-check configuration.
@@ -179,6 +198,8 @@ pub mod limits {
     pub const MAX_STEP_DURATION: Duration = Duration::from_secs(24 * 3600);
     /// The most requests one step may plan (its counters and timeline stay small below it).
     pub const MAX_STEP_REQUESTS: u64 = 1_000_000_000;
+    /// The most generators (shards) of one step.
+    pub const MAX_GENERATORS: u32 = 64;
 }
 
 /// Settings used when neither the campaign nor `[defaults]` gives one.

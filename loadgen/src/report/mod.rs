@@ -10,6 +10,7 @@ pub mod interval_chart;
 pub mod log;
 pub mod row;
 pub mod searched;
+pub mod shards;
 pub mod steps_csv;
 pub mod table;
 

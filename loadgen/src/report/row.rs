@@ -78,6 +78,8 @@ pub struct StepRow {
     pub target_failed: bool,
     /// How it failed, from the step's `replica_exited` / `store_exited` findings.
     pub target_failure: Option<String>,
+    /// The step's shards, when it ran on several generators.
+    pub sharding: Option<crate::shard::Sharding>,
 }
 
 impl StepRow {
@@ -134,6 +136,7 @@ impl StepRow {
             interrupted: s.interrupted,
             target_failed: s.target_failed,
             target_failure: target_failure(s),
+            sharding: s.sharding.clone(),
         }
     }
 

@@ -142,6 +142,7 @@ fn notes(result: &CampaignResult, r: &StepRow) -> Vec<String> {
             r.name
         ));
     }
+    out.extend(super::shards::notes(r));
     for f in findings_for(result, r) {
         if f.severity >= Severity::Warn {
             out.push(format!(

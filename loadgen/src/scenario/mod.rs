@@ -33,8 +33,19 @@ pub struct Scenario {
     #[serde(default)]
     pub thresholds: Vec<Spanned<ThresholdSpec>>,
     pub prometheus: Option<Spanned<PrometheusSpec>>,
+    /// How many generator processes share each step's schedule (shards), by default.
+    pub generators: Option<Spanned<GeneratorsSpec>>,
     #[serde(default, rename = "campaign")]
     pub campaigns: Vec<Spanned<CampaignSpec>>,
+}
+
+/// `[generators]`: `count` generator processes (shards of one schedule) per step, `pin`ned one
+/// per CPU when asked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorsSpec {
+    pub count: Option<Spanned<Count>>,
+    pub pin: Option<Spanned<bool>>,
 }
 
 /// `on_target_failure`: go on with the next step on a fresh deployment, or stop the run.
@@ -258,6 +269,8 @@ pub struct StepSpec {
     pub store: Option<StoreSpec>,
     pub requests: Option<Spanned<Count>>,
     pub ramp_from: Option<NonNegative>,
+    /// This step's generator count, over `[generators] count`.
+    pub generators: Option<Spanned<Count>>,
 }
 
 /// `[campaign.matrix]`: the cross product replicas × cpu_limit × rate × duration (a search

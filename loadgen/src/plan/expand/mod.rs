@@ -7,6 +7,7 @@
 
 mod bounds;
 mod extras;
+mod generators;
 mod kubernetes;
 mod request;
 mod search;
@@ -54,6 +55,7 @@ impl Expander<'_> {
             return self.err(sc.name.span(), "name", "expected a non-empty scenario name");
         }
         let (target, reach) = self.target()?;
+        self.check_generators()?;
         let counter_site = self.counter_site(&target)?;
         let service_store = sc
             .service
@@ -208,6 +210,7 @@ impl Expander<'_> {
             max_connections: settings.max_connections.map(|c| c.0 as usize),
             warmup: settings.warmup.map(|d| d.0).unwrap_or_default(),
             pause_after: settings.pause.map(|d| d.0).unwrap_or_default(),
+            generators: self.generators(r.generators),
         }
     }
 
@@ -307,6 +310,11 @@ impl Expander<'_> {
             cpu_limit,
             store: spec.store,
             table: "campaign.step",
+            generators: spec
+                .generators
+                .as_ref()
+                .map(|g| self.generator_count(g, "campaign.step.generators"))
+                .transpose()?,
         })
     }
 
@@ -387,6 +395,7 @@ impl Expander<'_> {
                             cpu_limit: cpu.0,
                             store,
                             table: "campaign.matrix",
+                            generators: None,
                         });
                     }
                 }
@@ -412,6 +421,8 @@ pub(super) struct RawStep {
     store: Option<StoreSpec>,
     /// The table it came from, for keys in errors: `campaign.step` or `campaign.matrix`.
     table: &'static str,
+    /// The step's own generator count (`None`: `[generators] count`).
+    generators: Option<u32>,
 }
 
 /// Campaign and step names end up in ids (`campaign/name`), file names and CSV cells.

@@ -70,6 +70,7 @@ impl Expander<'_> {
             cpu_limit: first.cpu_limit_cores,
             store: None,
             table: "campaign.matrix",
+            generators: None,
         };
         let settings = self.step(raw, name, settings, request, service_store, index);
         crate::engine::AttackSpec::check_settings(
@@ -272,6 +273,7 @@ impl Expander<'_> {
                         cpu_limit: cpu,
                         store: Some(store),
                         table: "campaign.matrix",
+                        generators: None,
                     })?;
                     out.push(configuration(replicas, cpu, store, stores.len() > 1));
                 }

@@ -127,6 +127,9 @@ fn step_notes(r: &CampaignResult, row: &StepRow) -> String {
     if row.interrupted {
         s.push_str("<li class=\"sev-warn\"><b>interrupted</b>: counts cover only what ran</li>");
     }
+    for note in crate::report::shards::notes(row) {
+        let _ = write!(s, "<li class=\"sev-info\">{}</li>", esc(&note));
+    }
     for f in findings_for(r, row) {
         s.push_str(&findings::item(f, ""));
     }

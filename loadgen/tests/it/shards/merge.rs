@@ -11,6 +11,8 @@ use loadgen::campaign::merge::{merge, MergeError, ShardInput};
 use loadgen::engine::histogram::deserialize_histogram;
 use loadgen::engine::outcome::Outcome;
 use loadgen::engine::record::{Recorder, ShardMeta, StepMeta};
+use loadgen::report::row::StepRow;
+use loadgen::report::shards;
 use loadgen::result::{GeneratorHealth, StepResult};
 use loadgen::shard::Shard;
 use rand::rngs::StdRng;
@@ -160,8 +162,16 @@ fn a_missing_shard_makes_the_merged_step_invalid_and_is_named() {
     let merged = assemble::generator_judged(merge(3, &shards).unwrap());
     assert_eq!(merged.intended, merged.sent + merged.dropped);
     assert_eq!(merged.intended, 600);
-    let why = merged.invalid_reason.unwrap();
+    let why = merged.invalid_reason.clone().unwrap();
     assert!(why.contains("shard 2 missing: killed by signal 9"), "{why}");
+    // Shards that did not run alike: the report lists each.
+    let notes = shards::notes(&StepRow::new(1, &merged));
+    assert_eq!(notes.len(), 4, "{notes:?}");
+    assert!(
+        notes[1].starts_with("attack: shard 0: achieved "),
+        "{notes:?}"
+    );
+    assert_eq!(notes[3], "attack: shard 2: missing — killed by signal 9");
     // Leaving a shard out altogether says the same.
     let merged = assemble::generator_judged(merge(3, &shards[..2]).unwrap());
     assert!(merged.invalid_reason.unwrap().contains("shard 2 missing"));

@@ -1,0 +1,82 @@
+//! The command line of one shard: `loadgen attack …` arguments that make a generator process
+//! (local, or a pod of the step's Indexed Job) run exactly the campaign's [`AttackSpec`] for its
+//! shard, from the common start time. One translation of a spec into flags, for both.
+
+use std::time::{Duration, SystemTime};
+
+use crate::engine::load::Arrival;
+use crate::engine::AttackSpec;
+use crate::shard::{unix_ms, Shard};
+
+/// Why a spec cannot be handed to a shard process.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ArgsError {
+    #[error("a sharded step needs a one-stage load (got {0} stages)")]
+    Stages(usize),
+    #[error("a sharded step's request body must be text (it goes on a command line)")]
+    BinaryBody,
+}
+
+/// A duration as `loadgen attack` reads it, exactly (nanoseconds).
+fn exact(d: Duration) -> String {
+    format!("{}ns", d.as_nanos())
+}
+
+/// `attack URL …` for `shard` of `spec`, starting at `start_at`; `--shard` is left out when
+/// `shard` is `None` (the Indexed Job's pods pass their own index).
+pub fn attack_args(
+    spec: &AttackSpec,
+    shard: Option<Shard>,
+    start_at: SystemTime,
+) -> Result<Vec<String>, ArgsError> {
+    let [stage] = spec.load.stages.as_slice() else {
+        return Err(ArgsError::Stages(spec.load.stages.len()));
+    };
+    let r = &spec.request;
+    let mut a = vec![
+        "attack".to_string(),
+        format!("{}{}", spec.url.trim_end_matches('/'), r.path),
+        "--rate".into(),
+        stage.to_rps.to_string(),
+        "--duration".into(),
+        exact(stage.duration),
+        "--method".into(),
+        r.method.to_string(),
+        "--timeout".into(),
+        exact(spec.timeout),
+        "--max-in-flight".into(),
+        spec.max_in_flight.to_string(),
+        "--start-at".into(),
+        unix_ms(start_at).to_string(),
+        "--json".into(),
+    ];
+    if stage.from_rps != stage.to_rps {
+        a.extend(["--ramp-from".into(), stage.from_rps.to_string()]);
+    }
+    if let Arrival::Poisson { seed } = spec.load.arrival {
+        a.extend(["--poisson".into(), "--seed".into(), seed.to_string()]);
+    }
+    for (k, v) in &r.headers {
+        a.extend(["--header".into(), format!("{k}: {v}")]);
+    }
+    if !r.body.is_empty() {
+        let body = std::str::from_utf8(&r.body).map_err(|_| ArgsError::BinaryBody)?;
+        // `@…` would name a file: `@@` keeps a literal `@`.
+        let body = if body.starts_with('@') {
+            format!("@{body}")
+        } else {
+            body.to_string()
+        };
+        a.extend(["--body".into(), body]);
+    }
+    if let Some(n) = spec.connections {
+        a.extend(["--connections".into(), n.to_string()]);
+    }
+    if let Some(n) = spec.max_connections {
+        a.extend(["--max-connections".into(), n.to_string()]);
+    }
+    if let Some(s) = shard {
+        a.extend(["--shard".into(), s.to_string()]);
+    }
+    Ok(a)
+}
