@@ -14,7 +14,12 @@ from model import Finding, Obj, by_kind, finding
 # (apiGroup, resource) → the verbs loadgen may ever need on it.
 ALLOWED = {
     ("apps", "deployments"): {"get", "list", "watch", "patch"},
-    ("", "pods"): {"get", "list", "watch"},
+    # patch: a sharded step's generator pods get their start time as an annotation.
+    ("", "pods"): {"get", "list", "watch", "patch"},
+    # A sharded step's shard results are the final marked lines of its generator pods' logs.
+    ("", "pods/log"): {"get"},
+    # The Indexed Job of a sharded step's generators, created before the step, deleted after.
+    ("batch", "jobs"): {"create", "delete"},
     ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch"},
     # The rollout's new ReplicaSet, by revision, for its pod-template-hash.
     ("apps", "replicasets"): {"list"},

@@ -31,6 +31,8 @@ pub enum ShardError {
     Syntax(String),
     #[error("start time must be RFC 3339 (2026-12-01T12:00:00Z) or unix milliseconds (got {0:?})")]
     StartAt(String),
+    #[error("no start time in {path} within {waited:?}")]
+    NoStartTime { path: String, waited: Duration },
 }
 
 /// Shard `index` of `count` (`0/1` is the whole schedule).
@@ -90,6 +92,32 @@ pub fn parse_start_at(s: &str) -> Result<SystemTime, ShardError> {
         return Ok(UNIX_EPOCH + Duration::from_millis(ms));
     }
     humantime::parse_rfc3339_weak(s).map_err(|_| ShardError::StartAt(s.to_string()))
+}
+
+/// How often a start-time file is read again while it is empty.
+const START_FILE_POLL: Duration = Duration::from_millis(100);
+
+/// Waits (up to `bound`) until the file at `path` holds a start time, and reads it: how a
+/// generator pod learns its start time from a downward-API file of its own annotation, which
+/// the coordinator sets once every shard runs (the file exists but is empty until then).
+pub fn wait_for_start_file(
+    path: &std::path::Path,
+    bound: Duration,
+) -> Result<SystemTime, ShardError> {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if !text.trim().is_empty() {
+            return parse_start_at(&text);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ShardError::NoStartTime {
+                path: path.display().to_string(),
+                waited: bound,
+            });
+        }
+        std::thread::sleep(START_FILE_POLL);
+    }
 }
 
 /// Unix milliseconds of `t` (0 before the epoch, which no clock here shows).

@@ -144,7 +144,7 @@ async fn measure(
 }
 
 /// The generators' view of the attack: the campaign's own engine, or the step's shards (local
-/// processes) merged; with the instant shards started, when they did.
+/// processes, or a cluster's Indexed Job) merged; with the instant shards started, when they did.
 async fn generate(
     cx: &StepContext<'_>,
     step: &Step,

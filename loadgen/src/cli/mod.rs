@@ -213,6 +213,10 @@ pub struct AttackArgs {
     /// shard that starts later records by how much (and is invalid beyond the lag bound).
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
+    /// Wait (up to an hour) until FILE holds the start time, then start then: a generator pod
+    /// reads it from a downward-API file of its annotation, set once every shard runs.
+    #[arg(long, value_name = "FILE", conflicts_with = "start_at")]
+    pub start_at_file: Option<PathBuf>,
     /// Print the StepResult as JSON on stdout.
     #[arg(long)]
     pub json: bool,

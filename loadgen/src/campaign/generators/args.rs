@@ -22,12 +22,12 @@ fn exact(d: Duration) -> String {
     format!("{}ns", d.as_nanos())
 }
 
-/// `attack URL …` for `shard` of `spec`, starting at `start_at`; `--shard` is left out when
-/// `shard` is `None` (the Indexed Job's pods pass their own index).
+/// `attack URL …` for `shard` of `spec`, starting at `start_at`; `--shard` and `--start-at`
+/// are left out when `None` (an Indexed Job's pods add their own index and start-time file).
 pub fn attack_args(
     spec: &AttackSpec,
     shard: Option<Shard>,
-    start_at: SystemTime,
+    start_at: Option<SystemTime>,
 ) -> Result<Vec<String>, ArgsError> {
     let [stage] = spec.load.stages.as_slice() else {
         return Err(ArgsError::Stages(spec.load.stages.len()));
@@ -46,10 +46,11 @@ pub fn attack_args(
         exact(spec.timeout),
         "--max-in-flight".into(),
         spec.max_in_flight.to_string(),
-        "--start-at".into(),
-        unix_ms(start_at).to_string(),
         "--json".into(),
     ];
+    if let Some(at) = start_at {
+        a.extend(["--start-at".into(), unix_ms(at).to_string()]);
+    }
     if stage.from_rps != stage.to_rps {
         a.extend(["--ramp-from".into(), stage.from_rps.to_string()]);
     }

@@ -73,7 +73,7 @@ fn spawn(
         std::fs::File::create(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))
     };
     let mut cmd = Command::new(exe);
-    cmd.args(attack_args(spec, Some(shard), start_at).map_err(|e| e.to_string())?)
+    cmd.args(attack_args(spec, Some(shard), Some(start_at)).map_err(|e| e.to_string())?)
         .stdin(Stdio::null())
         .stdout(file(result_path(dir, k))?)
         .stderr(file(dir.join(format!("shard-{k}.log")))?)

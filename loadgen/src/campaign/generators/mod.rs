@@ -1,9 +1,10 @@
 //! A step's generators when there are several: N shards of its schedule, each a `loadgen
-//! attack --shard K/N` process started with one `--start-at` ([`local`]), their results merged
-//! into the step ([`super::merge`]); [`args`] is the one translation of the step's attack into
-//! those processes' flags.
+//! attack --shard K/N` process started with one `--start-at` ([`local`]) or a pod of the step's
+//! Indexed Job on a cluster ([`cluster`]), their results merged into the step
+//! ([`super::merge`]); [`args`] is the one translation of the step's attack into their flags.
 
 pub mod args;
+pub mod cluster;
 pub mod local;
 
 use std::time::{Duration, SystemTime};

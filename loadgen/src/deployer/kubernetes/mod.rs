@@ -10,6 +10,7 @@
 //! tests hand in a `tower-test` mock or point `KUBECONFIG` at the fake API server.
 
 pub mod hpa;
+pub mod job;
 pub mod pods;
 pub mod rollout;
 pub mod spec;

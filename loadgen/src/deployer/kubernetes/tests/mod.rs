@@ -3,6 +3,7 @@
 //! old-ReplicaSet pods ignored, the HPA refusal, and the original restored after a run that
 //! succeeded, one whose steps failed and one stopped by a signal.
 
+mod job;
 mod mock;
 
 use std::sync::{Arc, Mutex};

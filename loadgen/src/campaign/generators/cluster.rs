@@ -1,0 +1,111 @@
+//! A step's shards on a cluster: one Indexed Job per step in the target's namespace (its body,
+//! pod wait, start time, log gathering and deletion are [`crate::deployer::kubernetes::job`]'s),
+//! run with the coordinator's own image, each pod's marked log line read back as its shard's
+//! result and merged into the step. Only the coordinator talks to the API.
+
+use kube::api::Api;
+use kube::Client;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::args::attack_args;
+use super::Sharded;
+use crate::campaign::merge::{merge, ShardInput};
+use crate::deployer::kubernetes::job::{self, GeneratorJob, ShardPod};
+use crate::engine::AttackSpec;
+use crate::plan::{Generators, KubernetesTarget};
+use crate::result::StepResult;
+use crate::step_id::StepId;
+
+/// Where the coordinator finds the image for the generator pods: this variable, else its own
+/// pod's (named by `POD_NAME`, from the downward API in k8s/loadgen/job.yaml).
+pub const IMAGE_ENV: &str = "LOADGEN_IMAGE";
+/// The coordinator's own pod name.
+pub const POD_NAME_ENV: &str = "POD_NAME";
+/// Time a shard pod may take past its schedule, timeout and drain: exit and log flush.
+const EXIT_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `spec` as `generators.count` pods of one Indexed Job, and merges them.
+pub async fn run(
+    spec: &AttackSpec,
+    generators: Generators,
+    target: &KubernetesTarget,
+    id: &StepId,
+    stop: &CancellationToken,
+) -> Result<Sharded, String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("no Kubernetes client for the generator Job: {e}"))?;
+    let ns = &target.namespace;
+    let job = GeneratorJob {
+        namespace: ns.clone(),
+        name: job_name(id),
+        image: image(&client, ns).await?,
+        count: generators.count,
+        args: attack_args(spec, None, None).map_err(|e| e.to_string())?,
+    };
+    let bound = spec.load.duration() + spec.timeout + EXIT_MARGIN;
+    let jobs = Api::namespaced(client.clone(), ns);
+    let pods = Api::namespaced(client, ns);
+    let (outcomes, start_at) = job::run(&jobs, &pods, &job, bound, stop)
+        .await
+        .map_err(|e| format!("generator job {}: {e}", job.name))?;
+    let inputs = inputs(outcomes);
+    let step = merge(generators.count, &inputs).map_err(|e| format!("merging shards: {e}"))?;
+    Ok(Sharded { step, start_at })
+}
+
+/// Each pod's outcome as the merge takes it.
+pub fn inputs(outcomes: Vec<ShardPod>) -> Vec<ShardInput> {
+    outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(k, o)| {
+            let index = k as u32;
+            match o {
+                ShardPod::Result(json) => match serde_json::from_str::<StepResult>(&json) {
+                    Ok(step) => ShardInput::Result(Box::new(step)),
+                    Err(e) => ShardInput::Missing {
+                        index,
+                        why: format!("its result line is not a StepResult: {e}"),
+                    },
+                },
+                ShardPod::Missing(why) => ShardInput::Missing { index, why },
+            }
+        })
+        .collect()
+}
+
+/// A Job name from the step id: an RFC 1123 label (it becomes the pods' `job-name` label and
+/// host names), unique by a hash of the whole id.
+pub fn job_name(id: &StepId) -> String {
+    let text = id.to_string();
+    let clean: String = text
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(30)
+        .collect();
+    let hash = Sha256::digest(text.as_bytes());
+    let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("loadgen-shards-{}-{hex}", clean.trim_matches('-'))
+}
+
+/// The image of the generator pods: [`IMAGE_ENV`], else the coordinator's own container's.
+async fn image(client: &Client, ns: &str) -> Result<String, String> {
+    if let Ok(image) = std::env::var(IMAGE_ENV) {
+        return Ok(image);
+    }
+    let own = std::env::var(POD_NAME_ENV).map_err(|_| {
+        format!("cannot tell the generator pods' image: set {IMAGE_ENV}, or {POD_NAME_ENV} (downward API) for this pod's own")
+    })?;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+    let pod = pods
+        .get(&own)
+        .await
+        .map_err(|e| format!("cannot read this pod ({own}) for its image: {e}"))?;
+    pod.spec
+        .and_then(|s| s.containers.into_iter().next())
+        .and_then(|c| c.image)
+        .ok_or_else(|| format!("pod {own} has no container image"))
+}
