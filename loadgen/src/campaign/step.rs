@@ -155,13 +155,16 @@ async fn generate(
         let record = attack_with_progress(cx, spec, step.load.duration()).await?;
         return Ok((assemble::generator_view(&record, &id), None));
     }
-    let dir = cx
-        .opts
-        .out_dir
-        .join(SHARDS_DIR)
-        .join(&step.campaign)
-        .join(&step.name);
-    let sharded = generators::local::run(spec, step.generators, &dir, cx.stop).await?;
+    let sharded = match &cx.plan.target {
+        Target::Kubernetes(k) => {
+            generators::cluster::run(spec, step.generators, k, &id, cx.stop).await?
+        }
+        Target::Local(_) | Target::Url { .. } => {
+            let dir = cx.opts.out_dir.join(SHARDS_DIR);
+            let dir = dir.join(&step.campaign).join(&step.name);
+            generators::local::run(spec, step.generators, &dir, cx.stop).await?
+        }
+    };
     let merged = StepResult {
         campaign: id.campaign().map(str::to_string),
         name: id.name().to_string(),

@@ -9,3 +9,4 @@ mod campaign;
 mod fake_api;
 mod scenario;
 mod service_cgroup;
+mod shards;

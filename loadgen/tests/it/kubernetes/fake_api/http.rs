@@ -65,11 +65,13 @@ pub async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Bo
             json_reply(200, &list("ReplicaSetList", "apps/v1", items))
         }
         ("GET", ["api", "v1", "namespaces", _, "pods"]) => {
-            let s = state.lock().unwrap();
+            let mut s = state.lock().unwrap();
             let sel = param("labelSelector").unwrap_or_default();
+            let generators = s.jobs.pods();
             let items = s
                 .pods
                 .iter()
+                .chain(&generators)
                 .filter(|o| selects(&sel, o))
                 .cloned()
                 .collect();
@@ -92,10 +94,23 @@ pub async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Bo
                 Err(e) => status(400, &format!("body: {e}")),
             }
         }
-        _ => status(
-            404,
-            &format!("the fake API server does not serve {method} {uri}"),
-        ),
+        _ => match super::jobs::route(
+            &mut state.lock().unwrap().jobs,
+            method.as_str(),
+            &segs,
+            &body,
+        ) {
+            Some(super::jobs::Reply::Json(code, v)) => json_reply(code, &v),
+            Some(super::jobs::Reply::Text(text)) => Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(text)).boxed())
+                .unwrap(),
+            None => status(
+                404,
+                &format!("the fake API server does not serve {method} {uri}"),
+            ),
+        },
     };
     Ok(reply)
 }

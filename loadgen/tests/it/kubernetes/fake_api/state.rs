@@ -16,6 +16,8 @@ pub struct State {
     pub replica_sets: Vec<Value>,
     pub pods: Vec<Value>,
     pub hpas: Vec<Value>,
+    /// Indexed Jobs of generator pods (sharded steps).
+    pub jobs: super::jobs::Jobs,
     /// Every call, `METHOD path?query content-type`, for the tests to assert on.
     pub calls: Vec<String>,
     owners: Owners,
@@ -32,6 +34,7 @@ impl State {
             replica_sets: Vec::new(),
             pods: Vec::new(),
             hpas: Vec::new(),
+            jobs: Default::default(),
             calls: Vec::new(),
             owners,
             rv: 1,
