@@ -81,3 +81,66 @@ pub fn attack_args(
     }
     Ok(a)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::load::{Load, Stage};
+    use crate::engine::target::Reach;
+    use crate::engine::template::RequestTemplate;
+
+    fn spec(body: &str, arrival: Arrival) -> AttackSpec {
+        AttackSpec {
+            url: "http://127.0.0.1:9/".into(),
+            reach: Reach::Loopback,
+            load: Load {
+                stages: vec![Stage {
+                    duration: Duration::from_millis(1500),
+                    from_rps: 10.0,
+                    to_rps: 30.5,
+                }],
+                arrival,
+            },
+            request: RequestTemplate {
+                method: hyper::Method::POST,
+                path: "/api/clicks".into(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: bytes::Bytes::from(body.to_string()),
+            },
+            timeout: Duration::from_secs(3),
+            max_in_flight: 77,
+            connections: None,
+            max_connections: Some(5),
+            shard: None,
+            start_at: None,
+        }
+    }
+
+    #[test]
+    fn every_setting_of_the_spec_reaches_the_shard_exactly() {
+        let s = spec("@literal {seq}", Arrival::Poisson { seed: 9 });
+        let a = attack_args(&s, Shard::new(1, 3).ok(), None).unwrap();
+        let after = |flag: &str| a[a.iter().position(|x| x == flag).unwrap() + 1].as_str();
+        assert_eq!(a[1], "http://127.0.0.1:9/api/clicks");
+        assert_eq!(after("--rate"), "30.5");
+        assert_eq!(after("--ramp-from"), "10");
+        assert_eq!(after("--duration"), "1500000000ns");
+        assert_eq!(after("--timeout"), "3000000000ns");
+        assert_eq!(after("--seed"), "9");
+        assert_eq!(after("--header"), "content-type: application/json");
+        // `@…` would name a file: the shard gets the literal body back through `@@`.
+        assert_eq!(after("--body"), "@@literal {seq}");
+        assert_eq!(after("--max-in-flight"), "77");
+        assert_eq!(after("--max-connections"), "5");
+        assert_eq!(after("--shard"), "1/3");
+        assert!(!a.contains(&"--start-at".to_string()));
+        let binary = AttackSpec {
+            request: RequestTemplate {
+                body: bytes::Bytes::from_static(&[0xff, 0xfe]),
+                ..s.request.clone()
+            },
+            ..s
+        };
+        assert_eq!(attack_args(&binary, None, None), Err(ArgsError::BinaryBody));
+    }
+}
