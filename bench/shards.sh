@@ -58,7 +58,9 @@ print(f"intended {s['intended']} sent {s['sent']} ok {s['ok']} dropped {s['dropp
       f"valid {s['valid']}" + (f" ({s['invalid_reason']})" if s.get('invalid_reason') else ""))
 EOF
 }
-cpu_of() { awk '{printf "user %.2f s, system %.2f s, max RSS %d kB", $1, $2, $3}' "$WORK/$1.time"; }
+# /usr/bin/time writes "Command exited with non-zero status N" above its figures for a run
+# that exits 1 (an invalid step): the figures are the last line.
+cpu_of() { tail -1 "$WORK/$1.time" | awk '{printf "user %.2f s, system %.2f s, max RSS %d kB", $1, $2, $3}'; }
 
 attack_args() { # URL
   echo "attack $1 --rate $RATE --duration ${DURATION}s --json"
@@ -108,7 +110,7 @@ EOF
   bytes=$(du -sb "$dir" | cut -f1)
   /usr/bin/time -f "%e %U %S %M" -o "$WORK/merge-cost.time" \
     "$LOADGEN" merge "$dir"/shard-*.json --out "$WORK/merged-$MERGE_FILES.json" 2>/dev/null || true
-  read -r wall user sys rss <"$WORK/merge-cost.time"
+  read -r wall user sys rss < <(tail -1 "$WORK/merge-cost.time")
   echo "merge of $MERGE_FILES shard files ($((bytes / 1024)) kB of JSON, $DURATION-s shards): wall $wall s, user $user s, system $sys s, max RSS $rss kB"
 }
 
