@@ -147,6 +147,8 @@ fn report_loads_in_headless_chromium_with_every_chart() {
     assert_eq!(seen, charts, "every chart of report.html is in the DOM");
 
     let shot = common::manifest_dir().join("../target/report-screenshot.png");
+    // `target/` of the checkout is absent when builds go to CARGO_TARGET_DIR elsewhere.
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&shot);
     let profile = tempdir("profile-shot");
     let o = chromium(
