@@ -29,6 +29,8 @@ pub struct Readings {
     pub target_failed: bool,
     /// The generator's own cgroup over the attack.
     pub generator_cgroup: Option<crate::result::CgroupCpuView>,
+    /// An autoscale step's samples of replicas and HPA decisions.
+    pub scaling: Vec<crate::result::ScalePoint>,
 }
 
 /// The step `id` as measured: the record, the readings, then the verdict. `node_cpus` is the
@@ -69,6 +71,7 @@ pub fn step_result(
         schedule_lag_ms: summarize(&record.schedule_lag),
         connection_wait_ms: summarize(&record.connection_wait),
         timeline: record.timeline.clone(),
+        scaling: readings.scaling,
         histogram: serialize_histogram(&record.latency).ok(),
         generator: record.generator.clone(),
         topology: readings.topology,

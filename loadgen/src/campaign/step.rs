@@ -17,7 +17,7 @@ use crate::engine::{self as attack, AttackSpec};
 use crate::plan::{Plan, Step, Target};
 use crate::probe;
 use crate::probe::prometheus::PrometheusProbe;
-use crate::result::{CheckName, Finding, Severity, StepResult, TopologyView};
+use crate::result::{AutoscaleView, CheckName, Finding, Severity, StepResult, TopologyView};
 use crate::step_id::StepId;
 
 /// How often the live line is redrawn.
@@ -106,7 +106,15 @@ async fn measure(
     // In a pod the generator has a CFS quota of its own: a throttled generator is not the
     // target's limit, and the verdict must know.
     let own_before = probe::cpu::read_own_cgroup();
-    let record = attack_with_progress(cx, &spec, step.load.duration()).await?;
+    let sampling = CancellationToken::new();
+    let scaling = deployment.scale.clone().map(|w| w.start(sampling.clone()));
+    let record = attack_with_progress(cx, &spec, step.load.duration()).await;
+    sampling.cancel();
+    let scaling = match scaling {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let record = record?;
     let own = own_before
         .zip(probe::cpu::read_own_cgroup())
         .map(|(b, a)| probe::cpu::view(&b, &a, attack_t0.elapsed()));
@@ -136,6 +144,7 @@ async fn measure(
         notes,
         target_failed,
         generator_cgroup: own,
+        scaling,
     };
     Ok((record, readings))
 }
@@ -234,5 +243,10 @@ pub(super) fn topology_view(plan: &Plan, topology: &crate::plan::Topology) -> To
             Target::Local(_) | Target::Kubernetes(_) => topology.store.as_str().to_string(),
             Target::Url { .. } => "external".into(),
         },
+        autoscale: topology.autoscale.map(|a| AutoscaleView {
+            min_replicas: a.min_replicas,
+            max_replicas: a.max_replicas,
+            cpu_utilization_pct: a.cpu_utilization_pct,
+        }),
     }
 }

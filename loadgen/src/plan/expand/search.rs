@@ -69,6 +69,7 @@ impl Expander<'_> {
             replicas: first.replicas,
             cpu_limit: first.cpu_limit_cores,
             store: None,
+            autoscale: None,
             table: "campaign.matrix",
         };
         let settings = self.step(raw, name, settings, request, service_store, index);
@@ -271,6 +272,7 @@ impl Expander<'_> {
                         replicas,
                         cpu_limit: cpu,
                         store: Some(store),
+                        autoscale: None,
                         table: "campaign.matrix",
                     })?;
                     out.push(configuration(replicas, cpu, store, stores.len() > 1));
@@ -303,6 +305,7 @@ fn configuration(
             replicas,
             cpu_limit_cores,
             store,
+            autoscale: None,
         },
     }
 }
