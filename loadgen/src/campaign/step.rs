@@ -111,10 +111,13 @@ async fn measure(
     let record = attack_with_progress(cx, &spec, step.load.duration()).await;
     sampling.cancel();
     let scaling = match scaling {
-        Some(task) => task.await.unwrap_or_default(),
-        None => Vec::new(),
+        Some(task) => task
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| format!("autoscale: {e}"))),
+        None => Ok(Vec::new()),
     };
-    let record = record?;
+    let (record, scaling) = (record?, scaling?);
     let own = own_before
         .zip(probe::cpu::read_own_cgroup())
         .map(|(b, a)| probe::cpu::view(&b, &a, attack_t0.elapsed()));

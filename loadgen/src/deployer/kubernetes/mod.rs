@@ -3,9 +3,9 @@
 //! that rollout ([`rollout`]), and hands the step the Ready pods of the new ReplicaSet
 //! ([`pods`]). Before the first step it reads and keeps the original shape ([`spec`]), also in
 //! an annotation on the Deployment, and refuses a Deployment someone else's HPA scales
-//! ([`hpa`]). An autoscale step applies loadgen's own HPA after the rollout to its minimum,
-//! and the step samples the scaling once a second ([`scale`]); the HPA is deleted before the
-//! next step deploys and at restore. After
+//! ([`hpa`]). An autoscale step rolls out to its minimum; as its attack starts, loadgen's own
+//! HPA is applied and the scaling sampled once a second ([`scale`]); the HPA is deleted before
+//! the next step deploys and at restore. After
 //! the last step — and on error, Ctrl-C and SIGTERM, which end the run through the same path —
 //! [`KubernetesDeployer::restore`] applies the original back.
 //!
@@ -281,17 +281,15 @@ impl KubernetesDeployer {
             found,
             topology.cpu_limit_cores,
         );
-        if let Some(a) = &topology.autoscale {
-            // After the rollout to its minimum, so the step starts from a known count and the
-            // HPA's reaction is all in the step's samples.
-            let (ns, name) = (&self.target.namespace, &self.target.deployment);
-            hpa::apply(&self.hpas(&client), ns, name, a).await?;
+        if let Some(a) = topology.autoscale {
+            // Applied by the step as its attack starts (scale.rs); deleted from here on.
             self.hpa_live = true;
             deployment.scale = Some(ScaleWatch {
                 deployments: self.deployments(&client),
                 hpas: self.hpas(&client),
-                deployment: name.clone(),
-                hpa: hpa::name(name),
+                namespace: self.target.namespace.clone(),
+                deployment: self.target.deployment.clone(),
+                autoscale: a,
             });
         }
         Ok(deployment)

@@ -1,4 +1,6 @@
-//! Watching an autoscale step scale: once a second through the attack, the Deployment's
+//! Watching an autoscale step scale: its HPA is applied as the attack starts (so second 0 is
+//! the load's start on the minimum of pods, warmed up without an HPA), then once a second
+//! through the attack the Deployment's
 //! `status.replicas` and `readyReplicas` and the HPA's `desiredReplicas` and current CPU
 //! utilisation, read with two GETs. A read that fails or is slower than the period leaves its
 //! fields `None` for that second (never 0), and the sampling goes on.
@@ -12,6 +14,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::hpa;
+use crate::plan::Autoscale;
 use crate::result::ScalePoint;
 
 /// How often the scaling state is sampled: the timeline's resolution.
@@ -22,32 +26,44 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 pub struct ScaleWatch {
     pub(super) deployments: Api<K8sDeployment>,
     pub(super) hpas: Api<HorizontalPodAutoscaler>,
+    pub(super) namespace: String,
     pub(super) deployment: String,
-    pub(super) hpa: String,
+    pub(super) autoscale: Autoscale,
 }
 
 impl std::fmt::Debug for ScaleWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScaleWatch")
             .field("deployment", &self.deployment)
-            .field("hpa", &self.hpa)
+            .field("autoscale", &self.autoscale)
             .finish_non_exhaustive()
     }
 }
 
 impl ScaleWatch {
-    /// Samples every [`SAMPLE_EVERY`] from now until `until` is cancelled; the task returns the
-    /// samples in time order.
-    pub fn start(self, until: CancellationToken) -> JoinHandle<Vec<ScalePoint>> {
+    /// Applies the step's HPA, then samples every [`SAMPLE_EVERY`] until `until` is
+    /// cancelled; the task returns the samples in time order, or why the HPA could not be
+    /// applied.
+    pub fn start(
+        self,
+        until: CancellationToken,
+    ) -> JoinHandle<Result<Vec<ScalePoint>, super::KubeError>> {
         tokio::spawn(async move {
             let t0 = Instant::now();
+            hpa::apply(
+                &self.hpas,
+                &self.namespace,
+                &self.deployment,
+                &self.autoscale,
+            )
+            .await?;
             let mut tick = tokio::time::interval(SAMPLE_EVERY);
             tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
             let mut points = Vec::new();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
-                    _ = until.cancelled() => return points,
+                    _ = until.cancelled() => return Ok(points),
                 }
                 let t_s = t0.elapsed().as_secs_f64().round() as u32;
                 points.push(self.sample(t_s).await);
@@ -57,9 +73,10 @@ impl ScaleWatch {
 
     /// One sample, each read bounded by the period.
     pub async fn sample(&self, t_s: u32) -> ScalePoint {
+        let hpa_name = hpa::name(&self.deployment);
         let (dep, hpa) = tokio::join!(
             tokio::time::timeout(SAMPLE_EVERY, self.deployments.get(&self.deployment)),
-            tokio::time::timeout(SAMPLE_EVERY, self.hpas.get(&self.hpa))
+            tokio::time::timeout(SAMPLE_EVERY, self.hpas.get(&hpa_name))
         );
         let status = dep.ok().and_then(Result::ok).and_then(|d| d.status);
         let hpa = hpa.ok().and_then(Result::ok).and_then(|h| h.status);

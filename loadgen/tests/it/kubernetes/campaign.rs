@@ -15,7 +15,7 @@ use crate::common::{self, external, serial};
 /// The whole run: two rollouts, two 2-s steps with warm-up, settling, restore.
 const RUN_BOUND: Duration = Duration::from_secs(240);
 
-fn scenario(fake: &FakeApi) -> String {
+pub(super) fn scenario(fake: &FakeApi) -> String {
     format!(
         r#"name = "fake-k8s"
 counter_site = "td4"
@@ -65,7 +65,7 @@ replicas = 2
 
 /// The fake API server with a `td4` polymetrie Deployment costing `cost` per click, or `None`
 /// (after the skip-or-fail policy) without polymetrie, redis-server or usable cgroups.
-async fn start_fake(cost: Duration) -> Option<FakeApi> {
+pub(super) async fn start_fake(cost: Duration) -> Option<FakeApi> {
     let (Some(bin), Some(redis), true) = (
         external::polymetrie(),
         external::binary("redis-server", "redis-server"),
@@ -144,7 +144,10 @@ async fn wait_for(fake: &FakeApi, f: impl Fn(&serde_json::Value) -> bool) -> boo
     }
 }
 
-fn loadgen(args: &[&std::ffi::OsStr], kubeconfig: &std::path::Path) -> tokio::process::Command {
+pub(super) fn loadgen(
+    args: &[&std::ffi::OsStr],
+    kubeconfig: &std::path::Path,
+) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
     c.args(args)
         .env("KUBECONFIG", kubeconfig)
@@ -303,7 +306,7 @@ fn check_result(r: &CampaignResult) {
     assert_eq!(restored.severity, Severity::Info, "{}", restored.message);
 }
 
-fn check_restored(fake: &FakeApi) {
+pub(super) fn check_restored(fake: &FakeApi) {
     let dep = fake.deployment();
     assert_eq!(dep["spec"]["replicas"], 1, "{dep}");
     let res = &dep["spec"]["template"]["spec"]["containers"][0]["resources"];

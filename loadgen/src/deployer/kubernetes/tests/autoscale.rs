@@ -1,5 +1,5 @@
-//! Autoscale steps against the mock: loadgen's HPA is applied after the rollout to the step's
-//! minimum (body, field manager), sampled once a second, deleted before the next step deploys
+//! Autoscale steps against the mock: the rollout goes to the step's minimum, loadgen's HPA is
+//! applied as the attack starts (body, field manager) and sampled once a second, deleted before the next step deploys
 //! and at restore; one a killed run left is deleted before the first step, while someone
 //! else's HPA still refuses the run.
 
@@ -58,7 +58,7 @@ fn the_hpa_body_targets_the_deployment_with_the_steps_bounds() {
 }
 
 #[tokio::test]
-async fn an_autoscale_step_applies_its_hpa_after_the_rollout_and_the_next_step_deletes_it() {
+async fn an_autoscale_step_applies_its_hpa_as_the_attack_starts_and_the_next_step_deletes_it() {
     let cluster: Shared = Arc::new(Mutex::new(Cluster::new()));
     {
         let mut c = cluster.lock().unwrap();
@@ -71,24 +71,40 @@ async fn an_autoscale_step_applies_its_hpa_after_the_rollout_and_the_next_step_d
     let step = d.deploy(&autoscaled()).await.unwrap();
     {
         let c = cluster.lock().unwrap();
-        // The Deployment starts from the HPA's minimum, applied before the HPA exists.
+        // The Deployment starts from the HPA's minimum; the HPA waits for the attack.
         let applies: Vec<&super::mock::Call> = c.calls.iter().filter(|x| x.is_apply()).collect();
-        assert_eq!(applies[1].body.as_ref().unwrap()["spec"]["replicas"], 1);
-        let last = applies.last().unwrap();
-        assert!(
-            last.uri.contains("/horizontalpodautoscalers/loadgen-web"),
-            "{}",
-            last.uri
+        assert_eq!(
+            applies.last().unwrap().body.as_ref().unwrap()["spec"]["replicas"],
+            1
         );
-        assert!(last.uri.contains("fieldManager=loadgen") && last.uri.contains("force=true"));
+        assert!(c.hpas.is_empty());
+    }
+    let sampling = CancellationToken::new();
+    let task = step
+        .scale
+        .clone()
+        .expect("an autoscale step is sampled")
+        .start(sampling.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    sampling.cancel();
+    let points = task.await.unwrap().unwrap();
+    {
+        let c = cluster.lock().unwrap();
+        let apply = c.calls.iter().rfind(|x| x.is_apply()).unwrap();
+        assert!(
+            apply.uri.contains("/horizontalpodautoscalers/loadgen-web"),
+            "{}",
+            apply.uri
+        );
+        assert!(apply.uri.contains("fieldManager=loadgen") && apply.uri.contains("force=true"));
         assert_eq!(c.hpas.len(), 1);
     }
-    let watch = step.scale.clone().expect("an autoscale step is sampled");
-    let p = watch.sample(3).await;
-    assert_eq!(p.t_s, 3);
-    assert_eq!(p.replicas, Some(1));
+    // A sample at once and one a second later.
+    let at: Vec<u32> = points.iter().map(|p| p.t_s).collect();
+    assert_eq!(at, [0, 1], "{points:?}");
+    assert_eq!(points[0].replicas, Some(1));
     // The mock's fresh HPA says desiredReplicas 0: not synced, so not a decision.
-    assert_eq!(p.desired_replicas, None);
+    assert_eq!(points[0].desired_replicas, None);
     // A fixed step next: the HPA goes first, or it would fight the replica count.
     d.deploy(&topology(1, Some(1.0))).await.unwrap();
     let c = cluster.lock().unwrap();
@@ -97,6 +113,7 @@ async fn an_autoscale_step_applies_its_hpa_after_the_rollout_and_the_next_step_d
         hpa_calls(&c),
         [
             "PATCH /apis/autoscaling/v2/namespaces/ns/horizontalpodautoscalers/loadgen-web",
+            "GET /apis/autoscaling/v2/namespaces/ns/horizontalpodautoscalers/loadgen-web",
             "GET /apis/autoscaling/v2/namespaces/ns/horizontalpodautoscalers/loadgen-web",
             "DELETE /apis/autoscaling/v2/namespaces/ns/horizontalpodautoscalers/loadgen-web",
         ]
@@ -113,7 +130,11 @@ async fn restore_deletes_the_hpa_of_a_last_autoscale_step() {
     }
     let mut d = deployer(&cluster);
     d.prepare(CancellationToken::new()).await.unwrap();
-    d.deploy(&autoscaled()).await.unwrap();
+    let step = d.deploy(&autoscaled()).await.unwrap();
+    let sampling = CancellationToken::new();
+    let task = step.scale.clone().unwrap().start(sampling.clone());
+    sampling.cancel();
+    task.await.unwrap().unwrap();
     assert_eq!(cluster.lock().unwrap().hpas.len(), 1);
     assert!(d.restore().await.unwrap().is_some());
     let c = cluster.lock().unwrap();
