@@ -15,11 +15,15 @@ from model import Finding, Obj, by_kind, finding
 ALLOWED = {
     ("apps", "deployments"): {"get", "list", "watch", "patch"},
     ("", "pods"): {"get", "list", "watch"},
-    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch"},
+    # Someone else's HPA refused; an autoscale step's own HPA applied, sampled and deleted.
+    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
     # The rollout's new ReplicaSet, by revision, for its pod-template-hash.
     ("apps", "replicasets"): {"list"},
 }
 NEEDS_RESOURCE_NAMES = {("apps", "deployments")}
+# Verbs that change an object loadgen owns: only with resourceNames, and only its own object's
+# name for each target Deployment.
+OWN_OBJECT = {("autoscaling", "horizontalpodautoscalers"): ({"patch", "delete"}, "loadgen-{}")}
 
 
 def _rule_comments(root: str, o: Obj) -> list[Finding]:
@@ -90,6 +94,14 @@ def check(objs: list[Obj], root: str, targets: set[str]) -> tuple[list[Finding],
                         out.append(finding(o, f"{at}.verbs",
                                            f"{extra} on {(group or 'core')}/{res}: loadgen needs at most "
                                            f"{sorted(allowed)}"))
+                    if (group, res) in OWN_OBJECT and verbs & OWN_OBJECT[(group, res)][0]:
+                        changing, pattern = OWN_OBJECT[(group, res)]
+                        names = set(rule.get("resourceNames") or [])
+                        own = {pattern.format(t) for t in targets}
+                        if not names or (targets and names != own):
+                            out.append(finding(o, f"{at}.resourceNames",
+                                               f"{sorted(verbs & changing)} on {res} must be restricted "
+                                               f"to loadgen's own {sorted(own)}, got {sorted(names)}"))
                     if (group, res) in NEEDS_RESOURCE_NAMES:
                         names = set(rule.get("resourceNames") or [])
                         if not names:

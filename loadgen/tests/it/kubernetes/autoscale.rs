@@ -98,6 +98,18 @@ async fn an_autoscale_step_records_the_hpa_scaling_the_deployment() {
         reaction.message
     );
 
+    // The report draws it: pods and the HPA's decision per second, with the numbers.
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("<section id=\"autoscaling\">"),
+        "no autoscaling section"
+    );
+    assert!(html.contains("id=\"chart-scaling-1\""));
+    assert!(html.contains(&format!(
+        "The HPA first asked for more pods at {} s",
+        asked.t_s
+    )));
+
     // After the run: no HPA of loadgen's, and the original spec.
     assert!(fake.state.lock().unwrap().hpas.is_empty());
     check_restored(&fake);

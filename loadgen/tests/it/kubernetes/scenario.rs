@@ -213,6 +213,9 @@ fn an_autoscale_step_starts_at_its_minimum_and_is_named_after_its_hpa() {
     );
     assert_eq!((t.replicas, t.cpu_limit_cores), (1, Some(1.0)));
     assert_eq!(plan.steps[0].name, "hpa1to4at50-cpu1-10rps-1s");
+    // `validate` shows the HPA's range, not a fixed count.
+    let text = loadgen_validate_text(&path);
+    assert!(text.contains("1–4 (HPA 50 %)"), "{text}");
 }
 
 #[test]
