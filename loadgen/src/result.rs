@@ -81,6 +81,13 @@ pub struct GeneratorHealth {
     /// True for a fixed pool (`--connections N`), false for the capped default.
     #[serde(default)]
     pub pool_fixed: Option<bool>,
+    /// The default pool's free count: connections opened without waiting (from the rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_free: Option<u64>,
+    /// Connections the default pool opened beyond its free count, each after a request had
+    /// waited 20 ms for one to come free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_grown: Option<u64>,
     /// Requests that waited because every connection was busy and the cap reached (their wait
     /// is in their latency, from the due time).
     #[serde(default)]
