@@ -124,8 +124,11 @@ mutate "ServiceMonitor selects no Service (the TD4 pitfall)" k8s/base/polymetrie
   $'  labels:\n    app.kubernetes.io/name: polymetrie\n    app.kubernetes.io/component: service\n' "" \
   k8s/base/servicemonitor.yaml ServiceMonitor/polymetrie spec.selector.matchLabels
 mutate "wildcard RBAC verb" k8s/loadgen/role.yaml \
-  'verbs: ["get", "list"]' 'verbs: ["*"]' \
+  'verbs: ["get", "list", "create"]' 'verbs: ["*"]' \
   k8s/loadgen/role.yaml Role/loadgen "rules[2].verbs"
+mutate "RBAC delete on an HPA that is not loadgen's" k8s/loadgen/role.yaml \
+  'resourceNames: ["loadgen-polymetrie"]' 'resourceNames: ["polymetrie"]' \
+  k8s/loadgen/role.yaml Role/loadgen "rules[4].resourceNames" "loadgen-polymetrie"
 mutate "RBAC access to secrets" k8s/loadgen/role.yaml \
   'resources: ["pods"]' 'resources: ["pods", "secrets"]' \
   k8s/loadgen/role.yaml Role/loadgen "rules[1].resources"
@@ -140,7 +143,7 @@ mutate "bearer token in the scenario ConfigMap" k8s/loadgen/scenarios/td4-k8s.to
   'headers = { "content-type" = "application/json", "authorization" = "Bearer 9f8e7d6c5b4a3f2e1d0c" }' \
   k8s/loadgen/scenarios/td4-k8s.toml ConfigMap/loadgen-scenarios- "data[td4-k8s.toml]" "bearer token"
 mutate "password in a ConfigMap literal" k8s/loadgen/kustomization.yaml \
-  $'      - scenarios/observe.toml\n' $'      - scenarios/observe.toml\n    literals:\n      - REDIS_PASSWORD=hunter2hunter2\n' \
+  $'      - scenarios/hpa.toml\n' $'      - scenarios/hpa.toml\n    literals:\n      - REDIS_PASSWORD=hunter2hunter2\n' \
   k8s/loadgen/kustomization.yaml ConfigMap/loadgen-scenarios- "data[REDIS_PASSWORD]"
 mutate "HPA in the campaign overlay" k8s/overlays/campaign/kustomization.yaml \
   $'  - ../../loadgen\n' $'  - ../../loadgen\ncomponents:\n  - ../../components/hpa\n' \

@@ -20,11 +20,15 @@ ALLOWED = {
     ("", "pods/log"): {"get"},
     # The Indexed Job of a sharded step's generators, created before the step, deleted after.
     ("batch", "jobs"): {"create", "delete"},
-    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch"},
+    # Someone else's HPA refused; an autoscale step's own HPA applied, sampled and deleted.
+    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
     # The rollout's new ReplicaSet, by revision, for its pod-template-hash.
     ("apps", "replicasets"): {"list"},
 }
 NEEDS_RESOURCE_NAMES = {("apps", "deployments")}
+# Verbs that change an object loadgen owns: only with resourceNames, and only its own object's
+# name for each target Deployment.
+OWN_OBJECT = {("autoscaling", "horizontalpodautoscalers"): ({"patch", "delete"}, "loadgen-{}")}
 
 
 def _rule_comments(root: str, o: Obj) -> list[Finding]:
@@ -95,6 +99,14 @@ def check(objs: list[Obj], root: str, targets: set[str]) -> tuple[list[Finding],
                         out.append(finding(o, f"{at}.verbs",
                                            f"{extra} on {(group or 'core')}/{res}: loadgen needs at most "
                                            f"{sorted(allowed)}"))
+                    if (group, res) in OWN_OBJECT and verbs & OWN_OBJECT[(group, res)][0]:
+                        changing, pattern = OWN_OBJECT[(group, res)]
+                        names = set(rule.get("resourceNames") or [])
+                        own = {pattern.format(t) for t in targets}
+                        if not names or (targets and names != own):
+                            out.append(finding(o, f"{at}.resourceNames",
+                                               f"{sorted(verbs & changing)} on {res} must be restricted "
+                                               f"to loadgen's own {sorted(own)}, got {sorted(names)}"))
                     if (group, res) in NEEDS_RESOURCE_NAMES:
                         names = set(rule.get("resourceNames") or [])
                         if not names:

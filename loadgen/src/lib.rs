@@ -6,8 +6,8 @@
 //! never back up: [`scenario`] (TOML) → [`plan`] (every step expanded and validated) →
 //! [`campaign`] (drives [`deployer`], [`engine`] and [`probe`] for each step) → [`result`] (what
 //! is saved in run.json) → [`check`] (findings, pure) → [`report`] (tables, CSV, HTML).
-//! [`step_id`], [`shard`], [`threshold`], [`http`], [`machine`] and [`external`] are small leaves every
-//! stage may use; so are the capacity search's decisions ([`search`]), its [`slo`] and the
+//! [`step_id`], [`shard`], [`threshold`], [`http`], [`machine`], [`external`] and [`scaling`] (an
+//! autoscale step's record) are small leaves every stage may use; so are the capacity search's decisions ([`search`]), its [`slo`] and the
 //! [`capacity`] records run.json keeps of it. After the checks, a run is reduced to its
 //! [`baseline`] and compared with another ([`comparison`]) for `loadgen check`. The command
 //! line is the binary's own (`src/cli/`), not part of this library.
@@ -28,6 +28,7 @@ pub mod probe;
 pub mod promql;
 pub mod report;
 pub mod result;
+pub mod scaling;
 pub mod scenario;
 pub mod search;
 pub mod shard;

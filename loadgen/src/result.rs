@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::{Capacity, SearchRecord};
+pub use crate::scaling::{AutoscaleView, ScalePoint};
 use crate::step_id::StepId;
 use crate::threshold::Threshold;
 
@@ -80,6 +81,13 @@ pub struct GeneratorHealth {
     /// True for a fixed pool (`--connections N`), false for the capped default.
     #[serde(default)]
     pub pool_fixed: Option<bool>,
+    /// The default pool's free count: connections opened without waiting (from the rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_free: Option<u64>,
+    /// Connections the default pool opened beyond its free count, each after a request had
+    /// waited 20 ms for one to come free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_grown: Option<u64>,
     /// Requests that waited because every connection was busy and the cap reached (their wait
     /// is in their latency, from the due time).
     #[serde(default)]
@@ -100,6 +108,9 @@ pub struct TopologyView {
     pub cpu_limit_cores: Option<f64>,
     /// `memory`, `redis`, or `external` for a service loadgen did not start.
     pub store: String,
+    /// The HPA of an autoscale step (`replicas` is then its minimum, the count it began at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleView>,
 }
 
 /// The service's own business counter around the step.
@@ -231,13 +242,15 @@ pub enum CheckName {
     Restore,
     /// Recorded while searching: a capacity search stopped because its budget was spent.
     SearchBudget,
+    /// How an autoscale step's HPA reacted, and what its per-pod readings cover.
+    Autoscale,
     /// A check this build does not know, kept by name.
     Other(String),
 }
 
 impl CheckName {
     /// Every known check.
-    pub const KNOWN: [CheckName; 25] = [
+    pub const KNOWN: [CheckName; 26] = [
         CheckName::Interrupted,
         CheckName::Validity,
         CheckName::ConnectionWait,
@@ -263,6 +276,7 @@ impl CheckName {
         CheckName::OrphansSwept,
         CheckName::Restore,
         CheckName::SearchBudget,
+        CheckName::Autoscale,
     ];
 
     /// The name as run.json, the CSV and the report write it.
@@ -293,6 +307,7 @@ impl CheckName {
             CheckName::OrphansSwept => "orphans_swept",
             CheckName::Restore => "restore",
             CheckName::SearchBudget => "search_budget",
+            CheckName::Autoscale => "autoscale",
             CheckName::Other(name) => name,
         }
     }
@@ -393,6 +408,9 @@ pub struct StepResult {
     #[serde(default)]
     pub connection_wait_ms: LatencySummary,
     pub timeline: Vec<TimelinePoint>,
+    /// An autoscale step's replicas and HPA decisions, once a second (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaling: Vec<ScalePoint>,
     /// Latency-from-due histogram, HdrHistogram V2 (deflate) serialised, base64: mergeable.
     pub histogram: Option<String>,
     pub generator: GeneratorHealth,

@@ -30,6 +30,8 @@ pub struct Readings {
     pub target_failed: bool,
     /// The generator's own cgroup over the attack.
     pub generator_cgroup: Option<crate::result::CgroupCpuView>,
+    /// An autoscale step's samples of replicas and HPA decisions.
+    pub scaling: Vec<crate::result::ScalePoint>,
 }
 
 /// The step `id` as measured: the record, the readings, then the verdict. `node_cpus` is the
@@ -68,6 +70,8 @@ pub fn generator_view(record: &StepRecord, id: &StepId) -> StepResult {
         schedule_lag_ms: summarize(&record.schedule_lag),
         connection_wait_ms: summarize(&record.connection_wait),
         timeline: record.timeline.clone(),
+        // An autoscale step's samples are the probes' (readings), not the generator's.
+        scaling: Vec::new(),
         histogram: serialize_histogram(&record.latency).ok(),
         generator: record.generator.clone(),
         topology: None,
@@ -131,6 +135,7 @@ pub fn with_readings(
             ..cpu
         }),
         prometheus: readings.prometheus,
+        scaling: readings.scaling,
         target_failed: readings.target_failed,
         checks: readings.notes,
         ..generator

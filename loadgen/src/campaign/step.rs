@@ -19,7 +19,7 @@ use crate::engine::{self as attack, AttackSpec};
 use crate::plan::{Plan, Step, Target};
 use crate::probe;
 use crate::probe::prometheus::PrometheusProbe;
-use crate::result::{CheckName, Finding, Severity, StepResult, TopologyView};
+use crate::result::{AutoscaleView, CheckName, Finding, Severity, StepResult, TopologyView};
 use crate::step_id::StepId;
 
 /// How often the live line is redrawn.
@@ -107,7 +107,18 @@ async fn measure(
     // In a pod the generator has a CFS quota of its own: a throttled generator is not the
     // target's limit, and the verdict must know.
     let own_before = probe::cpu::read_own_cgroup();
-    let (generated, shards_started) = generate(cx, step, &spec).await?;
+    let sampling = CancellationToken::new();
+    let scaling = deployment.scale.clone().map(|w| w.start(sampling.clone()));
+    let generated = generate(cx, step, &spec).await;
+    sampling.cancel();
+    let scaling = match scaling {
+        Some(task) => task
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| format!("autoscale: {e}"))),
+        None => Ok(Vec::new()),
+    };
+    let ((generated, shards_started), scaling) = (generated?, scaling?);
     // Shards start together a little after they are launched: the window starts with them.
     let started = shards_started.unwrap_or(started);
     let own = own_before
@@ -139,6 +150,7 @@ async fn measure(
         notes,
         target_failed,
         generator_cgroup: own,
+        scaling,
     };
     Ok((generated, readings))
 }
@@ -267,5 +279,10 @@ pub(super) fn topology_view(plan: &Plan, topology: &crate::plan::Topology) -> To
             Target::Local(_) | Target::Kubernetes(_) => topology.store.as_str().to_string(),
             Target::Url { .. } => "external".into(),
         },
+        autoscale: topology.autoscale.map(|a| AutoscaleView {
+            min_replicas: a.min_replicas,
+            max_replicas: a.max_replicas,
+            cpu_utilization_pct: a.cpu_utilization_pct,
+        }),
     }
 }

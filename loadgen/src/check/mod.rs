@@ -2,10 +2,12 @@
 //! whether the step is valid evidence ([`validity`]), whether the four counts reconcile and why
 //! not ([`reconcile`]), CPU throttling, saturation and balance ([`cpu`]), the Prometheus
 //! cross-check ([`prometheus`]), the scenario's thresholds ([`threshold`]), and a capacity
-//! search's probes against its SLO ([`slo`]) and the capacity they show ([`capacity`]). They never
+//! search's probes against its SLO ([`slo`]) and the capacity they show ([`capacity`]), and how
+//! an autoscale step's HPA reacted ([`autoscale`]). They never
 //! measure anything (house rule 4); [`judge`] applies them to a step, and a report applies them
 //! again to a saved run.
 
+pub mod autoscale;
 pub mod capacity;
 pub mod cpu;
 pub mod prometheus;
@@ -44,6 +46,7 @@ pub fn step_findings(step: &StepResult, node_cpus: Option<u32>) -> Vec<Finding> 
     reconcile::shedding(step, &mut out);
     cpu::findings(step, node_cpus, &mut out);
     cpu::balance(step, &mut out);
+    autoscale::findings(step, &mut out);
     out
 }
 
@@ -144,6 +147,7 @@ pub(crate) mod tests {
             schedule_lag_ms: LatencySummary::default(),
             connection_wait_ms: LatencySummary::default(),
             timeline: vec![],
+            scaling: vec![],
             histogram: None,
             generator: GeneratorHealth::default(),
             topology: None,
@@ -213,6 +217,7 @@ pub(crate) mod tests {
             replicas: 2,
             cpu_limit_cores: Some(1.0),
             store: "redis".into(),
+            autoscale: None,
         });
         s.cpu = Some(CpuReading {
             cores_used: Some(1.5),

@@ -235,10 +235,15 @@ pub fn summary(s: &StepResult, url: &str) -> String {
             .map_or("-".into(), |c| format!("{c:.0}")),
         n(g.max_in_flight),
     );
-    let policy = match g.pool_fixed {
-        Some(true) => "fixed",
-        Some(false) => "default cap",
-        None => "-",
+    let policy = match (g.pool_fixed, g.pool_free) {
+        (Some(true), _) => "fixed".to_string(),
+        (Some(false), Some(free)) => format!(
+            "default: {free} at once, {} more after a {} ms wait",
+            n(g.connections_grown),
+            loadgen::engine::pool::GROW_AFTER.as_millis()
+        ),
+        (Some(false), None) => "default cap".to_string(),
+        (None, _) => "-".to_string(),
     };
     let _ = writeln!(
         o,

@@ -229,7 +229,14 @@ fn row(s: &Step) -> [String; 8] {
     [
         s.campaign.clone(),
         s.name.clone(),
-        s.topology.replicas.to_string(),
+        match s.topology.autoscale {
+            // The HPA's range and target: the count is its decision, not the plan's.
+            Some(a) => format!(
+                "{}–{} (HPA {} %)",
+                a.min_replicas, a.max_replicas, a.cpu_utilization_pct
+            ),
+            None => s.topology.replicas.to_string(),
+        },
         s.topology
             .cpu_limit_cores
             .map(|c| format!("{c} core"))

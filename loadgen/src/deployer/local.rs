@@ -92,6 +92,14 @@ impl LocalDeployer {
         if topology.replicas == 0 {
             return Err(DeployError::InvalidTopology("replicas must be ≥ 1".into()));
         }
+        if topology.autoscale.is_some() {
+            // The plan refuses these already; a library caller gets the same answer.
+            return Err(DeployError::InvalidTopology(
+                "an autoscale step needs a Kubernetes Deployment and its HPA; local replicas \
+                 have no autoscaler"
+                    .into(),
+            ));
+        }
         if let Some(limit) = topology.cpu_limit_cores {
             if !(limit.is_finite() && limit > 0.0) {
                 return Err(DeployError::InvalidTopology(format!(
@@ -123,6 +131,7 @@ impl LocalDeployer {
             store: Some(topology.store),
             cpu_limit_cores: topology.cpu_limit_cores,
             cgroup_mode: layout.as_ref().map(CgroupLayout::mode),
+            scale: None,
             redis: None,
             workdir: Some(workdir),
         };

@@ -30,7 +30,7 @@ pub mod workdir;
 use std::time::Duration;
 
 pub use cgroup::{Cgroup, CgroupCpu, CgroupLayout};
-pub use kubernetes::{KubeError, KubernetesDeployer, PodTarget};
+pub use kubernetes::{KubeError, KubernetesDeployer, PodTarget, ScaleWatch};
 pub use local::{LocalDeployer, Pinning};
 pub use replica::Replica;
 pub use url::UrlDeployer;
@@ -102,6 +102,8 @@ pub struct Deployment {
     pub cpu_limit_cores: Option<f64>,
     /// `v1`/`v2` when replicas run in cgroups, `None` when CPU is not accounted.
     pub cgroup_mode: Option<&'static str>,
+    /// An autoscale step's view of its Deployment and HPA, to sample while it runs.
+    pub scale: Option<ScaleWatch>,
     // Field order is drop order: replicas first, then Redis, then the directory of logs.
     pub(crate) redis: Option<redis::RedisServer>,
     pub(crate) workdir: Option<workdir::WorkDir>,
@@ -144,6 +146,7 @@ impl Deployment {
             store: None,
             cpu_limit_cores: None,
             cgroup_mode: None,
+            scale: None,
             redis: None,
             workdir: None,
         }
@@ -165,6 +168,7 @@ impl Deployment {
             replicas: self.replicas.len() as u32,
             cpu_limit_cores: self.cpu_limit_cores,
             store: self.store_name().into(),
+            autoscale: None,
         }
     }
 

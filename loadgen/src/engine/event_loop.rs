@@ -239,10 +239,19 @@ where
         ));
     }
 
+    /// When the request at the head of the queue began waiting for a connection.
+    fn head_queued_at(&self) -> Option<Instant> {
+        let &(_, due, lag) = self.pool.queue.front()?;
+        Some(self.t0 + due + lag)
+    }
+
     /// Requests waiting for a connection go first, in due order.
     fn send_queued(&mut self) {
-        while !self.pool.queue.is_empty() {
-            let Some(conn) = self.pool.take() else { break };
+        while let Some(since) = self.head_queued_at() {
+            let waited = Instant::now().saturating_duration_since(since);
+            let Some(conn) = self.pool.take(waited) else {
+                break;
+            };
             let Some((seq, due, lag)) = self.pool.queue.pop_front() else {
                 break;
             };
@@ -262,7 +271,7 @@ where
                 .pool
                 .queue
                 .is_empty()
-                .then(|| self.pool.take())
+                .then(|| self.pool.take(Duration::ZERO))
                 .flatten()
             {
                 self.send(seq, due, None, conn);
@@ -322,6 +331,10 @@ where
         if !self.running.is_empty() {
             wake = wake.min(self.next_sweep);
         }
+        // A request past the free count may open a connection once it has waited long enough.
+        if let Some(grow) = self.head_queued_at().and_then(|at| self.pool.grow_at(at)) {
+            wake = wake.min(grow.max(now + TIMER_GRANULE));
+        }
         wake
     }
 
@@ -366,6 +379,8 @@ where
             max_in_flight: Some(self.peak as u64),
             connections_opened: Some(self.pool.opened),
             connections_peak: Some(self.pool.peak as u64),
+            pool_free: (!self.pool.is_fixed()).then(|| self.pool.policy().free() as u64),
+            connections_grown: (!self.pool.is_fixed()).then_some(self.pool.grown),
             connections_closed_idle: Some(self.pool.closed_idle),
             pool_cap: Some(self.pool.policy().cap() as u64),
             pool_fixed: Some(self.pool.is_fixed()),

@@ -58,6 +58,14 @@ impl Load {
         total.floor() as u64
     }
 
+    /// The highest rate anywhere in the profile (a ramp's end, say).
+    pub fn peak_rate_rps(&self) -> f64 {
+        self.stages
+            .iter()
+            .map(|s| s.from_rps.max(s.to_rps))
+            .fold(0.0, f64::max)
+    }
+
     /// The nominal rate reported for the step: the mean rate over the whole profile.
     pub fn nominal_rate_rps(&self) -> f64 {
         let d = self.duration().as_secs_f64();

@@ -179,7 +179,10 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
         max_in_flight: spec.max_in_flight,
         pool: match spec.connections {
             Some(n) => pool::Policy::Fixed(n),
-            None => pool::Policy::Capped(spec.max_connections.unwrap_or(spec.max_in_flight)),
+            None => pool::Policy::Capped {
+                free: pool::free_count(spec.load.peak_rate_rps()),
+                cap: spec.max_connections.unwrap_or(spec.max_in_flight),
+            },
         },
         shard: (spec.shard.is_some() || spec.start_at.is_some())
             .then(|| (spec.shard.unwrap_or(Shard::WHOLE), spec.start_at)),

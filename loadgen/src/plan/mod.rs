@@ -44,6 +44,18 @@ pub struct Topology {
     /// CFS quota in cores (`None`: unlimited).
     pub cpu_limit_cores: Option<f64>,
     pub store: Store,
+    /// An HPA scales the step between its bounds; `replicas` is then its `min`, the count the
+    /// step starts from.
+    pub autoscale: Option<Autoscale>,
+}
+
+/// The HorizontalPodAutoscaler of an autoscale step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Autoscale {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    /// The average CPU utilisation the HPA aims at, in percent of each pod's CPU request.
+    pub cpu_utilization_pct: u32,
 }
 
 /// How loadgen starts the bundled service for local targets.

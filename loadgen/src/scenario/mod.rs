@@ -271,6 +271,18 @@ pub struct StepSpec {
     pub ramp_from: Option<NonNegative>,
     /// This step's generator count, over `[generators] count`.
     pub generators: Option<Spanned<Count>>,
+    /// An HPA for the step instead of a fixed replica count (kind = "kubernetes" only).
+    pub autoscale: Option<Spanned<AutoscaleTable>>,
+}
+
+/// `autoscale = { min = 1, max = 4, cpu_utilization = 50 }` on a step: the HPA loadgen applies
+/// for it, with its average CPU utilisation target in percent of the pods' CPU request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscaleTable {
+    pub min: Spanned<Count>,
+    pub max: Spanned<Count>,
+    pub cpu_utilization: Spanned<Count>,
 }
 
 /// `[campaign.matrix]`: the cross product replicas × cpu_limit × rate × duration (a search

@@ -29,6 +29,7 @@ fn topology(replicas: u32, cpu_limit_cores: Option<f64>, store: Store) -> Topolo
         replicas,
         cpu_limit_cores,
         store,
+        autoscale: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The connection pool under load, seen from both ends (the generator's record and the test
-//! server's own connection counts): the default cap holds when the target is slower than the
-//! rate's latency budget (requests wait for a connection instead of opening more — no
-//! connection storm), idle connections are closed, a fixed `--connections N` is exact, and a
+//! server's own connection counts): a `--max-connections` cap holds when the target is slower
+//! than the rate's latency budget (requests wait for a connection instead of opening more),
+//! the default pool grows past its free count only for requests that waited its grace time, so
+//! a slow target still gets the open-model load on time, idle connections are closed, a fixed `--connections N` is exact, and a
 //! target that closes connections after a few requests is followed. Every request is
 //! accounted for; nothing here asserts speed.
 
@@ -51,6 +52,47 @@ async fn a_slow_target_makes_requests_wait_at_the_cap_instead_of_opening_more() 
         r.latency.max()
     );
     assert!(!r.connection_wait.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_slow_target_still_gets_every_request_about_on_time() {
+    let _serial = serial::lock().await;
+    // 300 ms per answer at 200 req/s needs 60 connections; the free count is 20 (rate × 100
+    // ms), so the other ~40 are opened each by a request that waited 20 ms for one.
+    let (addr, conns) = serve(|_req| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        answer(204)
+    })
+    .await;
+    let s = spec(addr, "/", 200.0, 2.0);
+    let r = attack::run(&s, &CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_reconciles(&r);
+    assert_eq!(
+        (r.intended, r.ok, r.dropped),
+        (400, 400, 0),
+        "{:?}",
+        r.outcomes
+    );
+    let g = &r.generator;
+    assert_eq!(
+        (g.pool_fixed, g.pool_free),
+        (Some(false), Some(20)),
+        "{g:?}"
+    );
+    let grown = g.connections_grown.unwrap();
+    assert!(grown > 0, "{g:?}");
+    assert!(g.connections_peak.unwrap() > 20, "{g:?}");
+    assert!(conns.peak() > 20, "server saw {} at once", conns.peak());
+    // Held back at most the grace wait (and a connect), not until a connection came free
+    // (300 ms): the open-model load reached the target on time.
+    let wait_p99 = r.connection_wait.value_at_quantile(0.99);
+    assert!(
+        wait_p99 >= 20_000,
+        "requests beyond the free count waited: {wait_p99} µs"
+    );
+    assert!(wait_p99 < 150_000, "connection wait p99 {wait_p99} µs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

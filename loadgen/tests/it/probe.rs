@@ -123,6 +123,7 @@ async fn two_replicas_counter_matches(bin: PathBuf, store: Store) {
         replicas: 2,
         cpu_limit_cores: None,
         store,
+        autoscale: None,
     };
     let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
     let before = snapshot(&d, SITE).await;
@@ -179,6 +180,7 @@ async fn cpu_bound_half_core_replica(bin: PathBuf) -> Deployment {
         replicas: 1,
         cpu_limit_cores: Some(0.5),
         store: Store::Memory,
+        autoscale: None,
     };
     deployer.deploy(&topology, BOUND).await.expect("deploy")
 }
@@ -223,6 +225,7 @@ async fn a_url_target_gives_the_counter_and_no_cpu() {
         replicas: 1,
         cpu_limit_cores: None,
         store: Store::Memory,
+        autoscale: None,
     };
     let running = local.deploy(&topology, BOUND).await.expect("deploy");
     let mut url = UrlDeployer::new(&format!("{}/", running.base_url));

@@ -249,6 +249,7 @@ fn step_with(view: Option<PrometheusView>, delta: Option<i64>, cores: Option<f64
         schedule_lag_ms: LatencySummary::default(),
         connection_wait_ms: LatencySummary::default(),
         timeline: Vec::new(),
+        scaling: Vec::new(),
         histogram: None,
         generator: GeneratorHealth::default(),
         topology: None,

@@ -2,7 +2,10 @@
 //! CPU request = limit (or no limit) by server-side apply (field manager `loadgen`), waits for
 //! that rollout ([`rollout`]), and hands the step the Ready pods of the new ReplicaSet
 //! ([`pods`]). Before the first step it reads and keeps the original shape ([`spec`]), also in
-//! an annotation on the Deployment, and refuses a Deployment an HPA scales ([`hpa`]); after
+//! an annotation on the Deployment, and refuses a Deployment someone else's HPA scales
+//! ([`hpa`]). An autoscale step rolls out to its minimum; as its attack starts, loadgen's own
+//! HPA is applied and the scaling sampled once a second ([`scale`]); the HPA is deleted before
+//! the next step deploys and at restore. After
 //! the last step — and on error, Ctrl-C and SIGTERM, which end the run through the same path —
 //! [`KubernetesDeployer::restore`] applies the original back.
 //!
@@ -13,6 +16,7 @@ pub mod hpa;
 pub mod job;
 pub mod pods;
 pub mod rollout;
+pub mod scale;
 pub mod spec;
 #[cfg(test)]
 mod tests;
@@ -27,6 +31,7 @@ use kube::Client;
 use tokio::time::Instant;
 
 pub use pods::PodTarget;
+pub use scale::ScaleWatch;
 use spec::{Shape, FIELD_MANAGER};
 
 use super::Deployment;
@@ -56,8 +61,9 @@ pub enum KubeError {
     },
     #[error(
         "horizontalpodautoscaler {hpa} scales deployment {deployment}: it would fight the \
-         fixed replica count of every step; delete it for the campaign (`kubectl -n \
-         {namespace} delete hpa {hpa}`) or use the autoscale overlay"
+         fixed replica count of every step, and an autoscale step's own HPA; delete it for \
+         the campaign (`kubectl -n {namespace} delete hpa {hpa}`: autoscale steps apply their \
+         own) or observe it with the autoscale overlay"
     )]
     Hpa {
         hpa: String,
@@ -120,6 +126,9 @@ pub struct KubernetesDeployer {
     original: Option<Shape>,
     rollout_bound: Duration,
     stop: tokio_util::sync::CancellationToken,
+    /// loadgen's HPA exists (an autoscale step applied it): delete it before the next step
+    /// and at restore.
+    hpa_live: bool,
 }
 
 impl std::fmt::Debug for KubernetesDeployer {
@@ -140,6 +149,7 @@ impl KubernetesDeployer {
             original: None,
             rollout_bound: ROLLOUT_BOUND,
             stop: tokio_util::sync::CancellationToken::new(),
+            hpa_live: false,
         }
     }
 
@@ -185,19 +195,26 @@ impl KubernetesDeployer {
         self.stop = stop;
         let client = self.client().await?;
         let name = self.target.deployment.clone();
-        let hpas: Api<HorizontalPodAutoscaler> =
-            Api::namespaced(client.clone(), &self.target.namespace);
-        if let Some(hpa) = hpa::targeting(&hpas, &name).await? {
+        let hpas = self.hpas(&client);
+        let (foreign, left) = hpa::targeting(&hpas, &name).await?;
+        if let Some(hpa) = foreign {
             return Err(KubeError::Hpa {
                 hpa,
                 deployment: name,
                 namespace: self.target.namespace.clone(),
             });
         }
+        let mut notes = Vec::new();
+        if let Some(left) = left {
+            hpa::delete(&hpas, &name).await?;
+            notes.push(format!(
+                "horizontalpodautoscaler {left} was left by a run that could not delete it \
+                 (killed): deleted before the first step"
+            ));
+        }
         let api = self.deployments(&client);
         let live = api.get(&name).await.map_err(KubeError::api("get", &name))?;
         let now = Shape::of(&live, &self.target.container)?;
-        let mut notes = Vec::new();
         let original = match spec::kept_original(&live)? {
             Some(kept) if kept.container == self.target.container => {
                 notes.push(format!(
@@ -235,6 +252,8 @@ impl KubernetesDeployer {
             .clone()
             .ok_or_else(|| KubeError::Annotation("deploy before prepare".into()))?;
         let client = self.client().await?;
+        // The last step's HPA would fight this step's replica count (or its own HPA's start).
+        self.delete_hpa(&client).await?;
         let deadline = Instant::now() + self.rollout_bound;
         let shape = Shape::for_step(topology, &original);
         let patched = self.apply(&client, &shape, Some(&original)).await?;
@@ -248,7 +267,7 @@ impl KubernetesDeployer {
         };
         let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), &self.target.namespace);
         let hash = pods::new_replica_set_hash(&rs, &done).await?;
-        let pod_api: Api<Pod> = Api::namespaced(client, &self.target.namespace);
+        let pod_api: Api<Pod> = Api::namespaced(client.clone(), &self.target.namespace);
         let found = pods::wait_step_pods(
             &pod_api,
             &pods::selector(&done)?,
@@ -258,11 +277,36 @@ impl KubernetesDeployer {
             deadline,
         )
         .await?;
-        Ok(Deployment::cluster(
+        let mut deployment = Deployment::cluster(
             self.target.service_url.clone(),
             found,
             topology.cpu_limit_cores,
-        ))
+        );
+        if let Some(a) = topology.autoscale {
+            // Applied by the step as its attack starts (scale.rs); deleted from here on.
+            self.hpa_live = true;
+            deployment.scale = Some(ScaleWatch {
+                deployments: self.deployments(&client),
+                hpas: self.hpas(&client),
+                namespace: self.target.namespace.clone(),
+                deployment: self.target.deployment.clone(),
+                autoscale: a,
+            });
+        }
+        Ok(deployment)
+    }
+
+    fn hpas(&self, client: &Client) -> Api<HorizontalPodAutoscaler> {
+        Api::namespaced(client.clone(), &self.target.namespace)
+    }
+
+    /// Deletes loadgen's HPA when an autoscale step applied it.
+    async fn delete_hpa(&mut self, client: &Client) -> Result<(), KubeError> {
+        if self.hpa_live {
+            hpa::delete(&self.hpas(client), &self.target.deployment).await?;
+            self.hpa_live = false;
+        }
+        Ok(())
     }
 
     /// Applies `shape` (keeping `original` in the annotation, or dropping it when `None`) and
@@ -300,6 +344,7 @@ impl KubernetesDeployer {
             return Ok(None);
         };
         let client = self.client().await?;
+        self.delete_hpa(&client).await?;
         let back = self.apply(&client, &original, None).await?;
         let got = Shape::of(&back, &original.container)?;
         if !got.same_as(&original) {
@@ -332,6 +377,6 @@ impl KubernetesDeployer {
 
 /// Server-side apply as `loadgen`, forced: the fields it sets were written by another manager
 /// (`kubectl apply` of the manifests), and the campaign must own them for its duration.
-fn apply_params() -> PatchParams {
+pub(super) fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }

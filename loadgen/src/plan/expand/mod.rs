@@ -5,6 +5,7 @@
 //! thresholds and the Prometheus settings in [`extras`]; campaigns and steps (explicit or
 //! matrix) are here.
 
+mod autoscale;
 mod bounds;
 mod extras;
 mod generators;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::{builtin, Plan, SearchPlan, Step, Store, Topology};
+use super::{builtin, Autoscale, Plan, SearchPlan, Step, Store, Topology};
 use crate::engine::load::{Arrival, Load, Stage};
 use crate::engine::template::RequestTemplate;
 use crate::engine::AttackSpec;
@@ -191,6 +192,7 @@ impl Expander<'_> {
                     StoreSpec::Memory => Store::Memory,
                     StoreSpec::Redis => Store::Redis,
                 },
+                autoscale: r.autoscale,
             },
             load: Load {
                 stages: vec![Stage {
@@ -289,7 +291,11 @@ impl Expander<'_> {
                 );
             }
         }
-        let replicas = self.replicas(spec.replicas, s.span())?;
+        let autoscale = self.autoscale(s)?;
+        let replicas = match autoscale {
+            Some(a) => a.min_replicas,
+            None => self.replicas(spec.replicas, s.span())?,
+        };
         let cpu_limit = spec.cpu_limit.unwrap_or(CpuLimit(None)).0;
         let name = match &spec.name {
             Some(n) => {
@@ -297,7 +303,13 @@ impl Expander<'_> {
                 check_name(&v).or_else(|m| self.err(n.span(), "campaign.step.name", m))?;
                 v
             }
-            None => generated_step_name(replicas, cpu_limit, ramp_from, rate, duration),
+            None => {
+                let generated = generated_step_name(replicas, cpu_limit, ramp_from, rate, duration);
+                match autoscale {
+                    Some(a) => autoscale_step_name(&a, &generated),
+                    None => generated,
+                }
+            }
         };
         let span = spec.name.as_ref().map(|n| n.span()).unwrap_or(s.span());
         Ok(RawStep {
@@ -309,6 +321,7 @@ impl Expander<'_> {
             replicas,
             cpu_limit,
             store: spec.store,
+            autoscale,
             table: "campaign.step",
             generators: spec
                 .generators
@@ -394,6 +407,7 @@ impl Expander<'_> {
                             replicas,
                             cpu_limit: cpu.0,
                             store,
+                            autoscale: None,
                             table: "campaign.matrix",
                             generators: None,
                         });
@@ -419,6 +433,7 @@ pub(super) struct RawStep {
     replicas: u32,
     cpu_limit: Option<f64>,
     store: Option<StoreSpec>,
+    autoscale: Option<Autoscale>,
     /// The table it came from, for keys in errors: `campaign.step` or `campaign.matrix`.
     table: &'static str,
     /// The step's own generator count (`None`: `[generators] count`).
@@ -470,4 +485,16 @@ pub fn generated_step_name(
         .to_string()
         .replace(' ', "");
     format!("r{replicas}-{cpu}-{rate}-{dur}")
+}
+
+/// An autoscale step's generated name: `r1-cpu1-…` becomes `hpa1to4at50-cpu1-…`, since its
+/// replica count is the HPA's range, not one number.
+fn autoscale_step_name(a: &Autoscale, generated: &str) -> String {
+    let rest = generated
+        .split_once('-')
+        .map_or(generated, |(_, rest)| rest);
+    format!(
+        "hpa{}to{}at{}-{rest}",
+        a.min_replicas, a.max_replicas, a.cpu_utilization_pct
+    )
 }

@@ -69,6 +69,7 @@ impl Expander<'_> {
             replicas: first.replicas,
             cpu_limit: first.cpu_limit_cores,
             store: None,
+            autoscale: None,
             table: "campaign.matrix",
             generators: None,
         };
@@ -272,6 +273,7 @@ impl Expander<'_> {
                         replicas,
                         cpu_limit: cpu,
                         store: Some(store),
+                        autoscale: None,
                         table: "campaign.matrix",
                         generators: None,
                     })?;
@@ -305,6 +307,7 @@ fn configuration(
             replicas,
             cpu_limit_cores,
             store,
+            autoscale: None,
         },
     }
 }

@@ -14,6 +14,7 @@ mod figure;
 mod findings;
 mod header;
 mod numbers;
+mod scaling;
 mod scenario;
 mod timelines;
 mod verdict;
@@ -82,6 +83,7 @@ pub fn render_compared(
     cross_check::write(&mut h, result);
     charts::write(&mut h, result);
     timelines::write(&mut h, result);
+    scaling::write(&mut h, result);
     findings::write(&mut h, result);
     scenario::write(&mut h, result);
     let _ = write!(

@@ -29,6 +29,7 @@ fn capacity(
             replicas,
             cpu_limit_cores: Some(0.5),
             store: "memory".into(),
+            autoscale: None,
         },
         capacity_rps: pass,
         failed_rps: fail,

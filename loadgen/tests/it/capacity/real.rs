@@ -69,18 +69,17 @@ fn run_search(scenario: &Path, out: &Path, polymetrie: &Path) -> CampaignResult 
         .env("POLYMETRIE_BIN", polymetrie)
         .output()
         .unwrap();
+    // The search's own log, so a failure below shows which probes ran and why they ended.
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
     command::assert_exit(&o, 0);
     let text = std::fs::read_to_string(out.join("run.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-// Passes alone (`cargo test -p loadgen --test it -- --ignored capacity::real`: 183 req/s, fails
-// at 200; the doubled cost exits 1), but in two of three full-suite runs the baseline search
-// ended after three probes (50, 100, 200) without bisecting, so the check could not see the
-// doubled cost. Until that is understood it does not gate CI; the pure search and check tests
-// do.
+// Three searches of about 40 s each. An earlier full-suite run saw the baseline search end
+// after three probes while cargo was building beside it; every search's log is printed above
+// its assertions, so a recurrence shows which probe ended it and why.
 #[test]
-#[ignore = "flaky in the full suite: the baseline search sometimes stops after three probes"]
 fn a_search_finds_the_knee_and_the_check_catches_a_doubled_cost() {
     let _serial = common::serial::lock_blocking();
     if !ready() {

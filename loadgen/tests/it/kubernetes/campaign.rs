@@ -144,7 +144,10 @@ async fn wait_for(fake: &FakeApi, f: impl Fn(&serde_json::Value) -> bool) -> boo
     }
 }
 
-fn loadgen(args: &[&std::ffi::OsStr], kubeconfig: &std::path::Path) -> tokio::process::Command {
+pub(super) fn loadgen(
+    args: &[&std::ffi::OsStr],
+    kubeconfig: &std::path::Path,
+) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
     c.args(args)
         .env("KUBECONFIG", kubeconfig)
@@ -303,7 +306,7 @@ fn check_result(r: &CampaignResult) {
     assert_eq!(restored.severity, Severity::Info, "{}", restored.message);
 }
 
-fn check_restored(fake: &FakeApi) {
+pub(super) fn check_restored(fake: &FakeApi) {
     let dep = fake.deployment();
     assert_eq!(dep["spec"]["replicas"], 1, "{dep}");
     let res = &dep["spec"]["template"]["spec"]["containers"][0]["resources"];

@@ -192,3 +192,83 @@ fn a_remote_service_needs_the_opt_in() {
     std::fs::write(&path, text).unwrap();
     assert!(Plan::load(&path).is_ok());
 }
+
+const AUTOSCALE: &str = "autoscale = { min = 1, max = 4, cpu_utilization = 50 }\ncpu_limit = 1";
+
+#[test]
+fn an_autoscale_step_starts_at_its_minimum_and_is_named_after_its_hpa() {
+    let dir = common::tempdir("k8s-scenario");
+    let path = dir.path().join("k.toml");
+    let text = GOOD.replace(
+        "duration = \"1s\"",
+        &format!("duration = \"1s\"\n{AUTOSCALE}"),
+    );
+    std::fs::write(&path, text).unwrap();
+    let plan = Plan::load(&path).unwrap();
+    let t = &plan.steps[0].topology;
+    let a = t.autoscale.expect("an autoscale step");
+    assert_eq!(
+        (a.min_replicas, a.max_replicas, a.cpu_utilization_pct),
+        (1, 4, 50)
+    );
+    assert_eq!((t.replicas, t.cpu_limit_cores), (1, Some(1.0)));
+    assert_eq!(plan.steps[0].name, "hpa1to4at50-cpu1-10rps-1s");
+    // `validate` shows the HPA's range, not a fixed count.
+    let text = loadgen_validate_text(&path);
+    assert!(text.contains("1–4 (HPA 50 %)"), "{text}");
+}
+
+#[test]
+fn autoscale_mistakes_name_their_key() {
+    let with = |extra: &str| format!("duration = \"1s\"\n{extra}");
+    let cases = [
+        (
+            with("autoscale = { min = 1, max = 4, cpu_utilization = 50 }"),
+            "campaign.step.cpu_limit",
+            "needs a CPU limit",
+        ),
+        (
+            with(&format!("{AUTOSCALE}\nreplicas = 2")),
+            "campaign.step.replicas",
+            "chosen by its HPA",
+        ),
+        (
+            with("autoscale = { min = 3, max = 2, cpu_utilization = 50 }\ncpu_limit = 1"),
+            "campaign.step.autoscale.max",
+            "expected max ≥ min (3), got 2",
+        ),
+        (
+            with("autoscale = { min = 1, max = 2, cpu_utilization = 150 }\ncpu_limit = 1"),
+            "campaign.step.autoscale.cpu_utilization",
+            "from 1 to 100",
+        ),
+        (
+            with("autoscale = { min = 1, max = 2, cpu = 50 }\ncpu_limit = 1"),
+            "campaign.step.autoscale.cpu",
+            "expected one of `min`, `max`, `cpu_utilization`",
+        ),
+    ];
+    for (to, key, needle) in cases {
+        let msg = error_of("duration = \"1s\"", &to);
+        assert!(msg.contains(&format!("key '{key}'")), "{to:?}: {msg}");
+        assert!(msg.contains(needle), "{to:?}: {msg}");
+    }
+}
+
+#[test]
+fn a_local_autoscale_step_is_refused_with_exit_2() {
+    let dir = common::tempdir("k8s-scenario");
+    let path = dir.path().join("local.toml");
+    let text = format!(
+        "name = \"l\"\ncounter_site = \"s\"\n[target]\nkind = \"local\"\n[service]\ncost = \"1ms\"\n\
+         sites = [\"s\"]\n[request]\npath = \"/\"\n[[campaign]]\n\
+         name = \"c\"\n[[campaign.step]]\nrate = 10\nduration = \"1s\"\n{AUTOSCALE}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = command::loadgen_output(["validate".as_ref(), path.as_os_str()]);
+    command::assert_exit(&out, 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("local.toml:"), "{err}");
+    assert!(err.contains("key 'campaign.step.autoscale'"), "{err}");
+    assert!(err.contains("need [target] kind = \"kubernetes\""), "{err}");
+}

@@ -41,6 +41,7 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
         replicas: 1,
         cpu_limit_cores: Some(0.5),
         store: Store::Memory,
+        autoscale: None,
     };
     let d = deployer
         .deploy(&topology, DEPLOY_BOUND)

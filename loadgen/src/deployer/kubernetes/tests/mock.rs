@@ -188,6 +188,9 @@ fn answer(c: &mut Cluster, call: &Call) -> Option<(u16, Vec<u8>)> {
     if path.ends_with("/horizontalpodautoscalers") {
         return ok(&list("HorizontalPodAutoscalerList", &c.hpas));
     }
+    if let Some((_, name)) = path.rsplit_once("/horizontalpodautoscalers/") {
+        return hpa(c, call, name);
+    }
     if path.ends_with("/replicasets") {
         return ok(&list("ReplicaSetList", &c.replica_sets));
     }
@@ -220,6 +223,37 @@ fn answer(c: &mut Cluster, call: &Call) -> Option<(u16, Vec<u8>)> {
             400,
             serde_json::to_vec(&json!({ "kind": "Status", "code": 400, "message": "unexpected" }))
                 .unwrap(),
+        )),
+    }
+}
+
+/// One HPA by name: apply creates or replaces it, get and delete find it (404 when absent).
+fn hpa(c: &mut Cluster, call: &Call, name: &str) -> Option<(u16, Vec<u8>)> {
+    let at = c.hpas.iter().position(|h| h["metadata"]["name"] == name);
+    match (call.method.as_str(), at, &call.body) {
+        ("PATCH", _, Some(b)) if call.is_apply() => {
+            let mut h = b.clone();
+            h["status"] = json!({ "currentReplicas": 1, "desiredReplicas": 0 });
+            match at {
+                Some(i) => c.hpas[i] = h.clone(),
+                None => c.hpas.push(h.clone()),
+            }
+            ok(&h)
+        }
+        ("GET", Some(i), _) => ok(&c.hpas[i]),
+        ("DELETE", Some(i), _) => {
+            let gone = c.hpas.remove(i);
+            ok(
+                &json!({ "kind": "Status", "apiVersion": "v1", "status": "Success",
+                        "details": { "name": gone["metadata"]["name"] } }),
+            )
+        }
+        _ => Some((
+            404,
+            serde_json::to_vec(&json!({ "kind": "Status", "apiVersion": "v1",
+                "status": "Failure", "reason": "NotFound", "code": 404,
+                "message": format!("horizontalpodautoscalers \"{name}\" not found") }))
+            .unwrap(),
         )),
     }
 }

@@ -1,8 +1,10 @@
 //! The deployer's call sequences against a `tower-test` mock API server ([`mock`]): the apply
 //! body per topology, a rollout whose status is still the previous one, one that times out,
 //! old-ReplicaSet pods ignored, the HPA refusal, and the original restored after a run that
-//! succeeded, one whose steps failed and one stopped by a signal.
+//! succeeded, one whose steps failed and one stopped by a signal; an autoscale step's HPA in
+//! [`autoscale`].
 
+mod autoscale;
 mod job;
 mod mock;
 
@@ -32,6 +34,7 @@ fn topology(replicas: u32, cpu: Option<f64>) -> Topology {
         replicas,
         cpu_limit_cores: cpu,
         store: Store::Redis,
+        autoscale: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The fake's HTTP side: the subset of the Kubernetes REST API the deployer calls, on
 //! loopback — Deployments get, server-side apply, strategic-merge patch and watch (one
 //! object, by `fieldSelector=metadata.name=…`), ReplicaSets and Pods list by label selector,
-//! HPAs list. Anything else is a 404 Status, so a call the fake does not know fails loudly.
+//! HPAs list, and one HPA's apply, get and delete ([`super::hpa`]). Anything else is a 404 Status, so a call the fake does not know fails loudly.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -52,6 +52,13 @@ pub async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Bo
                 200,
                 &list("HorizontalPodAutoscalerList", "autoscaling/v2", items),
             )
+        }
+        (
+            "PATCH" | "GET" | "DELETE",
+            ["apis", "autoscaling", "v2", "namespaces", _, "horizontalpodautoscalers", name],
+        ) => {
+            let (code, v) = super::hpa::call(&state, method.as_str(), name, &body);
+            json_reply(code, &v)
         }
         ("GET", ["apis", "apps", "v1", "namespaces", _, "replicasets"]) => {
             let s = state.lock().unwrap();

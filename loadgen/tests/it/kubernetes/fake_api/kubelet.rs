@@ -150,6 +150,7 @@ fn topology_of(dep: &Value) -> Topology {
         replicas: dep["spec"]["replicas"].as_u64().unwrap_or(1) as u32,
         cpu_limit_cores: limit,
         store: Store::Redis,
+        autoscale: None,
     }
 }
 

@@ -2,13 +2,15 @@
 //! speaking the subset of the Kubernetes REST API the deployer uses ([`http`]), one
 //! Deployment's field management ([`fields`]), and a "kubelet" ([`kubelet`]) that runs each
 //! rollout as real polymetrie replicas through loadgen's local deployer under real CFS quotas,
-//! with pod IPs in 127.0.0.0/8, a loopback address as the Service and one Redis for all; a
-//! sharded step's Indexed Job runs its pods as `loadgen attack` processes ([`jobs`]).
+//! with pod IPs in 127.0.0.0/8, a loopback address as the Service and one Redis for all; a fake HPA
+//! controller ([`hpa`]) that scales it from those replicas' real CPU; and a sharded step's
+//! Indexed Job runs its pods as `loadgen attack` processes ([`jobs`]).
 //! `loadgen run` reaches it through a generated `KUBECONFIG`, exactly as it would a cluster.
 //!
 //! What it does not model is listed in docs/kubernetes.md ("The fake API server").
 
 pub mod fields;
+pub mod hpa;
 pub mod http;
 pub mod jobs;
 pub mod kubelet;
@@ -99,6 +101,7 @@ impl FakeApi {
             stop: stop.clone(),
         };
         let kubelet = tokio::spawn(kubelet.run());
+        tokio::spawn(hpa::controller(state.clone(), metrics_port, stop.clone()));
         FakeApi {
             addr,
             service_addr,
