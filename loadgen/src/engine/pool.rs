@@ -37,7 +37,7 @@ pub const MAX_CONNECTING: usize = 64;
 pub const IDLE_CLOSE: Duration = Duration::from_secs(1);
 /// Beyond the free count, a request opens a new connection only after waiting this long for
 /// one to come free.
-pub const GROW_AFTER: Duration = Duration::from_millis(20);
+pub const GROW_AFTER: Duration = Duration::from_millis(5);
 /// The free count's bounds and the answer time it allows for.
 const FREE_MIN: usize = 16;
 const FREE_MAX: usize = 512;

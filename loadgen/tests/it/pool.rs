@@ -17,19 +17,18 @@ use crate::common::attack::{assert_reconciles, spec};
 use crate::common::serial;
 use crate::common::server::{answer, serve};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_target_makes_requests_wait_at_the_cap_instead_of_opening_more() {
-    let _serial = serial::lock().await;
-    // 300 ms per answer at 200 req/s needs 60 connections; the cap is 20.
-    let (addr, conns) = serve(|_req| async {
+/// A target answering every request after 300 ms: 200 req/s need 60 connections.
+async fn slow_target() -> (std::net::SocketAddr, Arc<crate::common::server::ConnStats>) {
+    serve(|_req| async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         answer(204)
     })
-    .await;
-    let cap = 20;
-    let mut s = spec(addr, "/", 200.0, 2.0);
-    s.max_connections = Some(cap);
-    let r = attack::run(&s, &CancellationToken::new(), None)
+    .await
+}
+
+/// Runs `s` (400 requests due) and checks every one was answered OK and accounted for.
+async fn all_of_400(s: &attack::AttackSpec) -> loadgen::engine::record::StepRecord {
+    let r = attack::run(s, &CancellationToken::new(), None)
         .await
         .unwrap();
     assert_reconciles(&r);
@@ -39,6 +38,18 @@ async fn a_slow_target_makes_requests_wait_at_the_cap_instead_of_opening_more() 
         "{:?}",
         r.outcomes
     );
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_target_makes_requests_wait_at_the_cap_instead_of_opening_more() {
+    let _serial = serial::lock().await;
+    // 300 ms per answer at 200 req/s needs 60 connections; the cap is 20.
+    let (addr, conns) = slow_target().await;
+    let cap = 20;
+    let mut s = spec(addr, "/", 200.0, 2.0);
+    s.max_connections = Some(cap);
+    let r = all_of_400(&s).await;
     let g = &r.generator;
     assert_eq!(g.pool_cap, Some(cap as u64));
     assert_eq!(g.pool_fixed, Some(false));
@@ -58,23 +69,10 @@ async fn a_slow_target_makes_requests_wait_at_the_cap_instead_of_opening_more() 
 async fn by_default_a_slow_target_still_gets_every_request_about_on_time() {
     let _serial = serial::lock().await;
     // 300 ms per answer at 200 req/s needs 60 connections; the free count is 20 (rate × 100
-    // ms), so the other ~40 are opened each by a request that waited 20 ms for one.
-    let (addr, conns) = serve(|_req| async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        answer(204)
-    })
-    .await;
+    // ms), so the other ~40 are opened each by a request that waited the grace time (5 ms) for one.
+    let (addr, conns) = slow_target().await;
     let s = spec(addr, "/", 200.0, 2.0);
-    let r = attack::run(&s, &CancellationToken::new(), None)
-        .await
-        .unwrap();
-    assert_reconciles(&r);
-    assert_eq!(
-        (r.intended, r.ok, r.dropped),
-        (400, 400, 0),
-        "{:?}",
-        r.outcomes
-    );
+    let r = all_of_400(&s).await;
     let g = &r.generator;
     assert_eq!(
         (g.pool_fixed, g.pool_free),
@@ -89,7 +87,7 @@ async fn by_default_a_slow_target_still_gets_every_request_about_on_time() {
     // (300 ms): the open-model load reached the target on time.
     let wait_p99 = r.connection_wait.value_at_quantile(0.99);
     assert!(
-        wait_p99 >= 20_000,
+        wait_p99 >= 5_000,
         "requests beyond the free count waited: {wait_p99} µs"
     );
     assert!(wait_p99 < 150_000, "connection wait p99 {wait_p99} µs");

@@ -297,20 +297,13 @@ impl Expander<'_> {
             None => self.replicas(spec.replicas, s.span())?,
         };
         let cpu_limit = spec.cpu_limit.unwrap_or(CpuLimit(None)).0;
-        let name = match &spec.name {
-            Some(n) => {
-                let v = n.get_ref().trim().to_string();
-                check_name(&v).or_else(|m| self.err(n.span(), "campaign.step.name", m))?;
-                v
+        let name = self.step_name(spec, || {
+            let generated = generated_step_name(replicas, cpu_limit, ramp_from, rate, duration);
+            match autoscale {
+                Some(a) => autoscale_step_name(&a, &generated),
+                None => generated,
             }
-            None => {
-                let generated = generated_step_name(replicas, cpu_limit, ramp_from, rate, duration);
-                match autoscale {
-                    Some(a) => autoscale_step_name(&a, &generated),
-                    None => generated,
-                }
-            }
-        };
+        })?;
         let span = spec.name.as_ref().map(|n| n.span()).unwrap_or(s.span());
         Ok(RawStep {
             name,
@@ -329,6 +322,22 @@ impl Expander<'_> {
                 .map(|g| self.generator_count(g, "campaign.step.generators"))
                 .transpose()?,
         })
+    }
+
+    /// A step's explicit name (trimmed and checked), or the one `generated` makes.
+    fn step_name(
+        &self,
+        spec: &StepSpec,
+        generated: impl FnOnce() -> String,
+    ) -> Result<String, ScenarioError> {
+        match &spec.name {
+            Some(n) => {
+                let v = n.get_ref().trim().to_string();
+                check_name(&v).or_else(|m| self.err(n.span(), "campaign.step.name", m))?;
+                Ok(v)
+            }
+            None => Ok(generated()),
+        }
     }
 
     pub(super) fn replicas(

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use loadgen::result::{CampaignResult, CheckName, Severity};
+use loadgen::result::{CheckName, Severity, StepResult};
 
-use super::campaign::{check_restored, loadgen, scenario, start_fake};
+use super::campaign::{check_restored, run_campaign, scenario, start_fake};
 use crate::common::{self, serial};
 
 /// Rollout, warm-up, a 12-s step with the HPA's rollouts inside it, settling, restore.
@@ -33,23 +33,8 @@ async fn an_autoscale_step_records_the_hpa_scaling_the_deployment() {
     let dir = common::tempdir("fake-k8s-hpa");
     let path = dir.path().join("hpa.toml");
     std::fs::write(&path, autoscale_scenario(&scenario(&fake))).unwrap();
-    let out_dir = dir.path().join("out");
-    let args = [
-        "run".as_ref(),
-        path.as_os_str(),
-        "--out".as_ref(),
-        out_dir.as_os_str(),
-    ];
-    let run = loadgen(&args, &fake.kubeconfig(dir.path())).output();
-    let out = tokio::time::timeout(RUN_BOUND, run)
-        .await
-        .expect("run bound")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stderr}");
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
-    let text = std::fs::read_to_string(out_dir.join("run.json")).unwrap();
-    let run: CampaignResult = serde_json::from_str(&text).unwrap();
+    let (code, stderr, run) = run_campaign(&fake, dir.path(), &path, &[], RUN_BOUND).await;
+    assert!(matches!(code, Some(0 | 1)), "{stderr}");
     let step = &run.steps[0];
     assert_eq!(step.name, "hpa1to3at50-cpu0.5-150rps-12s");
     let a = step
@@ -64,6 +49,28 @@ async fn an_autoscale_step_records_the_hpa_scaling_the_deployment() {
     );
     assert_eq!(step.intended, step.sent + step.dropped);
 
+    let asked_at = check_scaling(step);
+
+    // The report draws it: pods and the HPA's decision per second, with the numbers.
+    let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
+    assert!(
+        html.contains("<section id=\"autoscaling\">"),
+        "no autoscaling section"
+    );
+    assert!(html.contains("id=\"chart-scaling-1\""));
+    assert!(html.contains(&format!(
+        "The HPA first asked for more pods at {asked_at} s"
+    )));
+
+    // After the run: no HPA of loadgen's, and the original spec.
+    assert!(fake.state.lock().unwrap().hpas.is_empty());
+    check_restored(&fake);
+    fake.shutdown().await;
+}
+
+/// The step's scaling samples and the reaction finding; returns when the HPA first asked for
+/// more pods.
+fn check_scaling(step: &StepResult) -> u32 {
     // Once a second through the attack, starting from the minimum.
     let s = &step.scaling;
     for p in s {
@@ -98,20 +105,5 @@ async fn an_autoscale_step_records_the_hpa_scaling_the_deployment() {
         reaction.message
     );
 
-    // The report draws it: pods and the HPA's decision per second, with the numbers.
-    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
-    assert!(
-        html.contains("<section id=\"autoscaling\">"),
-        "no autoscaling section"
-    );
-    assert!(html.contains("id=\"chart-scaling-1\""));
-    assert!(html.contains(&format!(
-        "The HPA first asked for more pods at {} s",
-        asked.t_s
-    )));
-
-    // After the run: no HPA of loadgen's, and the original spec.
-    assert!(fake.state.lock().unwrap().hpas.is_empty());
-    check_restored(&fake);
-    fake.shutdown().await;
+    asked.t_s
 }

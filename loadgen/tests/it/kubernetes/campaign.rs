@@ -92,27 +92,8 @@ async fn a_kubernetes_campaign_runs_end_to_end_against_the_fake_api_server() {
     let dir = common::tempdir("fake-k8s");
     let path = dir.path().join("fake-k8s.toml");
     std::fs::write(&path, scenario(&fake)).unwrap();
-    let out_dir = dir.path().join("out");
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&out_dir)
-        .env("KUBECONFIG", fake.kubeconfig(dir.path()))
-        .env_remove("LOADGEN_ALLOW_REMOTE")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(RUN_BOUND, run)
-        .await
-        .expect("run bound")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stderr}");
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
-    let text = std::fs::read_to_string(out_dir.join("run.json")).unwrap();
-    let result: CampaignResult = serde_json::from_str(&text).unwrap();
+    let (code, stderr, result) = run_campaign(&fake, dir.path(), &path, &[], RUN_BOUND).await;
+    assert!(matches!(code, Some(0 | 1)), "{stderr}");
     check_result(&result);
     check_restored(&fake);
     check_calls(&fake);
@@ -142,6 +123,38 @@ async fn wait_for(fake: &FakeApi, f: impl Fn(&serde_json::Value) -> bool) -> boo
             _ = tokio::time::sleep_until(deadline) => return false,
         }
     }
+}
+
+/// `loadgen run SCENARIO --out DIR/out` against `fake` with `envs` set, bounded by `bound`:
+/// its exit code, its stderr (also printed) and the run.json it wrote.
+pub(super) async fn run_campaign(
+    fake: &FakeApi,
+    dir: &std::path::Path,
+    scenario: &std::path::Path,
+    envs: &[(&str, &str)],
+    bound: Duration,
+) -> (Option<i32>, String, CampaignResult) {
+    let out_dir = dir.join("out");
+    let args = [
+        "run".as_ref(),
+        scenario.as_os_str(),
+        "--out".as_ref(),
+        out_dir.as_os_str(),
+    ];
+    let mut cmd = loadgen(&args, &fake.kubeconfig(dir));
+    cmd.envs(envs.iter().copied());
+    let out = tokio::time::timeout(bound, cmd.output())
+        .await
+        .expect("run bound")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("{stderr}");
+    let text = std::fs::read_to_string(out_dir.join("run.json")).unwrap();
+    (
+        out.status.code(),
+        stderr,
+        serde_json::from_str(&text).unwrap(),
+    )
 }
 
 pub(super) fn loadgen(

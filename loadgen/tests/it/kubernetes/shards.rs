@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use loadgen::result::{CampaignResult, RunStatus};
+use loadgen::result::RunStatus;
 
-use super::campaign::{scenario, start_fake};
+use super::campaign::{run_campaign, scenario, start_fake};
 use crate::common::{self, serial};
 
 /// One rollout, the pods' start lead (20 s), a 2-s step, settling and restore.
@@ -33,27 +33,9 @@ async fn a_two_generator_step_runs_as_an_indexed_job_and_reconciles() {
     );
     let path = dir.path().join("shards.toml");
     std::fs::write(&path, text).unwrap();
-    let out_dir = dir.path().join("out");
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&out_dir)
-        .env("KUBECONFIG", fake.kubeconfig(dir.path()))
-        // The generator pods' image; the fake runs this build's loadgen whatever it says.
-        .env("LOADGEN_IMAGE", "loadgen:test")
-        .env_remove("LOADGEN_ALLOW_REMOTE")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(RUN_BOUND, run)
-        .await
-        .expect("run bound")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let text = std::fs::read_to_string(out_dir.join("run.json")).unwrap();
-    let r: CampaignResult = serde_json::from_str(&text).unwrap();
+    // The generator pods' image; the fake runs this build's loadgen whatever it says.
+    let envs = [("LOADGEN_IMAGE", "loadgen:test")];
+    let (code, stderr, r) = run_campaign(&fake, dir.path(), &path, &envs, RUN_BOUND).await;
     assert_eq!(r.status, RunStatus::Completed, "{stderr}");
     let step = &r.steps[0];
     assert!(step.valid, "{:?}\n{stderr}", step.invalid_reason);
@@ -79,6 +61,6 @@ async fn a_two_generator_step_runs_as_an_indexed_job_and_reconciles() {
             "{calls:#?}"
         );
     }
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
     fake.shutdown().await;
 }

@@ -45,45 +45,13 @@ pub async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Bo
         .calls
         .push(format!("{method} {uri} {content_type}"));
     let segs: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    let selector = param("labelSelector").unwrap_or_default();
+    if let Some(reply) = hpas(&state, method.as_str(), &segs, &body)
+        .or_else(|| listed(&state, method.as_str(), &segs, &selector))
+    {
+        return Ok(reply);
+    }
     let reply = match (method.as_str(), segs.as_slice()) {
-        ("GET", ["apis", "autoscaling", "v2", "namespaces", _, "horizontalpodautoscalers"]) => {
-            let items = state.lock().unwrap().hpas.clone();
-            json_reply(
-                200,
-                &list("HorizontalPodAutoscalerList", "autoscaling/v2", items),
-            )
-        }
-        (
-            "PATCH" | "GET" | "DELETE",
-            ["apis", "autoscaling", "v2", "namespaces", _, "horizontalpodautoscalers", name],
-        ) => {
-            let (code, v) = super::hpa::call(&state, method.as_str(), name, &body);
-            json_reply(code, &v)
-        }
-        ("GET", ["apis", "apps", "v1", "namespaces", _, "replicasets"]) => {
-            let s = state.lock().unwrap();
-            let sel = param("labelSelector").unwrap_or_default();
-            let items = s
-                .replica_sets
-                .iter()
-                .filter(|o| selects(&sel, o))
-                .cloned()
-                .collect();
-            json_reply(200, &list("ReplicaSetList", "apps/v1", items))
-        }
-        ("GET", ["api", "v1", "namespaces", _, "pods"]) => {
-            let mut s = state.lock().unwrap();
-            let sel = param("labelSelector").unwrap_or_default();
-            let generators = s.jobs.pods();
-            let items = s
-                .pods
-                .iter()
-                .chain(&generators)
-                .filter(|o| selects(&sel, o))
-                .cloned()
-                .collect();
-            json_reply(200, &list("PodList", "v1", items))
-        }
         ("GET", ["apis", "apps", "v1", "namespaces", _, "deployments"])
             if param("watch").as_deref() == Some("true") =>
         {
@@ -120,6 +88,43 @@ pub async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Bo
         },
     };
     Ok(reply)
+}
+
+/// The HPA routes: the namespace's list, and one HPA's apply, get and delete.
+fn hpas(state: &Shared, method: &str, segs: &[&str], body: &[u8]) -> Option<Response<Body>> {
+    match (method, segs) {
+        ("GET", ["apis", "autoscaling", "v2", "namespaces", _, "horizontalpodautoscalers"]) => {
+            let items = state.lock().unwrap().hpas.clone();
+            let kind = "HorizontalPodAutoscalerList";
+            Some(json_reply(200, &list(kind, "autoscaling/v2", items)))
+        }
+        (
+            "PATCH" | "GET" | "DELETE",
+            ["apis", "autoscaling", "v2", "namespaces", _, "horizontalpodautoscalers", name],
+        ) => {
+            let (code, v) = super::hpa::call(state, method, name, body);
+            Some(json_reply(code, &v))
+        }
+        _ => None,
+    }
+}
+
+/// ReplicaSets and Pods (the Deployment's and the generator Jobs') listed by label selector.
+fn listed(state: &Shared, method: &str, segs: &[&str], sel: &str) -> Option<Response<Body>> {
+    let mut s = state.lock().unwrap();
+    let (kind, version, items): (&str, &str, Vec<Value>) = match (method, segs) {
+        ("GET", ["apis", "apps", "v1", "namespaces", _, "replicasets"]) => {
+            ("ReplicaSetList", "apps/v1", s.replica_sets.clone())
+        }
+        ("GET", ["api", "v1", "namespaces", _, "pods"]) => {
+            let generators = s.jobs.pods();
+            let pods = s.pods.iter().cloned().chain(generators).collect();
+            ("PodList", "v1", pods)
+        }
+        _ => return None,
+    };
+    let items = items.into_iter().filter(|o| selects(sel, o)).collect();
+    Some(json_reply(200, &list(kind, version, items)))
 }
 
 fn with_deployment(state: &Shared, name: &str, f: impl FnOnce(&mut State)) -> Response<Body> {
