@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::result::{CheckName, TopologyView};
+use crate::result::finding::CheckName;
+use crate::result::topology::TopologyView;
 use crate::search::{Ending, ProbeKind, SearchSpec};
 use crate::slo::Slo;
 use crate::step_id::StepId;

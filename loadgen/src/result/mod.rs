@@ -1,19 +1,23 @@
 //! The saved results: [`StepResult`] (one step, the same object in `attack --json` and in
 //! `run.json`) and [`CampaignResult`] (the whole `run.json`). These types are the JSON contract of
 //! DESIGN.md: units are in the field names, and a value that was not measured is `None` (`null`),
-//! never 0. What the checks conclude from them is a [`Finding`] (in [`finding`]).
+//! never 0. What the checks conclude from them is a [`Finding`] (in [`finding`]); the deployed
+//! shape a step ran on is a [`TopologyView`] (in [`topology`]). Both are leaves, so the capacity
+//! records run.json keeps ([`crate::capacity`]) can use them without a circle.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-mod finding;
+pub mod finding;
+pub mod topology;
 
 use crate::capacity::{Capacity, SearchRecord};
 pub use crate::scaling::{AutoscaleView, ScalePoint};
 use crate::step_id::StepId;
 use crate::threshold::Threshold;
 pub use finding::{CheckName, Finding, Severity};
+pub use topology::TopologyView;
 
 /// Version of the `run.json` layout; bump when a field changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -102,18 +106,6 @@ pub struct GeneratorHealth {
     /// pod usually lacks; without it the schedule lag shows what that cost).
     #[serde(default)]
     pub realtime_priority: Option<bool>,
-}
-
-/// The deployed shape a step ran on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TopologyView {
-    pub replicas: u32,
-    pub cpu_limit_cores: Option<f64>,
-    /// `memory`, `redis`, or `external` for a service loadgen did not start.
-    pub store: String,
-    /// The HPA of an autoscale step (`replicas` is then its minimum, the count it began at).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub autoscale: Option<AutoscaleView>,
 }
 
 /// The service's own business counter around the step.

@@ -15,6 +15,12 @@ fn ready() -> bool {
 }
 
 /// A search of one 1-core replica at 5.5 ms per click, short probes so three runs fit in a test.
+/// No repeats (`confirm = 0`): at 3-s probes the best passing rate sits so near the p99 bound
+/// that a repeat of it can fail (a `.ci/run` saw 200 req/s pass at p99 < 500 ms, then fail at
+/// 506 ms), and a disagreeing repeat rightly drops the capacity to the last rate whose every
+/// probe passed — 100 req/s, where the doubled cost's capacity also lies, so the check could
+/// not see it. Repeats and their spread are tested on pure inputs (`search::tests`,
+/// `capacity::check`).
 fn search_scenario(dir: &Path) -> PathBuf {
     let text = r#"name = "knee"
 counter_site = "demo"
@@ -34,7 +40,7 @@ warmup = "500ms"
 pause = "0s"
 [[campaign]]
 name = "knee"
-search = { from = 50, to = 800, precision = 0.1, step = "3s", confirm = 1, budget = "3m" }
+search = { from = 50, to = 800, precision = 0.1, step = "3s", confirm = 0, budget = "3m" }
 slo = { counted_ratio = 0.99, p99_ms = 500 }
 [campaign.matrix]
 replicas = [1]
@@ -76,9 +82,7 @@ fn run_search(scenario: &Path, out: &Path, polymetrie: &Path) -> CampaignResult 
     serde_json::from_str(&text).unwrap()
 }
 
-// Three searches of about 40 s each. An earlier full-suite run saw the baseline search end
-// after three probes while cargo was building beside it; every search's log is printed above
-// its assertions, so a recurrence shows which probe ended it and why.
+// Three searches of about 30 s each; every search's log is printed above its assertions.
 #[test]
 fn a_search_finds_the_knee_and_the_check_catches_a_doubled_cost() {
     let _serial = common::serial::lock_blocking();
