@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::http::Shared;
+use loadgen::deployer::kubernetes::spec::millicores;
 use loadgen::probe::counter::{metric_sum, CGROUP_USAGE_METRIC};
 
 /// How often the fake controller acts (a real one: 15 s).
@@ -112,10 +113,7 @@ fn scaled_pods(state: &Shared) -> Option<(Vec<(String, String)>, f64)> {
         .find(|h| h["spec"]["scaleTargetRef"]["name"] == name)?;
     let q = s.dep["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
         .as_str()?;
-    let request = match q.strip_suffix('m') {
-        Some(m) => m.parse::<f64>().ok()? / 1000.0,
-        None => q.parse().ok()?,
-    };
+    let request = millicores(q)? as f64 / 1000.0;
     let pods = s
         .pods
         .iter()

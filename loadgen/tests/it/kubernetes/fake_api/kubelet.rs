@@ -13,6 +13,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use loadgen::deployer::kubernetes::spec::millicores;
 use loadgen::deployer::{Deployment, LocalDeployer, Pinning};
 use loadgen::plan::{LocalService, Store, Topology};
 use serde_json::{json, Value};
@@ -142,10 +143,8 @@ fn pod_ip(seq: u8, k: u32) -> Ipv4Addr {
 fn topology_of(dep: &Value) -> Topology {
     let limit = dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"]
         .as_str()
-        .map(|q| match q.strip_suffix('m') {
-            Some(m) => m.parse::<f64>().unwrap_or(0.0) / 1000.0,
-            None => q.parse().unwrap_or(0.0),
-        });
+        // An unreadable quantity is a 0-core limit, which the local deployer refuses.
+        .map(|q| millicores(q).unwrap_or(0) as f64 / 1000.0);
     Topology {
         replicas: dep["spec"]["replicas"].as_u64().unwrap_or(1) as u32,
         cpu_limit_cores: limit,
