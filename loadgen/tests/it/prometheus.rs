@@ -388,8 +388,12 @@ async fn managed_prometheus_scrapes_itself_and_leaves_nothing_behind() {
     probe.set_targets("self", &[own]).await.unwrap();
     probe.wait_scraped(Duration::from_secs(20)).await.unwrap();
     let start = SystemTime::now();
-    tokio::time::sleep(Duration::from_secs(3)).await; // the step itself: time must pass
+    // The step itself: time must pass, and Prometheus must spend CPU in it. Idle, it can use
+    // less than one 10 ms tick in 3 s (a clean-clone CI run read exactly 0.0), so it answers
+    // queries for the whole window.
+    let busy = keep_busy(probe.url(), Duration::from_secs(3)).await;
     let end = SystemTime::now();
+    assert!(busy > 0, "prometheus answered no query while kept busy");
     let (view, findings) = probe
         .observe("self", start, end, "demo", &BTreeMap::new())
         .await;
@@ -418,6 +422,40 @@ async fn managed_prometheus_scrapes_itself_and_leaves_nothing_behind() {
         "prometheus (pid {pid}) still running after shutdown"
     );
     assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// Asks the Prometheus at `url` for `up` over one keep-alive connection for `duration`
+/// (bounded in time and count); returns how many queries it answered with 200.
+async fn keep_busy(url: &str, duration: Duration) -> u64 {
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let Ok(mut sender) = http::connect(addr).await else {
+        return 0;
+    };
+    let t0 = Instant::now();
+    let mut answered = 0;
+    for _ in 0..200_000 {
+        if t0.elapsed() >= duration {
+            break;
+        }
+        let req = hyper::Request::get(format!("http://{addr}/api/v1/query?query=up"))
+            .header("host", addr)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(2), sender.send_request(req)).await;
+        match answer {
+            Ok(Ok(r)) if r.status() == hyper::StatusCode::OK => {
+                use http_body_util::BodyExt;
+                if r.into_body().collect().await.is_ok() {
+                    answered += 1;
+                }
+            }
+            _ => break,
+        }
+    }
+    if let Some(left) = duration.checked_sub(t0.elapsed()) {
+        tokio::time::sleep(left).await;
+    }
+    answered
 }
 
 /// CPU seconds (user + system) of a process, from `/proc/PID/stat` (USER_HZ = 100 on Linux).
