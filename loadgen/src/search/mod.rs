@@ -2,7 +2,9 @@
 //! pure function of the probes of one configuration ([`decide`]): grow geometrically from
 //! `from` until the SLO breaks (or `to` is reached), bisect the bracket geometrically until it is
 //! no wider than `precision`, then repeat the best passing and the first failing rate `confirm`
-//! times each. The campaign runner drives it, one ordinary step per probe; [`interval`] reads
+//! times each. A repeat that fails at the best passing rate reopens the bracket once: the search
+//! bisects again below the rate that flipped, so a knee that is noisy does not leave a whole
+//! doubling unsearched (where a regression could hide), then repeats the new ends. The campaign runner drives it, one ordinary step per probe; [`interval`] reads
 //! the capacity and its noise back from the same probes, so a saved run can be judged again.
 //!
 //! Rates are whole requests per second: probe names carry them, and a bracket whose geometric
@@ -141,22 +143,64 @@ pub fn decide(
     Decision::Probe { rate_rps, kind }
 }
 
+/// How many times a repeat that fails at the best passing rate reopens the bracket: the search
+/// bisects again between the highest rate whose every probe passed and the rate that flipped,
+/// then repeats the new ends. A further disagreement only widens the spread, so a target that
+/// is noisy at its knee cannot keep the search going.
+pub const REOPENS: usize = 1;
+
 /// The next probe with neither budget nor probe limit in the way.
 fn plan_next(spec: &SearchSpec, history: &[Probe]) -> Decision {
     if history.is_empty() {
         return probe(spec.from_rps.round(), ProbeKind::Grow);
     }
-    // The repeats go to the bracket as it stood when they began: a repeat that disagrees
-    // widens the spread, it does not send the search back to bisecting.
-    let first_repeat = history.iter().position(|p| p.kind == ProbeKind::Confirm);
-    let before = &history[..first_repeat.unwrap_or(history.len())];
-    let bracket = bracket(before);
-    if first_repeat.is_none() {
-        if let Some(next) = narrow(spec, before, bracket) {
+    let round = current_round(history);
+    if round.first_repeat.is_none() {
+        if let Some(next) = narrow(spec, history, round.bracket) {
             return next;
         }
     }
-    confirm(spec, history, bracket)
+    confirm(spec, history, round.bracket)
+}
+
+/// The round of the search in progress: it begins at the start, or just after a repeat
+/// reopened the bracket; its repeats go to the bracket as it stood when they began.
+struct Round {
+    /// Where the round's first repeat is, if it has begun repeating.
+    first_repeat: Option<usize>,
+    /// The bracket of every probe before that repeat (of them all, before it).
+    bracket: Bracket,
+}
+
+fn current_round(history: &[Probe]) -> Round {
+    let round_at = |start: usize| {
+        let first_repeat = history[start..]
+            .iter()
+            .position(|p| p.kind == ProbeKind::Confirm)
+            .map(|i| start + i);
+        let bracket = bracket(&history[..first_repeat.unwrap_or(history.len())]);
+        Round {
+            first_repeat,
+            bracket,
+        }
+    };
+    let mut round = round_at(0);
+    let mut reopened = 0;
+    while reopened < REOPENS {
+        // A repeat of the round's best passing rate that fails reopens it.
+        let Some(first) = round.first_repeat else {
+            break;
+        };
+        let flip = history[first..]
+            .iter()
+            .position(|p| !p.passed && Some(p.rate_rps) == round.bracket.0);
+        let Some(at) = flip.map(|i| first + i) else {
+            break;
+        };
+        round = round_at(at + 1);
+        reopened += 1;
+    }
+    round
 }
 
 fn probe(rate_rps: f64, kind: ProbeKind) -> Decision {
@@ -275,7 +319,8 @@ pub fn ending(spec: &SearchSpec, history: &[Probe]) -> Ending {
 }
 
 /// The most probes one configuration's search can take, over every possible sequence of
-/// outcomes (the repeats assumed to agree with the bracket, as they are owed either way).
+/// outcomes: each end of the last bracket is owed its repeats whatever they say, and a
+/// reopened bracket costs its bisections on top (its repeats replace the ones it ended).
 pub fn worst_case_probes(spec: &SearchSpec) -> usize {
     let from = spec.from_rps.round();
     let to = spec.to_rps.round();
@@ -285,14 +330,28 @@ pub fn worst_case_probes(spec: &SearchSpec) -> usize {
     while let Some(&last) = grow.last().filter(|r| **r < to) {
         grow.push((last * GROWTH).round().min(to));
     }
+    let halve = |i: usize| match i.checked_sub(1) {
+        Some(j) => bisections(spec.precision, grow[j], grow[i]),
+        None => 0,
+    };
+    // A flip at the best passing rate reopens the bracket below it: at most the doubling that
+    // ends there, or the one above it when the best pass came from bisecting that one.
+    let reopened = |i: usize| {
+        if repeats == 0 || REOPENS == 0 {
+            0
+        } else {
+            halve(i).max(i.checked_sub(1).map_or(0, halve))
+        }
+    };
     // Passing everything: every growth rate, then the repeats of the top.
-    let mut worst = grow.len() + repeats;
-    for (i, &fail) in grow.iter().enumerate() {
+    let top = grow.len() - 1;
+    let mut worst = grow.len() + 2 * repeats + reopened(top);
+    for (i, _) in grow.iter().enumerate() {
         let run = i + 1;
-        let worst_here = match i.checked_sub(1).map(|j| grow[j]) {
+        let worst_here = match i {
             // Already `from` failed: only its repeats follow.
-            None => run + repeats,
-            Some(pass) => run + bisections(spec.precision, pass, fail) + 2 * repeats,
+            0 => run + repeats,
+            _ => run + halve(i) + 2 * repeats + reopened(i),
         };
         worst = worst.max(worst_here);
     }
