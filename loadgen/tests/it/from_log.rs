@@ -55,13 +55,22 @@ fn a_run_printed_to_its_log_is_rebuilt_into_the_same_report() {
         .arg("--print-run-json")
         .output()
         .unwrap();
-    command::assert_exit(&run, 0);
+    // What is under test is the round trip, not the verdict: on a loaded CI machine one late
+    // send of 40 can make the step invalid (exit 1, its reason saved). Whichever it is, the
+    // report rebuilt from the log must judge the same and exit the same.
+    let code = run.status.code();
     let log = String::from_utf8(run.stdout).unwrap();
     assert!(log.contains("--- loadgen run.json begin ---"), "{log}");
     let saved: CampaignResult =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(saved.status, RunStatus::Completed);
     assert_eq!(saved.steps[0].ok, 40, "{:?}", saved.steps[0].outcomes);
+    let step = &saved.steps[0];
+    match code {
+        Some(0) => assert!(step.valid),
+        Some(1) => assert!(!step.valid && step.invalid_reason.is_some(), "{step:?}"),
+        _ => panic!("{code:?}: {}", String::from_utf8_lossy(&run.stderr)),
+    }
 
     // The log as `kubectl logs` gives it, and with `--timestamps` prefixes on every line.
     let stamped: String = log
@@ -71,7 +80,12 @@ fn a_run_printed_to_its_log_is_rebuilt_into_the_same_report() {
     for (i, text) in [log.clone(), stamped].iter().enumerate() {
         let rebuilt = dir.path().join(format!("rebuilt{i}"));
         let out = report_from_log(text, &rebuilt);
-        command::assert_exit(&out, 0);
+        assert_eq!(
+            out.status.code(),
+            code,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let back: CampaignResult =
             serde_json::from_str(&std::fs::read_to_string(rebuilt.join("run.json")).unwrap())
                 .unwrap();
