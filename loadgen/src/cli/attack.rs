@@ -54,6 +54,19 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
     AttackSpec::check_settings(timeout, a.max_in_flight, a.connections, a.max_connections)
         .map_err(|e| anyhow::anyhow!("--{} must be {}", e.setting.replace('_', "-"), e.expected))?;
     let request = request_from_args(a, path)?;
+    let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
+    let start_at = start_at_from_args(a)?;
+    if let (Some(s), None) = (shard, start_at) {
+        // Without one start instant each shard would count its schedule from its own start,
+        // and the union would not be the one schedule the merge reads it as.
+        if s.count > 1 {
+            anyhow::bail!(
+                "--shard {}/{} needs --start-at TIME (or --start-at-file FILE), the same for every shard",
+                s.index,
+                s.count
+            );
+        }
+    }
     Ok(AttackSpec {
         url: base.as_url(),
         reach,
@@ -74,8 +87,8 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         max_in_flight: a.max_in_flight,
         connections: a.connections,
         max_connections: a.max_connections,
-        shard: a.shard.as_deref().map(Shard::parse).transpose()?,
-        start_at: start_at_from_args(a)?,
+        shard,
+        start_at,
     })
 }
 

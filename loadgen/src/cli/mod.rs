@@ -206,7 +206,8 @@ pub struct AttackArgs {
     #[arg(long, default_value_t = 1, requires = "poisson")]
     pub seed: u64,
     /// Send only shard K of N of the schedule: the requests whose index i has i mod N = K
-    /// (`{seq}` stays the global index). `loadgen merge` adds the N results into one step.
+    /// (`{seq}` stays the global index); needs --start-at or --start-at-file when N > 1.
+    /// `loadgen merge` adds the N results into one step.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
     /// Start the schedule at this instant (RFC 3339 or unix ms), the same for every shard; a

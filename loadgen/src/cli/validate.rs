@@ -139,7 +139,7 @@ pub fn render(plan: &Plan) -> String {
         )),
     );
     let mut b = Builder::default();
-    b.push_record([
+    let header = [
         "campaign",
         "step",
         "replicas",
@@ -148,9 +148,26 @@ pub fn render(plan: &Plan) -> String {
         "duration",
         "requests",
         "store",
-    ]);
+    ];
+    // Only a plan that splits a step over several generators shows how many.
+    let sharded = plan.steps.iter().any(|s| s.generators.count > 1);
+    let with_generators = |mut cells: Vec<String>, generators: String| {
+        if sharded {
+            cells.push(generators);
+        }
+        cells
+    };
+    b.push_record(with_generators(
+        header.map(String::from).to_vec(),
+        "generators".into(),
+    ));
     for s in &plan.steps {
-        b.push_record(row(s));
+        let g = &s.generators;
+        let generators = match (g.count, g.pin) {
+            (n, true) if n > 1 => format!("{n} (pinned)"),
+            (n, _) => n.to_string(),
+        };
+        b.push_record(with_generators(row(s).to_vec(), generators));
     }
     let mut table = b.build();
     table

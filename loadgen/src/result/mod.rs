@@ -376,8 +376,9 @@ impl CampaignResult {
                     s.id()
                 ));
             } else if !s.valid {
+                let why = s.invalid_reason.as_deref().unwrap_or("no reason recorded");
                 out.push(format!(
-                    "step {}: invalid (the generator did not keep its schedule)",
+                    "step {}: invalid (the generator did not keep its schedule: {why})",
                     s.id()
                 ));
             }

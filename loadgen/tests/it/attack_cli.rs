@@ -101,6 +101,13 @@ fn bad_input_is_one_line_and_exit_2() {
         &["http://10.9.8.7:80/", "--rate", "10", "--duration", "1s"],
         "not loopback",
     );
+    // A shard of several needs the one start instant they share.
+    let shard = [url, "--rate", "10", "--duration", "1s", "--shard", "1/3"];
+    assert_bad_input(&shard, "--shard 1/3 needs --start-at");
+    assert_bad_input(
+        &[&shard[..], &["--start-at", "soon"]].concat(),
+        "--start-at",
+    );
 }
 
 #[test]

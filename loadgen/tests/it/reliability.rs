@@ -718,6 +718,8 @@ fn exit_1_when_a_step_is_invalid() {
     assert!(reason.contains("dropped"), "{reason}");
     let stderr = text(&o.stderr);
     assert!(stderr.contains("  - step c/s: invalid"), "{stderr}");
+    // …saying why, not only that it is.
+    assert!(stderr.contains(reason), "{stderr}");
 }
 
 #[test]

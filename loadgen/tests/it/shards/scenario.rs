@@ -93,3 +93,37 @@ fn bad_generator_counts_name_their_position_and_key() {
     let (err, _) = load(&text("\n[generators]\ncuont = 2\n", ""));
     assert!(err.unwrap_err().contains("cuont"));
 }
+
+#[test]
+fn validate_shows_the_generators_of_a_sharded_plan_only() {
+    let dir = common::tempdir("generators-validate");
+    let validate = |text: String| {
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, text).unwrap();
+        let out =
+            common::command::loadgen_output([std::ffi::OsStr::new("validate"), path.as_os_str()]);
+        common::command::assert_exit(&out, 0);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let sharded = validate(text(
+        "\n[generators]\ncount = 3\npin = true\n",
+        "generators = 1",
+    ));
+    let row = |name: &str| {
+        sharded
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("no row {name}: {sharded}"))
+            .to_string()
+    };
+    assert!(sharded.contains("│ generators"), "{sharded}");
+    assert!(row("a").contains("3 (pinned)"), "{sharded}");
+    assert!(
+        row("b").trim_end_matches(['│', ' ']).ends_with('1'),
+        "{sharded}"
+    );
+    // One generator everywhere: the table keeps its usual columns.
+    let plain = validate(text("", ""));
+    assert!(!plain.contains("│ generators"), "{plain}");
+    assert!(plain.contains("│ store  │\n"), "{plain}");
+}
