@@ -138,6 +138,32 @@ pub fn render(plan: &Plan) -> String {
             plan.planned_duration().as_secs()
         )),
     );
+    // A plan of searches only has no step to list.
+    if !plan.steps.is_empty() {
+        out.push_str(&steps_table(plan));
+        out.push('\n');
+    }
+    for s in &plan.searches {
+        out.push_str(&search_lines(s));
+    }
+    for t in &plan.thresholds {
+        let bound = t.bound();
+        let on = if t.steps.is_empty() {
+            "every step".to_string()
+        } else {
+            t.steps.join(", ")
+        };
+        out.push_str(&format!("threshold: {} {bound} on {on}\n", t.metric));
+    }
+    for w in &plan.warnings {
+        let at = w.step.as_ref().map_or(String::new(), |s| format!(" ({s})"));
+        out.push_str(&format!("warning{at}: {}\n", w.message));
+    }
+    out
+}
+
+/// One row per step; a `generators` column only when a step is split over several.
+fn steps_table(plan: &Plan) -> String {
     let mut b = Builder::default();
     let header = [
         "campaign",
@@ -173,28 +199,7 @@ pub fn render(plan: &Plan) -> String {
     table
         .with(Style::sharp())
         .modify(Columns::new(2..7), Alignment::right());
-    // A plan of searches only has no step to list.
-    if !plan.steps.is_empty() {
-        out.push_str(&table.to_string());
-        out.push('\n');
-    }
-    for s in &plan.searches {
-        out.push_str(&search_lines(s));
-    }
-    for t in &plan.thresholds {
-        let bound = t.bound();
-        let on = if t.steps.is_empty() {
-            "every step".to_string()
-        } else {
-            t.steps.join(", ")
-        };
-        out.push_str(&format!("threshold: {} {bound} on {on}\n", t.metric));
-    }
-    for w in &plan.warnings {
-        let at = w.step.as_ref().map_or(String::new(), |s| format!(" ({s})"));
-        out.push_str(&format!("warning{at}: {}\n", w.message));
-    }
-    out
+    table.to_string()
 }
 
 /// What a search campaign will do, and the longest it can take.
