@@ -139,3 +139,41 @@ fn exit_0_when_every_step_is_valid_and_every_threshold_holds() {
     assert_eq!(s.counter.as_ref().and_then(|c| c.delta), Some(s.ok as i64));
     assert!(!text(&o.stderr).contains("exit 1 because"));
 }
+
+#[test]
+fn only_a_step_late_for_its_schedule_is_the_exit_1_that_host_noise_may_explain() {
+    let _serial = common::serial::lock_blocking();
+    // One fixed connection to a service that takes 20 ms a click, 100 clicks due in 1 s: with a
+    // fixed pool the wait for the connection is the generator's own limit, i.e. schedule lag.
+    let Some(svc) = Polymetrie::start(&["--sites", "demo", "--cost", "20ms"]) else {
+        return;
+    };
+    let dir = tempdir("exit-lagged");
+    let sc = url_scenario(
+        dir.path(),
+        &svc,
+        "demo",
+        100,
+        "[defaults]\nconnections = 1\n",
+    );
+    let out = dir.path().join("out");
+    let (o, r) = assert_run_and_report_exit(&sc, &out, 1);
+    let reason = r.steps[0].invalid_reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("schedule lag p99"), "{reason}");
+    let stderr = text(&o.stderr);
+    assert!(stderr.contains(&reason), "{stderr}");
+    // What the tests whose subject is not the generator's timing tolerate: this…
+    common::command::assert_exit_unless_lagged(o.status.code(), &stderr, 0);
+    // …and nothing else: not another reason, not another exit code.
+    let dropped = stderr.replace(&reason, "generator dropped 3 of 100 due requests");
+    for (code, err) in [
+        (Some(1), dropped),
+        (Some(2), stderr.clone()),
+        (None, stderr),
+    ] {
+        let refused = std::panic::catch_unwind(|| {
+            common::command::assert_exit_unless_lagged(code, &err, 0);
+        });
+        assert!(refused.is_err(), "tolerated exit {code:?}: {err}");
+    }
+}
