@@ -56,3 +56,25 @@ pub fn site_clicks_blocking(
     }
     serde_json::from_str::<serde_json::Value>(&body).ok()?["clicks"].as_u64()
 }
+
+/// `GET path` on `sender`'s connection to `addr`, bounded by `timeout`: the status and the whole
+/// body, or `None` when no answer came back in time.
+pub async fn get(
+    sender: &mut Sender,
+    addr: &str,
+    path: &str,
+    timeout: std::time::Duration,
+) -> Option<(hyper::StatusCode, Bytes)> {
+    use http_body_util::BodyExt;
+    let req = hyper::Request::get(format!("http://{addr}{path}"))
+        .header("host", addr)
+        .body(Full::new(Bytes::new()))
+        .ok()?;
+    let exchange = async {
+        let resp = sender.send_request(req).await.ok()?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        Some((status, body))
+    };
+    tokio::time::timeout(timeout, exchange).await.ok().flatten()
+}

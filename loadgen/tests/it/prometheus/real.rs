@@ -68,18 +68,15 @@ async fn keep_busy(url: &str, duration: Duration) -> u64 {
         if t0.elapsed() >= duration {
             break;
         }
-        let req = hyper::Request::get(format!("http://{addr}/api/v1/query?query=up"))
-            .header("host", addr)
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(2), sender.send_request(req)).await;
-        match answer {
-            Ok(Ok(r)) if r.status() == hyper::StatusCode::OK => {
-                use http_body_util::BodyExt;
-                if r.into_body().collect().await.is_ok() {
-                    answered += 1;
-                }
-            }
+        match http::get(
+            &mut sender,
+            addr,
+            "/api/v1/query?query=up",
+            Duration::from_secs(2),
+        )
+        .await
+        {
+            Some((status, _)) if status == hyper::StatusCode::OK => answered += 1,
             _ => break,
         }
     }
@@ -99,14 +96,10 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// The service's own counter, read directly from its admin `/metrics`.
 async fn direct_clicks(admin: &str) -> u64 {
-    use http_body_util::BodyExt;
     let mut sender = http::connect(admin).await.unwrap();
-    let req = hyper::Request::get(format!("http://{admin}/metrics"))
-        .header("host", admin)
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let (_, body) = http::get(&mut sender, admin, "/metrics", Duration::from_secs(5))
+        .await
+        .expect("the service's /metrics answered");
     String::from_utf8_lossy(&body)
         .lines()
         .find_map(|l| l.strip_prefix(r#"polymetrie_clicks_total{site="demo"} "#))
