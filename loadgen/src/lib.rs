@@ -12,26 +12,12 @@
 //! [`baseline`] and compared with another ([`comparison`]) for `loadgen check`. The command
 //! line is the binary's own (`src/cli/`), not part of this library.
 
-pub mod atomic_file;
-pub mod baseline;
 pub mod campaign;
-pub mod capacity;
-pub mod check;
-pub mod comparison;
 pub mod deployer;
-pub mod engine;
 pub mod external;
 pub mod http;
 pub mod machine;
 pub mod plan;
 pub mod probe;
 pub mod promql;
-pub mod report;
-pub mod result;
-pub mod scaling;
 pub mod scenario;
-pub mod search;
-pub mod shard;
-pub mod slo;
-pub mod step_id;
-pub mod threshold;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::result::MachineInfo;
+use loadgen_model::result::MachineInfo;
 
 fn read_trimmed(path: &str) -> Option<String> {
     std::fs::read_to_string(path)

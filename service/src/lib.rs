@@ -5,7 +5,6 @@
 pub mod admin_token;
 pub mod admission;
 pub mod app;
-pub mod cgroup;
 pub mod config;
 pub mod cost;
 pub mod metrics;

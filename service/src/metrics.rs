@@ -3,7 +3,7 @@
 //! under `__other__`, because one series per URL was the original's scaling problem), HTTP
 //! requests by route and status, requests in progress, request duration, shedding, queued and
 //! in-flight clicks, the process's CPU and memory, and its cgroup's CPU and CFS throttling
-//! (`polymetrie_cgroup_cpu_*`, see [`crate::cgroup`]).
+//! (`polymetrie_cgroup_cpu_*`, see the `cpu-cgroup` crate).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,9 +17,9 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::cgroup::SelfCgroup;
 pub use crate::url_cap::OTHER_URL;
 use crate::url_cap::{UrlCap, UrlEntry};
+use cpu_cgroup::SelfCgroup;
 
 /// Longest URL kept as a label value; longer ones count under [`OTHER_URL`] (the store keeps
 /// them: a label is dearer than a sorted-set member).

@@ -4,14 +4,14 @@
 
 use std::time::SystemTime;
 
-use crate::check;
-use crate::engine::histogram::{serialize_histogram, summarize};
-use crate::engine::record::{ShardMeta, StepRecord};
-use crate::result::{
+use loadgen_engine::histogram::{serialize_histogram, summarize};
+use loadgen_engine::record::{ShardMeta, StepRecord};
+use loadgen_judge::check;
+use loadgen_model::result::{
     CounterReading, CpuReading, Finding, PrometheusView, StepResult, TopologyView,
 };
-use crate::shard::{unix_ms, ShardPart, Sharding};
-use crate::step_id::StepId;
+use loadgen_model::shard::{unix_ms, ShardPart, Sharding};
+use loadgen_model::step_id::StepId;
 
 /// What the probes read around a step (each `None` when not measured).
 #[derive(Debug, Clone, Default)]
@@ -29,9 +29,9 @@ pub struct Readings {
     /// A process of the target exited during the step.
     pub target_failed: bool,
     /// The generator's own cgroup over the attack.
-    pub generator_cgroup: Option<crate::result::CgroupCpuView>,
+    pub generator_cgroup: Option<loadgen_model::result::CgroupCpuView>,
     /// An autoscale step's samples of replicas and HPA decisions.
-    pub scaling: Vec<crate::result::ScalePoint>,
+    pub scaling: Vec<loadgen_model::result::ScalePoint>,
 }
 
 /// The step `id` as measured: the record, the readings, then the verdict. `node_cpus` is the

@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::histogram::{
+use loadgen_engine::histogram::{
     merge_histograms, merge_second_histograms, serialize_histogram, summarize, HistogramError,
 };
-use crate::result::{GeneratorHealth, OutcomeCounts, StepResult, TimelinePoint};
-use crate::shard::{ShardPart, ShardSummary, Sharding};
+use loadgen_model::result::{GeneratorHealth, OutcomeCounts, StepResult, TimelinePoint};
+use loadgen_model::shard::{ShardPart, ShardSummary, Sharding};
 
 /// One shard as the merge receives it.
 #[derive(Debug, Clone)]

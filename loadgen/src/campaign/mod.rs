@@ -3,7 +3,7 @@
 //! generators from its shards' results, [`merge`]) and save
 //! `run.json` (atomically, after every step, before anything interprets it). Capacity searches
 //! ([`search`]) follow the listed steps, each probe run and saved the same way. It measures and
-//! saves; the verdicts are the checks' ([`crate::check`]).
+//! saves; the verdicts are the checks' ([`loadgen_judge::check`]).
 
 pub mod assemble;
 pub mod generators;
@@ -16,11 +16,11 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::check;
 use crate::deployer::Deployer;
 use crate::plan::{OnTargetFailure, Plan, PrometheusMode};
 use crate::probe::prometheus::PrometheusProbe;
-use crate::result::{
+use loadgen_judge::check;
+use loadgen_model::result::{
     CampaignResult, CheckName, Finding, RunStatus, ScenarioSource, Severity, StepResult, ToolInfo,
     SCHEMA_VERSION,
 };
@@ -60,9 +60,9 @@ pub struct RunOptions {
 
 /// Writes `run.json` atomically, so a reader never sees half a file.
 pub fn save(result: &CampaignResult, out_dir: &Path) -> Result<PathBuf, CampaignError> {
-    let path = out_dir.join(crate::report::RUN_JSON);
+    let path = out_dir.join(loadgen_model::RUN_JSON);
     let json = serde_json::to_vec_pretty(result)?;
-    crate::atomic_file::write(&path, &json).map_err(|source| CampaignError::Write {
+    loadgen_model::atomic_file::write(&path, &json).map_err(|source| CampaignError::Write {
         path: path.clone(),
         source,
     })?;

@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use super::step::{self, StepContext};
 use super::{campaign_finding, pause, run_one, save, CampaignError};
-use crate::capacity::{BudgetStop, Configuration, ProbeRecord, SearchRecord};
-use crate::check;
 use crate::deployer::Deployer;
 use crate::plan::{SearchConfiguration, SearchPlan};
-use crate::result::{CampaignResult, CheckName, Severity};
-use crate::search::{self, Decision, Ending, Probe};
+use loadgen_judge::check;
+use loadgen_judge::search::{self, Decision, Ending, Probe};
+use loadgen_model::capacity::{BudgetStop, Configuration, ProbeRecord, SearchRecord};
+use loadgen_model::result::{CampaignResult, CheckName, Severity};
 
 /// Runs every configuration of `plan` in order, recording into `result`.
 pub(super) async fn run(

@@ -12,15 +12,17 @@ use super::generators;
 use super::{RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
 use crate::deployer::watch::{Component, ExitWatch};
 use crate::deployer::{Deployer, Deployment};
-use crate::engine::load::Load;
-use crate::engine::progress::{self, LiveStats};
-use crate::engine::record::StepRecord;
-use crate::engine::{self as attack, AttackSpec};
 use crate::plan::{Plan, Step, Target};
 use crate::probe;
 use crate::probe::prometheus::PrometheusProbe;
-use crate::result::{AutoscaleView, CheckName, Finding, Severity, StepResult, TopologyView};
-use crate::step_id::StepId;
+use loadgen_engine::load::Load;
+use loadgen_engine::progress::{self, LiveStats};
+use loadgen_engine::record::StepRecord;
+use loadgen_engine::{self as attack, AttackSpec};
+use loadgen_model::result::{
+    AutoscaleView, CheckName, Finding, Severity, StepResult, TopologyView,
+};
+use loadgen_model::step_id::StepId;
 
 /// How often the live line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);

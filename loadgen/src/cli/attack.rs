@@ -1,5 +1,5 @@
 //! `loadgen attack URL --rate R --duration D …`: one ad-hoc open-model step. Checks the input
-//! (any mistake is a one-line error, exit 2), runs [`loadgen::engine::run`] with a live progress
+//! (any mistake is a one-line error, exit 2), runs [`loadgen_engine::run`] with a live progress
 //! line on a terminal, and prints a summary (stderr) or, with `--json`, the StepResult (stdout).
 //!
 //! Exit codes: 0 the step ran to its end and is valid; 1 it ran but is invalid (the generator
@@ -15,13 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{signal, AttackArgs, ExitStatus};
 use loadgen::campaign::assemble;
-use loadgen::engine::load::{Arrival, Load, Stage};
-use loadgen::engine::progress::{self, LiveStats};
-use loadgen::engine::target::{self, Reach};
-use loadgen::engine::template::{self, RequestTemplate};
-use loadgen::engine::{self as attack, AttackError, AttackSpec};
-use loadgen::result::{OutcomeCounts, StepResult};
-use loadgen::shard::{self, Shard};
+use loadgen_engine::load::{Arrival, Load, Stage};
+use loadgen_engine::progress::{self, LiveStats};
+use loadgen_engine::target::{self, Reach};
+use loadgen_engine::template::{self, RequestTemplate};
+use loadgen_engine::{self as attack, AttackError, AttackSpec};
+use loadgen_model::result::{OutcomeCounts, StepResult};
+use loadgen_model::shard::{self, Shard};
 
 /// How far ahead `--start-at` may be: a bound on the wait before the first request.
 const MAX_START_AHEAD: Duration = Duration::from_secs(3600);
@@ -253,7 +253,7 @@ pub fn summary(s: &StepResult, url: &str) -> String {
         (Some(false), Some(free)) => format!(
             "default: {free} at once, {} more after a {} ms wait",
             n(g.connections_grown),
-            loadgen::engine::pool::GROW_AFTER.as_millis()
+            loadgen_engine::pool::GROW_AFTER.as_millis()
         ),
         (Some(false), None) => "default cap".to_string(),
         (None, _) => "-".to_string(),

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 
 use crate::cli::{BaselineArgs, ExitStatus};
-use loadgen::baseline::Baseline;
+use loadgen_judge::baseline::Baseline;
 
 /// Runs `loadgen baseline`.
 pub fn execute(args: BaselineArgs) -> anyhow::Result<ExitStatus> {
@@ -14,7 +14,7 @@ pub fn execute(args: BaselineArgs) -> anyhow::Result<ExitStatus> {
         .with_context(|| format!("{} is not a valid run.json", args.run_json.display()))?;
     let baseline = Baseline::of(&run);
     let json = serde_json::to_string_pretty(&baseline)? + "\n";
-    loadgen::atomic_file::write(&args.out, json.as_bytes())
+    loadgen_model::atomic_file::write(&args.out, json.as_bytes())
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!(
         "baseline: {} ({} configuration(s), {} step(s), {} bytes)",

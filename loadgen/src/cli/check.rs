@@ -9,9 +9,9 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::cli::{CheckArgs, ExitStatus};
-use loadgen::baseline::Baseline;
-use loadgen::comparison::{self, Comparison, Options, Outcome};
-use loadgen::report::comparison as render;
+use loadgen_judge::baseline::Baseline;
+use loadgen_judge::comparison::{self, Comparison, Options, Outcome};
+use loadgen_report::comparison as render;
 
 /// The variable GitHub Actions names its step-summary file by.
 const STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";

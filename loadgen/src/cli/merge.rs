@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use crate::cli::{attack, ExitStatus, MergeArgs};
 use loadgen::campaign::assemble;
 use loadgen::campaign::merge::{self, ShardInput};
-use loadgen::result::StepResult;
-use loadgen::shard;
+use loadgen_model::result::StepResult;
+use loadgen_model::shard;
 
 /// Runs `loadgen merge`.
 pub fn execute(args: MergeArgs) -> anyhow::Result<ExitStatus> {
@@ -29,7 +29,7 @@ pub fn execute(args: MergeArgs) -> anyhow::Result<ExitStatus> {
     let step = assemble::generator_judged(merge::merge(count, &inputs)?);
     let json = serde_json::to_string(&step)?;
     match &args.out {
-        Some(out) => loadgen::atomic_file::write(out, format!("{json}\n").as_bytes())
+        Some(out) => loadgen_model::atomic_file::write(out, format!("{json}\n").as_bytes())
             .with_context(|| format!("cannot write {}", out.display()))?,
         None => println!("{json}"),
     }

@@ -272,7 +272,7 @@ pub struct ReportArgs {
 
 /// Exit 1 with the reasons on stderr when a finished run has any (an invalid or failed step, a
 /// broken or unevaluated threshold, an interruption); exit 0 otherwise.
-fn exit_status_of(result: &loadgen::result::CampaignResult) -> ExitStatus {
+fn exit_status_of(result: &loadgen_model::result::CampaignResult) -> ExitStatus {
     let reasons = result.exit_reasons();
     if reasons.is_empty() {
         return ExitStatus::Done;

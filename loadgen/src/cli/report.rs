@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::cli::{ExitStatus, ReportArgs};
-use loadgen::baseline::Baseline;
-use loadgen::check;
-use loadgen::report;
-use loadgen::result::CampaignResult;
+use loadgen_judge::baseline::Baseline;
+use loadgen_judge::check;
+use loadgen_model::result::CampaignResult;
+use loadgen_report as report;
 
 /// Runs `loadgen report`: prints the tables, writes the files beside `run.json` (or to
 /// `--out`), and exits 1 when the run has a reason to (see `CampaignResult::exit_reasons`).
@@ -58,15 +58,15 @@ fn compared(
     result: &CampaignResult,
     path: &Path,
     tolerance: &str,
-) -> anyhow::Result<loadgen::comparison::Comparison> {
+) -> anyhow::Result<loadgen_judge::comparison::Comparison> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let base = Baseline::from_json(&text).with_context(|| format!("{}", path.display()))?;
-    let options = loadgen::comparison::Options {
+    let options = loadgen_judge::comparison::Options {
         tolerance: super::check::parse_tolerance(tolerance)?,
         allow_different: true,
     };
-    Ok(loadgen::comparison::compare(
+    Ok(loadgen_judge::comparison::compare(
         &base,
         &Baseline::of(result),
         options,

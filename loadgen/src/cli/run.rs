@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{signal, ExitStatus, RunArgs};
 use loadgen::campaign::{self, RunOptions};
 use loadgen::plan::{Plan, PrometheusMode};
-use loadgen::result::RunStatus;
+use loadgen_model::result::RunStatus;
 
 /// Default output directory: `reports/<scenario>-<utc>/`.
 fn default_out(plan: &Plan) -> PathBuf {
@@ -58,12 +58,12 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
         result
     })?;
 
-    loadgen::report::write_outputs(&result, &out_dir)
+    loadgen_report::write_outputs(&result, &out_dir)
         .with_context(|| format!("cannot write the report into {}", out_dir.display()))?;
-    println!("{}", loadgen::report::table::render(&result));
+    println!("{}", loadgen_report::table::render(&result));
     if args.print_run_json {
         // The pod's files vanish with it: `loadgen report --from-log` reads this back.
-        println!("{}", loadgen::report::log::wrap(&result)?);
+        println!("{}", loadgen_report::log::wrap(&result)?);
     }
     eprintln!("results: {}", out_dir.join("run.json").display());
     eprintln!("report:  {}", out_dir.join("report.html").display());

@@ -29,8 +29,8 @@ pub struct SearchView {
     pub campaign: String,
     pub configurations: Vec<ConfigurationView>,
     #[serde(flatten)]
-    pub spec: loadgen::search::SearchSpec,
-    pub slo: loadgen::slo::Slo,
+    pub spec: loadgen_judge::search::SearchSpec,
+    pub slo: loadgen_model::slo::Slo,
     pub worst_case_probes: usize,
     /// Warm-ups, probes and pauses of every configuration at its worst case, deploys not
     /// included.

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::cgroup::{self, Cgroup, CgroupLayout, CGROUP_ROOT};
 use super::redis::RedisServer;
 use super::replica::{self, Launch};
 use super::workdir::WorkDir;
 use super::{DeployError, Deployment};
 use crate::external;
 use crate::plan::{LocalService, Store, Topology};
+use cpu_cgroup::{self as cgroup, Cgroup, CgroupLayout, CGROUP_ROOT};
 
 /// Deploy sequence numbers, unique in this process: part of each cgroup's name.
 static DEPLOY_SEQ: AtomicU32 = AtomicU32::new(0);

@@ -17,7 +17,6 @@
 //! d.teardown().await?;                                            // Err: something was left
 //! ```
 
-pub mod cgroup;
 pub mod kubernetes;
 pub mod local;
 pub mod process;
@@ -29,7 +28,7 @@ pub mod workdir;
 
 use std::time::Duration;
 
-pub use cgroup::{Cgroup, CgroupCpu, CgroupLayout};
+pub use cpu_cgroup::{Cgroup, CgroupCpu, CgroupLayout};
 pub use kubernetes::{KubeError, KubernetesDeployer, PodTarget, ScaleWatch};
 pub use local::{LocalDeployer, Pinning};
 pub use replica::Replica;
@@ -37,7 +36,7 @@ pub use url::UrlDeployer;
 
 use crate::external::ExternalError;
 use crate::plan::{Store, Target, Topology};
-use crate::result::TopologyView;
+use loadgen_model::result::TopologyView;
 
 /// A readiness bound that suits this machine: a replica is ready in well under a second, Redis
 /// in ~40 ms, but a loaded 2-core machine can stretch both.

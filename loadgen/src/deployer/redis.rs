@@ -9,10 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::cgroup::Cgroup;
 use super::process::{ChildProcess, Stopped};
 use super::workdir::log_tail;
 use super::DeployError;
+use cpu_cgroup::Cgroup;
 
 /// Ports are picked by binding port 0 then releasing it; another process may take the port in
 /// between, so starting is retried a few times.

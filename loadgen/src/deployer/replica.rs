@@ -10,12 +10,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::cgroup::{Cgroup, JOIN_FAILED_EXIT};
 use super::process::{ChildProcess, Stopped};
 use super::workdir::log_tail;
 use super::DeployError;
 use crate::http;
 use crate::plan::LocalService;
+use cpu_cgroup::group::{Cgroup, JOIN_FAILED_EXIT};
 
 /// Set it to let replicas' stderr through to ours instead of a log file.
 pub const LOG_ENV: &str = "LOADGEN_LOG";

@@ -9,14 +9,14 @@ pub mod search;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::engine::load::Load;
-use crate::engine::target::Reach;
-use crate::engine::template::RequestTemplate;
-use crate::result::ScenarioSource;
 pub use crate::scenario::OnTargetFailure;
 use crate::scenario::{Scenario, ScenarioError, SourceText};
-use crate::step_id::StepId;
-pub use crate::threshold::{Metric, Threshold};
+use loadgen_engine::load::Load;
+use loadgen_engine::target::Reach;
+use loadgen_engine::template::RequestTemplate;
+use loadgen_model::result::ScenarioSource;
+use loadgen_model::step_id::StepId;
+pub use loadgen_model::threshold::{Metric, Threshold};
 pub use search::{SearchConfiguration, SearchPlan};
 
 /// Where the click counter lives.
@@ -182,8 +182,8 @@ pub struct Plan {
     pub on_target_failure: OnTargetFailure,
     /// What the plan itself warns about (e.g. CPU limits that overcommit the machine): saved
     /// as the run's first findings and printed by `validate`.
-    pub warnings: Vec<crate::result::Finding>,
-    pub campaigns: Vec<crate::result::CampaignInfo>,
+    pub warnings: Vec<loadgen_model::result::Finding>,
+    pub campaigns: Vec<loadgen_model::result::CampaignInfo>,
     pub steps: Vec<Step>,
     /// Capacity searches, run after the steps, in file order: their steps are decided as the
     /// run goes.

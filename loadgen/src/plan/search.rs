@@ -1,15 +1,15 @@
 //! A search campaign of the plan: the configurations whose capacity it searches, its search
 //! settings and SLO, and the settings every probe shares. Its steps are not known in advance —
-//! [`crate::search::decide`] picks each rate as the run goes — so the plan holds what makes a
+//! [`loadgen_judge::search::decide`] picks each rate as the run goes — so the plan holds what makes a
 //! probe a [`Step`] ([`SearchPlan::probe`]) and what bounds the search's time.
 
 use std::time::Duration;
 
 use super::{Step, Topology};
-use crate::engine::load::{Arrival, Load, Stage};
-use crate::search::{self, SearchSpec};
-use crate::slo::Slo;
-use crate::step_id::StepId;
+use loadgen_engine::load::{Arrival, Load, Stage};
+use loadgen_judge::search::{self, SearchSpec};
+use loadgen_model::slo::Slo;
+use loadgen_model::step_id::StepId;
 
 /// One search campaign.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::ReplicaSnapshot;
 use crate::deployer::CgroupCpu;
-use crate::result::{CgroupCpuView, ReplicaCpu};
+use loadgen_model::result::{CgroupCpuView, ReplicaCpu};
 
 /// Cumulative CPU time of the whole machine, from the first line of `/proc/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +131,7 @@ pub fn view(before: &CgroupCpu, after: &CgroupCpu, wall: Duration) -> CgroupCpuV
 /// The generator's own cgroup counters now (`None` outside a readable cgroup), read as the
 /// service reads its own: one reader of a process's cgroup.
 pub fn read_own_cgroup() -> Option<CgroupCpu> {
-    let s = polymetrie::cgroup::SelfCgroup::detect()?.read();
+    let s = cpu_cgroup::SelfCgroup::detect()?.read();
     Some(CgroupCpu {
         usage_ns: s.usage_usec.map(|u| u * 1_000),
         nr_periods: s.nr_periods,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::deployer::{CgroupCpu, Deployment};
 use crate::plan::Store;
-use crate::result::{CounterReading, CpuReading};
+use loadgen_model::result::{CounterReading, CpuReading};
 
 /// Everything read from a deployment at one instant.
 #[derive(Debug, Clone)]

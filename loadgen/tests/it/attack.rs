@@ -15,9 +15,9 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use loadgen::campaign::assemble::generator_result;
-use loadgen::engine::histogram as record;
-use loadgen::engine::progress::LiveStats;
-use loadgen::engine::{self as attack, AttackError};
+use loadgen_engine::histogram as record;
+use loadgen_engine::progress::LiveStats;
+use loadgen_engine::{self as attack, AttackError};
 use tokio_util::sync::CancellationToken;
 
 use crate::common;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::process::Output;
 
-use loadgen::result::StepResult;
+use loadgen_model::result::StepResult;
 
 use crate::common::{self, polymetrie::Polymetrie};
 

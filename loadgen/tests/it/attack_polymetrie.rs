@@ -10,9 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use loadgen::campaign::assemble::generator_result;
-use loadgen::engine::load::Load;
-use loadgen::engine::template::RequestTemplate;
-use loadgen::engine::{self as attack, AttackSpec};
+use loadgen_engine::load::Load;
+use loadgen_engine::template::RequestTemplate;
+use loadgen_engine::{self as attack, AttackSpec};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{self, polymetrie::Polymetrie};

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use loadgen::result::{CampaignResult, RunStatus, Severity};
+use loadgen_model::result::{CampaignResult, RunStatus, Severity};
 use rustix::process::Signal;
 
 use crate::common::run::{

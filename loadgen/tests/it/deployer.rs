@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use loadgen::deployer::cgroup::{CgroupLayout, CGROUP_ROOT};
+use cpu_cgroup::{CgroupLayout, CGROUP_ROOT};
 use loadgen::deployer::{Cgroup, DeployError, Deployment, LocalDeployer};
 use loadgen::plan::{LocalService, Store, Topology};
 
@@ -281,7 +281,7 @@ async fn groups_of_a_dead_loadgen_are_swept_with_their_orphans() {
     }
     std::mem::forget(group);
 
-    loadgen::deployer::cgroup::remove_stale(&layout);
+    cpu_cgroup::remove_stale(&layout);
 
     let status = orphan.wait().unwrap();
     assert_eq!(
@@ -299,6 +299,6 @@ async fn groups_of_a_dead_loadgen_are_swept_with_their_orphans() {
         None,
     )
     .unwrap();
-    loadgen::deployer::cgroup::remove_stale(&layout);
+    cpu_cgroup::remove_stale(&layout);
     assert!(mine.dirs().iter().all(|d| d.exists()));
 }

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::process::Stdio;
 
 use crate::common::{self, command, polymetrie::Polymetrie, serial};
-use loadgen::result::{CampaignResult, RunStatus};
+use loadgen_model::result::{CampaignResult, RunStatus};
 
 fn scenario(addr: std::net::SocketAddr) -> String {
     format!(

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use loadgen::engine::load::{Arrival, Load, Stage};
-use loadgen::engine::pacer::{Pacer, PacerError};
+use loadgen_engine::load::{Arrival, Load, Stage};
+use loadgen_engine::pacer::{Pacer, PacerError};
 
 fn stage(secs: f64, from: f64, to: f64) -> Stage {
     Stage {

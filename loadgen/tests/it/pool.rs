@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loadgen::engine::{self as attack};
+use loadgen_engine::{self as attack};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::attack::{assert_reconciles, spec};
@@ -27,7 +27,7 @@ async fn slow_target() -> (std::net::SocketAddr, Arc<crate::common::server::Conn
 }
 
 /// Runs `s` (400 requests due) and checks every one was answered OK and accounted for.
-async fn all_of_400(s: &attack::AttackSpec) -> loadgen::engine::record::StepRecord {
+async fn all_of_400(s: &attack::AttackSpec) -> loadgen_engine::record::StepRecord {
     let r = attack::run(s, &CancellationToken::new(), None)
         .await
         .unwrap();

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use loadgen::report::{self, capacity, html, row, steps_csv, table};
-use loadgen::result::CampaignResult;
+use loadgen_model::result::CampaignResult;
+use loadgen_report::{self as report, capacity, html, row, steps_csv, table};
 
 use crate::common::{self, command, golden::assert_golden as golden};
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::result::CampaignResult;
+use loadgen_model::result::CampaignResult;
 
 use crate::common::{self, external};
 
@@ -93,7 +93,7 @@ fn report_loads_in_headless_chromium_with_every_chart() {
     let dir = tempdir("report");
     let dir = dir.path();
     std::fs::write(dir.join("run.json"), &text).unwrap();
-    let paths = loadgen::report::write_outputs(&result, dir).unwrap();
+    let paths = loadgen_report::write_outputs(&result, dir).unwrap();
     let html = std::fs::read_to_string(&paths.report_html).unwrap();
     let charts = html.matches("<figure class=\"chart\"").count();
     assert!(

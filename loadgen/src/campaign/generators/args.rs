@@ -4,9 +4,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::engine::load::Arrival;
-use crate::engine::AttackSpec;
-use crate::shard::{unix_ms, Shard};
+use loadgen_engine::load::Arrival;
+use loadgen_engine::AttackSpec;
+use loadgen_model::shard::{unix_ms, Shard};
 
 /// Why a spec cannot be handed to a shard process.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -85,9 +85,9 @@ pub fn attack_args(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::load::{Load, Stage};
-    use crate::engine::target::Reach;
-    use crate::engine::template::RequestTemplate;
+    use loadgen_engine::load::{Load, Stage};
+    use loadgen_engine::target::Reach;
+    use loadgen_engine::template::RequestTemplate;
 
     fn spec(body: &str, arrival: Arrival) -> AttackSpec {
         AttackSpec {

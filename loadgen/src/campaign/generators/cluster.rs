@@ -12,10 +12,10 @@ use super::args::attack_args;
 use super::Sharded;
 use crate::campaign::merge::{merge, ShardInput};
 use crate::deployer::kubernetes::job::{self, GeneratorJob, ShardPod};
-use crate::engine::AttackSpec;
 use crate::plan::{Generators, KubernetesTarget};
-use crate::result::StepResult;
-use crate::step_id::StepId;
+use loadgen_engine::AttackSpec;
+use loadgen_model::result::StepResult;
+use loadgen_model::step_id::StepId;
 
 /// Where the coordinator finds the image for the generator pods: this variable, else its own
 /// pod's (named by `POD_NAME`, from the downward API in k8s/loadgen/job.yaml).

@@ -15,11 +15,11 @@ use super::args::attack_args;
 use super::{Sharded, START_LEAD};
 use crate::campaign::merge::{merge, ShardInput};
 use crate::deployer::process::{ChildProcess, Stopped};
-use crate::engine::target::Reach;
-use crate::engine::AttackSpec;
 use crate::plan::Generators;
-use crate::result::StepResult;
-use crate::shard::Shard;
+use loadgen_engine::target::Reach;
+use loadgen_engine::AttackSpec;
+use loadgen_model::result::StepResult;
+use loadgen_model::shard::Shard;
 
 /// Time a shard may take past its schedule, its request timeout and its drain: process start
 /// and exit on a loaded machine.

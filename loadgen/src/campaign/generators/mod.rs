@@ -9,7 +9,7 @@ pub mod local;
 
 use std::time::{Duration, SystemTime};
 
-use crate::result::StepResult;
+use loadgen_model::result::StepResult;
 
 /// How far ahead the shards are told to start: time for N processes to start, check their
 /// target and wait, on a busy 2-core machine.

@@ -4,7 +4,7 @@
 //! from `JOB_COMPLETION_INDEX`, no service-account token — waits until every pod runs, then
 //! gives them one start time far enough ahead (an annotation each pod reads back through a
 //! downward-API file), waits for them to end, gathers each shard's result from its log (the
-//! final marked line, [`crate::shard::RESULT_MARK`]) and deletes the Job, pods included, after
+//! final marked line, [`loadgen_model::shard::RESULT_MARK`]) and deletes the Job, pods included, after
 //! the step whatever happened. A pod that failed, was OOMKilled or never started is a missing
 //! shard, with that reason.
 
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::KubeError;
-use crate::shard::{result_in_log, unix_ms};
+use loadgen_model::shard::{result_in_log, unix_ms};
 
 /// The pod annotation that carries the shards' start time (unix ms), set by the coordinator.
 pub const START_AT_ANNOTATION: &str = "loadgen.io/start-at";

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hpa;
 use crate::plan::Autoscale;
-use crate::result::ScalePoint;
+use loadgen_model::result::ScalePoint;
 
 /// How often the scaling state is sampled: the timeline's resolution.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);

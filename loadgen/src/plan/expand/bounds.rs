@@ -6,8 +6,8 @@
 
 use super::{Expander, RawStep};
 use crate::plan::{limits, Step, Target};
-use crate::result::{CheckName, Finding, Severity};
 use crate::scenario::{ScenarioError, TargetKind};
+use loadgen_model::result::{CheckName, Finding, Severity};
 
 impl Expander<'_> {
     pub(super) fn bounds(&self, r: &RawStep) -> Result<(), ScenarioError> {

@@ -4,7 +4,7 @@
 use super::Expander;
 use crate::plan::{PrometheusMode, Step};
 use crate::scenario::{PrometheusModeSpec, ScenarioError};
-use crate::threshold::{Metric, Threshold};
+use loadgen_model::threshold::{Metric, Threshold};
 
 /// The cross-check settings of a plan: the mode and the PromQL overrides by query name.
 type PrometheusSettings = (

@@ -4,9 +4,9 @@
 //! `validate` refuses what the API server or the attack would refuse later.
 
 use super::Expander;
-use crate::engine::target::{BaseUrl, Reach};
 use crate::plan::{KubernetesTarget, Target};
 use crate::scenario::ScenarioError;
+use loadgen_engine::target::{BaseUrl, Reach};
 
 /// The longest namespace or container name (an RFC 1123 label).
 const MAX_LABEL: usize = 63;

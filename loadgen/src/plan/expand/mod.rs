@@ -20,14 +20,14 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::{builtin, Autoscale, Plan, SearchPlan, Step, Store, Topology};
-use crate::engine::load::{Arrival, Load, Stage};
-use crate::engine::template::RequestTemplate;
-use crate::engine::AttackSpec;
-use crate::result::{CampaignInfo, ScenarioSource};
 use crate::scenario::value::{Count, CpuLimit, PositiveDur};
 use crate::scenario::{
     ArrivalSpec, CampaignSpec, Overrides, Scenario, ScenarioError, SourceText, StepSpec, StoreSpec,
 };
+use loadgen_engine::load::{Arrival, Load, Stage};
+use loadgen_engine::template::RequestTemplate;
+use loadgen_engine::AttackSpec;
+use loadgen_model::result::{CampaignInfo, ScenarioSource};
 
 /// Expands a parsed scenario (`src` gives positions for errors and the source record).
 pub(super) fn plan(sc: &Scenario, src: &SourceText) -> Result<Plan, ScenarioError> {

@@ -2,8 +2,8 @@
 //! header or an unreadable body file is an error at its key, not a failure mid-run.
 
 use super::Expander;
-use crate::engine::template::{self, RequestTemplate};
 use crate::scenario::{RequestSpec, ScenarioError};
+use loadgen_engine::template::{self, RequestTemplate};
 
 impl Expander<'_> {
     pub(super) fn request(&self) -> Result<RequestTemplate, ScenarioError> {

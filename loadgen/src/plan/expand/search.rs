@@ -5,14 +5,14 @@
 use toml::Spanned;
 
 use super::{Expander, RawStep};
-use crate::engine::template::RequestTemplate;
 use crate::plan::{limits, SearchConfiguration, SearchPlan, Step, Store, Topology};
 use crate::scenario::value::CpuLimit;
 use crate::scenario::{
     CampaignSpec, MatrixSpec, Overrides, ScenarioError, SearchTable, SloTable, StoreSpec,
 };
-use crate::search::{SearchSpec, MIN_PRECISION};
-use crate::slo::Slo;
+use loadgen_engine::template::RequestTemplate;
+use loadgen_judge::search::{SearchSpec, MIN_PRECISION};
+use loadgen_model::slo::Slo;
 
 /// Default `precision`: the bracket is narrowed to 5 %.
 pub const DEFAULT_PRECISION: f64 = 0.05;
@@ -74,7 +74,7 @@ impl Expander<'_> {
             generators: None,
         };
         let settings = self.step(raw, name, settings, request, service_store, index);
-        crate::engine::AttackSpec::check_settings(
+        loadgen_engine::AttackSpec::check_settings(
             settings.timeout,
             settings.max_in_flight,
             settings.connections,

@@ -3,10 +3,10 @@
 //! counter is the business counter. A Deployment on a cluster is [`super::kubernetes`]'s.
 
 use super::Expander;
-use crate::engine::target::{BaseUrl, Reach};
 use crate::plan::{LocalService, Target};
 use crate::scenario::value::Count;
 use crate::scenario::{ScenarioError, ServiceSpec, TargetKind};
+use loadgen_engine::target::{BaseUrl, Reach};
 
 impl Expander<'_> {
     pub(super) fn target(&self) -> Result<(Target, Reach), ScenarioError> {

@@ -1,7 +1,7 @@
 //! The Prometheus probe: a step seen through Prometheus over its exact `[start, end]` window —
 //! clicks counted, CPU used, per replica — from a Prometheus loadgen starts itself
 //! ([`PrometheusProbe::managed`]) or one that already watches the service
-//! ([`PrometheusProbe::external`], e.g. in a cluster). [`crate::check::prometheus::cross_check`] then compares that
+//! ([`PrometheusProbe::external`], e.g. in a cluster). [`loadgen_judge::check::prometheus::cross_check`] then compares that
 //! view with loadgen's direct readings. Prometheus being unreachable, slow or missing a series
 //! never fails a step: the view (or the affected field) is `None` with a `warn` finding naming
 //! the cause. See `docs/prometheus.md`.
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prometheus_http_query::{reqwest, Client};
 
 use crate::promql as query;
-use crate::result::{CheckName, Finding, PrometheusReplica, PrometheusView, Severity};
-use crate::step_id::StepId;
+use loadgen_model::result::{CheckName, Finding, PrometheusReplica, PrometheusView, Severity};
+use loadgen_model::step_id::StepId;
 
 use response::{Edges, ScrapeStatus};
 pub use server::ManagedPrometheus;

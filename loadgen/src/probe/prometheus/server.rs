@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::process::{Child, Command};
 
 use super::PrometheusError;
-use crate::deployer::cgroup::{Cgroup, CgroupLayout, CGROUP_ROOT, NAME_PREFIX};
+use cpu_cgroup::{Cgroup, CgroupLayout, CGROUP_ROOT, NAME_PREFIX};
 
 /// How often the managed Prometheus scrapes each replica.
 pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
@@ -136,7 +136,7 @@ impl ManagedPrometheus {
             })
             .collect();
         let text = serde_json::to_string_pretty(&groups).unwrap_or_else(|_| "[]".into());
-        crate::atomic_file::write(&self.targets_file, text.as_bytes())
+        loadgen_model::atomic_file::write(&self.targets_file, text.as_bytes())
             .map_err(|e| PrometheusError::Targets(e.to_string()))
     }
 

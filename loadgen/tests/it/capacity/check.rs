@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use loadgen::baseline::{Baseline, ScenarioRef, StepFigures, BASELINE_VERSION};
-use loadgen::capacity::{Capacity, FailureEvidence, Repeat};
-use loadgen::comparison::{self, Options, Outcome, Verdict};
-use loadgen::result::{CampaignResult, CheckName, MachineInfo, TopologyView};
-use loadgen::search::Ending;
-use loadgen::step_id::StepId;
+use loadgen_judge::baseline::{Baseline, ScenarioRef, StepFigures, BASELINE_VERSION};
+use loadgen_judge::comparison::{self, Options, Outcome, Verdict};
+use loadgen_judge::search::Ending;
+use loadgen_model::capacity::{Capacity, FailureEvidence, Repeat};
+use loadgen_model::result::{CampaignResult, CheckName, MachineInfo, TopologyView};
+use loadgen_model::step_id::StepId;
 
 use crate::common::{self, command, golden::assert_golden};
 
@@ -117,7 +117,7 @@ fn a_clear_drop_is_a_regression_naming_the_configuration() {
     assert_eq!(c.outcome(), Outcome::Regression);
     let v: Vec<Verdict> = c.capacities.iter().map(|r| r.verdict).collect();
     assert_eq!(v, vec![Verdict::Regression, Verdict::WithinTolerance]);
-    let line = loadgen::report::comparison::verdict_line(&c);
+    let line = loadgen_report::comparison::verdict_line(&c);
     assert!(line.contains("ci/r1-cpu0.5 87 → 44 req/s"), "{line}");
 }
 
@@ -264,7 +264,7 @@ fn report_comparison_section_matches_golden() {
     let mut now = then();
     now.capacities[0] = capacity("r1-cpu0.5", 1, Some(44.0), Some(46.0), 0.0);
     let c = comparison::compare(&then(), &now, options());
-    let page = loadgen::report::html::render_compared(&run, Some(&c));
+    let page = loadgen_report::html::render_compared(&run, Some(&c));
     let start = page
         .find("<section id=\"comparison\">")
         .expect("a comparison section");
@@ -274,7 +274,7 @@ fn report_comparison_section_matches_golden() {
         &format!("{}\n", &page[start..end]),
     );
     // Without a baseline the page is what it always was.
-    assert!(!loadgen::report::html::render(&run).contains("id=\"comparison\""));
+    assert!(!loadgen_report::html::render(&run).contains("id=\"comparison\""));
 }
 
 #[test]

@@ -1,14 +1,14 @@
 //! A run whose steps are a search's probes, judged from its saved steps: the capacity, its
 //! derived figures and first failure, and a report that leads with them.
 
-use loadgen::result::{CampaignResult, CheckName};
+use loadgen_model::result::{CampaignResult, CheckName};
 
 use crate::common;
 
 /// The fixture run with campaign A's 1-replica, 1-core steps recorded as the probes of a
 /// search (counted ≥ 99 %): 100 and 180 pass, 250 and 1000 fail.
 fn searched_fixture() -> CampaignResult {
-    use loadgen::capacity::{Configuration, ProbeRecord, SearchRecord};
+    use loadgen_model::capacity::{Configuration, ProbeRecord, SearchRecord};
     let text =
         std::fs::read_to_string(common::manifest_dir().join("tests/fixtures/run.json")).unwrap();
     let mut run: CampaignResult = serde_json::from_str(&text).unwrap();
@@ -22,12 +22,12 @@ fn searched_fixture() -> CampaignResult {
             step: s.id(),
             configuration: "r1-cpu1".into(),
             index: i as u32,
-            kind: loadgen::search::ProbeKind::Grow,
+            kind: loadgen_judge::search::ProbeKind::Grow,
         })
         .collect();
     run.searches = vec![SearchRecord {
         campaign: "A".into(),
-        spec: loadgen::search::SearchSpec {
+        spec: loadgen_judge::search::SearchSpec {
             from_rps: 100.0,
             to_rps: 1000.0,
             precision: 0.05,
@@ -35,7 +35,7 @@ fn searched_fixture() -> CampaignResult {
             confirm: 0,
             budget_s: None,
         },
-        slo: loadgen::slo::Slo {
+        slo: loadgen_model::slo::Slo {
             counted_ratio: Some(0.99),
             p99_ms: None,
         },
@@ -47,13 +47,13 @@ fn searched_fixture() -> CampaignResult {
         budget_stop: None,
     }];
     // A threshold on every step, as smoke.toml has: it must leave the probes alone.
-    run.thresholds = Some(vec![loadgen::threshold::Threshold {
-        metric: loadgen::threshold::Metric::CountedRatio,
+    run.thresholds = Some(vec![loadgen_model::threshold::Threshold {
+        metric: loadgen_model::threshold::Metric::CountedRatio,
         min: Some(0.99),
         max: None,
         steps: vec![],
     }]);
-    loadgen::check::judge_run(run)
+    loadgen_judge::check::judge_run(run)
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn a_searched_run_is_judged_from_its_probes_and_its_report_leads_with_the_capaci
         "{failure:?}"
     );
     // The capacity chart right under the verdict, then the counted-vs-rate chart, then tables.
-    let h = loadgen::report::html::render(&run);
+    let h = loadgen_report::html::render(&run);
     let at = |needle: &str| h.find(needle).unwrap_or_else(|| panic!("no {needle}"));
     assert!(at("id=\"verdict\"") < at("id=\"chart-capacity\""));
     assert!(at("id=\"chart-capacity\"") < at("id=\"chart-ratio\""));
@@ -93,12 +93,12 @@ fn a_searched_run_is_judged_from_its_probes_and_its_report_leads_with_the_capaci
         reasons.iter().any(|r| r.contains("C/c-500-1r: threshold")),
         "{reasons:?}"
     );
-    let table = loadgen::report::table::render(&run);
+    let table = loadgen_report::table::render(&run);
     assert!(
         table.contains("Capacity: A: 1 replica, 1 core, memory: capacity 180 req/s"),
         "{table}"
     );
-    let csv = loadgen::report::steps_csv::render(&run).unwrap();
+    let csv = loadgen_report::steps_csv::render(&run).unwrap();
     let header = csv.lines().next().unwrap();
     assert!(
         header.ends_with("capacity_per_core_rps,scaling_efficiency"),
@@ -108,8 +108,8 @@ fn a_searched_run_is_judged_from_its_probes_and_its_report_leads_with_the_capaci
 
 #[test]
 fn a_search_stopped_by_its_budget_says_where_it_got_and_exits_1() {
-    use loadgen::capacity::BudgetStop;
-    use loadgen::result::{Finding, Severity};
+    use loadgen_model::capacity::BudgetStop;
+    use loadgen_model::result::{Finding, Severity};
     let mut run = searched_fixture();
     run.searches[0].budget_stop = Some(BudgetStop {
         configuration: "r1-cpu1".into(),
@@ -123,9 +123,9 @@ fn a_search_stopped_by_its_budget_says_where_it_got_and_exits_1() {
         message: "the search of A stopped by its budget".into(),
         step: None,
     });
-    let run = loadgen::check::judge_run(run);
+    let run = loadgen_judge::check::judge_run(run);
     let cap = &run.capacities[0];
-    assert_eq!(cap.ending, loadgen::search::Ending::Budget);
+    assert_eq!(cap.ending, loadgen_judge::search::Ending::Budget);
     assert!(
         cap.sentence().contains("stopped by the budget"),
         "{}",

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use loadgen::result::CampaignResult;
-use loadgen::search::Ending;
+use loadgen_judge::search::Ending;
+use loadgen_model::result::CampaignResult;
 
 use crate::common::{self, command, external};
 

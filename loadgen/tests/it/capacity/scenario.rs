@@ -199,7 +199,7 @@ fn ci_toml_validates_with_a_worst_case_inside_its_budget() {
 #[test]
 fn reports_readme_documents_the_search_columns() {
     let readme = std::fs::read_to_string(common::repo_dir().join("reports/README.md")).unwrap();
-    for (name, _) in loadgen::report::searched::CSV_COLUMNS {
+    for (name, _) in loadgen_report::searched::CSV_COLUMNS {
         assert!(
             readme.contains(&format!("`{name}`")),
             "reports/README.md lacks `{name}`"

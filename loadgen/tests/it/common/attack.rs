@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use loadgen::campaign::assemble::generator_result;
-use loadgen::engine::load::Load;
-use loadgen::engine::record::StepRecord;
-use loadgen::engine::template::RequestTemplate;
-use loadgen::engine::AttackSpec;
+use loadgen_engine::load::Load;
+use loadgen_engine::record::StepRecord;
+use loadgen_engine::template::RequestTemplate;
+use loadgen_engine::AttackSpec;
 
 /// GET `path` on `addr` at `rate` for `secs`: 5 s timeout, a high in-flight cap, the default
 /// connection policy.

@@ -8,7 +8,7 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use loadgen::deployer::cgroup::{Cgroup, CgroupLayout, CGROUP_ROOT, NAME_PREFIX};
+use cpu_cgroup::{Cgroup, CgroupLayout, CGROUP_ROOT, NAME_PREFIX};
 use loadgen::external::{self, required_by_env, REQUIRE_ENV};
 
 /// The value, or `None` after a loud skip message; panics instead when

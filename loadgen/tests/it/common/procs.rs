@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use loadgen::deployer::cgroup::{CGROUP_ROOT, NAME_PREFIX};
+use cpu_cgroup::{CGROUP_ROOT, NAME_PREFIX};
 
 /// True while a process with this pid exists (a zombie counts: it has not been reaped).
 pub fn exists(pid: u32) -> bool {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use loadgen::result::CampaignResult;
+use loadgen_model::result::CampaignResult;
 use rustix::process::{kill_process, Pid, Signal};
 
 use super::{external, http, procs};

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use loadgen::result::{CheckName, Severity, StepResult};
+use loadgen_model::result::{CheckName, Severity, StepResult};
 
 use super::campaign::{check_restored, run_campaign, scenario, start_fake};
 use crate::common::{self, serial};

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use loadgen::result::{CampaignResult, CheckName, RunStatus, Severity};
+use loadgen_model::result::{CampaignResult, CheckName, RunStatus, Severity};
 
 use super::fake_api::{self, kubelet::NODE, FakeApi};
 use crate::common::polymetrie::local_service;

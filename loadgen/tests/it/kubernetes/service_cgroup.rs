@@ -7,12 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::Method;
 use loadgen::deployer::LocalDeployer;
-use loadgen::engine::load::Load;
-use loadgen::engine::target::Reach;
-use loadgen::engine::template::RequestTemplate;
-use loadgen::engine::{self, AttackSpec};
 use loadgen::plan::{Store, Topology};
 use loadgen::probe::{diff, snapshot};
+use loadgen_engine::load::Load;
+use loadgen_engine::target::Reach;
+use loadgen_engine::template::RequestTemplate;
+use loadgen_engine::{self as engine, AttackSpec};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::polymetrie::{local_service, DEPLOY_BOUND, SITE};

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use loadgen::result::RunStatus;
+use loadgen_model::result::RunStatus;
 
 use super::campaign::{run_campaign, scenario, start_fake};
 use crate::common::{self, serial};

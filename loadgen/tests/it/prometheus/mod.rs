@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use loadgen::check::prometheus::cross_check;
 use loadgen::probe::prometheus::response::{self, Edges, ReadError};
 use loadgen::probe::prometheus::{server, PrometheusProbe};
 use loadgen::promql::{self as query, QueryError, QueryParams};
-use loadgen::result::{
+use loadgen_judge::check::prometheus::cross_check;
+use loadgen_model::result::{
     CheckName, CounterReading, CpuReading, Finding, GeneratorHealth, LatencySummary, OutcomeCounts,
     PrometheusView, Severity, StepResult,
 };
@@ -284,7 +284,7 @@ fn view(counter: Option<f64>, cpu: Option<f64>, window_s: f64) -> PrometheusView
 
 #[test]
 fn cross_check_applies_the_stated_tolerances() {
-    let by_check = |f: &[loadgen::result::Finding], c: CheckName| {
+    let by_check = |f: &[loadgen_model::result::Finding], c: CheckName| {
         f.iter().find(|x| x.check == c).map(|x| x.severity)
     };
     let ok = cross_check(&step_with(

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use loadgen::result::{CampaignResult, CheckName, Finding, RunStatus, Severity, StepResult};
+use loadgen_model::result::{CampaignResult, CheckName, Finding, RunStatus, Severity, StepResult};
 use rustix::process::Signal;
 
 use crate::common::command::{assert_exit, assert_exit_or_lagged};

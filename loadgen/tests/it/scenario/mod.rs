@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use loadgen::engine::load::Arrival;
 use loadgen::plan::{Plan, PrometheusMode, Store, Target};
 use loadgen::scenario::ScenarioError;
+use loadgen_engine::load::Arrival;
 
 use crate::common::{self, command, golden::assert_golden};
 

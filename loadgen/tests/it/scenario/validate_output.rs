@@ -149,7 +149,7 @@ fn a_remote_url_target_needs_the_explicit_opt_in() {
         String::from_utf8_lossy(&out.stderr)
     );
     let plan = Plan::load(&path).unwrap();
-    assert_eq!(plan.reach, loadgen::engine::target::Reach::Remote);
+    assert_eq!(plan.reach, loadgen_engine::target::Reach::Remote);
 }
 
 #[test]

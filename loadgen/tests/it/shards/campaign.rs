@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use loadgen::result::{CheckName, RunStatus, Severity};
+use loadgen_model::result::{CheckName, RunStatus, Severity};
 
 use crate::common::run::{assert_nothing_left, marker, read_run, scenario_with, tempdir};
 use crate::common::{self, external};

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use loadgen::engine::load::{Arrival, Load, Stage};
-use loadgen::engine::pacer::Pacer;
-use loadgen::shard::Shard;
+use loadgen_engine::load::{Arrival, Load, Stage};
+use loadgen_engine::pacer::Pacer;
+use loadgen_model::shard::Shard;
 
 /// Every (seq, due) a pacer yields, bounded so a pacer that never ends fails instead of hanging.
 fn schedule(load: &Load, shard: Shard) -> Vec<(u64, Duration)> {

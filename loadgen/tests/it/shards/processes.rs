@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime};
 
-use loadgen::result::StepResult;
-use loadgen::shard::unix_ms;
+use loadgen_model::result::StepResult;
+use loadgen_model::shard::unix_ms;
 
 use crate::common::{self, polymetrie::Polymetrie};
 

@@ -11,8 +11,8 @@ use super::{deployer, original, target};
 use crate::campaign::{self, RunOptions};
 use crate::deployer::Deployer;
 use crate::plan::{Plan, Target};
-use crate::result::{CheckName, RunStatus, Severity};
 use crate::scenario::{Scenario, SourceText};
+use loadgen_model::result::{CheckName, RunStatus, Severity};
 
 const SCENARIO: &str = r#"name = "k"
 counter_site = "s"
@@ -51,7 +51,7 @@ fn plan(dir: &std::path::Path) -> Plan {
     plan
 }
 
-async fn run(cluster: &Shared, stop: &CancellationToken) -> crate::result::CampaignResult {
+async fn run(cluster: &Shared, stop: &CancellationToken) -> loadgen_model::result::CampaignResult {
     let dir = tempfile::tempdir().unwrap();
     let opts = RunOptions {
         out_dir: dir.path().to_path_buf(),

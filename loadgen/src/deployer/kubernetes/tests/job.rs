@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tower_test::mock::{self, Handle};
 
 use crate::deployer::kubernetes::job::{self, GeneratorJob, ShardPod, START_AT_ANNOTATION};
-use crate::shard::RESULT_MARK;
+use loadgen_model::shard::RESULT_MARK;
 
 /// The scripted cluster: the pod lists successive list calls see (the last one repeats), the
 /// logs by pod, and every call made.

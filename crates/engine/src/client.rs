@@ -1,0 +1,535 @@
+//! The HTTP/1.1 client: one request/response exchange on a keep-alive connection, written
+//! straight to a tokio `TcpStream` and read back with `httparse` — no connection task, no
+//! channel, no wake-up between the socket and the request's future (hyper's client dispatch
+//! costs a channel send and a task wake per request; this is the generator's hot path).
+//! Every exchange is bounded by one deadline covering connect, send and the whole body, and
+//! ends in an [`Outcome`] — never an error. Bodies are framed by `content-length`, `chunked`
+//! or the end of the connection, as RFC 9112 6.3 says; an answer the connection cannot carry
+//! past (`Connection: close`, HTTP/1.0, read-to-end, bytes after it) leaves it closed.
+//! Pooling (which idle connection to hand out, how many may exist) belongs to [`super::pool`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::Interest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::outcome::Outcome;
+
+/// Headers an answer may have before it is called malformed.
+const MAX_HEADERS: usize = 64;
+/// Bytes a response head may take before it is called malformed.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Read buffer of a connection (grows for larger answers).
+const READ_CHUNK: usize = 8 * 1024;
+/// An idle connection older than this is checked for a close by the peer before it carries a
+/// request (a hot one is not: the check is a syscall, and a server closes idle connections
+/// after seconds, not microseconds).
+const STALE_AFTER: Duration = Duration::from_millis(200);
+
+/// One keep-alive connection and what has been read from it but not yet used.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    buf: BytesMut,
+    last_used: Instant,
+    /// The last read took less than it could: the socket had no more data at that moment.
+    drained: bool,
+}
+
+/// The connection type the pool holds.
+pub type Sender = Connection;
+
+/// What one exchange produced.
+#[derive(Debug)]
+pub struct Exchange {
+    pub outcome: Outcome,
+    /// When the answer (or the failure) was complete.
+    pub done_at: Instant,
+    /// The connection, when it can carry another request.
+    pub conn: Option<Connection>,
+    /// True when this exchange opened a new connection.
+    pub opened: bool,
+}
+
+/// Opens a connection: TCP with `TCP_NODELAY` (a request is one small write; Nagle would hold
+/// it).
+pub async fn connect(addr: SocketAddr) -> Result<Connection, Outcome> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| Outcome::from_connect_error(&e))?;
+    let _ = stream.set_nodelay(true);
+    Ok(Connection {
+        stream,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        last_used: Instant::now(),
+        drained: false,
+    })
+}
+
+/// One of a bounded number of connection attempts allowed at once: the count it holds is
+/// released when the permit is dropped (the connect finished, failed or was abandoned).
+#[derive(Debug)]
+pub struct ConnectPermit(Arc<AtomicUsize>);
+
+impl ConnectPermit {
+    /// Takes a permit from `count` when fewer than `max` are out. (Atomic only so the engine
+    /// future is `Send` and can run as a task; it is only ever touched from one thread.)
+    pub fn try_take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        (count.load(Ordering::Relaxed) < max).then(|| {
+            count.fetch_add(1, Ordering::Relaxed);
+            Self(count.clone())
+        })
+    }
+}
+
+impl Drop for ConnectPermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends `req` (the whole request, as [`super::template::CompiledTemplate::wire`] makes it)
+/// and reads the whole answer, on `idle` when given, else on a new connection opened under
+/// `permit`. An idle connection the server closed in between is replaced, not counted as a
+/// failure: nothing was sent on it. `head` marks a HEAD request (its answer has no body). The
+/// connect is bounded by `timeout`; the rest by the owner's deadline ([`Tracked`]).
+pub async fn exchange(
+    addr: SocketAddr,
+    idle: Option<Connection>,
+    permit: Option<ConnectPermit>,
+    req: Bytes,
+    timeout: Duration,
+    head: bool,
+) -> Exchange {
+    let finish = |outcome, conn, opened| Exchange {
+        outcome,
+        done_at: Instant::now(),
+        conn,
+        opened,
+    };
+    let (mut conn, opened) = match idle.filter(still_open) {
+        Some(c) => (c, false),
+        None => {
+            // Connecting is rare: its state is boxed to keep every request's future small, and
+            // it has its own timer so a slow connect is told apart from a slow answer.
+            let deadline = tokio::time::Instant::now() + timeout;
+            let opened = tokio::time::timeout_at(deadline, Box::pin(connect(addr))).await;
+            drop(permit);
+            match opened {
+                Ok(Ok(c)) => (c, true),
+                Ok(Err(o)) => return finish(o, None, false),
+                Err(_) => return finish(Outcome::ConnectTimeout, None, false),
+            }
+        }
+    };
+    match round_trip(&mut conn, &req, head).await {
+        Ok((status, reusable)) => {
+            conn.last_used = Instant::now();
+            let keep = reusable.then_some(conn);
+            finish(Outcome::from_status(status), keep, opened)
+        }
+        // The connection is in an unknown state after a failure: drop it.
+        Err(o) => finish(o, None, opened),
+    }
+}
+
+/// False when the peer has closed an idle connection (or sent something unasked): checked
+/// only on connections idle for [`STALE_AFTER`].
+fn still_open(c: &Connection) -> bool {
+    if c.last_used.elapsed() < STALE_AFTER {
+        return true;
+    }
+    let mut probe = [0u8; 1];
+    match c.stream.try_read(&mut probe) {
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        // 0: closed by the peer; 1: bytes nobody asked for — neither can carry a request.
+        Ok(_) => false,
+    }
+}
+
+/// Writes the request and reads one whole answer: its status, and whether the connection
+/// can carry another request.
+async fn round_trip(c: &mut Connection, req: &[u8], head: bool) -> Result<(u16, bool), Outcome> {
+    c.stream
+        .write_all(req)
+        .await
+        .map_err(|e| Outcome::from_io_error(&e))?;
+    c.buf.clear();
+    let (status, framing, keep_alive) = loop {
+        if let Some(parsed) = parse_head(&mut c.buf, head)? {
+            break parsed;
+        }
+        if c.buf.len() > MAX_HEAD_BYTES {
+            return Err(Outcome::IoOther);
+        }
+        fill(c).await?;
+    };
+    let complete = match framing {
+        Framing::None => true,
+        Framing::Length(n) => {
+            while (c.buf.len() as u64) < n {
+                fill(c).await?;
+            }
+            c.buf.advance(n as usize);
+            true
+        }
+        Framing::Chunked => {
+            read_chunked(c).await?;
+            true
+        }
+        Framing::ToEnd => {
+            while c
+                .stream
+                .read_buf(&mut c.buf)
+                .await
+                .map_err(|e| Outcome::from_io_error(&e))?
+                > 0
+            {
+                c.buf.clear();
+            }
+            false
+        }
+    };
+    // Bytes after the answer were never asked for (no pipelining): the connection is unusable.
+    let reusable = complete && keep_alive && c.buf.is_empty();
+    if reusable && c.drained {
+        // The socket was empty after the answer's last read, so the next answer will arrive
+        // as a new readiness edge: forget the stale readiness now, or the next request's first
+        // read would be a syscall that only says EAGAIN (a third of the kernel work per
+        // request). tokio clears it only if no newer event came in since.
+        let _ = c.stream.try_io(Interest::READABLE, || {
+            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+        });
+    }
+    Ok((status, reusable))
+}
+
+/// Reads more bytes; the end of the connection before the answer is complete is a reset.
+async fn fill(c: &mut Connection) -> Result<(), Outcome> {
+    if c.buf.capacity() - c.buf.len() < READ_CHUNK / 4 {
+        c.buf.reserve(READ_CHUNK);
+    }
+    let spare = c.buf.capacity() - c.buf.len();
+    match c.stream.read_buf(&mut c.buf).await {
+        Ok(0) => Err(Outcome::Reset),
+        Ok(n) => {
+            c.drained = n < spare;
+            Ok(())
+        }
+        Err(e) => Err(Outcome::from_io_error(&e)),
+    }
+}
+
+/// How an answer's body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    ToEnd,
+}
+
+/// Parses a complete response head at the start of `buf` and consumes it (skipping interim
+/// 1xx answers); `None` when more bytes are needed.
+fn parse_head(buf: &mut BytesMut, head: bool) -> Result<Option<(u16, Framing, bool)>, Outcome> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let n = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(Outcome::IoOther),
+        };
+        let status = resp.code.unwrap_or(0);
+        let http10 = resp.version == Some(0);
+        let (mut length, mut chunked, mut close, mut keep) = (None, false, false, false);
+        for h in resp.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                let v = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
+                length = Some(v.ok_or(Outcome::IoOther)?);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = has_token(h.value, "chunked");
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                close |= has_token(h.value, "close");
+                keep |= has_token(h.value, "keep-alive");
+            }
+        }
+        // HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes unless told not to.
+        let keep_alive = if http10 { keep && !close } else { !close };
+        buf.advance(n);
+        if (100..200).contains(&status) && status != 101 {
+            continue;
+        }
+        let framing = if head || status == 204 || status == 304 {
+            Framing::None
+        } else if chunked {
+            Framing::Chunked
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else {
+            Framing::ToEnd
+        };
+        return Ok(Some((status, framing, keep_alive)));
+    }
+}
+
+fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Reads and discards a chunked body, trailers included.
+async fn read_chunked(c: &mut Connection) -> Result<(), Outcome> {
+    loop {
+        let (size, used) = loop {
+            match httparse::parse_chunk_size(&c.buf) {
+                Ok(httparse::Status::Complete((used, size))) => break (size, used),
+                Ok(httparse::Status::Partial) => fill(c).await?,
+                Err(_) => return Err(Outcome::IoOther),
+            }
+        };
+        c.buf.advance(used);
+        if size == 0 {
+            // Trailers, then the empty line.
+            loop {
+                match find_crlf(&c.buf) {
+                    Some(0) => {
+                        c.buf.advance(2);
+                        return Ok(());
+                    }
+                    Some(i) => c.buf.advance(i + 2),
+                    None => fill(c).await?,
+                }
+            }
+        }
+        let need = size.checked_add(2).ok_or(Outcome::IoOther)?;
+        while (c.buf.len() as u64) < need {
+            fill(c).await?;
+        }
+        c.buf.advance(need as usize);
+    }
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+pin_project_lite::pin_project! {
+    /// A request in flight: its exchange, the schedule facts (readable while it is pending, so
+    /// requests still in flight at a hard stop are counted in the right second) and its
+    /// deadline. The deadline is enforced by the owner calling [`Tracked::expire`] — one sweep
+    /// over the requests in flight now and then — instead of a tokio timer per request: a
+    /// timer registration per request costs a wheel insertion and often a reactor wake-up.
+    pub struct Tracked<F> {
+        pub seq: u64,
+        // Due offset from the start of the step.
+        pub due: Duration,
+        pub sent_at: Instant,
+        deadline: Instant,
+        expired: bool,
+        waker: Option<Waker>,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F> Tracked<F> {
+    pub fn new(seq: u64, due: Duration, sent_at: Instant, deadline: Instant, fut: F) -> Self {
+        Self {
+            seq,
+            due,
+            sent_at,
+            deadline,
+            expired: false,
+            waker: None,
+            fut,
+        }
+    }
+
+    /// The schedule facts of a pinned, pending future.
+    pub fn facts(self: Pin<&Self>) -> (u64, Duration, Instant) {
+        let p = self.project_ref();
+        (*p.seq, *p.due, *p.sent_at)
+    }
+
+    /// Marks the request timed out when its deadline has passed by `now`, and wakes it so it
+    /// completes (as [`Outcome::Timeout`], dropping its connection) at its next poll.
+    pub fn expire(self: Pin<&mut Self>, now: Instant) {
+        let p = self.project();
+        if !*p.expired && now >= *p.deadline {
+            *p.expired = true;
+            if let Some(w) = p.waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A finished request with its schedule facts.
+#[derive(Debug)]
+pub struct Finished<T> {
+    pub seq: u64,
+    pub due: Duration,
+    pub sent_at: Instant,
+    pub output: T,
+}
+
+impl<F: Future<Output = Exchange>> Future for Tracked<F> {
+    type Output = Finished<Exchange>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let p = self.project();
+        let output = if *p.expired {
+            Exchange {
+                outcome: Outcome::Timeout,
+                done_at: Instant::now(),
+                conn: None,
+                opened: false,
+            }
+        } else {
+            match p.fut.poll(cx) {
+                Poll::Ready(x) => x,
+                Poll::Pending => {
+                    // The set's per-request waker is stable: cloned once per request.
+                    if !p.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *p.waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+            }
+        };
+        Poll::Ready(Finished {
+            seq: *p.seq,
+            due: *p.due,
+            sent_at: *p.sent_at,
+            output,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves one canned answer per request on one connection, after reading the request.
+    async fn canned(answers: Vec<&'static [u8]>) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            for a in answers {
+                let mut req = [0u8; 1024];
+                if s.read(&mut req).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                s.write_all(a).await.unwrap();
+            }
+            // Leave the connection open until the client is done.
+            let mut rest = [0u8; 64];
+            let _ = s.read(&mut rest).await;
+        });
+        addr
+    }
+
+    async fn run(answers: Vec<&'static [u8]>) -> Vec<(Outcome, bool)> {
+        let n = answers.len();
+        let addr = canned(answers).await;
+        let mut conn = None;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let x = exchange(
+                addr,
+                conn.take(),
+                None,
+                Bytes::from_static(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n"),
+                Duration::from_secs(5),
+                false,
+            )
+            .await;
+            out.push((x.outcome, x.conn.is_some()));
+            conn = x.conn;
+            if conn.is_none() {
+                break;
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn bodies_are_framed_by_length_and_by_chunks_and_the_connection_is_reused() {
+        let got = run(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+            b"HTTP/1.1 503 Busy\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\ntrailer: t\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        ])
+        .await;
+        assert_eq!(
+            got,
+            vec![
+                (Outcome::Ok, true),
+                (Outcome::Status(503), true),
+                (Outcome::Ok, true),
+                (Outcome::Ok, false),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn http10_closes_unless_kept_alive_and_read_to_end_closes() {
+        let got = run(vec![
+            b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\nok",
+            b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        ])
+        .await;
+        assert_eq!(got, vec![(Outcome::Ok, true), (Outcome::Ok, false)]);
+    }
+
+    #[tokio::test]
+    async fn garbage_is_a_protocol_error_and_an_early_close_a_reset() {
+        assert_eq!(
+            run(vec![b"NOT HTTP AT ALL\r\n\r\n"]).await,
+            vec![(Outcome::IoOther, false)]
+        );
+        // The server answers half a head and the test server then closes.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-le").await.unwrap();
+        });
+        let x = exchange(
+            addr,
+            None,
+            None,
+            Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n"),
+            Duration::from_secs(5),
+            false,
+        )
+        .await;
+        assert_eq!(
+            (x.outcome, x.conn.is_some(), x.opened),
+            (Outcome::Reset, false, true)
+        );
+    }
+
+    #[test]
+    fn tokens_are_matched_in_lists_whatever_the_case() {
+        assert!(has_token(b"keep-alive, Close", "close"));
+        assert!(has_token(b"gzip, chunked", "chunked"));
+        assert!(!has_token(b"closed", "close"));
+    }
+}

@@ -1,0 +1,459 @@
+//! The schedule loop of one attack. It runs as one task on the engine's own thread: ask the
+//! [`Pacer`] what is due, send it on a pooled connection (or queue it for one, or count it
+//! dropped at the in-flight cap), and record every answer into the [`Recorder`]. There is no
+//! timer per request: the loop wakes on every completed answer and on one timer for the next
+//! due time, reads the clock, and sends everything that is due (catching up after a late
+//! wake-up; the lateness is the schedule lag). Requests in flight are polled by this task only
+//! and checked against their deadlines by a sweep every [`SWEEP_EVERY`].
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::client::{self, Exchange, Finished, Tracked};
+use super::outcome::Outcome;
+use super::pacer::Pacer;
+use super::pool::{Conn, Pool};
+use super::progress::{LiveSnapshot, LiveStats};
+use super::record::{Recorder, ShardMeta, StepMeta, StepRecord};
+use super::timer::Timer;
+use super::usage::{affinity_cores, ThreadMeter};
+use super::Prepared;
+use loadgen_model::result::GeneratorHealth;
+
+/// How often the loop publishes [`LiveStats`] and closes finished timeline seconds.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// Extra wait past the request timeout before requests still in flight are forced to count as
+/// timeouts (each exchange carries its own deadline, so this only guards a starved runtime).
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+/// The loop wakes at most this often for due requests (2 000 wake-ups a second at most), so a
+/// request leaves at most this late (plus the kernel's wake-up latency) without a timer per
+/// request; answers arriving in between also wake it. tokio's own timer would be 1 ms. Every
+/// sleep costs a context switch, so a finer granule trades generator CPU for lag: see
+/// docs/engine.md.
+const TIMER_GRANULE: Duration = Duration::from_micros(500);
+/// How often requests in flight are checked against their deadline: a request times out
+/// between its timeout and this much later.
+pub(super) const SWEEP_EVERY: Duration = Duration::from_millis(10);
+
+/// What woke the loop.
+enum Event<T> {
+    Cancel,
+    Done(T),
+    Tick,
+}
+
+/// The loop's state. `F` is the (unnamed, unboxed) future of one exchange and `M` makes one
+/// for a request: the futures are stored in place, with no allocation per request.
+struct Loop<F, M> {
+    t0: Instant,
+    rec: Recorder,
+    pool: Pool,
+    running: FuturesUnordered<Tracked<F>>,
+    exchange: M,
+    timeout: Duration,
+    max_in_flight: usize,
+    peak: usize,
+    /// The next request of the schedule, `None` once scheduling has ended.
+    next: Option<(u64, Duration)>,
+    /// Schedule time covered; set when scheduling ends.
+    scheduled: Option<Duration>,
+    interrupted: bool,
+    drain_deadline: Option<Instant>,
+    next_sweep: Instant,
+    publish: Publisher,
+}
+
+/// Runs one prepared step to its end and returns the generator's record of it.
+pub(super) async fn run(
+    p: Prepared,
+    stop: CancellationToken,
+    live: Option<LiveStats>,
+    rt_priority: bool,
+) -> StepRecord {
+    let shard = match p.shard {
+        Some((shard, start_at)) => Some(ShardMeta {
+            shard,
+            start_at,
+            late: wait_for_start(start_at, &stop).await,
+        }),
+        None => None,
+    };
+    let meter = ThreadMeter::start();
+    let started_at = SystemTime::now();
+    let t0 = Instant::now();
+    let Prepared {
+        target,
+        mut pacer,
+        mut template,
+        rate_rps,
+        duration,
+        timeout,
+        max_in_flight,
+        pool,
+        shard: _,
+    } = p;
+    let addr = target.addr;
+    let head = template.method == hyper::Method::HEAD;
+    let exchange = move |seq: u64, (idle, permit): Conn| {
+        client::exchange(addr, idle, permit, template.wire(seq), timeout, head)
+    };
+    let next = next_due(&mut pacer);
+    let mut l = Loop {
+        t0,
+        rec: match &shard {
+            Some(s) => Recorder::for_shard(s.late),
+            None => Recorder::new(),
+        },
+        pool: Pool::new(pool),
+        running: FuturesUnordered::new(),
+        exchange,
+        timeout,
+        max_in_flight,
+        peak: 0,
+        next,
+        scheduled: None,
+        interrupted: false,
+        drain_deadline: None,
+        next_sweep: t0 + SWEEP_EVERY,
+        publish: Publisher::new(live, t0),
+    };
+    l.drive(&mut pacer, duration, &stop).await;
+    l.finish(meter, started_at, rate_rps, duration, rt_priority, shard)
+}
+
+/// Sleeps until `start_at` (the precise timer, so shards start within a timer granule of one
+/// another) and returns how late the schedule then starts: zero when on time, the whole
+/// overshoot when `start_at` had already passed. A stop ends the wait (the loop then stops at
+/// once, interrupted).
+async fn wait_for_start(start_at: Option<SystemTime>, stop: &CancellationToken) -> Duration {
+    let Some(at) = start_at else {
+        return Duration::ZERO;
+    };
+    if let Ok(ahead) = at.duration_since(SystemTime::now()) {
+        let mut timer = Timer::new();
+        timer.arm(Instant::now() + ahead);
+        tokio::select! {
+            () = poll_fn(|cx| timer.poll_fired(cx)) => {}
+            () = stop.cancelled() => return Duration::ZERO,
+        }
+    }
+    SystemTime::now()
+        .duration_since(at)
+        .unwrap_or(Duration::ZERO)
+}
+
+fn next_due(pacer: &mut Pacer) -> Option<(u64, Duration)> {
+    let seq = pacer.next_seq();
+    pacer.next_due().map(|d| (seq, d))
+}
+
+impl<F, M> Loop<F, M>
+where
+    F: Future<Output = Exchange>,
+    M: FnMut(u64, Conn) -> F,
+{
+    async fn drive(&mut self, pacer: &mut Pacer, duration: Duration, stop: &CancellationToken) {
+        let mut timer = Timer::new();
+        let cancelled = stop.cancelled();
+        tokio::pin!(cancelled);
+        loop {
+            self.send_queued();
+            let now = Instant::now();
+            let elapsed = now.saturating_duration_since(self.t0);
+            if self.scheduled.is_none() {
+                self.send_due(pacer, elapsed, duration);
+            }
+            if self.scheduled.is_some() && self.drain_deadline.is_none() {
+                self.drain_deadline = Some(now + self.timeout + DRAIN_MARGIN);
+            }
+            let in_flight = self.in_flight();
+            self.publish.maybe(&mut self.rec, now, elapsed, in_flight);
+            if now >= self.next_sweep {
+                for t in Pin::new(&mut self.running).iter_pin_mut() {
+                    t.expire(now);
+                }
+                self.pool.close_idle(now);
+                self.next_sweep = now + SWEEP_EVERY;
+            }
+            if self.drained(now) {
+                break;
+            }
+            let wake = self.next_wake(now);
+            if timer.deadline().is_none_or(|d| wake < d) {
+                timer.arm(wake);
+            }
+            let scheduling = self.scheduled.is_none();
+            let running = &mut self.running;
+            let ev = poll_fn(|cx| {
+                if scheduling && cancelled.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Cancel);
+                }
+                if let Poll::Ready(Some(done)) = running.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Done(done));
+                }
+                if timer.poll_fired(cx).is_ready() {
+                    return Poll::Ready(Event::Tick);
+                }
+                Poll::Pending
+            })
+            .await;
+            match ev {
+                Event::Cancel => {
+                    self.interrupted = true;
+                    self.scheduled = Some(elapsed.min(duration));
+                    self.next = None;
+                }
+                Event::Tick => {}
+                Event::Done(done) => self.on_done(done),
+            }
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.running.len() + self.pool.queue.len()
+    }
+
+    /// Sends request `seq` now on `conn`. `handled_lag` is how late the loop handled it when
+    /// it had to wait for a connection (opening on demand, the rest of the wait is the
+    /// target's: connection wait, not schedule lag).
+    fn send(&mut self, seq: u64, due: Duration, handled_lag: Option<Duration>, conn: Conn) {
+        let now = Instant::now();
+        let late = now.saturating_duration_since(self.t0 + due);
+        match handled_lag {
+            Some(lag) if !self.pool.is_fixed() => self.rec.sent(due, lag, late.saturating_sub(lag)),
+            _ => self.rec.sent(due, late, Duration::ZERO),
+        }
+        self.running.push(Tracked::new(
+            seq,
+            due,
+            now,
+            // A hair later than the connect's own timer, so a connect that is too slow is
+            // classified as a connect timeout by it.
+            now + self.timeout + SWEEP_EVERY,
+            (self.exchange)(seq, conn),
+        ));
+    }
+
+    /// When the request at the head of the queue began waiting for a connection.
+    fn head_queued_at(&self) -> Option<Instant> {
+        let &(_, due, lag) = self.pool.queue.front()?;
+        Some(self.t0 + due + lag)
+    }
+
+    /// Requests waiting for a connection go first, in due order.
+    fn send_queued(&mut self) {
+        while let Some(since) = self.head_queued_at() {
+            let waited = Instant::now().saturating_duration_since(since);
+            let Some(conn) = self.pool.take(waited) else {
+                break;
+            };
+            let Some((seq, due, lag)) = self.pool.queue.pop_front() else {
+                break;
+            };
+            self.send(seq, due, Some(lag), conn);
+        }
+    }
+
+    /// Sends (or queues, or drops at the cap) everything due by `elapsed`.
+    fn send_due(&mut self, pacer: &mut Pacer, elapsed: Duration, duration: Duration) {
+        while let Some((seq, due)) = self.next {
+            if due > elapsed {
+                break;
+            }
+            if self.in_flight() >= self.max_in_flight {
+                self.rec.dropped(due);
+            } else if let Some(conn) = self
+                .pool
+                .queue
+                .is_empty()
+                .then(|| self.pool.take(Duration::ZERO))
+                .flatten()
+            {
+                self.send(seq, due, None, conn);
+            } else {
+                // Behind others, or no connection to be had: wait in due order.
+                self.pool.note_wait();
+                self.pool
+                    .queue
+                    .push_back((seq, due, elapsed.saturating_sub(due)));
+            }
+            self.next = next_due(pacer);
+        }
+        self.peak = self.peak.max(self.in_flight());
+        if self.next.is_none() {
+            self.scheduled = Some(duration);
+        }
+    }
+
+    /// True when the step is over: nothing left in flight after scheduling ended, or the drain
+    /// deadline passed (then what is still pending is counted: sent ones as timeouts, queued
+    /// ones as dropped — never discarded).
+    fn drained(&mut self, now: Instant) -> bool {
+        let Some(deadline) = self.drain_deadline else {
+            return false;
+        };
+        if self.running.is_empty() && self.pool.queue.is_empty() {
+            return true;
+        }
+        if now < deadline {
+            return false;
+        }
+        for t in Pin::new(&self.running).iter_pin_ref() {
+            let (_, due, sent_at) = t.facts();
+            self.rec.done(
+                due,
+                Outcome::Timeout,
+                now.saturating_duration_since(self.t0 + due),
+                now.saturating_duration_since(sent_at),
+            );
+        }
+        for (_, due, _) in self.pool.queue.drain(..) {
+            self.rec.dropped(due);
+        }
+        true
+    }
+
+    /// One timer: the next due time (no sooner than one granule from now, so a high rate
+    /// wakes the loop every granule rather than every request), the next publication, the
+    /// next deadline sweep, or the drain deadline.
+    fn next_wake(&self, now: Instant) -> Instant {
+        let publish = self.publish.next;
+        let mut wake = match (self.drain_deadline, self.next) {
+            (Some(d), _) => d.min(publish),
+            (None, Some((_, due))) => (self.t0 + due).max(now + TIMER_GRANULE).min(publish),
+            (None, None) => publish,
+        };
+        if !self.running.is_empty() {
+            wake = wake.min(self.next_sweep);
+        }
+        // A request past the free count may open a connection once it has waited long enough.
+        if let Some(grow) = self.head_queued_at().and_then(|at| self.pool.grow_at(at)) {
+            wake = wake.min(grow.max(now + TIMER_GRANULE));
+        }
+        wake
+    }
+
+    fn on_done(&mut self, done: Finished<Exchange>) {
+        let Finished {
+            due,
+            sent_at,
+            output: x,
+            ..
+        } = done;
+        self.rec.done(
+            due,
+            x.outcome,
+            x.done_at.saturating_duration_since(self.t0 + due),
+            x.done_at.saturating_duration_since(sent_at),
+        );
+        self.pool.give_back(x.conn, x.opened, x.done_at);
+    }
+
+    fn finish(
+        mut self,
+        meter: ThreadMeter,
+        started_at: SystemTime,
+        rate_rps: f64,
+        duration: Duration,
+        rt_priority: bool,
+        shard: Option<ShardMeta>,
+    ) -> StepRecord {
+        let elapsed = self.t0.elapsed();
+        self.rec.close_seconds(elapsed + Duration::from_secs(3600));
+        self.publish.last(&mut self.rec, elapsed);
+        let (cpu, wall) = meter.read();
+        // The engine is one thread: it can use at most one core, whatever the affinity allows.
+        let available = affinity_cores().map(|n| f64::from(n.min(1)));
+        let generator = GeneratorHealth {
+            cpu_user_s: cpu.map(|c| c.user_s),
+            cpu_system_s: cpu.map(|c| c.system_s),
+            cpu_cores_used: cpu
+                .filter(|_| !wall.is_zero())
+                .map(|c| c.total_s() / wall.as_secs_f64()),
+            cpu_cores_available: available,
+            max_in_flight: Some(self.peak as u64),
+            connections_opened: Some(self.pool.opened),
+            connections_peak: Some(self.pool.peak as u64),
+            pool_free: (!self.pool.is_fixed()).then(|| self.pool.policy().free() as u64),
+            connections_grown: (!self.pool.is_fixed()).then_some(self.pool.grown),
+            connections_closed_idle: Some(self.pool.closed_idle),
+            pool_cap: Some(self.pool.policy().cap() as u64),
+            pool_fixed: Some(self.pool.is_fixed()),
+            pool_cap_waits: Some(self.pool.cap_waits),
+            in_flight_cap: Some(self.max_in_flight as u64),
+            realtime_priority: Some(rt_priority),
+        };
+        self.rec.finish(StepMeta {
+            rate_rps,
+            duration,
+            scheduled: self.scheduled.unwrap_or(duration),
+            started_at,
+            ended_at: SystemTime::now(),
+            generator,
+            interrupted: self.interrupted,
+            in_flight_cap: self.max_in_flight,
+            shard,
+        })
+    }
+}
+
+/// Publishes the loop's counters to [`LiveStats`] every [`PUBLISH_EVERY`] (and closes the
+/// timeline seconds that have ended), and once more at the end.
+struct Publisher {
+    live: Option<LiveStats>,
+    next: Instant,
+    count: u64,
+    recent_p99: Option<f64>,
+}
+
+impl Publisher {
+    fn new(live: Option<LiveStats>, t0: Instant) -> Publisher {
+        Publisher {
+            live,
+            next: t0,
+            count: 0,
+            recent_p99: None,
+        }
+    }
+
+    fn maybe(&mut self, rec: &mut Recorder, now: Instant, elapsed: Duration, in_flight: usize) {
+        if now < self.next {
+            return;
+        }
+        rec.close_seconds(elapsed);
+        self.count += 1;
+        if self.count % 10 == 0 {
+            self.recent_p99 = rec.take_recent_p99().or(self.recent_p99);
+        }
+        self.send(rec, elapsed, in_flight);
+        self.next += PUBLISH_EVERY;
+        if self.next < now {
+            self.next = now + PUBLISH_EVERY;
+        }
+    }
+
+    fn last(&mut self, rec: &mut Recorder, elapsed: Duration) {
+        self.recent_p99 = rec.take_recent_p99().or(self.recent_p99);
+        self.send(rec, elapsed, 0);
+    }
+
+    fn send(&self, rec: &Recorder, elapsed: Duration, in_flight: usize) {
+        if let Some(l) = &self.live {
+            l.publish(&LiveSnapshot {
+                elapsed,
+                sent: rec.sent_count(),
+                ok: rec.ok_count(),
+                failed: rec.failed_count(),
+                dropped: rec.dropped_count(),
+                in_flight: in_flight as u64,
+                recent_p99_ms: self.recent_p99,
+                generation: 0,
+            });
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The engine: one open-model step against one target. [`run`] checks the spec, then drives
+//! the [`event_loop`] on its own OS thread with a current-thread tokio runtime: no cross-thread
+//! wake-ups on the hot path, the campaign runner's own tasks cannot delay the schedule, and the
+//! thread's CPU time *is* the generator's cost. The parts: the schedule ([`pacer`], [`load`]),
+//! the requests ([`template`], [`client`], [`pool`]), the target URL rule ([`target`]), what
+//! happened ([`outcome`], [`record`], [`histogram`], [`usage`]) and the live view ([`progress`]).
+
+pub mod client;
+pub mod event_loop;
+pub mod histogram;
+pub mod load;
+pub mod outcome;
+pub mod pacer;
+pub mod pool;
+pub mod priority;
+pub mod progress;
+pub mod record;
+pub mod target;
+pub mod template;
+pub mod timer;
+pub mod usage;
+
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::load::Load;
+use crate::pacer::{Pacer, PacerError};
+use crate::progress::LiveStats;
+use crate::record::StepRecord;
+use crate::target::{BaseUrl, Reach, Target, UrlError};
+use crate::template::{CompiledTemplate, RequestTemplate, TemplateError};
+use loadgen_model::shard::Shard;
+
+/// Bound on the reachability check before the step starts.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One step to run.
+#[derive(Debug, Clone)]
+pub struct AttackSpec {
+    /// Base URL of the target, scheme and authority only: `http://127.0.0.1:PORT` (a trailing
+    /// `/` is accepted). The request path comes from `request.path`. Only plain `http`, and
+    /// only to a loopback address (127.0.0.0/8, ::1, or a name resolving only to those) unless
+    /// `reach` is [`Reach::Remote`].
+    pub url: String,
+    /// Where load may go (see [`target`]).
+    pub reach: Reach,
+    pub load: Load,
+    pub request: RequestTemplate,
+    /// Per-request deadline, from the send to the last byte of the answer (connect included),
+    /// enforced within 10 ms.
+    pub timeout: Duration,
+    /// Due requests beyond this many in flight (sent or queued for a connection) are dropped.
+    pub max_in_flight: usize,
+    /// `Some(n)`: at most n keep-alive connections; due requests wait (and their schedule lag
+    /// shows it) when all are busy. `None`: the capped default policy of [`pool`]: opened on
+    /// demand up to a cap from the rate, reused while busy elsewhere, closed when idle.
+    pub connections: Option<usize>,
+    /// The cap of the default policy (`None`: the in-flight cap; see [`pool`] for why); ignored
+    /// with a fixed `connections` count.
+    pub max_connections: Option<usize>,
+    /// Send only this shard's part of the schedule (`None`: all of it).
+    pub shard: Option<Shard>,
+    /// Start the schedule at this instant (the shards' common t0) instead of at once; a start
+    /// already past begins at once and records by how much it was late.
+    pub start_at: Option<SystemTime>,
+}
+
+/// Why an attack could not run. Failed requests are never an `AttackError`; they are counted.
+#[derive(Debug, thiserror::Error)]
+pub enum AttackError {
+    #[error("bad target url {0:?}: {1}")]
+    BadUrl(String, String),
+    #[error(
+        "target {0} is not loopback: load goes only to 127.0.0.0/8, ::1 or localhost unless a \
+         scenario sets allow_remote = true in [target] or LOADGEN_ALLOW_REMOTE=1 is set"
+    )]
+    NotLoopback(String),
+    #[error("target {0} is unreachable: {1}")]
+    Unreachable(String, String),
+    #[error("bad load: {0}")]
+    Load(#[from] PacerError),
+    #[error("bad request: {0}")]
+    Template(#[from] TemplateError),
+    #[error("bad attack settings: {0}")]
+    Settings(#[from] SettingError),
+    #[error("attack engine failed: {0}")]
+    Engine(String),
+}
+
+/// A setting of an attack out of its range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{setting} must be {expected}")]
+pub struct SettingError {
+    /// `timeout`, `max_in_flight` or `connections`.
+    pub setting: &'static str,
+    pub expected: &'static str,
+}
+
+impl AttackSpec {
+    /// Checks the settings that are not types already: the one validation of an attack's
+    /// timeout, in-flight cap and connection count, for the CLI and the engine alike.
+    pub fn check_settings(
+        timeout: Duration,
+        max_in_flight: usize,
+        connections: Option<usize>,
+        max_connections: Option<usize>,
+    ) -> Result<(), SettingError> {
+        let bad = |setting, expected| Err(SettingError { setting, expected });
+        if timeout.is_zero() {
+            return bad("timeout", "> 0");
+        }
+        if max_in_flight == 0 {
+            return bad("max_in_flight", ">= 1");
+        }
+        if connections == Some(0) {
+            return bad("connections", ">= 1");
+        }
+        if max_connections == Some(0) {
+            return bad("max_connections", ">= 1");
+        }
+        Ok(())
+    }
+}
+
+impl AttackError {
+    /// The attack's error for a URL the target rule refused.
+    pub fn from_url(url: &str, e: UrlError) -> AttackError {
+        match e {
+            UrlError::NotLoopback(host) => AttackError::NotLoopback(host),
+            other => AttackError::BadUrl(url.into(), other.to_string()),
+        }
+    }
+}
+
+/// Resolves a base URL under `reach`: the engine's use of the one target rule.
+pub fn resolve_target_with(url: &str, reach: Reach) -> Result<Target, AttackError> {
+    let base =
+        BaseUrl::parse(url.trim_end_matches('/')).map_err(|e| AttackError::from_url(url, e))?;
+    target::resolve(&base, reach).map_err(|e| AttackError::from_url(url, e))
+}
+
+/// Resolves a base URL to a loopback socket address; anything else is refused.
+pub fn resolve_target(url: &str) -> Result<Target, AttackError> {
+    resolve_target_with(url, Reach::Loopback)
+}
+
+/// Everything checked before the engine starts.
+pub(crate) struct Prepared {
+    pub(crate) target: Target,
+    pub(crate) pacer: Pacer,
+    pub(crate) template: CompiledTemplate,
+    pub(crate) rate_rps: f64,
+    pub(crate) duration: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) pool: pool::Policy,
+    /// The shard and start time, when the step runs as one.
+    pub(crate) shard: Option<(Shard, Option<SystemTime>)>,
+}
+
+fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
+    let target = resolve_target_with(&spec.url, spec.reach)?;
+    let pacer = Pacer::sharded(&spec.load, spec.shard.unwrap_or(Shard::WHOLE))?;
+    let template = spec.request.compile(&target.host)?;
+    AttackSpec::check_settings(
+        spec.timeout,
+        spec.max_in_flight,
+        spec.connections,
+        spec.max_connections,
+    )?;
+    Ok(Prepared {
+        target,
+        rate_rps: spec.load.nominal_rate_rps(),
+        duration: pacer.duration(),
+        pacer,
+        template,
+        timeout: spec.timeout,
+        max_in_flight: spec.max_in_flight,
+        pool: match spec.connections {
+            Some(n) => pool::Policy::Fixed(n),
+            None => pool::Policy::Capped {
+                free: pool::free_count(spec.load.peak_rate_rps()),
+                cap: spec.max_connections.unwrap_or(spec.max_in_flight),
+            },
+        },
+        shard: (spec.shard.is_some() || spec.start_at.is_some())
+            .then(|| (spec.shard.unwrap_or(Shard::WHOLE), spec.start_at)),
+    })
+}
+
+/// Runs one step and returns the generator's record of it.
+///
+/// `stop` cancelled → no further request is scheduled, requests in flight are waited for (each
+/// up to its timeout) and the record is marked interrupted. `live`, when given, is updated about
+/// ten times a second. Errors mean the step could not run at all (bad spec, non-loopback or
+/// unreachable target); failed requests are data in the record.
+pub async fn run(
+    spec: &AttackSpec,
+    stop: &CancellationToken,
+    live: Option<&LiveStats>,
+) -> Result<StepRecord, AttackError> {
+    let prepared = prepare(spec)?;
+    let addr = prepared.target.addr;
+    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(AttackError::Unreachable(addr.to_string(), e.to_string())),
+        Err(_) => {
+            return Err(AttackError::Unreachable(
+                addr.to_string(),
+                format!("no connection within {PROBE_TIMEOUT:?}"),
+            ))
+        }
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let stop = stop.clone();
+    let live = live.cloned();
+    std::thread::Builder::new()
+        .name("loadgen-attack".into())
+        .spawn(move || {
+            let rt_priority = match priority::raise() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!("engine thread keeps its default scheduling: {e}");
+                    false
+                }
+            };
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| AttackError::Engine(format!("cannot build runtime: {e}")))
+                .and_then(|rt| {
+                    // Spawned rather than run by `block_on` itself: a task woken from its own
+                    // thread is queued locally, while waking the `block_on` future writes to
+                    // the reactor's eventfd — a syscall for every answer.
+                    rt.block_on(async {
+                        tokio::spawn(event_loop::run(prepared, stop, live, rt_priority)).await
+                    })
+                    .map_err(|e| AttackError::Engine(format!("engine task failed: {e}")))
+                });
+            let _ = tx.send(result);
+        })
+        .map_err(|e| AttackError::Engine(format!("cannot start thread: {e}")))?;
+    rx.await
+        .map_err(|_| AttackError::Engine("engine thread panicked".into()))?
+}
