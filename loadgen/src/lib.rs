@@ -1,16 +1,14 @@
-//! loadgen: an open-model HTTP load generator that replays load-test campaigns against a
-//! service, cross-checks what it saw against the service's own counter and CPU, and reports how
-//! much load each configuration takes and why not more.
+//! loadgen, the app: it replays load-test campaigns against a service and cross-checks what the
+//! generator saw against the service's own counter and CPU. The modules are the stages of the
+//! data flow in ARCHITECTURE.md, top down; imports only point down this list: [`campaign`]
+//! (drives the deployers, the generator and the probes for each step) → [`probe`] (counter, CPU,
+//! Prometheus) → [`deployer`] (local replicas under CFS quotas, a URL, a Kubernetes Deployment)
+//! → [`plan`] (every step expanded and validated) → [`scenario`] (TOML). [`promql`], [`http`],
+//! [`external`] and [`machine`] are leaves every stage may use.
 //!
-//! The modules are the stages of DESIGN.md's data flow, in order; data flows down this list and
-//! never back up: [`scenario`] (TOML) → [`plan`] (every step expanded and validated) →
-//! [`campaign`] (drives [`deployer`], [`engine`] and [`probe`] for each step) → [`result`] (what
-//! is saved in run.json) → [`check`] (findings, pure) → [`report`] (tables, CSV, HTML).
-//! [`step_id`], [`shard`], [`threshold`], [`http`], [`machine`], [`external`] and [`scaling`] (an
-//! autoscale step's record) are small leaves every stage may use; so are the capacity search's decisions ([`search`]), its [`slo`] and the
-//! [`capacity`] records run.json keeps of it. After the checks, a run is reduced to its
-//! [`baseline`] and compared with another ([`comparison`]) for `loadgen check`. The command
-//! line is the binary's own (`src/cli/`), not part of this library.
+//! The layers below the app are crates of their own: `loadgen-model` (the run.json contract),
+//! `loadgen-judge` (pure verdicts), `loadgen-engine` (the generator), `loadgen-report`
+//! (tables, CSV, HTML) and `cpu-cgroup`. The command line is the binary's own (`src/cli/`).
 
 pub mod campaign;
 pub mod deployer;

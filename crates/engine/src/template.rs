@@ -29,7 +29,7 @@ pub enum TemplateError {
 
 /// A body as written on the command line or in a scenario: `@FILE` reads the file (a relative
 /// path is relative to `base_dir`), `@@…` is a literal body starting with `@`, anything else is
-/// the body itself. The one reader of body files (house rule 13).
+/// the body itself. The one reader of body files (ARCHITECTURE.md rule 13).
 pub fn load_body(arg: &str, base_dir: &std::path::Path) -> Result<Bytes, TemplateError> {
     if let Some(literal) = arg.strip_prefix("@@") {
         return Ok(Bytes::from(format!("@{literal}")));

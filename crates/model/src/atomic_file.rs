@@ -1,7 +1,7 @@
 //! Atomic file writes: the bytes go to a temporary file beside the target, are synced, and
 //! the temporary is renamed over the target, so a reader (a report, Prometheus' file_sd, a
 //! user tailing a run) never sees half a file. The one writer of run.json, steps.csv,
-//! report.html and target files (house rule 13).
+//! report.html and target files (ARCHITECTURE.md rule 13).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! Assembly of a [`StepResult`]: pure functions turn the generator's [`StepRecord`] (or the
 //! merge of its shards') and the probes' readings into the saved measurements, and hand them to
-//! [`check::judge`] for the verdict. Nothing patches a result afterwards (house rule 12).
+//! [`check::judge`] for the verdict. Nothing patches a result afterwards (ARCHITECTURE.md rule 12).
 
 use std::time::SystemTime;
 

@@ -37,7 +37,7 @@ impl From<ExitStatus> for std::process::ExitCode {
     }
 }
 
-/// Examples shown under `loadgen --help`: one per subcommand (the CLI contract of DESIGN.md).
+/// Examples shown under `loadgen --help`: one per subcommand (the CLI contract of ARCHITECTURE.md).
 const EXAMPLES: &str = "\
 Examples:
   loadgen run scenarios/td4.toml

@@ -1,7 +1,7 @@
 //! The one signal handler of every long command (`run`, `attack`): the first SIGINT or
 //! SIGTERM (Ctrl-C, or a Kubernetes Job being stopped) cancels the token — the command ends
 //! the current step, tears down and saves what it measured — and a second one exits at once
-//! with status 130 (house rule 6).
+//! with status 130 (ARCHITECTURE.md rule 6).
 
 use tokio_util::sync::CancellationToken;
 

@@ -12,7 +12,7 @@ use tabled::settings::{Alignment, Style};
 use crate::cli::{ExitStatus, ValidateArgs};
 use loadgen::plan::{Plan, SearchPlan, Step, Target};
 
-/// One step in `--json` output: exactly the keys of the DESIGN.md contract.
+/// One step in `--json` output: exactly the keys of the validate contract (ARCHITECTURE.md, "Contracts").
 #[derive(Debug, Serialize)]
 pub struct StepView {
     pub campaign: String,

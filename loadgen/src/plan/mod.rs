@@ -1,6 +1,6 @@
 //! The expanded plan: every step of every campaign of a scenario, with its topology and load
 //! fully resolved and validated. Downstream code (deployers, the attack, checks) takes a
-//! [`Step`] and never reads TOML or the environment (house rule 3). The expansion itself, and
+//! [`Step`] and never reads TOML or the environment (ARCHITECTURE.md rule 3). The expansion itself, and
 //! every check a scenario must pass, is [`expand`].
 
 mod expand;

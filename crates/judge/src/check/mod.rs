@@ -4,7 +4,7 @@
 //! cross-check ([`prometheus`]), the scenario's thresholds ([`threshold`]), and a capacity
 //! search's probes against its SLO ([`slo`]) and the capacity they show ([`capacity`]), and how
 //! an autoscale step's HPA reacted ([`autoscale`]). They never
-//! measure anything (house rule 4); [`judge`] applies them to a step, and a report applies them
+//! measure anything (ARCHITECTURE.md rule 4); [`judge`] applies them to a step, and a report applies them
 //! again to a saved run.
 
 pub mod autoscale;

@@ -16,7 +16,7 @@ pub enum Severity {
 }
 
 /// The check that drew a finding: a stable identifier, serialised as the snake_case strings
-/// run.json has always held. The one list of check names (house rule 13); a name this build
+/// run.json has always held. The one list of check names (ARCHITECTURE.md rule 13); a name this build
 /// does not know (a run.json from another version) is kept as [`CheckName::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CheckName {

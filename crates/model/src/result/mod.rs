@@ -1,6 +1,6 @@
 //! The saved results: [`StepResult`] (one step, the same object in `attack --json` and in
 //! `run.json`) and [`CampaignResult`] (the whole `run.json`). These types are the JSON contract of
-//! DESIGN.md: units are in the field names, and a value that was not measured is `None` (`null`),
+//! ARCHITECTURE.md ("Contracts"): units are in the field names, and a value that was not measured is `None` (`null`),
 //! never 0. What the checks conclude from them is a [`Finding`] (in [`finding`]); the deployed
 //! shape a step ran on is a [`TopologyView`] (in [`topology`]). Both are leaves, so the capacity
 //! records run.json keeps ([`crate::capacity`]) can use them without a circle.
@@ -356,7 +356,7 @@ impl CampaignResult {
     }
 
     /// Why a finished run exits 1, one line each; empty when every step was valid and every
-    /// threshold held (the exit-code contract of DESIGN.md and README.md).
+    /// threshold held (the exit-code contract of ARCHITECTURE.md and README.md).
     pub fn exit_reasons(&self) -> Vec<String> {
         let mut out = Vec::new();
         match self.status {
