@@ -11,6 +11,7 @@ pub mod log;
 pub mod row;
 pub mod searched;
 pub mod shards;
+pub mod step_summary;
 pub mod steps_csv;
 pub mod table;
 

@@ -6,6 +6,7 @@
 //! saves; the verdicts are the checks' ([`loadgen_judge::check`]).
 
 pub mod assemble;
+pub mod event;
 pub mod generators;
 pub mod merge;
 mod search;
@@ -21,10 +22,12 @@ use crate::plan::{OnTargetFailure, Plan, PrometheusMode};
 use crate::probe::prometheus::PrometheusProbe;
 use loadgen_judge::check;
 use loadgen_model::result::{
-    CampaignResult, CheckName, Finding, RunStatus, ScenarioSource, Severity, StepResult, ToolInfo,
+    CampaignResult, CheckName, Finding, RunStatus, ScenarioSource, Severity, ToolInfo,
     SCHEMA_VERSION,
 };
 use step::StepContext;
+
+pub use event::{Event, Events};
 
 /// How long a topology may take to become ready (processes started, `/readyz` answered).
 pub const DEPLOY_BOUND: Duration = Duration::from_secs(30);
@@ -53,9 +56,11 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// Overrides the scenario's `[prometheus]` section.
     pub prometheus: Option<PrometheusMode>,
-    /// Show a live line per step on stderr.
+    /// Emit [`Event::Progress`] readings while each attack runs.
     pub progress: bool,
     pub time_scale: f64,
+    /// Where the run's events go (the library prints nothing).
+    pub events: Events,
 }
 
 /// Writes `run.json` atomically, so a reader never sees half a file.
@@ -148,22 +153,32 @@ pub async fn run_with(
         .map_err(CampaignError::Prepare)?;
     let mut result = new_result(&plan.source, plan, opts.time_scale);
     for note in leftovers {
-        eprintln!("{note}");
         let f = campaign_finding(Severity::Warn, CheckName::Restore, note);
-        result.findings.push(f);
+        record_finding(&opts.events, &mut result, f);
     }
     let steps = run_steps(plan, opts, stop, &mut deployer, &mut result).await;
     // Whatever ended the steps (the last one, an error, Ctrl-C, SIGTERM): a cluster's
     // Deployment gets its original shape back before anything else can fail.
-    restore(&mut deployer, &mut result).await;
+    restore(&mut deployer, &mut result, &opts.events).await;
     steps?;
     let result = finish(result, plan, stop.is_cancelled());
     save(&result, &opts.out_dir)?;
+    opts.events.emit(Event::RunEnded {
+        status: result.status,
+    });
     Ok(result)
 }
 
+/// A finding about the whole run: told, then recorded.
+fn record_finding(events: &Events, result: &mut CampaignResult, finding: Finding) {
+    events.emit(Event::Finding {
+        finding: finding.clone(),
+    });
+    result.findings.push(finding);
+}
+
 /// The original shape applied back (a cluster target), recorded as a finding either way.
-async fn restore(deployer: &mut Deployer, result: &mut CampaignResult) {
+async fn restore(deployer: &mut Deployer, result: &mut CampaignResult, events: &Events) {
     let (severity, message) = match deployer.finish().await {
         Ok(None) => return,
         Ok(Some(shape)) => (Severity::Info, format!("restored the original: {shape}")),
@@ -172,10 +187,8 @@ async fn restore(deployer: &mut Deployer, result: &mut CampaignResult) {
             format!("could not restore the original (run `loadgen restore`): {e}"),
         ),
     };
-    eprintln!("{message}");
-    result
-        .findings
-        .push(campaign_finding(severity, CheckName::Restore, message));
+    let f = campaign_finding(severity, CheckName::Restore, message);
+    record_finding(events, result, f);
 }
 
 /// Every step in order, run.json saved after each.
@@ -201,16 +214,32 @@ async fn run_steps(
         if stop.is_cancelled() {
             break;
         }
-        eprintln!("[{}/{total}] {}", i + 1, announce(step));
+        opts.events.emit(Event::StepStarted {
+            index: i,
+            total,
+            step: step.id(),
+            rate_rps: step.rate_rps(),
+            duration: step.load.duration(),
+            replicas: step.topology.replicas,
+            cpu_limit_cores: step.topology.cpu_limit_cores,
+        });
         let ran = run_one(&cx, step, deployer, result).await;
         save(result, &opts.out_dir)?;
         let failed = ran && result.steps.last().is_some_and(|s| s.target_failed);
         if failed && plan.on_target_failure == OnTargetFailure::Stop {
-            eprintln!("    the target failed: stopping (on_target_failure = \"stop\")");
-            result.error = Some(format!(
+            let message = format!(
                 "stopped after {}: the target failed (on_target_failure = \"stop\")",
                 step.id()
-            ));
+            );
+            opts.events.emit(Event::Finding {
+                finding: Finding {
+                    check: CheckName::StepFailed,
+                    severity: Severity::Fail,
+                    message: message.clone(),
+                    step: Some(step.id()),
+                },
+            });
+            result.error = Some(message);
             stopped = true;
             break;
         }
@@ -238,12 +267,17 @@ async fn run_one(
 ) -> bool {
     let ran = match step::run(cx, step, deployer).await {
         Ok(s) => {
-            eprintln!("    {}", one_line(&s));
+            cx.opts.events.emit(Event::StepFinished {
+                result: Box::new(s.clone()),
+            });
             result.steps.push(s);
             true
         }
         Err(cause) => {
-            eprintln!("    step failed: {cause}");
+            cx.opts.events.emit(Event::StepFailed {
+                step: step.id(),
+                cause: cause.clone(),
+            });
             result.findings.push(Finding {
                 check: CheckName::StepFailed,
                 severity: Severity::Fail,
@@ -254,12 +288,12 @@ async fn run_one(
         }
     };
     for swept in deployer.take_swept() {
-        eprintln!("    swept what a killed loadgen left: {swept}");
-        result.findings.push(campaign_finding(
+        let f = campaign_finding(
             Severity::Warn,
             CheckName::OrphansSwept,
             format!("left by an earlier run that was killed, and swept before this step: {swept}"),
-        ));
+        );
+        record_finding(&cx.opts.events, result, f);
     }
     ran
 }
@@ -303,21 +337,6 @@ fn finish(result: CampaignResult, plan: &Plan, interrupted: bool) -> CampaignRes
     }
 }
 
-/// The step's line in the log before it runs.
-fn announce(step: &crate::plan::Step) -> String {
-    format!(
-        "{}: {} rps for {:.1} s, {} replica(s), cpu limit {}",
-        step.id(),
-        step.rate_rps(),
-        step.load.duration().as_secs_f64(),
-        step.topology.replicas,
-        step.topology
-            .cpu_limit_cores
-            .map(|c| format!("{c} core"))
-            .unwrap_or_else(|| "none".into()),
-    )
-}
-
 /// The cross-check's Prometheus, started (managed) or reached (URL); when it cannot be had the
 /// run goes on without it and says so.
 async fn start_prometheus(
@@ -344,21 +363,4 @@ async fn start_prometheus(
             None
         }
     }
-}
-
-/// A one-line summary of a finished step for the log.
-fn one_line(s: &StepResult) -> String {
-    let pct = |r: Option<f64>| r.map_or("—".to_string(), |r| format!("{:.1} %", r * 100.0));
-    format!(
-        "intended {} sent {} ok {} ({}) counted {} p99 {}{}",
-        s.intended,
-        s.sent,
-        s.ok,
-        pct(s.success_ratio),
-        pct(s.counted_ratio),
-        s.latency_ms
-            .p99
-            .map_or("—".to_string(), |p| format!("{p:.1} ms")),
-        if s.valid { "" } else { "  [INVALID]" }
-    )
 }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::step::{self, StepContext};
-use super::{campaign_finding, pause, run_one, save, CampaignError};
+use super::{campaign_finding, pause, record_finding, run_one, save, CampaignError, Event, Events};
 use crate::deployer::Deployer;
 use crate::plan::{SearchConfiguration, SearchPlan};
 use loadgen_judge::check;
@@ -69,26 +69,31 @@ async fn configuration(
         let decision = search::decide(&plan.spec, &history, started.elapsed(), plan.probe_cost());
         let (rate_rps, kind) = match decision {
             Decision::Done(Ending::Budget) => {
-                stop_on_budget(plan, config, &history, result, at, started);
+                stop_on_budget(plan, config, &history, result, at, started, &cx.opts.events);
                 return Ok(Some(Ending::Budget));
             }
             Decision::Done(ending) => {
-                eprintln!("    {} {}: {}", plan.campaign, config.key, ending.as_str());
+                cx.opts.events.emit(Event::SearchEnded {
+                    campaign: plan.campaign.clone(),
+                    configuration: config.key.clone(),
+                    ending,
+                });
                 return Ok(Some(ending));
             }
             Decision::Probe { rate_rps, kind } => (rate_rps, kind),
         };
         let index = history.len() as u32;
         let step = plan.probe(config, index, rate_rps);
-        eprintln!(
-            "[search {} {} {}/≤{worst} {}] {}: {rate_rps} rps for {:.1} s",
-            plan.campaign,
-            config.key,
-            index + 1,
-            kind.as_str(),
-            step.id(),
-            step.load.duration().as_secs_f64()
-        );
+        cx.opts.events.emit(Event::ProbeStarted {
+            campaign: plan.campaign.clone(),
+            configuration: config.key.clone(),
+            index,
+            worst_case: worst,
+            kind,
+            step: step.id(),
+            rate_rps,
+            duration: step.load.duration(),
+        });
         if !run_one(cx, &step, deployer, result).await {
             save(result, &cx.opts.out_dir)?;
             return Ok(None);
@@ -102,7 +107,11 @@ async fn configuration(
                 kind,
             });
         }
-        eprintln!("    {}", verdict_line(&verdict));
+        cx.opts.events.emit(Event::ProbeJudged {
+            step: step.id(),
+            passed: verdict.passed,
+            broken: verdict.broken.clone(),
+        });
         result.searches[at].probes.push(ProbeRecord {
             step: step.id(),
             configuration: config.key.clone(),
@@ -115,14 +124,6 @@ async fn configuration(
     Ok(None)
 }
 
-fn verdict_line(v: &check::slo::SloVerdict) -> String {
-    if v.passed {
-        "SLO met".to_string()
-    } else {
-        format!("SLO not met: {}", v.broken.join(", "))
-    }
-}
-
 /// Records where the budget stopped the search, as the run's finding and in its record.
 fn stop_on_budget(
     plan: &SearchPlan,
@@ -131,6 +132,7 @@ fn stop_on_budget(
     result: &mut CampaignResult,
     at: usize,
     started: Instant,
+    events: &Events,
 ) {
     let next = match search::decide(&plan.spec, history, Default::default(), Default::default()) {
         Decision::Probe { rate_rps, .. } => rate_rps,
@@ -161,12 +163,8 @@ fn stop_on_budget(
     if !left.is_empty() {
         message.push_str(&format!("; not searched: {}", left.join(", ")));
     }
-    eprintln!("    {message}");
-    result.findings.push(campaign_finding(
-        Severity::Warn,
-        CheckName::SearchBudget,
-        message,
-    ));
+    let f = campaign_finding(Severity::Warn, CheckName::SearchBudget, message);
+    record_finding(events, result, f);
     result.searches[at].budget_stop = Some(BudgetStop {
         configuration: config.key.clone(),
         next_rate_rps: next,

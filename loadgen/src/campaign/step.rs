@@ -9,14 +9,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::assemble::{self, Readings};
 use super::generators;
-use super::{RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
+use super::{Event, RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
 use crate::deployer::watch::{Component, ExitWatch};
 use crate::deployer::{Deployer, Deployment};
 use crate::plan::{Plan, Step, Target};
 use crate::probe;
 use crate::probe::prometheus::PrometheusProbe;
 use loadgen_engine::load::Load;
-use loadgen_engine::progress::{self, LiveStats};
+use loadgen_engine::progress::LiveStats;
 use loadgen_engine::record::StepRecord;
 use loadgen_engine::{self as attack, AttackSpec};
 use loadgen_model::result::{
@@ -111,7 +111,7 @@ async fn measure(
     let own_before = probe::cpu::read_own_cgroup();
     let sampling = CancellationToken::new();
     let scaling = deployment.scale.clone().map(|w| w.start(sampling.clone()));
-    let generated = generate(cx, step, &spec).await;
+    let generated = generate(cx, step, deployment, &spec).await;
     sampling.cancel();
     let scaling = match scaling {
         Some(task) => task
@@ -162,16 +162,22 @@ async fn measure(
 async fn generate(
     cx: &StepContext<'_>,
     step: &Step,
+    deployment: &Deployment,
     spec: &AttackSpec,
 ) -> Result<(StepResult, Option<SystemTime>), String> {
     let id = step.id();
     if step.generators.count <= 1 {
-        let record = attack_with_progress(cx, spec, step.load.duration()).await?;
+        let record = attack_with_progress(cx, spec, &step.id(), step.load.duration()).await?;
         return Ok((assemble::generator_view(&record, &id), None));
     }
     let sharded = match &cx.plan.target {
         Target::Kubernetes(k) => {
-            generators::cluster::run(spec, step.generators, k, &id, cx.stop).await?
+            let client = deployment
+                .cluster
+                .clone()
+                .ok_or("a sharded cluster step without the deployer's client")?
+                .0;
+            generators::cluster::run(spec, step.generators, k, &id, client, cx.stop).await?
         }
         Target::Local(_) | Target::Url { .. } => {
             let dir = cx.opts.out_dir.join(SHARDS_DIR);
@@ -220,17 +226,28 @@ async fn point_prometheus(
 async fn attack_with_progress(
     cx: &StepContext<'_>,
     spec: &AttackSpec,
+    step: &StepId,
     total: Duration,
 ) -> Result<StepRecord, String> {
     let live = LiveStats::new();
     let progress = cx.opts.progress.then(|| {
-        let draw = |line: String| eprint!("\r\x1b[2K    {line}");
-        tokio::spawn(progress::tick(live.clone(), total, PROGRESS_EVERY, draw))
+        let (events, live, step) = (cx.opts.events.clone(), live.clone(), step.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            loop {
+                tick.tick().await;
+                let live = live.snapshot();
+                let step = step.clone();
+                events.emit(Event::Progress { step, live, total });
+            }
+        })
     });
     let record = attack::run(spec, cx.stop, Some(&live)).await;
     if let Some(p) = progress {
         p.abort();
-        eprint!("\r\x1b[2K");
+        cx.opts
+            .events
+            .emit(Event::AttackEnded { step: step.clone() });
     }
     record.map_err(|e| format!("attack: {e}"))
 }

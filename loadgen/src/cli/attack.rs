@@ -16,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{signal, AttackArgs, ExitStatus};
 use loadgen::campaign::assemble;
 use loadgen_engine::load::{Arrival, Load, Stage};
+use loadgen_engine::pool::GROW_AFTER;
 use loadgen_engine::progress::{self, LiveStats};
 use loadgen_engine::target::{self, Reach};
 use loadgen_engine::template::{self, RequestTemplate};
 use loadgen_engine::{self as attack, AttackError, AttackSpec};
-use loadgen_model::result::{OutcomeCounts, StepResult};
 use loadgen_model::shard::{self, Shard};
+use loadgen_report::step_summary;
 
 /// How far ahead `--start-at` may be: a bound on the wait before the first request.
 const MAX_START_AHEAD: Duration = Duration::from_secs(3600);
@@ -185,7 +186,7 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     if args.json {
         println!("{json}");
     } else {
-        eprint!("{}", summary(&step, &args.url));
+        eprint!("{}", step_summary::render(&step, &args.url, GROW_AFTER));
     }
     if args.log_result {
         println!("{}{json}", shard::RESULT_MARK);
@@ -195,133 +196,4 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::ChecksFailed
     })
-}
-
-/// The readable end-of-run summary.
-pub fn summary(s: &StepResult, url: &str) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
-    let _ = writeln!(
-        o,
-        "attack {url}: {:.0} req/s for {:.1} s{}",
-        s.rate_rps,
-        s.duration_s,
-        if s.interrupted { " (interrupted)" } else { "" }
-    );
-    if let Some(part) = s
-        .sharding
-        .as_ref()
-        .and_then(|h| h.part.as_ref().map(|p| (h, p)))
-    {
-        let (h, p) = part;
-        let late = p
-            .late_ms
-            .map_or(String::new(), |l| format!(", started {l:.1} ms late"));
-        let _ = writeln!(o, "  shard {}/{} of that schedule{late}", p.index, h.count);
-    }
-    let _ = writeln!(
-        o,
-        "  intended {}  sent {}  dropped {}  ok {}  failed {}  achieved {} req/s",
-        s.intended,
-        s.sent,
-        s.dropped,
-        s.ok,
-        s.failed,
-        s.achieved_rps
-            .map_or_else(|| "-".to_string(), |r| format!("{r:.1}"))
-    );
-    let failures = failures(&s.outcomes);
-    if !failures.is_empty() {
-        let _ = writeln!(o, "  failures: {}", failures.join(", "));
-    }
-    o.push_str(&latency_table(s));
-    let g = &s.generator;
-    let n = |v: Option<u64>| v.map_or("-".into(), |c| c.to_string());
-    let _ = writeln!(
-        o,
-        "  generator: cpu user {} s, system {} s ({} of {} core), peak in flight {}",
-        ms(g.cpu_user_s),
-        ms(g.cpu_system_s),
-        g.cpu_cores_used.map_or("-".into(), |c| format!("{c:.2}")),
-        g.cpu_cores_available
-            .map_or("-".into(), |c| format!("{c:.0}")),
-        n(g.max_in_flight),
-    );
-    let policy = match (g.pool_fixed, g.pool_free) {
-        (Some(true), _) => "fixed".to_string(),
-        (Some(false), Some(free)) => format!(
-            "default: {free} at once, {} more after a {} ms wait",
-            n(g.connections_grown),
-            loadgen_engine::pool::GROW_AFTER.as_millis()
-        ),
-        (Some(false), None) => "default cap".to_string(),
-        (None, _) => "-".to_string(),
-    };
-    let _ = writeln!(
-        o,
-        "  connections: {} opened, peak {} of {} ({policy}), {} closed idle; {} requests waited for a connection at the cap",
-        n(g.connections_opened),
-        n(g.connections_peak),
-        n(g.pool_cap),
-        n(g.connections_closed_idle),
-        n(g.pool_cap_waits),
-    );
-    match &s.invalid_reason {
-        None => {
-            let _ = writeln!(o, "  valid: the generator kept its schedule");
-        }
-        Some(r) => {
-            let _ = writeln!(o, "  INVALID: {r}");
-        }
-    }
-    o
-}
-
-/// The failed requests by kind: exact HTTP codes, then transport failures.
-fn failures(c: &OutcomeCounts) -> Vec<String> {
-    let mut out: Vec<String> = c
-        .status
-        .iter()
-        .map(|(code, n)| format!("http {code}: {n}"))
-        .collect();
-    for (name, n) in [
-        ("timeout", c.timeout),
-        ("connect refused", c.connect_refused),
-        ("connect timeout", c.connect_timeout),
-        ("reset", c.reset),
-        ("other i/o", c.io_other),
-    ] {
-        if n > 0 {
-            out.push(format!("{name}: {n}"));
-        }
-    }
-    out
-}
-
-/// Percentiles of latency, service time and schedule lag, in ms.
-fn latency_table(s: &StepResult) -> String {
-    use std::fmt::Write as _;
-    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
-    let mut o = format!(
-        "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-        "ms", "p50", "p90", "p99", "p99.9", "max"
-    );
-    for (name, l) in [
-        ("latency (from due)", &s.latency_ms),
-        ("service time", &s.service_time_ms),
-        ("schedule lag", &s.schedule_lag_ms),
-    ] {
-        let _ = writeln!(
-            o,
-            "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            name,
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max)
-        );
-    }
-    o
 }

@@ -5,11 +5,13 @@
 
 use anyhow::Context as _;
 
-use crate::cli::{attack, ExitStatus, MergeArgs};
+use crate::cli::{ExitStatus, MergeArgs};
 use loadgen::campaign::assemble;
 use loadgen::campaign::merge::{self, ShardInput};
+use loadgen_engine::pool::GROW_AFTER;
 use loadgen_model::result::StepResult;
 use loadgen_model::shard;
+use loadgen_report::step_summary;
 
 /// Runs `loadgen merge`.
 pub fn execute(args: MergeArgs) -> anyhow::Result<ExitStatus> {
@@ -33,7 +35,8 @@ pub fn execute(args: MergeArgs) -> anyhow::Result<ExitStatus> {
             .with_context(|| format!("cannot write {}", out.display()))?,
         None => println!("{json}"),
     }
-    eprint!("{}", attack::summary(&step, &format!("{count} shards")));
+    let shards = format!("{count} shards");
+    eprint!("{}", step_summary::render(&step, &shards, GROW_AFTER));
     Ok(if step.valid && !step.interrupted {
         ExitStatus::Done
     } else {

@@ -5,6 +5,7 @@
 mod attack;
 mod baseline;
 mod check;
+mod events;
 mod merge;
 mod report;
 mod restore;

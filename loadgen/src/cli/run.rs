@@ -41,6 +41,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
         prometheus,
         progress: std::io::stderr().is_terminal(),
         time_scale: args.time_scale,
+        events: super::events::terminal(),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -132,6 +132,7 @@ impl LocalDeployer {
             cpu_limit_cores: topology.cpu_limit_cores,
             cgroup_mode: layout.as_ref().map(CgroupLayout::mode),
             scale: None,
+            cluster: None,
             redis: None,
             workdir: Some(workdir),
         };

@@ -103,6 +103,9 @@ pub struct Deployment {
     pub cgroup_mode: Option<&'static str>,
     /// An autoscale step's view of its Deployment and HPA, to sample while it runs.
     pub scale: Option<ScaleWatch>,
+    /// A cluster step's API client: the generator Job of a sharded step is created with the
+    /// deployer's own client, never a second one.
+    pub cluster: Option<kubernetes::ClusterClient>,
     // Field order is drop order: replicas first, then Redis, then the directory of logs.
     pub(crate) redis: Option<redis::RedisServer>,
     pub(crate) workdir: Option<workdir::WorkDir>,
@@ -146,6 +149,7 @@ impl Deployment {
             cpu_limit_cores: None,
             cgroup_mode: None,
             scale: None,
+            cluster: None,
             redis: None,
             workdir: None,
         }

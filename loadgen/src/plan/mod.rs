@@ -5,6 +5,7 @@
 
 mod expand;
 pub mod search;
+pub mod view;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

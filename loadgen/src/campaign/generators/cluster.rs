@@ -17,11 +17,7 @@ use loadgen_engine::AttackSpec;
 use loadgen_model::result::StepResult;
 use loadgen_model::step_id::StepId;
 
-/// Where the coordinator finds the image for the generator pods: this variable, else its own
-/// pod's (named by `POD_NAME`, from the downward API in k8s/loadgen/job.yaml).
-pub const IMAGE_ENV: &str = "LOADGEN_IMAGE";
-/// The coordinator's own pod name.
-pub const POD_NAME_ENV: &str = "POD_NAME";
+pub use crate::deployer::kubernetes::job::{IMAGE_ENV, POD_NAME_ENV};
 /// Time a shard pod may take past its schedule, timeout and drain: exit and log flush.
 const EXIT_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -31,16 +27,16 @@ pub async fn run(
     generators: Generators,
     target: &KubernetesTarget,
     id: &StepId,
+    client: Client,
     stop: &CancellationToken,
 ) -> Result<Sharded, String> {
-    let client = Client::try_default()
-        .await
-        .map_err(|e| format!("no Kubernetes client for the generator Job: {e}"))?;
     let ns = &target.namespace;
     let job = GeneratorJob {
         namespace: ns.clone(),
         name: job_name(id),
-        image: image(&client, ns).await?,
+        image: job::own_image(&client, ns)
+            .await
+            .map_err(|e| format!("generator job: {e}"))?,
         count: generators.count,
         args: attack_args(spec, None, None).map_err(|e| e.to_string())?,
     };
@@ -89,23 +85,4 @@ pub fn job_name(id: &StepId) -> String {
     let hash = Sha256::digest(text.as_bytes());
     let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
     format!("loadgen-shards-{}-{hex}", clean.trim_matches('-'))
-}
-
-/// The image of the generator pods: [`IMAGE_ENV`], else the coordinator's own container's.
-async fn image(client: &Client, ns: &str) -> Result<String, String> {
-    if let Ok(image) = std::env::var(IMAGE_ENV) {
-        return Ok(image);
-    }
-    let own = std::env::var(POD_NAME_ENV).map_err(|_| {
-        format!("cannot tell the generator pods' image: set {IMAGE_ENV}, or {POD_NAME_ENV} (downward API) for this pod's own")
-    })?;
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
-    let pod = pods
-        .get(&own)
-        .await
-        .map_err(|e| format!("cannot read this pod ({own}) for its image: {e}"))?;
-    pod.spec
-        .and_then(|s| s.containers.into_iter().next())
-        .and_then(|c| c.image)
-        .ok_or_else(|| format!("pod {own} has no container image"))
 }

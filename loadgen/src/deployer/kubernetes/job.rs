@@ -282,3 +282,31 @@ async fn outcome(pods: &Api<Pod>, pod: &Pod, bound: Duration) -> ShardPod {
         Err(e) => ShardPod::Missing(format!("pod {name}: cannot read its log: {e}")),
     }
 }
+
+/// Where the coordinator finds the image for the generator pods: this variable, else its own
+/// pod's (named by `POD_NAME`, from the downward API in k8s/loadgen/job.yaml).
+pub const IMAGE_ENV: &str = "LOADGEN_IMAGE";
+/// The coordinator's own pod name.
+pub const POD_NAME_ENV: &str = "POD_NAME";
+
+/// The image of the generator pods: [`IMAGE_ENV`], else the coordinator's own container's.
+pub async fn own_image(client: &kube::Client, ns: &str) -> Result<String, KubeError> {
+    if let Ok(image) = std::env::var(IMAGE_ENV) {
+        return Ok(image);
+    }
+    let own = std::env::var(POD_NAME_ENV).map_err(|_| {
+        KubeError::GeneratorImage(format!(
+            "cannot tell the generator pods' image: set {IMAGE_ENV}, or {POD_NAME_ENV} \
+             (downward API) for this pod's own"
+        ))
+    })?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod = pods
+        .get(&own)
+        .await
+        .map_err(KubeError::api("get pod", &own))?;
+    pod.spec
+        .and_then(|s| s.containers.into_iter().next())
+        .and_then(|c| c.image)
+        .ok_or_else(|| KubeError::GeneratorImage(format!("pod {own} has no container image")))
+}

@@ -41,6 +41,16 @@ use crate::plan::{KubernetesTarget, Topology};
 /// passed. The loadgen Job's deadline allows 60 s per step for it (docs/kubernetes.md).
 pub const ROLLOUT_BOUND: Duration = Duration::from_secs(60);
 
+/// The deployer's API client, handed to what else a step creates on the cluster.
+#[derive(Clone)]
+pub struct ClusterClient(pub Client);
+
+impl std::fmt::Debug for ClusterClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterClient(..)")
+    }
+}
+
 /// What went wrong talking to the cluster, or what the cluster refused.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -105,11 +115,16 @@ pub enum KubeError {
     NotRestored { expected: String, got: String },
     #[error("interrupted while waiting for the rollout")]
     Interrupted,
+    #[error("{0}")]
+    GeneratorImage(String),
 }
 
 impl KubeError {
     /// An adapter for `map_err` naming the call and the object.
-    fn api<'a>(what: &'static str, name: &'a str) -> impl FnOnce(kube::Error) -> KubeError + 'a {
+    pub(crate) fn api<'a>(
+        what: &'static str,
+        name: &'a str,
+    ) -> impl FnOnce(kube::Error) -> KubeError + 'a {
         move |source| KubeError::Api {
             what,
             name: name.to_string(),
@@ -282,6 +297,7 @@ impl KubernetesDeployer {
             found,
             topology.cpu_limit_cores,
         );
+        deployment.cluster = Some(ClusterClient(client.clone()));
         if let Some(a) = topology.autoscale {
             // Applied by the step as its attack starts (scale.rs); deleted from here on.
             self.hpa_live = true;

@@ -58,6 +58,7 @@ async fn run(cluster: &Shared, stop: &CancellationToken) -> loadgen_model::resul
         prometheus: None,
         progress: false,
         time_scale: 1.0,
+        events: campaign::Events::quiet(),
     };
     let d = Deployer::Kubernetes(Box::new(deployer(cluster)));
     campaign::run_with(&plan(dir.path()), &opts, stop, d)

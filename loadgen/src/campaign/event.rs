@@ -1,0 +1,124 @@
+//! What a campaign tells while it runs, as typed events to one sink: the library prints
+//! nothing. The CLI renders them on the terminal; a live page, a metrics endpoint or JSON logs
+//! subscribe to the same stream. Every event is also reflected in what run.json saves (a
+//! finding, a step, the status), so a consumer that misses one loses no measurement.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use loadgen_engine::progress::LiveSnapshot;
+use loadgen_model::result::{Finding, RunStatus, StepResult};
+use loadgen_model::search::{Ending, ProbeKind};
+use loadgen_model::step_id::StepId;
+
+/// One thing that happened in a campaign.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A step is about to deploy and run (`index` counts from 0 over the listed steps).
+    StepStarted {
+        index: usize,
+        total: usize,
+        step: StepId,
+        rate_rps: f64,
+        duration: Duration,
+        replicas: u32,
+        cpu_limit_cores: Option<f64>,
+    },
+    /// A reading of the attack in progress (only when the run asked for progress).
+    Progress {
+        step: StepId,
+        live: LiveSnapshot,
+        total: Duration,
+    },
+    /// The attack of the current step is over: a progress line may be cleared.
+    AttackEnded { step: StepId },
+    /// A step ran and its result was saved.
+    StepFinished { result: Box<StepResult> },
+    /// A step could not run (its finding says why, too).
+    StepFailed { step: StepId, cause: String },
+    /// A finding about the run as a whole, as it is recorded (orphans swept, the restore, a
+    /// search stopped by its budget, a stop after a target failure).
+    Finding { finding: Finding },
+    /// A capacity search is about to run a probe.
+    ProbeStarted {
+        campaign: String,
+        configuration: String,
+        /// 0-based, and the most probes the search can take.
+        index: u32,
+        worst_case: usize,
+        kind: ProbeKind,
+        step: StepId,
+        rate_rps: f64,
+        duration: Duration,
+    },
+    /// A probe's SLO verdict, as the search decides on it.
+    ProbeJudged {
+        step: StepId,
+        passed: bool,
+        /// Each bound that broke, described.
+        broken: Vec<String>,
+    },
+    /// A configuration's search is over.
+    SearchEnded {
+        campaign: String,
+        configuration: String,
+        ending: Ending,
+    },
+    /// The run is over and run.json holds its final state.
+    RunEnded { status: RunStatus },
+}
+
+/// Where events go: a cheap, shareable handle on one function.
+#[derive(Clone)]
+pub struct Events(Arc<dyn Fn(&Event) + Send + Sync>);
+
+impl Events {
+    pub fn new(sink: impl Fn(&Event) + Send + Sync + 'static) -> Events {
+        Events(Arc::new(sink))
+    }
+
+    /// A sink that drops every event (tests, and runs nobody watches).
+    pub fn quiet() -> Events {
+        Events::new(|_| {})
+    }
+
+    pub fn emit(&self, event: Event) {
+        (self.0)(&event)
+    }
+}
+
+impl Default for Events {
+    fn default() -> Events {
+        Events::quiet()
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Events(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn every_emitted_event_reaches_the_sink_in_order() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let events = Events::new(move |e| sink.lock().unwrap().push(format!("{e:?}")));
+        events.clone().emit(Event::RunEnded {
+            status: RunStatus::Completed,
+        });
+        events.emit(Event::AttackEnded {
+            step: StepId::parse("a/b"),
+        });
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen[0].starts_with("RunEnded"), "{seen:?}");
+        assert!(seen[1].contains("AttackEnded"), "{seen:?}");
+    }
+}
