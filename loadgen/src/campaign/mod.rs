@@ -274,6 +274,7 @@ async fn run_one(
             true
         }
         Err(cause) => {
+            let cause = cause.to_string();
             cx.opts.events.emit(Event::StepFailed {
                 step: step.id(),
                 cause: cause.clone(),

@@ -8,17 +8,17 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::{self, Readings};
-use super::generators;
+use super::generators::{self, GeneratorError};
 use super::{Event, RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
 use crate::deployer::watch::{Component, ExitWatch};
-use crate::deployer::{Deployer, Deployment};
+use crate::deployer::{DeployError, Deployer, Deployment, KubeError};
 use crate::plan::{Plan, Step, Target};
 use crate::probe;
 use crate::probe::prometheus::PrometheusProbe;
 use loadgen_engine::load::Load;
 use loadgen_engine::progress::LiveStats;
 use loadgen_engine::record::StepRecord;
-use loadgen_engine::{self as attack, AttackSpec};
+use loadgen_engine::{self as attack, AttackError, AttackSpec};
 use loadgen_model::result::{
     AutoscaleView, CheckName, Finding, Severity, StepResult, TopologyView,
 };
@@ -38,16 +38,35 @@ pub(super) struct StepContext<'a> {
     pub node_cpus: Option<u32>,
 }
 
+/// Why a step could not run at all (what went wrong while it ran is a finding instead).
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("deploy: {0}")]
+    Deploy(#[source] DeployError),
+    #[error("warm-up: {0}")]
+    WarmUp(#[source] AttackError),
+    #[error("attack: {0}")]
+    Attack(#[source] AttackError),
+    #[error("autoscale: {0}")]
+    Autoscale(#[source] KubeError),
+    #[error("autoscale sampling: {0}")]
+    Sampling(#[source] tokio::task::JoinError),
+    #[error("{0}")]
+    Generators(#[from] GeneratorError),
+    #[error("a sharded cluster step without the deployer's client")]
+    NoClusterClient,
+}
+
 /// Deploys, measures and tears down one step. `Err` means the step could not run at all.
 pub(super) async fn run(
     cx: &StepContext<'_>,
     step: &Step,
     deployer: &mut Deployer,
-) -> Result<StepResult, String> {
+) -> Result<StepResult, StepError> {
     let deployment = deployer
         .deploy(&step.topology, DEPLOY_BOUND)
         .await
-        .map_err(|e| format!("deploy: {e}"))?;
+        .map_err(StepError::Deploy)?;
     let measured = measure(cx, step, &deployment).await;
     let teardown = deployment.teardown().await;
     let (generated, mut readings) = measured?;
@@ -82,7 +101,7 @@ async fn measure(
     cx: &StepContext<'_>,
     step: &Step,
     deployment: &Deployment,
-) -> Result<(StepResult, Readings), String> {
+) -> Result<(StepResult, Readings), StepError> {
     let id = step.id();
     let site = &cx.plan.counter_site;
     // From here on, a replica or Redis that exits is noticed as it happens.
@@ -98,7 +117,7 @@ async fn measure(
         };
         attack::run(&warm, cx.stop, None)
             .await
-            .map_err(|e| format!("warm-up: {e}"))?;
+            .map_err(StepError::WarmUp)?;
     }
     // Clicks the warm-up left queued in the service must land before the "before" reading,
     // or the step would be credited with them.
@@ -116,8 +135,8 @@ async fn measure(
     let scaling = match scaling {
         Some(task) => task
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| format!("autoscale: {e}"))),
+            .map_err(StepError::Sampling)
+            .and_then(|r| r.map_err(StepError::Autoscale)),
         None => Ok(Vec::new()),
     };
     let ((generated, shards_started), scaling) = (generated?, scaling?);
@@ -164,7 +183,7 @@ async fn generate(
     step: &Step,
     deployment: &Deployment,
     spec: &AttackSpec,
-) -> Result<(StepResult, Option<SystemTime>), String> {
+) -> Result<(StepResult, Option<SystemTime>), StepError> {
     let id = step.id();
     if step.generators.count <= 1 {
         let record = attack_with_progress(cx, spec, &step.id(), step.load.duration()).await?;
@@ -175,7 +194,7 @@ async fn generate(
             let client = deployment
                 .cluster
                 .clone()
-                .ok_or("a sharded cluster step without the deployer's client")?
+                .ok_or(StepError::NoClusterClient)?
                 .0;
             generators::cluster::run(spec, step.generators, k, &id, client, cx.stop).await?
         }
@@ -228,7 +247,7 @@ async fn attack_with_progress(
     spec: &AttackSpec,
     step: &StepId,
     total: Duration,
-) -> Result<StepRecord, String> {
+) -> Result<StepRecord, StepError> {
     let live = LiveStats::new();
     let progress = cx.opts.progress.then(|| {
         let (events, live, step) = (cx.opts.events.clone(), live.clone(), step.clone());
@@ -249,7 +268,7 @@ async fn attack_with_progress(
             .events
             .emit(Event::AttackEnded { step: step.clone() });
     }
-    record.map_err(|e| format!("attack: {e}"))
+    record.map_err(StepError::Attack)
 }
 
 /// One `fail` finding per process of the target that exited while the step was measured:

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::args::attack_args;
-use super::Sharded;
+use super::{GeneratorError, Sharded};
 use crate::campaign::merge::{merge, ShardInput};
 use crate::deployer::kubernetes::job::{self, GeneratorJob, ShardPod};
 use crate::plan::{Generators, KubernetesTarget};
@@ -29,25 +29,29 @@ pub async fn run(
     id: &StepId,
     client: Client,
     stop: &CancellationToken,
-) -> Result<Sharded, String> {
+) -> Result<Sharded, GeneratorError> {
     let ns = &target.namespace;
     let job = GeneratorJob {
         namespace: ns.clone(),
         name: job_name(id),
         image: job::own_image(&client, ns)
             .await
-            .map_err(|e| format!("generator job: {e}"))?,
+            .map_err(GeneratorError::Image)?,
         count: generators.count,
-        args: attack_args(spec, None, None).map_err(|e| e.to_string())?,
+        args: attack_args(spec, None, None)?,
     };
     let bound = spec.load.duration() + spec.timeout + EXIT_MARGIN;
     let jobs = Api::namespaced(client.clone(), ns);
     let pods = Api::namespaced(client, ns);
-    let (outcomes, start_at) = job::run(&jobs, &pods, &job, bound, stop)
-        .await
-        .map_err(|e| format!("generator job {}: {e}", job.name))?;
+    let (outcomes, start_at) =
+        job::run(&jobs, &pods, &job, bound, stop)
+            .await
+            .map_err(|source| GeneratorError::Job {
+                job: job.name.clone(),
+                source,
+            })?;
     let inputs = inputs(outcomes);
-    let step = merge(generators.count, &inputs).map_err(|e| format!("merging shards: {e}"))?;
+    let step = merge(generators.count, &inputs)?;
     Ok(Sharded { step, start_at })
 }
 

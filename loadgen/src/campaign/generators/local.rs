@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::args::attack_args;
-use super::{Sharded, START_LEAD};
+use super::{GeneratorError, Sharded, START_LEAD};
 use crate::campaign::merge::{merge, ShardInput};
 use crate::deployer::process::{ChildProcess, Stopped};
 use crate::plan::Generators;
@@ -31,14 +31,17 @@ pub async fn run(
     generators: Generators,
     dir: &Path,
     stop: &CancellationToken,
-) -> Result<Sharded, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find loadgen itself: {e}"))?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+) -> Result<Sharded, GeneratorError> {
+    let exe = std::env::current_exe().map_err(GeneratorError::OwnBinary)?;
+    std::fs::create_dir_all(dir).map_err(|source| GeneratorError::File {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let start_at = SystemTime::now() + START_LEAD;
     let cpus = crate::machine::online_cpus().unwrap_or(1).max(1);
     let mut children = Vec::new();
     for k in 0..generators.count {
-        let shard = Shard::new(k, generators.count).map_err(|e| e.to_string())?;
+        let shard = Shard::new(k, generators.count)?;
         let pin = generators.pin.then_some(k % cpus);
         children.push(spawn(&exe, spec, shard, start_at, pin, dir)?);
     }
@@ -49,7 +52,7 @@ pub async fn run(
         .enumerate()
         .map(|(k, stopped)| input(k as u32, stopped, dir, bound))
         .collect();
-    let step = merge(generators.count, &inputs).map_err(|e| format!("merging shards: {e}"))?;
+    let step = merge(generators.count, &inputs)?;
     Ok(Sharded { step, start_at })
 }
 
@@ -66,14 +69,14 @@ fn spawn(
     start_at: SystemTime,
     pin: Option<u32>,
     dir: &Path,
-) -> Result<ChildProcess, String> {
+) -> Result<ChildProcess, GeneratorError> {
     use std::os::unix::process::CommandExt as _;
     let k = shard.index;
-    let file = |p: PathBuf| {
-        std::fs::File::create(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))
+    let file = |path: PathBuf| {
+        std::fs::File::create(&path).map_err(|source| GeneratorError::File { path, source })
     };
     let mut cmd = Command::new(exe);
-    cmd.args(attack_args(spec, Some(shard), Some(start_at)).map_err(|e| e.to_string())?)
+    cmd.args(attack_args(spec, Some(shard), Some(start_at))?)
         .stdin(Stdio::null())
         .stdout(file(result_path(dir, k))?)
         .stderr(file(dir.join(format!("shard-{k}.log")))?)
@@ -87,7 +90,7 @@ fn spawn(
     }
     let child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start shard {shard}: {e}"))?;
+        .map_err(|source| GeneratorError::Spawn { shard, source })?;
     Ok(ChildProcess::new(child, format!("generator shard {shard}")))
 }
 

@@ -7,9 +7,12 @@ pub mod args;
 pub mod cluster;
 pub mod local;
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::deployer::KubeError;
 use loadgen_model::result::StepResult;
+use loadgen_model::shard::{Shard, ShardError};
 
 /// How far ahead the shards are told to start: time for N processes to start, check their
 /// target and wait, on a busy 2-core machine.
@@ -21,4 +24,38 @@ pub const START_LEAD: Duration = Duration::from_millis(1500);
 pub struct Sharded {
     pub step: StepResult,
     pub start_at: SystemTime,
+}
+
+/// Why a step's shards could not run or be merged (a shard that ran and failed is not an
+/// error: it is a missing shard of the merge, with why).
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratorError {
+    #[error("cannot find loadgen itself: {0}")]
+    OwnBinary(#[source] std::io::Error),
+    #[error("cannot create {path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Shard(#[from] ShardError),
+    #[error("{0}")]
+    Args(#[from] args::ArgsError),
+    #[error("cannot start shard {shard}: {source}")]
+    Spawn {
+        shard: Shard,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("merging shards: {0}")]
+    Merge(#[from] super::merge::MergeError),
+    #[error("generator job {job}: {source}")]
+    Job {
+        job: String,
+        #[source]
+        source: KubeError,
+    },
+    #[error("generator job: {0}")]
+    Image(#[source] KubeError),
 }

@@ -101,7 +101,7 @@ impl PrometheusProbe {
     pub fn external(url: &str) -> Result<Self, PrometheusError> {
         // No proxy: Prometheus is local or in-cluster, and a proxy from the environment would
         // turn "unreachable" into a confusing proxy error.
-        let http = http_client().map_err(|e| PrometheusError::Url(url.into(), e))?;
+        let http = http_client().map_err(|e| PrometheusError::Url(url.into(), e.to_string()))?;
         let client =
             Client::from(http, url).map_err(|e| PrometheusError::Url(url.into(), e.to_string()))?;
         Ok(Self {
@@ -501,13 +501,12 @@ fn describe(e: &prometheus_http_query::Error) -> Failure {
     }
 }
 
-fn http_client() -> Result<reqwest::Client, String> {
+fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(QUERY_TIMEOUT)
         .timeout(QUERY_TIMEOUT)
         .build()
-        .map_err(|e| e.to_string())
 }
 
 /// True when `url` answers 2xx within [`QUERY_TIMEOUT`].

@@ -96,7 +96,7 @@ impl ManagedPrometheus {
             match server.wait_ready().await {
                 Ok(()) => return Ok(server),
                 Err(e) => {
-                    last_error = e;
+                    last_error = e.to_string();
                     server.kill_and_wait().await;
                     server.dir = PathBuf::new(); // keep the directory for the next attempt
                 }
@@ -156,16 +156,16 @@ impl ManagedPrometheus {
         }
     }
 
-    async fn wait_ready(&mut self) -> Result<(), String> {
+    async fn wait_ready(&mut self) -> Result<(), PrometheusError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let url = format!("{}/-/ready", self.url);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!(
+                    return Err(PrometheusError::Start(format!(
                         "prometheus exited with {status} before it was ready: {}",
                         self.log_tail()
-                    ));
+                    )));
                 }
             }
             if super::http_get_ok(&url).await {
@@ -173,11 +173,11 @@ impl ManagedPrometheus {
             }
             tokio::time::sleep(POLL).await;
         }
-        Err(format!(
+        Err(PrometheusError::Start(format!(
             "prometheus not ready after {:?}: {}",
             READY_TIMEOUT,
             self.log_tail()
-        ))
+        )))
     }
 
     fn log_tail(&self) -> String {
