@@ -35,6 +35,16 @@ use loadgen_model::shard::Shard;
 /// Bound on the reachability check before the step starts.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How requests are spread over several endpoints (the replicas' own ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// Round robin per request, as an Ingress controller or L7 proxy does.
+    #[default]
+    Request,
+    /// Each connection pinned to one endpoint, as kube-proxy does.
+    Connection,
+}
+
 /// One step to run.
 #[derive(Debug, Clone)]
 pub struct AttackSpec {

@@ -9,6 +9,7 @@ pub mod assemble;
 pub mod event;
 pub mod generators;
 pub mod merge;
+pub mod preflight;
 mod search;
 mod step;
 
@@ -48,6 +49,9 @@ pub enum CampaignError {
     /// nothing was changed or written.
     #[error("{0}")]
     Prepare(crate::deployer::DeployError),
+    /// The service does not start, or its counter cannot be read (bad input: exit 2).
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightError),
 }
 
 /// Options of one run that are not part of the scenario.
@@ -137,7 +141,8 @@ pub async fn run(
     opts: &RunOptions,
     stop: &CancellationToken,
 ) -> Result<CampaignResult, CampaignError> {
-    run_with(plan, opts, stop, Deployer::for_target(&plan.target)).await
+    let deployer = Deployer::for_target(&plan.target, &opts.out_dir);
+    run_with(plan, opts, stop, deployer).await
 }
 
 /// [`run`] with a given deployer (a cluster deployer on a mock client, in tests).
@@ -151,6 +156,12 @@ pub async fn run_with(
         .prepare(stop)
         .await
         .map_err(CampaignError::Prepare)?;
+    if let Err(e) = preflight::check(plan, &mut deployer, DEPLOY_BOUND).await {
+        if let Err(cleanup) = deployer.finish().await {
+            tracing::warn!("after the pre-flight: {cleanup}");
+        }
+        return Err(e.into());
+    }
     let mut result = new_result(&plan.source, plan, opts.time_scale);
     for note in leftovers {
         let f = campaign_finding(Severity::Warn, CheckName::Restore, note);

@@ -103,7 +103,7 @@ async fn measure(
     deployment: &Deployment,
 ) -> Result<(StepResult, Readings), StepError> {
     let id = step.id();
-    let site = &cx.plan.counter_site;
+    let counter = &cx.plan.counter;
     // From here on, a replica or Redis that exits is noticed as it happens.
     let watch = deployment.watch_exits();
     let mut notes = point_prometheus(cx, &id, deployment).await;
@@ -121,8 +121,8 @@ async fn measure(
     }
     // Clicks the warm-up left queued in the service must land before the "before" reading,
     // or the step would be credited with them.
-    let mut before = probe::snapshot(deployment, site).await;
-    probe::settle(deployment, site, &mut before, step.timeout).await;
+    let mut before = probe::snapshot(deployment, counter).await;
+    probe::settle(deployment, counter, &mut before, step.timeout).await;
     let started = SystemTime::now();
     let attack_t0 = Instant::now();
     // In a pod the generator has a CFS quota of its own: a throttled generator is not the
@@ -146,25 +146,33 @@ async fn measure(
         .zip(probe::cpu::read_own_cgroup())
         .map(|(b, a)| probe::cpu::view(&b, &a, attack_t0.elapsed()));
     let ended = SystemTime::now();
-    let mut after = probe::snapshot(deployment, site).await;
+    let mut after = probe::snapshot(deployment, counter).await;
     // Clicks still queued when the load stopped are the service's work for this step: wait
     // (bounded) until the counter stops moving. CPU stays read at the end of the attack.
-    probe::settle(deployment, site, &mut after, step.timeout).await;
-    let (counter, cpu) = probe::diff(&before, &after);
+    probe::settle(deployment, counter, &mut after, step.timeout).await;
+    let (read, cpu) = probe::diff(&before, &after);
+    // No counter configured: none is recorded, and the verdicts say they rest on the client.
+    let read = read.filter(|_| counter.is_some());
     let mut prometheus = None;
     if let Some(p) = cx.prometheus {
         let (view, findings) = p
-            .observe(&id.to_string(), started, ended, site, &cx.plan.promql)
+            .observe(
+                &id.to_string(),
+                started,
+                ended,
+                counter.site().unwrap_or_default(),
+                &cx.plan.promql,
+            )
             .await;
         prometheus = view;
         notes.extend(findings);
     }
-    let exits = exit_findings(&watch, &id, attack_t0);
+    let exits = exit_findings(&watch, &id, attack_t0, deployment);
     let target_failed = !exits.is_empty();
     notes.extend(exits);
     let readings = Readings {
         topology: Some(topology(cx.plan, step)),
-        counter,
+        counter: read,
         cpu,
         prometheus,
         window: Some((started, ended)),
@@ -198,7 +206,7 @@ async fn generate(
                 .0;
             generators::cluster::run(spec, step.generators, k, &id, client, cx.stop).await?
         }
-        Target::Local(_) | Target::Url { .. } => {
+        Target::Local(_) | Target::Command(_) | Target::Url { .. } => {
             let dir = cx.opts.out_dir.join(SHARDS_DIR);
             let dir = dir.join(&step.campaign).join(&step.name);
             generators::local::run(spec, step.generators, &dir, cx.stop).await?
@@ -274,7 +282,12 @@ async fn attack_with_progress(
 /// One `fail` finding per process of the target that exited while the step was measured:
 /// which one, how (exit code or signal) and when (seconds into the attack; during the warm-up
 /// when before it).
-fn exit_findings(watch: &ExitWatch, id: &StepId, attack_t0: Instant) -> Vec<Finding> {
+fn exit_findings(
+    watch: &ExitWatch,
+    id: &StepId,
+    attack_t0: Instant,
+    deployment: &Deployment,
+) -> Vec<Finding> {
     watch
         .exits()
         .into_iter()
@@ -286,6 +299,13 @@ fn exit_findings(watch: &ExitWatch, id: &StepId, attack_t0: Instant) -> Vec<Find
             let (check, what) = match e.component {
                 Component::Replica(i) => (CheckName::ReplicaExited, format!("replica {i}")),
                 Component::Store => (CheckName::StoreExited, "the store (redis-server)".into()),
+                Component::Dependency(i) => (
+                    CheckName::StoreExited,
+                    deployment
+                        .dependency_pids
+                        .get(i as usize)
+                        .map_or("a dependency".into(), |(n, _)| format!("dependency {n}")),
+                ),
             };
             Finding {
                 check,
@@ -315,6 +335,8 @@ pub(super) fn topology_view(plan: &Plan, topology: &crate::plan::Topology) -> To
             // A cluster's pods use the Redis of its manifests, which check.sh holds to the
             // scenario's store.
             Target::Local(_) | Target::Kubernetes(_) => topology.store.as_str().to_string(),
+            // A user's service keeps its state where its own command says.
+            Target::Command(_) => "own".into(),
             Target::Url { .. } => "external".into(),
         },
         autoscale: topology.autoscale.map(|a| AutoscaleView {

@@ -1,6 +1,7 @@
-//! The local deployer: N real `polymetrie` replicas on this machine sharing one port
-//! (SO_REUSEPORT, so the kernel spreads connections as a Kubernetes Service would), each in its
-//! own cgroup with the step's CFS quota, and a Redis when the counter is shared.
+//! The local deployer: N real `polymetrie` replicas on this machine, each on its own port (the
+//! generator spreads requests over them as a front end does; a stand-in kubelet's pinned pods
+//! share one port with SO_REUSEPORT instead), each in its own cgroup with the step's CFS quota,
+//! and a Redis when the counter is shared.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -89,26 +90,9 @@ impl LocalDeployer {
         topology: &Topology,
         bound: Duration,
     ) -> Result<Deployment, DeployError> {
-        if topology.replicas == 0 {
-            return Err(DeployError::InvalidTopology("replicas must be ≥ 1".into()));
-        }
-        if topology.autoscale.is_some() {
-            // The plan refuses these already; a library caller gets the same answer.
-            return Err(DeployError::InvalidTopology(
-                "an autoscale step needs a Kubernetes Deployment and its HPA; local replicas \
-                 have no autoscaler"
-                    .into(),
-            ));
-        }
-        if let Some(limit) = topology.cpu_limit_cores {
-            if !(limit.is_finite() && limit > 0.0) {
-                return Err(DeployError::InvalidTopology(format!(
-                    "cpu limit must be > 0 cores, got {limit}"
-                )));
-            }
-        }
+        check_topology(topology)?;
         let seq = DEPLOY_SEQ.fetch_add(1, Ordering::Relaxed);
-        let layout = self.cgroup_layout(topology, seq)?;
+        let layout = cgroup_layout(&self.cgroup_root, topology, seq)?;
         if let Some(layout) = &layout {
             self.swept.extend(cgroup::remove_stale(layout));
         }
@@ -125,16 +109,11 @@ impl LocalDeployer {
         let workdir = WorkDir::create(&format!("deploy{seq}")).map_err(DeployError::WorkDir)?;
 
         let mut deployment = Deployment {
-            base_url: String::new(),
-            replicas: Vec::new(),
-            pods: Vec::new(),
             store: Some(topology.store),
             cpu_limit_cores: topology.cpu_limit_cores,
             cgroup_mode: layout.as_ref().map(CgroupLayout::mode),
-            scale: None,
-            cluster: None,
-            redis: None,
             workdir: Some(workdir),
+            ..Deployment::external(String::new())
         };
         let result = self
             .start_all(
@@ -155,34 +134,6 @@ impl LocalDeployer {
                 }
                 Err(e)
             }
-        }
-    }
-
-    /// The cgroup layout the step's replicas run in, tried with a group of the step's limit: the
-    /// hierarchy may exist yet not be writable (not root, read-only mount), which only creating
-    /// a group reveals. A limited step without one is an error; an unlimited one runs
-    /// unaccounted.
-    fn cgroup_layout(
-        &self,
-        topology: &Topology,
-        seq: u32,
-    ) -> Result<Option<CgroupLayout>, DeployError> {
-        let usable = CgroupLayout::detect(&self.cgroup_root).and_then(|layout| {
-            let trial = format!("{}{}-{seq}-check", cgroup::NAME_PREFIX, std::process::id());
-            Cgroup::create(&layout, &trial, topology.cpu_limit_cores).map(|_| layout)
-        });
-        match usable {
-            Ok(layout) => Ok(Some(layout)),
-            Err(e) => match topology.cpu_limit_cores {
-                Some(limit) => Err(DeployError::CgroupUnavailable {
-                    limit,
-                    reason: e.to_string(),
-                }),
-                None => {
-                    tracing::warn!("{e}; replicas run without CPU accounting");
-                    Ok(None)
-                }
-            },
         }
     }
 
@@ -255,6 +206,9 @@ impl LocalDeployer {
             )
             .await?;
         let pinning = self.pinning.as_deref();
+        // Pinned (a stand-in kubelet's pods behind one Service address): every replica joins
+        // one port with SO_REUSEPORT. Otherwise each replica has its own port and the
+        // generator spreads requests over them, as a front end does.
         let mut listen = pinning.map_or("127.0.0.1:0".to_string(), |p| p.service.to_string());
         for index in 0..topology.replicas {
             let cgroup = layout
@@ -268,6 +222,7 @@ impl LocalDeployer {
                 binary,
                 service: &self.service,
                 listen: listen.clone(),
+                reuse_port: pinning.is_some(),
                 admin_listen,
                 store_arg: store_arg.clone(),
                 cgroup,
@@ -275,18 +230,22 @@ impl LocalDeployer {
             };
             let replica = replica::start(launch, deadline).await?;
             if index == 0 {
-                // The others join replica 0's port: the kernel spreads connections over all.
-                listen = replica.addr.clone();
                 deployment.base_url = format!("http://{}", replica.addr);
+                if pinning.is_some() {
+                    // The others join replica 0's port: the kernel spreads connections.
+                    listen = replica.addr.clone();
+                }
             }
-            let shared = replica.addr == listen;
             let addr = replica.addr.clone();
             deployment.replicas.push(replica);
-            if !shared {
+            if pinning.is_some() && addr != listen {
                 return Err(DeployError::BadListeningLine {
                     index,
                     line: format!("listening on {addr}, expected the shared {listen}"),
                 });
+            }
+            if pinning.is_none() {
+                deployment.endpoints.push(format!("http://{addr}"));
             }
         }
         for replica in &mut deployment.replicas {
@@ -296,9 +255,60 @@ impl LocalDeployer {
     }
 }
 
+/// A topology local replicas can run: at least one replica, no autoscaler, a positive limit.
+pub(super) fn check_topology(topology: &Topology) -> Result<(), DeployError> {
+    if topology.replicas == 0 {
+        return Err(DeployError::InvalidTopology("replicas must be ≥ 1".into()));
+    }
+    if topology.autoscale.is_some() {
+        // The plan refuses these already; a library caller gets the same answer.
+        return Err(DeployError::InvalidTopology(
+            "an autoscale step needs a Kubernetes Deployment and its HPA; local replicas \
+             have no autoscaler"
+                .into(),
+        ));
+    }
+    if let Some(limit) = topology.cpu_limit_cores {
+        if !(limit.is_finite() && limit > 0.0) {
+            return Err(DeployError::InvalidTopology(format!(
+                "cpu limit must be > 0 cores, got {limit}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The cgroup layout the step's replicas run in, tried with a group of the step's limit: the
+/// hierarchy may exist yet not be writable (not root, read-only mount), which only creating
+/// a group reveals. A limited step without one is an error; an unlimited one runs
+/// unaccounted.
+pub(super) fn cgroup_layout(
+    root: &std::path::Path,
+    topology: &Topology,
+    seq: u32,
+) -> Result<Option<CgroupLayout>, DeployError> {
+    let usable = CgroupLayout::detect(root).and_then(|layout| {
+        let trial = format!("{}{}-{seq}-check", cgroup::NAME_PREFIX, std::process::id());
+        Cgroup::create(&layout, &trial, topology.cpu_limit_cores).map(|_| layout)
+    });
+    match usable {
+        Ok(layout) => Ok(Some(layout)),
+        Err(e) => match topology.cpu_limit_cores {
+            Some(limit) => Err(DeployError::CgroupUnavailable {
+                limit,
+                reason: e.to_string(),
+            }),
+            None => {
+                tracing::warn!("{e}; replicas run without CPU accounting");
+                Ok(None)
+            }
+        },
+    }
+}
+
 /// The cgroup of one replica, with the step's CFS quota. A limited step whose cgroup cannot be
 /// made fails (it never runs unlimited and reports as limited).
-fn replica_cgroup(
+pub(super) fn replica_cgroup(
     layout: &CgroupLayout,
     name: &str,
     topology: &Topology,

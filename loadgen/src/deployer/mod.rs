@@ -8,15 +8,16 @@
 //! owns synchronously, so no process or cgroup of ours outlives the runner.
 //!
 //! ```text
-//! let mut deployer = Deployer::for_target(&plan.target);
+//! let mut deployer = Deployer::for_target(&plan.target, &out_dir);
 //! let d = deployer.deploy(&step.topology, READY_BOUND).await?;   // Err: the step cannot run
-//! let before = probe::snapshot(&d, &plan.counter_site).await;
-//! /* attack d.base_url */
-//! let after = probe::snapshot(&d, &plan.counter_site).await;
+//! let before = probe::snapshot(&d, &plan.counter).await;
+//! /* attack d.endpoints (or d.base_url) */
+//! let after = probe::snapshot(&d, &plan.counter).await;
 //! let (counter, cpu) = probe::diff(&before, &after);
 //! d.teardown().await?;                                            // Err: something was left
 //! ```
 
+pub mod command;
 pub mod kubernetes;
 pub mod local;
 pub mod process;
@@ -28,6 +29,7 @@ pub mod workdir;
 
 use std::time::Duration;
 
+pub use command::CommandDeployer;
 pub use cpu_cgroup::{Cgroup, CgroupCpu, CgroupLayout};
 pub use kubernetes::{KubeError, KubernetesDeployer, PodTarget, ScaleWatch};
 pub use local::{LocalDeployer, Pinning};
@@ -76,6 +78,8 @@ pub enum DeployError {
     BadListeningLine { index: u32, line: String },
     #[error("redis-server: {0}")]
     Redis(String),
+    #[error("dependency {name}: {reason}")]
+    Dependency { name: String, reason: String },
     #[error("target {base} is unreachable: {reason}")]
     Unreachable { base: String, reason: String },
     #[error("temporary directory: {0}")]
@@ -89,8 +93,12 @@ pub enum DeployError {
 /// A deployed topology: where to send load, and the replicas we own (none for a URL target).
 #[derive(Debug)]
 pub struct Deployment {
-    /// `http://127.0.0.1:PORT`, shared by all replicas (SO_REUSEPORT); no trailing slash.
+    /// Where load goes: replica 0's `http://127.0.0.1:PORT` (the authority of the `Host`
+    /// header), the Service of a cluster, the URL of a running service; no trailing slash.
     pub base_url: String,
+    /// Each local replica's own base URL, for the generator to spread requests over (empty:
+    /// `base_url` is the only endpoint).
+    pub endpoints: Vec<String>,
     /// Our replicas, in start order (index 0 first); empty for a URL or cluster target.
     pub replicas: Vec<Replica>,
     /// A cluster step's pods (the new ReplicaSet's, Ready), by name; empty elsewhere.
@@ -106,6 +114,13 @@ pub struct Deployment {
     /// A cluster step's API client: the generator Job of a sharded step is created with the
     /// deployer's own client, never a second one.
     pub cluster: Option<kubernetes::ClusterClient>,
+    /// Between SIGTERM and SIGKILL for the replicas.
+    pub grace: Duration,
+    /// A user's service's dependencies started for this step (stopped after the replicas).
+    pub dependencies: Vec<command::Running>,
+    /// `(name, pid)` of every dependency running during the step (this step's and the
+    /// run's), watched for an exit.
+    pub dependency_pids: Vec<(String, u32)>,
     // Field order is drop order: replicas first, then Redis, then the directory of logs.
     pub(crate) redis: Option<redis::RedisServer>,
     pub(crate) workdir: Option<workdir::WorkDir>,
@@ -122,6 +137,9 @@ impl Deployment {
             .collect();
         if let Some(r) = &self.redis {
             watched.push((watch::Component::Store, r.pid()));
+        }
+        for (i, (_, pid)) in self.dependency_pids.iter().enumerate() {
+            watched.push((watch::Component::Dependency(i as u32), *pid));
         }
         watch::ExitWatch::start(&watched)
     }
@@ -143,6 +161,7 @@ impl Deployment {
     pub(crate) fn external(base_url: String) -> Self {
         Self {
             base_url,
+            endpoints: Vec::new(),
             replicas: Vec::new(),
             pods: Vec::new(),
             store: None,
@@ -150,6 +169,9 @@ impl Deployment {
             cgroup_mode: None,
             scale: None,
             cluster: None,
+            grace: DRAIN_GRACE,
+            dependencies: Vec::new(),
+            dependency_pids: Vec::new(),
             redis: None,
             workdir: None,
         }
@@ -199,7 +221,7 @@ impl Deployment {
     }
 
     /// Stops everything we started: SIGTERM to every replica (they drain in parallel), SIGKILL
-    /// after [`DRAIN_GRACE`], reap, remove cgroups, stop Redis, remove the temporary directory.
+    /// after the grace ([`DRAIN_GRACE`], or a user's service's own), reap, remove cgroups, stop Redis, remove the temporary directory.
     /// Everything is attempted even when a part fails; the error lists what was left.
     pub async fn teardown(mut self) -> Result<(), DeployError> {
         let mut problems = Vec::new();
@@ -207,13 +229,17 @@ impl Deployment {
             r.terminate();
         }
         // One grace period for all: SIGTERM went out to every replica at once.
-        let drain_deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+        let drain_deadline = tokio::time::Instant::now() + self.grace;
         for r in &mut self.replicas {
             let grace = drain_deadline.saturating_duration_since(tokio::time::Instant::now());
             problems.extend(r.finish(grace).await);
         }
         if let Some(redis) = self.redis.take() {
             problems.extend(redis.stop().await);
+        }
+        // Last started, first stopped: a dependency may use the ones before it.
+        while let Some(d) = self.dependencies.pop() {
+            problems.extend(d.stop().await);
         }
         if let Some(mut dir) = self.workdir.take() {
             if let Err(e) = dir.remove() {
@@ -237,15 +263,18 @@ pub async fn teardown(deployment: Deployment) -> Result<(), DeployError> {
 #[derive(Debug)]
 pub enum Deployer {
     Local(LocalDeployer),
+    Command(CommandDeployer),
     Url(UrlDeployer),
     Kubernetes(Box<KubernetesDeployer>),
 }
 
 impl Deployer {
-    /// The deployer for `target`.
-    pub fn for_target(target: &Target) -> Self {
+    /// The deployer for `target`; a user's service keeps its replicas' folders (logs,
+    /// `{dir}`) under `out_dir`.
+    pub fn for_target(target: &Target, out_dir: &std::path::Path) -> Self {
         match target {
             Target::Local(service) => Deployer::Local(LocalDeployer::new(service)),
+            Target::Command(service) => Deployer::Command(CommandDeployer::new(service, out_dir)),
             Target::Url { base } => Deployer::Url(UrlDeployer::new(base)),
             Target::Kubernetes(k) => Deployer::Kubernetes(Box::new(KubernetesDeployer::new(k))),
         }
@@ -259,6 +288,7 @@ impl Deployer {
     ) -> Result<Vec<String>, DeployError> {
         match self {
             Deployer::Kubernetes(d) => Ok(d.prepare(stop.clone()).await?),
+            Deployer::Command(d) => d.prepare().await.map(|()| Vec::new()),
             Deployer::Local(_) | Deployer::Url(_) => Ok(Vec::new()),
         }
     }
@@ -268,6 +298,14 @@ impl Deployer {
     pub async fn finish(&mut self) -> Result<Option<String>, DeployError> {
         match self {
             Deployer::Kubernetes(d) => Ok(d.restore().await?.map(|s| s.to_string())),
+            Deployer::Command(d) => {
+                let problems = d.finish().await;
+                if problems.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(DeployError::Teardown(problems))
+                }
+            }
             Deployer::Local(_) | Deployer::Url(_) => Ok(None),
         }
     }
@@ -277,6 +315,7 @@ impl Deployer {
     pub fn take_swept(&mut self) -> Vec<String> {
         match self {
             Deployer::Local(d) => std::mem::take(&mut d.swept),
+            Deployer::Command(d) => std::mem::take(&mut d.swept),
             Deployer::Url(_) | Deployer::Kubernetes(_) => Vec::new(),
         }
     }
@@ -289,6 +328,7 @@ impl Deployer {
     ) -> Result<Deployment, DeployError> {
         match self {
             Deployer::Local(d) => d.deploy(topology, bound).await,
+            Deployer::Command(d) => d.deploy(topology, bound).await,
             Deployer::Url(d) => d.deploy(topology, bound).await,
             // A rollout has its own bound (kubernetes::ROLLOUT_BOUND): pods are scheduled,
             // pulled and probed, far slower than a local process.

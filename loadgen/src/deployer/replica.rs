@@ -35,10 +35,13 @@ pub struct Replica {
     pub pid: u32,
     /// The shared service address it listens on, `127.0.0.1:PORT`.
     pub addr: String,
-    /// Its own admin endpoint (`/readyz`, `/metrics`, stats), `http://127.0.0.1:PORT`.
+    /// Its own admin endpoint (`/readyz`, `/metrics`, stats), `http://127.0.0.1:PORT`;
+    /// empty for a user's service (its metrics are at `metrics_port`).
     pub admin_url: String,
+    /// The second port a user's service was given for its metrics (`{metrics_port}`).
+    pub metrics_port: Option<u16>,
     // Declared before `cgroup`: on drop the process is killed before its group is removed.
-    pub(super) process: ChildProcess,
+    pub(crate) process: ChildProcess,
     /// Its cgroup (limited or accounting-only); `None` when cgroups are unavailable and the
     /// step has no limit — then its CPU is not measured.
     pub cgroup: Option<Cgroup>,
@@ -60,8 +63,10 @@ pub(super) struct Launch<'a> {
     pub index: u32,
     pub binary: &'a Path,
     pub service: &'a LocalService,
-    /// `127.0.0.1:0` for the first replica, the shared address for the others.
+    /// `127.0.0.1:0`, or the shared address of a pinned deployment.
     pub listen: String,
+    /// Share `listen` with the other replicas (SO_REUSEPORT).
+    pub reuse_port: bool,
     /// Its own admin address (`127.0.0.1:0` unless pinned).
     pub admin_listen: String,
     pub store_arg: String,
@@ -72,17 +77,18 @@ pub(super) struct Launch<'a> {
 impl Launch<'_> {
     fn service_args(&self) -> Vec<String> {
         let s = self.service;
-        let mut args = vec![
-            "--listen".into(),
-            self.listen.clone(),
-            "--reuse-port".into(),
+        let mut args = vec!["--listen".into(), self.listen.clone()];
+        if self.reuse_port {
+            args.push("--reuse-port".into());
+        }
+        args.extend([
             "--admin-listen".into(),
             self.admin_listen.clone(),
             "--store".into(),
             self.store_arg.clone(),
             "--cost".into(),
             format_cost(s.cost),
-        ];
+        ]);
         if !s.sites.is_empty() {
             args.push("--sites".into());
             args.push(s.sites.join(","));
@@ -154,6 +160,7 @@ pub(super) async fn start(launch: Launch<'_>, deadline: Instant) -> Result<Repli
         pid: process.pid(),
         addr: listening.addr,
         admin_url: format!("http://{}", listening.admin_addr),
+        metrics_port: None,
         process,
         cgroup: launch.cgroup,
         log,

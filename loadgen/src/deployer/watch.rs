@@ -16,6 +16,8 @@ use tokio::io::Interest;
 pub enum Component {
     Replica(u32),
     Store,
+    /// A user's service's dependency, by its place in the deployment's `dependency_pids`.
+    Dependency(u32),
 }
 
 /// One process that exited while watched.

@@ -3,8 +3,11 @@
 //! [`Step`] and never reads TOML or the environment (ARCHITECTURE.md rule 3). The expansion itself, and
 //! every check a scenario must pass, is [`expand`].
 
+pub mod counter;
 mod expand;
 pub mod search;
+pub mod service;
+pub mod template;
 pub mod view;
 
 use std::path::{Path, PathBuf};
@@ -79,6 +82,8 @@ pub struct LocalService {
 pub enum Target {
     /// Replicas of `polymetrie` started on this machine per step topology.
     Local(LocalService),
+    /// Replicas of the user's own service (`[service] command`), with its dependencies.
+    Command(service::CommandService),
     /// An already running service; topology fields are informational only.
     Url {
         /// Base URL (scheme, host, port), loopback only.
@@ -177,8 +182,8 @@ pub struct Plan {
     /// Where load may go: loopback only unless the scenario (`target.allow_remote`) or
     /// `LOADGEN_ALLOW_REMOTE=1` allowed a remote target.
     pub reach: Reach,
-    /// The site whose counter is the business counter.
-    pub counter_site: String,
+    /// The business counter.
+    pub counter: counter::Counter,
     /// What the run does after a step whose target failed.
     pub on_target_failure: OnTargetFailure,
     /// What the plan itself warns about (e.g. CPU limits that overcommit the machine): saved

@@ -101,6 +101,25 @@ pub fn render(plan: &Plan) -> String {
             svc.cost.as_secs_f64() * 1000.0,
             svc.sites.join(",")
         ),
+        Target::Command(c) => format!(
+            "local command `{}`, {} dependenc{}, balance per {}",
+            c.command
+                .argv
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+            c.dependencies.len(),
+            if c.dependencies.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            match c.balance {
+                loadgen_engine::Balance::Request => "request",
+                loadgen_engine::Balance::Connection => "connection",
+            }
+        ),
         Target::Url { base } => format!("running service at {base} (topology informational)"),
         Target::Kubernetes(k) => format!(
             "Deployment {}/{} (container {}), load through {}, pod metrics on port {}",
@@ -108,11 +127,17 @@ pub fn render(plan: &Plan) -> String {
         ),
     };
     let mut out = format!(
-        "scenario {} ({}, sha256 {})\ntarget: {target}; counter site {}\n{} steps in {} campaigns, planned time {} (deploys not included)\n",
+        "scenario {} ({}, sha256 {})\ntarget: {target}; {}\n{} steps in {} campaigns, planned time {} (deploys not included)\n",
         plan.source.name,
         plan.source.path,
         &plan.source.sha256[..12],
-        plan.counter_site,
+        match &plan.counter {
+            crate::plan::counter::Counter::Site(site) => format!("counter site {site}"),
+            crate::plan::counter::Counter::None => {
+                "no counter: verdicts rest on the client's view".to_string()
+            }
+            other => format!("counter {other}"),
+        },
         plan.steps.len(),
         plan.campaigns.len(),
         humantime::format_duration(std::time::Duration::from_secs(

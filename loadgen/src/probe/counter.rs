@@ -109,6 +109,28 @@ fn as_count(v: f64) -> u64 {
 /// Sum of every sample of metric `name` (exact name) in Prometheus/OpenMetrics text whose
 /// labels include `label`; `None` when there is no such sample.
 pub fn metric_sum(text: &str, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    let labels: Vec<(&str, &str)> = label.into_iter().collect();
+    metric_sum_labels(text, name, &labels)
+}
+
+/// The distinct sample names of an exposition, in order of first appearance.
+pub fn metric_names(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(s) = parse_sample(line) {
+            if !names.iter().any(|n| n == s.name) {
+                names.push(s.name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// Sum of every sample of metric `name` whose labels include every one of `labels`.
+pub fn metric_sum_labels(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut sum = None;
     for line in text.lines() {
         let line = line.trim();
@@ -121,10 +143,9 @@ pub fn metric_sum(text: &str, name: &str, label: Option<(&str, &str)>) -> Option
         if sample.name != name {
             continue;
         }
-        if let Some((k, v)) = label {
-            if !sample.labels.iter().any(|(lk, lv)| *lk == k && lv == v) {
-                continue;
-            }
+        let has = |(k, v): &(&str, &str)| sample.labels.iter().any(|(lk, lv)| lk == k && lv == v);
+        if !labels.iter().all(has) {
+            continue;
         }
         *sum.get_or_insert(0.0) += sample.value;
     }

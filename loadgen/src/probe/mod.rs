@@ -9,6 +9,7 @@
 //! [`snapshot`] never fails: a value it cannot read is `None`, and [`diff`] turns two snapshots
 //! into the step's [`CounterReading`] and [`CpuReading`], leaving unmeasured values `None`.
 
+pub mod business;
 pub mod counter;
 pub mod cpu;
 pub mod prometheus;
@@ -16,6 +17,7 @@ pub mod prometheus;
 use std::time::{Duration, Instant};
 
 use crate::deployer::{CgroupCpu, Deployment};
+use crate::plan::counter::Counter;
 use crate::plan::Store;
 use loadgen_model::result::{CounterReading, CpuReading};
 
@@ -52,8 +54,8 @@ pub struct ReplicaSnapshot {
     pub pod: Option<(String, Option<String>)>,
 }
 
-/// Reads the counter and CPU of `deployment` for `site`. All replicas are read concurrently.
-pub async fn snapshot(deployment: &Deployment, site: &str) -> Snapshot {
+/// Reads the counter and CPU of `deployment`. All replicas are read concurrently.
+pub async fn snapshot(deployment: &Deployment, counter: &Counter) -> Snapshot {
     // Local files first, right at `taken_at`: CPU per wall time must share one clock reading.
     let taken_at = Instant::now();
     let cluster = !deployment.pods.is_empty();
@@ -73,7 +75,7 @@ pub async fn snapshot(deployment: &Deployment, site: &str) -> Snapshot {
     } else {
         vec![None; deployment.replicas.len()]
     };
-    let (counter, counters) = read_counters(deployment, site).await;
+    let (total, counters) = read_counters(deployment, counter).await;
     let replicas = counters
         .into_iter()
         .zip(cpus)
@@ -91,16 +93,49 @@ pub async fn snapshot(deployment: &Deployment, site: &str) -> Snapshot {
         .collect();
     Snapshot {
         taken_at,
-        counter,
+        counter: total,
         replicas,
         node,
         external: deployment.is_external() && !cluster,
     }
 }
 
-/// The business counter, and each replica's own counters with its view of the site total (a
-/// cluster pod's view is not asked: the Service's answer is the counter).
+/// The business counter and each replica's own readings, by the kind of counter.
 async fn read_counters(
+    deployment: &Deployment,
+    counter: &Counter,
+) -> (Option<u64>, Vec<(counter::ReplicaCounters, Option<u64>)>) {
+    match counter {
+        Counter::Site(site) => read_site(deployment, site).await,
+        Counter::None => (None, own_cpu_only(deployment).await),
+        _ => {
+            let (total, per) = business::read(deployment, counter).await;
+            let mut replicas = own_cpu_only(deployment).await;
+            for (r, v) in replicas.iter_mut().zip(&per) {
+                r.0.clicks = *v;
+            }
+            if let Err(e) = &total {
+                tracing::warn!("counter: {e}");
+            }
+            (total.ok(), replicas)
+        }
+    }
+}
+
+/// One empty reading per replica (or pod), and a cluster pod's CPU as a polymetrie exports
+/// it (absent for any other service: its CPU comes from the resource metrics API).
+async fn own_cpu_only(deployment: &Deployment) -> Vec<(counter::ReplicaCounters, Option<u64>)> {
+    let n = if deployment.pods.is_empty() {
+        deployment.replicas.len()
+    } else {
+        deployment.pods.len()
+    };
+    vec![(counter::ReplicaCounters::default(), None); n]
+}
+
+/// polymetrie's counter: the site total, and each replica's own counters with its view of the
+/// site total (a cluster pod's view is not asked: the Service's answer is the counter).
+async fn read_site(
     deployment: &Deployment,
     site: &str,
 ) -> (Option<u64>, Vec<(counter::ReplicaCounters, Option<u64>)>) {
@@ -161,10 +196,13 @@ pub const SETTLE_POLL: Duration = Duration::from_millis(250);
 /// unreadable) at the bound.
 pub async fn settle(
     deployment: &Deployment,
-    site: &str,
+    counter: &Counter,
     after: &mut Snapshot,
     bound: Duration,
 ) -> bool {
+    if !counter.is_some() {
+        return true;
+    }
     let deadline = tokio::time::Instant::now() + bound;
     let mut unreadable = 0;
     loop {
@@ -172,22 +210,22 @@ pub async fn settle(
             return false;
         }
         tokio::time::sleep(SETTLE_POLL).await;
-        let (counter, counters) = read_counters(deployment, site).await;
+        let (total, counters) = read_counters(deployment, counter).await;
         // A counter that cannot be read twice in a row (a replica gone, the store down) will
         // not settle by waiting: give up instead of polling a dead port until the bound.
-        unreadable = if counter.is_none() { unreadable + 1 } else { 0 };
+        unreadable = if total.is_none() { unreadable + 1 } else { 0 };
         if unreadable >= 2 {
             after.counter = None;
             return false;
         }
-        let unchanged = counter.is_some()
-            && counter == after.counter
+        let unchanged = total.is_some()
+            && total == after.counter
             && after
                 .replicas
                 .iter()
                 .zip(&counters)
                 .all(|(r, (c, _))| r.clicks == c.clicks);
-        after.counter = counter;
+        after.counter = total;
         for (r, (c, site_clicks)) in after.replicas.iter_mut().zip(counters) {
             r.clicks = c.clicks;
             r.requests = c.requests;
@@ -200,11 +238,13 @@ pub async fn settle(
 }
 
 /// The step's counter and CPU readings from the snapshots before and after it. CPU is `None`
-/// for a service we did not start.
+/// for a service we did not start. A counter that went backwards (a replica restarted, the
+/// store was reset) has no delta: it is flagged, never a negative count.
 pub fn diff(before: &Snapshot, after: &Snapshot) -> (Option<CounterReading>, Option<CpuReading>) {
-    let delta = match (before.counter, after.counter) {
-        (Some(b), Some(a)) => Some(a as i64 - b as i64),
-        _ => None,
+    let (delta, went_back) = match (before.counter, after.counter) {
+        (Some(b), Some(a)) if a < b => (None, true),
+        (Some(b), Some(a)) => (Some(a as i64 - b as i64), false),
+        _ => (None, false),
     };
     let pairs: Vec<(&ReplicaSnapshot, &ReplicaSnapshot)> = before
         .replicas
@@ -215,6 +255,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> (Option<CounterReading>, Opt
         before: before.counter,
         after: after.counter,
         delta,
+        went_back,
         per_replica: pairs
             .iter()
             .map(|(b, a)| a.clicks?.checked_sub(b.clicks?))

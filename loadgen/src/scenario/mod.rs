@@ -24,8 +24,15 @@ pub struct Scenario {
     pub target: Spanned<TargetSpec>,
     pub service: Option<Spanned<ServiceSpec>>,
     pub request: Spanned<RequestSpec>,
-    /// The site whose counter is the business counter (default: the first of `service.sites`).
+    /// The site whose counter is the business counter (default: the first of `service.sites`):
+    /// the polymetrie preset of `[counter]`.
     pub counter_site: Option<Spanned<String>>,
+    /// The business counter of any service: a Prometheus metric, a JSON value, or a PromQL
+    /// query.
+    pub counter: Option<Spanned<CounterSpec>>,
+    /// Processes a user's service needs (a database, a cache), started by loadgen.
+    #[serde(default, rename = "dependency")]
+    pub dependencies: Vec<Spanned<DependencySpec>>,
     /// What a run does after a step whose target failed (a replica or the store exited).
     pub on_target_failure: Option<OnTargetFailure>,
     #[serde(default)]
@@ -119,6 +126,77 @@ pub struct ServiceSpec {
     pub binary: Option<PathBuf>,
     #[serde(default)]
     pub extra_args: Vec<String>,
+    /// The user's own service: its argv (no shell; placeholders `{port}`, `{metrics_port}`,
+    /// `{replica}`, `{dir}`, `{dependency.NAME.port}`); without it, the bundled polymetrie.
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Environment of each replica (values take the same placeholders).
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// When a replica is ready: `{ path = "/", timeout = "20s" }` (HTTP 2xx) or
+    /// `{ tcp = true, timeout = "20s" }`.
+    pub ready: Option<Spanned<ReadySpec>>,
+    /// Between SIGTERM and SIGKILL when a replica is stopped.
+    pub stop_grace: Option<Dur>,
+    /// How the generator spreads requests over the replicas' own ports.
+    pub balance: Option<Spanned<BalanceSpec>>,
+}
+
+/// `balance` of `[service]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BalanceSpec {
+    /// Round robin per request, as an Ingress controller or L7 proxy does.
+    Request,
+    /// Each connection pinned to one replica, as kube-proxy does.
+    Connection,
+}
+
+/// `ready = { … }` of a service or dependency.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadySpec {
+    /// HTTP GET on the process's port until a 2xx.
+    pub path: Option<Spanned<String>>,
+    /// A TCP connect to the process's port is enough (a non-HTTP dependency).
+    pub tcp: Option<Spanned<bool>>,
+    pub timeout: Option<Spanned<PositiveDur>>,
+}
+
+/// `[[dependency]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencySpec {
+    pub name: Spanned<String>,
+    pub command: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    pub ready: Option<Spanned<ReadySpec>>,
+    pub scope: Option<Spanned<ScopeSpec>>,
+    pub stop_grace: Option<Dur>,
+}
+
+/// `scope` of a dependency: fresh for every step, or one for the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeSpec {
+    Step,
+    Campaign,
+}
+
+/// `[counter]`: exactly one of `metric` (with `metrics_url`), `http` (with `json_pointer`) or
+/// `promql`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterSpec {
+    /// `name` or `name{label="value",…}`, summed over every matching sample of every replica.
+    pub metric: Option<Spanned<String>>,
+    pub metrics_url: Option<Spanned<String>>,
+    /// A path GET through the service.
+    pub http: Option<Spanned<String>>,
+    /// Where the count is in that JSON answer (RFC 6901), e.g. `/clicks`.
+    pub json_pointer: Option<Spanned<String>>,
+    /// An instant query through `[prometheus]`.
+    pub promql: Option<Spanned<String>>,
 }
 
 /// `[request]`.

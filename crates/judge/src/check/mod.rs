@@ -155,7 +155,7 @@ pub(crate) mod tests {
                 before: Some(0),
                 after: Some(d as u64),
                 delta: Some(d),
-                per_replica: vec![],
+                ..CounterReading::default()
             }),
             counted_ratio: delta.map(|d| d as f64 / intended as f64),
             cpu: None,

@@ -7,7 +7,33 @@ use loadgen_model::result::{CheckName, Finding, Severity, StepResult};
 
 /// Explains the gaps between intended, sent, ok and the service's counter delta.
 pub(super) fn findings(step: &StepResult, out: &mut Vec<Finding>) {
-    let Some(delta) = step.counter.as_ref().and_then(|c| c.delta) else {
+    let Some(counter) = &step.counter else {
+        out.push(finding(
+            CheckName::CounterReconcile,
+            Severity::Info,
+            step,
+            "no business counter is configured: the counted ratio is not computed, and every \
+             verdict on this step rests on the client's view alone (what the generator saw)"
+                .into(),
+        ));
+        return;
+    };
+    if counter.went_back {
+        out.push(finding(
+            CheckName::CounterReconcile,
+            Severity::Fail,
+            step,
+            format!(
+                "the service's counter went backwards ({} before the step, {} after): a \
+                 replica restarted or its store was reset, so this step's count is unknown, \
+                 not negative",
+                counter.before.map_or("?".into(), |v| v.to_string()),
+                counter.after.map_or("?".into(), |v| v.to_string()),
+            ),
+        ));
+        return;
+    }
+    let Some(delta) = counter.delta else {
         out.push(finding(
             CheckName::CounterReconcile,
             Severity::Warn,

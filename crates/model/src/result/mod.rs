@@ -114,6 +114,10 @@ pub struct CounterReading {
     pub before: Option<u64>,
     pub after: Option<u64>,
     pub delta: Option<i64>,
+    /// The counter went backwards over the step (a replica restarted, a store was reset):
+    /// there is no delta, and the step says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub went_back: bool,
     /// Clicks stored per replica during the step (how the load was spread), when known.
     pub per_replica: Vec<Option<u64>>,
 }

@@ -88,7 +88,7 @@ impl Expander<'_> {
     /// One warning per local step whose replicas' CPU limits add up to more than the machine's
     /// CPUs: the limits cannot all be reached at once, so the step measures the machine too.
     pub(super) fn overcommit(&self, target: &Target, steps: &[Step]) -> Vec<Finding> {
-        let (Target::Local(_), Some(cpus)) = (target, machine_cpus()) else {
+        let (Target::Local(_) | Target::Command(_), Some(cpus)) = (target, machine_cpus()) else {
             return Vec::new();
         };
         steps

@@ -12,6 +12,7 @@ mod generators;
 mod kubernetes;
 mod request;
 mod search;
+mod service;
 mod target;
 
 use std::collections::HashMap;
@@ -57,7 +58,6 @@ impl Expander<'_> {
         }
         let (target, reach) = self.target()?;
         self.check_generators()?;
-        let counter_site = self.counter_site(&target)?;
         let service_store = sc
             .service
             .as_ref()
@@ -69,6 +69,7 @@ impl Expander<'_> {
         let mut warnings = self.overcommit(&target, &steps);
         warnings.extend(self.overcommit(&target, &search::configuration_steps(&searches)));
         let (prometheus, mut promql) = self.prometheus()?;
+        let counter = self.counter(&target, prometheus.as_ref())?;
         if let super::Target::Kubernetes(k) = &target {
             promql = kubernetes::cluster_queries(k, promql);
         }
@@ -81,7 +82,7 @@ impl Expander<'_> {
             },
             target,
             reach,
-            counter_site,
+            counter,
             on_target_failure: sc.on_target_failure.unwrap_or_default(),
             warnings,
             campaigns,

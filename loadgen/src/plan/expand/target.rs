@@ -68,15 +68,27 @@ impl Expander<'_> {
             return self.err(
                 self.sc.target.span(),
                 "service",
-                "required table [service] is missing (kind = \"local\" needs at least service.cost and service.sites)",
+                "required table [service] is missing (kind = \"local\" needs service.command for \
+                 your own service, or service.cost and service.sites for the bundled polymetrie)",
             );
         };
         let s: &ServiceSpec = svc.get_ref();
+        if let Some(argv) = &s.command {
+            return self.command_target(svc, argv);
+        }
+        if let Some(d) = self.sc.dependencies.first() {
+            return self.err(
+                d.span(),
+                "dependency",
+                "[[dependency]] is for a service.command (polymetrie's Redis is its `store`)",
+            );
+        }
         let Some(cost) = s.cost else {
             return self.err(
                 svc.span(),
                 "service.cost",
-                "required key is missing (CPU time per click, e.g. \"5.5ms\")",
+                "required key is missing (CPU time per click of the bundled polymetrie, e.g. \
+                 \"5.5ms\"; or service.command to run your own service)",
             );
         };
         let small = |c: Option<Count>, key: &str| -> Result<Option<u32>, ScenarioError> {
@@ -148,7 +160,7 @@ impl Expander<'_> {
                 }
                 Ok(v.to_string())
             }
-            (Some(site), Target::Url { .. } | Target::Kubernetes(_)) => {
+            (Some(site), Target::Url { .. } | Target::Kubernetes(_) | Target::Command(_)) => {
                 let v = site.get_ref().trim();
                 if v.is_empty() {
                     return self.err(
@@ -160,10 +172,11 @@ impl Expander<'_> {
                 Ok(v.to_string())
             }
             (None, Target::Local(svc)) => Ok(svc.sites[0].clone()),
-            (None, Target::Url { .. } | Target::Kubernetes(_)) => self.err(
+            (None, Target::Url { .. } | Target::Kubernetes(_) | Target::Command(_)) => self.err(
                 self.sc.target.span(),
                 "counter_site",
-                "required key is missing (a running service needs the site whose counter to read)",
+                "required key is missing (a cluster's polymetrie needs the site whose counter \
+                 to read; any other service names its counter in [counter])",
             ),
         }
     }

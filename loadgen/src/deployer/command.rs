@@ -1,0 +1,426 @@
+//! The user's own service on this machine: N replicas of `[service] command`, each on its own
+//! port (and a second, metrics port) chosen free by loadgen, in its own cgroup with the step's
+//! CFS quota, its stdout and stderr in its own folder of the run's output; and its
+//! `[[dependency]]` processes, fresh per step or once per run. A replica or dependency is ready
+//! when its port answers (HTTP 2xx on the ready path, or a TCP connect), is stopped with SIGTERM
+//! then SIGKILL after its grace, and an exit mid-step is seen by the exit watch.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::local::{cgroup_layout, check_topology, replica_cgroup};
+use super::process::ChildProcess;
+use super::workdir::log_tail;
+use super::{DeployError, Deployment, Replica};
+use crate::http;
+use crate::plan::service::{program_path, Command, CommandService, Ready, Scope};
+use crate::plan::template::Values;
+use crate::plan::{Store, Topology};
+use cpu_cgroup::{self as cgroup, CgroupLayout, CGROUP_ROOT};
+
+/// Deploy sequence numbers, unique in this process: part of each cgroup's and folder's name.
+static DEPLOY_SEQ: AtomicU32 = AtomicU32::new(0);
+/// How often readiness is polled.
+const READY_POLL: Duration = Duration::from_millis(20);
+/// Bound of one readiness request.
+const READY_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// Lines of a process's stderr quoted in errors.
+const STDERR_TAIL_LINES: usize = 5;
+
+/// A dependency process that runs.
+#[derive(Debug)]
+pub struct Running {
+    pub name: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub process: ChildProcess,
+    pub stop_grace: Duration,
+}
+
+impl Running {
+    /// SIGTERM, SIGKILL after its grace; what could not be cleaned up.
+    pub async fn stop(mut self) -> Vec<String> {
+        match self.process.stop(self.stop_grace).await {
+            super::process::Stopped::Unreaped => {
+                vec![format!("dependency {} could not be reaped", self.name)]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Starts local topologies of a user's service.
+#[derive(Debug)]
+pub struct CommandDeployer {
+    service: CommandService,
+    cgroup_root: PathBuf,
+    /// Where replica and dependency folders go: `<run output>/service`.
+    out_dir: PathBuf,
+    /// Dependencies of `scope = "campaign"`, started by [`CommandDeployer::prepare`].
+    campaign: Vec<Running>,
+    pub(super) swept: Vec<String>,
+}
+
+impl CommandDeployer {
+    pub fn new(service: &CommandService, out_dir: &Path) -> Self {
+        Self {
+            service: service.clone(),
+            cgroup_root: PathBuf::from(CGROUP_ROOT),
+            out_dir: out_dir.join("service"),
+            campaign: Vec::new(),
+            swept: Vec::new(),
+        }
+    }
+
+    /// Starts the campaign-scope dependencies, each ready before the next starts.
+    pub async fn prepare(&mut self) -> Result<(), DeployError> {
+        let deps: Vec<_> = self
+            .service
+            .dependencies
+            .iter()
+            .filter(|d| d.scope == Scope::Campaign)
+            .cloned()
+            .collect();
+        for d in deps {
+            let dir = self.out_dir.join("campaign").join(&d.name);
+            let values = self.values_so_far(&[]);
+            let running = start_dependency(&d.name, &d.command, &dir, values).await?;
+            self.campaign.push(running);
+        }
+        Ok(())
+    }
+
+    /// Stops the campaign-scope dependencies (the run is over).
+    pub async fn finish(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        while let Some(d) = self.campaign.pop() {
+            problems.extend(d.stop().await);
+        }
+        problems
+    }
+
+    /// The dependencies' ports and folders known so far: the campaign's, then `step`'s.
+    fn values_so_far(&self, step: &[Running]) -> Values {
+        Values {
+            dependencies: self
+                .campaign
+                .iter()
+                .chain(step)
+                .map(|r| (r.name.clone(), r.port, r.dir.clone()))
+                .collect(),
+            ..Values::default()
+        }
+    }
+
+    /// Starts `topology` and returns once every dependency and replica is ready. On any
+    /// failure everything started so far is stopped before the error is returned.
+    pub async fn deploy(
+        &mut self,
+        topology: &Topology,
+        bound: Duration,
+    ) -> Result<Deployment, DeployError> {
+        check_topology(topology)?;
+        let seq = DEPLOY_SEQ.fetch_add(1, Ordering::Relaxed);
+        let layout = cgroup_layout(&self.cgroup_root, topology, seq)?;
+        if let Some(layout) = &layout {
+            self.swept.extend(cgroup::remove_stale(layout));
+        }
+        let dir = self.out_dir.join(format!("deploy{seq}"));
+        std::fs::create_dir_all(&dir).map_err(DeployError::WorkDir)?;
+        let mut deployment = Deployment::external(String::new());
+        deployment.store = Some(Store::Memory);
+        deployment.cpu_limit_cores = topology.cpu_limit_cores;
+        deployment.cgroup_mode = layout.as_ref().map(CgroupLayout::mode);
+        deployment.grace = self.service.command.stop_grace;
+        deployment.dependency_pids = self
+            .campaign
+            .iter()
+            .map(|r| (r.name.clone(), r.process.pid()))
+            .collect();
+        let started = self
+            .start_all(&mut deployment, topology, layout.as_ref(), &dir, seq, bound)
+            .await;
+        match started {
+            Ok(()) => Ok(deployment),
+            Err(e) => {
+                if let Err(cleanup) = deployment.teardown().await {
+                    tracing::warn!("after failed deploy: {cleanup}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_all(
+        &self,
+        deployment: &mut Deployment,
+        topology: &Topology,
+        layout: Option<&CgroupLayout>,
+        dir: &Path,
+        seq: u32,
+        bound: Duration,
+    ) -> Result<(), DeployError> {
+        for d in self
+            .service
+            .dependencies
+            .iter()
+            .filter(|d| d.scope == Scope::Step)
+        {
+            let values = self.values_so_far(&deployment.dependencies);
+            let running = start_dependency(&d.name, &d.command, &dir.join(&d.name), values).await?;
+            deployment
+                .dependency_pids
+                .push((running.name.clone(), running.process.pid()));
+            deployment.dependencies.push(running);
+        }
+        let deadline = Instant::now() + bound.max(self.service.command.ready.timeout());
+        for index in 0..topology.replicas {
+            let group = format!(
+                "{}{}-{seq}-r{index}",
+                cgroup::NAME_PREFIX,
+                std::process::id()
+            );
+            let cgroup = layout
+                .map(|l| replica_cgroup(l, &group, topology))
+                .transpose()?;
+            let values = Values {
+                port: Some(free_port()?),
+                metrics_port: Some(free_port()?),
+                replica: Some(index),
+                dir: Some(dir.join(format!("replica-{index}"))),
+                ..self.values_so_far(&deployment.dependencies)
+            };
+            let replica = self.start_replica(index, values, cgroup)?;
+            deployment
+                .endpoints
+                .push(format!("http://{}", replica.addr));
+            deployment.replicas.push(replica);
+        }
+        deployment.base_url = deployment.endpoints[0].clone();
+        for r in &mut deployment.replicas {
+            let port = r.port().unwrap_or(0);
+            let what = format!("replica {}", r.index);
+            let ready = &self.service.command.ready;
+            wait_ready(
+                ready,
+                port,
+                &mut r.process,
+                r.log.as_deref(),
+                &what,
+                deadline,
+            )
+            .await
+            .map_err(|e| e.for_replica(r.index))?;
+            // The launcher joins the group before it execs the program: once the program
+            // answers, it must be in its group, or its CPU would be measured elsewhere.
+            if let Some(group) = &r.cgroup {
+                if !group.contains(r.pid) {
+                    return Err(DeployError::Cgroup(format!(
+                        "{what} (pid {}) is not in cgroup {}",
+                        r.pid,
+                        group.name()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_replica(
+        &self,
+        index: u32,
+        values: Values,
+        cgroup: Option<cgroup::Cgroup>,
+    ) -> Result<Replica, DeployError> {
+        let what = format!("replica {index}");
+        let dir = values.dir.clone().unwrap_or_default();
+        let port = values.port.unwrap_or(0);
+        let metrics_port = values.metrics_port;
+        let (process, stderr) =
+            spawn(&self.service.command, &values, cgroup.as_ref(), &dir, &what)?;
+        Ok(Replica {
+            index,
+            pid: process.pid(),
+            addr: format!("127.0.0.1:{port}"),
+            admin_url: String::new(),
+            metrics_port,
+            process,
+            cgroup,
+            log: Some(stderr),
+        })
+    }
+}
+
+/// Starts one dependency in `dir` on a free port and waits until it is ready.
+async fn start_dependency(
+    name: &str,
+    command: &Command,
+    dir: &Path,
+    values: Values,
+) -> Result<Running, DeployError> {
+    let port = free_port()?;
+    let values = Values {
+        port: Some(port),
+        dir: Some(dir.to_path_buf()),
+        ..values
+    };
+    let what = format!("dependency {name}");
+    let (mut process, stderr) = spawn(command, &values, None, dir, &what)?;
+    let deadline = Instant::now() + command.ready.timeout();
+    wait_ready(
+        &command.ready,
+        port,
+        &mut process,
+        Some(&stderr),
+        &what,
+        deadline,
+    )
+    .await
+    .map_err(|e| e.for_dependency(name))?;
+    Ok(Running {
+        name: name.to_string(),
+        port,
+        dir: dir.to_path_buf(),
+        process,
+        stop_grace: command.stop_grace,
+    })
+}
+
+/// Spawns `command` with `values` filled in, in `cgroup` when given (it joins before its first
+/// instruction), stdout and stderr into `dir`; returns the process and its stderr file.
+fn spawn(
+    command: &Command,
+    values: &Values,
+    group: Option<&cgroup::Cgroup>,
+    dir: &Path,
+    what: &str,
+) -> Result<(ChildProcess, PathBuf), DeployError> {
+    let spawn_err = |source| DeployError::Spawn {
+        what: what.to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(spawn_err)?;
+    let argv: Vec<String> = command.argv.iter().map(|t| t.render(values)).collect();
+    let program = program_path(&command.cwd, &argv[0]);
+    let mut cmd = match group {
+        Some(g) => g.command(&program),
+        None => std::process::Command::new(&program),
+    };
+    let stdout = dir.join("stdout.log");
+    let stderr = dir.join("stderr.log");
+    let file = |p: &Path| std::fs::File::create(p).map_err(spawn_err);
+    cmd.args(&argv[1..])
+        .envs(command.env.iter().map(|(k, v)| (k, v.render(values))))
+        .current_dir(&command.cwd)
+        .stdin(Stdio::null())
+        .stdout(file(&stdout)?)
+        .stderr(file(&stderr)?);
+    let child = cmd.spawn().map_err(|source| DeployError::Spawn {
+        what: format!("{what} ({})", program.display()),
+        source,
+    })?;
+    Ok((ChildProcess::new(child, what.to_string()), stderr))
+}
+
+/// Why a process was not ready.
+#[derive(Debug)]
+enum NotReady {
+    Exited { status: String, stderr: String },
+    Timeout { last: String },
+}
+
+impl NotReady {
+    fn for_replica(self, index: u32) -> DeployError {
+        match self {
+            NotReady::Exited { status, stderr } => DeployError::ReplicaExited {
+                index,
+                status,
+                stderr,
+            },
+            NotReady::Timeout { last } => DeployError::NotReady {
+                index,
+                reason: last,
+            },
+        }
+    }
+
+    fn for_dependency(self, name: &str) -> DeployError {
+        let reason = match self {
+            NotReady::Exited { status, stderr } => {
+                format!("exited before it was ready ({status}); stderr: {stderr}")
+            }
+            NotReady::Timeout { last } => format!("not ready within its timeout: {last}"),
+        };
+        DeployError::Dependency {
+            name: name.to_string(),
+            reason,
+        }
+    }
+}
+
+/// Polls `ready` on `port` until it holds, the process exits, or `deadline`.
+async fn wait_ready(
+    ready: &Ready,
+    port: u16,
+    process: &mut ChildProcess,
+    stderr: Option<&Path>,
+    what: &str,
+    deadline: Instant,
+) -> Result<(), NotReady> {
+    loop {
+        let last = match ready {
+            Ready::Http { path, .. } => {
+                let url = format!("http://127.0.0.1:{port}{path}");
+                match http::get(&url, READY_REQUEST_TIMEOUT).await {
+                    Ok((s, _)) if (200..300).contains(&s) => return Ok(()),
+                    Ok((s, _)) => format!("GET {url} answered {s}"),
+                    Err(e) => format!("GET {url}: {e}"),
+                }
+            }
+            Ready::Tcp { .. } => match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(_) => return Ok(()),
+                Err(e) => format!("connect 127.0.0.1:{port}: {e}"),
+            },
+        };
+        if let Some(status) = process.try_exited() {
+            if status.code() == Some(cpu_cgroup::group::JOIN_FAILED_EXIT) {
+                return Err(NotReady::Exited {
+                    status: format!("{status}: could not join its cgroup"),
+                    stderr: String::new(),
+                });
+            }
+            let stderr = stderr
+                .map(|p| log_tail(p, STDERR_TAIL_LINES))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "(empty)".into());
+            return Err(NotReady::Exited {
+                status: status.to_string(),
+                stderr,
+            });
+        }
+        if Instant::now() >= deadline {
+            tracing::debug!("{what} not ready: {last}");
+            return Err(NotReady::Timeout { last });
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}
+
+/// A port free on loopback now (the process binds it a moment later: another process could
+/// take it in between, which then shows as a replica that is not ready, with why).
+pub fn free_port() -> Result<u16, DeployError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| DeployError::Spawn {
+        what: "a free port".into(),
+        source,
+    })?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|source| DeployError::Spawn {
+            what: "a free port".into(),
+            source,
+        })
+}
