@@ -30,7 +30,7 @@ def externals():
 
 @pytest.fixture(scope="session")
 def workdir():
-    # Short path under /tmp: PostgreSQL's socket lives inside its data folder (107-byte limit).
+    # Under /tmp; PostgreSQL listens on TCP only, so the path length does not matter.
     path = tempfile.mkdtemp(prefix="pmflask-")
     yield path
     shutil.rmtree(path, ignore_errors=True)

@@ -199,13 +199,18 @@ impl Deployment {
 
     /// Admin base URLs of the replicas (`http://127.0.0.1:P`; `/metrics` lives there).
     pub fn admin_urls(&self) -> Vec<String> {
-        self.replicas.iter().map(|r| r.admin_url.clone()).collect()
+        self.replicas
+            .iter()
+            .filter(|r| !r.admin_url.is_empty())
+            .map(|r| r.admin_url.clone())
+            .collect()
     }
 
     /// Admin addresses of the replicas as `host:port`, e.g. for Prometheus scrape targets.
     pub fn admin_addrs(&self) -> Vec<String> {
         self.replicas
             .iter()
+            .filter(|r| !r.admin_url.is_empty())
             .map(|r| r.admin_url.trim_start_matches("http://").to_string())
             .collect()
     }

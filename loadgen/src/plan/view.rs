@@ -199,7 +199,12 @@ fn steps_table(plan: &Plan) -> String {
             (n, true) if n > 1 => format!("{n} (pinned)"),
             (n, _) => n.to_string(),
         };
-        b.push_record(with_generators(row(s).to_vec(), generators));
+        let mut cells = row(s).to_vec();
+        if matches!(plan.target, Target::Command(_)) {
+            // A user's service keeps its state where its own command says.
+            cells[7] = "own".into();
+        }
+        b.push_record(with_generators(cells, generators));
     }
     let mut table = b.build();
     table

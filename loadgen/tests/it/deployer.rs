@@ -1,5 +1,5 @@
 //! The local deployer against real `polymetrie` and `redis-server` processes and real cgroups:
-//! replicas share one port, run under the step's CFS quota, and every exit path — teardown, a
+//! replicas each have their own port, run under the step's CFS quota, and every exit path — teardown, a
 //! failed deploy, a dropped deployment (panic) — leaves no process or cgroup of ours behind.
 //! Skips loudly without writable cgroups or the binaries, unless LOADGEN_REQUIRE_EXTERNAL=1.
 
@@ -110,7 +110,19 @@ async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_noth
     assert!(d.redis_url().is_some());
     let port = d.replicas[0].port().unwrap();
     assert_eq!(d.base_url, format!("http://127.0.0.1:{port}"));
-    assert_eq!(d.replicas[1].port(), Some(port), "replicas share one port");
+    // Each replica its own port, for the generator to spread requests over (a front end's
+    // view), not one SO_REUSEPORT port the kernel hashes connections over.
+    assert_ne!(
+        d.replicas[1].port(),
+        Some(port),
+        "each replica has its own port"
+    );
+    let own: Vec<String> = d
+        .replicas
+        .iter()
+        .map(|r| format!("http://{}", r.addr))
+        .collect();
+    assert_eq!(d.endpoints, own);
     assert_ne!(d.replicas[0].admin_url, d.replicas[1].admin_url);
     let mut dirs = Vec::new();
     for r in &d.replicas {
@@ -230,7 +242,8 @@ async fn a_limited_step_without_usable_cgroups_fails_and_never_runs_unlimited() 
         .expect("an unlimited step runs without cgroups");
     assert!(d.replicas[0].cgroup.is_none());
     assert_eq!(d.cgroup_mode, None);
-    let snap = loadgen::probe::snapshot(&d, "demo").await;
+    let snap =
+        loadgen::probe::snapshot(&d, &loadgen::plan::counter::Counter::Site("demo".into())).await;
     assert_eq!(snap.replicas[0].cpu, None);
     assert_eq!(snap.counter, Some(0));
     let pids = pids_of(&d);

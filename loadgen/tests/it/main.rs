@@ -7,6 +7,7 @@
 
 mod common;
 
+mod any_service;
 mod attack;
 mod attack_cli;
 mod attack_polymetrie;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use loadgen::deployer::{Deployment, LocalDeployer, UrlDeployer};
+use loadgen::plan::counter::Counter;
 use loadgen::plan::{Store, Topology};
 use loadgen::probe::{diff, snapshot};
 use tokio::net::TcpStream;
@@ -126,9 +127,9 @@ async fn two_replicas_counter_matches(bin: PathBuf, store: Store) {
         autoscale: None,
     };
     let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
-    let before = snapshot(&d, SITE).await;
+    let before = snapshot(&d, &Counter::Site(SITE.into())).await;
     let sent = post_clicks(&d.base_url, 300, 24, Duration::from_secs(20)).await;
-    let after = snapshot(&d, SITE).await;
+    let after = snapshot(&d, &Counter::Site(SITE.into())).await;
     d.teardown().await.expect("teardown");
 
     // Each replica's own view of the site total: shared with Redis, its own in memory.
@@ -192,10 +193,10 @@ async fn a_half_core_quota_caps_a_cpu_bound_replica_and_records_throttling() {
         return;
     };
     let d = cpu_bound_half_core_replica(bin).await;
-    let before = snapshot(&d, SITE).await;
+    let before = snapshot(&d, &Counter::Site(SITE.into())).await;
     // 0.5 core at 5 ms per click is ~100 clicks/s: 16 concurrent clients keep it saturated.
     let sent = post_clicks(&d.base_url, 2_000, 16, Duration::from_secs(3)).await;
-    let after = snapshot(&d, SITE).await;
+    let after = snapshot(&d, &Counter::Site(SITE.into())).await;
     d.teardown().await.expect("teardown");
 
     let (counter, cpu) = diff(&before, &after);
@@ -233,9 +234,9 @@ async fn a_url_target_gives_the_counter_and_no_cpu() {
     assert!(d.is_external());
     assert_eq!(d.store_name(), "external");
     assert!(d.replicas.is_empty());
-    let before = snapshot(&d, SITE).await;
+    let before = snapshot(&d, &Counter::Site(SITE.into())).await;
     let sent = post_clicks(&d.base_url, 20, 2, Duration::from_secs(10)).await;
-    let after = snapshot(&d, SITE).await;
+    let after = snapshot(&d, &Counter::Site(SITE.into())).await;
     d.teardown().await.expect("nothing to tear down");
     running.teardown().await.expect("teardown");
 
@@ -264,7 +265,7 @@ async fn settle_waits_for_clicks_still_queued_when_the_load_stops() {
         return;
     };
     let d = cpu_bound_half_core_replica(bin).await;
-    let before = snapshot(&d, SITE).await;
+    let before = snapshot(&d, &Counter::Site(SITE.into())).await;
     // 60 clicks at 5 ms of CPU each under 0.5 core: ~0.6 s of work, written all at once and
     // not waited for.
     const CLICKS: usize = 60;
@@ -281,9 +282,15 @@ async fn settle_waits_for_clicks_still_queued_when_the_load_stops() {
         c.write_all(req.as_bytes()).await.unwrap();
         conns.push(c);
     }
-    let mut after = snapshot(&d, SITE).await;
+    let mut after = snapshot(&d, &Counter::Site(SITE.into())).await;
     let early = after.counter.unwrap() - before.counter.unwrap();
-    let settled = loadgen::probe::settle(&d, SITE, &mut after, Duration::from_secs(15)).await;
+    let settled = loadgen::probe::settle(
+        &d,
+        &Counter::Site(SITE.into()),
+        &mut after,
+        Duration::from_secs(15),
+    )
+    .await;
     let (counter, cpu) = diff(&before, &after);
     let mut answered = 0;
     for mut c in conns {

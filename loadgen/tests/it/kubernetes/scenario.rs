@@ -52,7 +52,7 @@ fn td4_k8s_targets_the_manifests_deployment() {
     );
     assert_eq!(k.metrics_port, 8080);
     assert_eq!(plan.steps.len(), 19);
-    assert_eq!(plan.counter_site, "td4");
+    assert_eq!(plan.counter.site(), Some("td4"));
     // A cluster Prometheus is asked cAdvisor's series of the target's container.
     let q = &plan.promql["throttled_ratio"];
     assert!(

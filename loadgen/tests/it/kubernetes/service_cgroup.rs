@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::Method;
 use loadgen::deployer::LocalDeployer;
+use loadgen::plan::counter::Counter;
 use loadgen::plan::{Store, Topology};
 use loadgen::probe::{diff, snapshot};
 use loadgen_engine::load::Load;
@@ -47,7 +48,7 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
         .deploy(&topology, DEPLOY_BOUND)
         .await
         .expect("deploy");
-    let before = snapshot(&d, SITE).await;
+    let before = snapshot(&d, &Counter::Site(SITE.into())).await;
     // 0.5 core at 4 ms per click is 125 clicks/s: 200/s keeps the quota saturated.
     let spec = AttackSpec {
         url: d.base_url.clone(),
@@ -62,7 +63,7 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
         start_at: None,
     };
     let record = engine::run(&spec, &CancellationToken::new(), None).await;
-    let after = snapshot(&d, SITE).await;
+    let after = snapshot(&d, &Counter::Site(SITE.into())).await;
     d.teardown().await.expect("teardown");
     assert!(record.expect("attack").ok > 0);
 

@@ -307,7 +307,7 @@ fn url_target_is_plain_http_on_loopback() {
             base: "http://127.0.0.1:18080".into()
         }
     );
-    assert_eq!(plan.counter_site, "s");
+    assert_eq!(plan.counter.site(), Some("s"));
 }
 
 #[test]

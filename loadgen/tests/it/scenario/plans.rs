@@ -49,7 +49,7 @@ fn td4_expands_to_the_19_steps_of_the_original() {
     assert_eq!(plan.steps[0].name, "r1-cpu1-1000rps-10s-pass1");
     assert_eq!(plan.steps[8].name, "r2-cpu1.5-250rps-10s");
     assert_eq!(plan.steps[18].name, "r2-nolimit-500rps-10m");
-    assert_eq!(plan.counter_site, "td4");
+    assert_eq!(plan.counter.site(), Some("td4"));
     let Target::Local(svc) = &plan.target else {
         panic!("td4 runs local replicas")
     };
@@ -114,7 +114,7 @@ fn full_fixture_applies_every_key() {
         Some(fixture("bin/polymetrie").as_path()),
         "binary is relative to the scenario file"
     );
-    assert_eq!(plan.counter_site, "b");
+    assert_eq!(plan.counter.site(), Some("b"));
     assert_eq!(
         plan.prometheus,
         Some(PrometheusMode::Url("http://127.0.0.1:9090".into()))
