@@ -27,7 +27,10 @@ pub async fn check(
     bound: Duration,
 ) -> Result<(), PreflightError> {
     let needs_deploy = matches!(plan.target, Target::Command(_));
-    let reads_counter = matches!(plan.counter, Counter::Metric { .. } | Counter::Http { .. });
+    let reads_counter = matches!(
+        plan.counter,
+        Counter::Metric { .. } | Counter::Http { .. } | Counter::Promql { .. }
+    );
     if !needs_deploy && !(reads_counter && matches!(plan.target, Target::Url { .. })) {
         return Ok(());
     }

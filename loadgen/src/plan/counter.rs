@@ -21,8 +21,9 @@ pub enum Counter {
     },
     /// A JSON value one GET through the service returns.
     Http { path: String, pointer: String },
-    /// An instant PromQL query through the plan's Prometheus.
-    Promql(String),
+    /// An instant PromQL query (its result summed) to the Prometheus at `url`, which scrapes
+    /// the service (`[prometheus] mode = "url"`).
+    Promql { query: String, url: String },
     /// No counter: the counted ratio is not computed.
     None,
 }
@@ -48,7 +49,7 @@ impl fmt::Display for Counter {
             Counter::Site(s) => write!(f, "site \"{s}\" (polymetrie)"),
             Counter::Metric { selector, url } => write!(f, "{selector} from {url}"),
             Counter::Http { path, pointer } => write!(f, "GET {path} at {pointer}"),
-            Counter::Promql(q) => write!(f, "promql {q}"),
+            Counter::Promql { query, url } => write!(f, "promql {query} at {url}"),
             Counter::None => f.write_str("none"),
         }
     }

@@ -100,16 +100,54 @@ pub async fn read(
             let url = format!("{}{path}", deployment.base_url);
             (json(&url, pointer).await, Vec::new())
         }
-        Counter::Promql(query) => (Err(promql_unsupported(query)), Vec::new()),
+        Counter::Promql { query, url } => (promql(url, query).await, Vec::new()),
         Counter::Site(_) | Counter::None => (Err(CounterError::None), Vec::new()),
     }
 }
 
-fn promql_unsupported(query: &str) -> CounterError {
-    CounterError::Promql {
+/// The sum of an instant query's result vector (or its scalar), rounded.
+pub async fn promql(base: &str, query: &str) -> Result<u64, CounterError> {
+    let err = |reason: String| CounterError::Promql {
         query: query.to_string(),
-        reason: "read through the run's Prometheus view".into(),
+        reason,
+    };
+    let url = format!("{base}/api/v1/query?query={}", percent_encode(query));
+    let body = get(&url).await.map_err(|e| err(e.to_string()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&body).map_err(|_| err("the answer is not JSON".into()))?;
+    let data = &v["data"];
+    let number = |x: &serde_json::Value| x[1].as_str().and_then(|s| s.parse::<f64>().ok());
+    let total = match data["resultType"].as_str() {
+        Some("vector") => {
+            let result = data["result"].as_array().cloned().unwrap_or_default();
+            if result.is_empty() {
+                return Err(err("no series matched".into()));
+            }
+            result
+                .iter()
+                .map(|r| number(&r["value"]))
+                .sum::<Option<f64>>()
+        }
+        Some("scalar") => number(&data["result"]),
+        other => return Err(err(format!("expected a vector or scalar, got {other:?}"))),
+    };
+    total
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .map(|t| t.round() as u64)
+        .ok_or_else(|| err("the result is not a count".into()))
+}
+
+/// `text` as a URL query value (RFC 3986 unreserved characters kept).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
+    out
 }
 
 /// The metrics URL of every replica (or pod), placeholders filled in.
@@ -253,6 +291,14 @@ mod tests {
             "{c:?}"
         );
         assert!(closest("zzz", &present).is_empty());
+    }
+
+    #[test]
+    fn a_query_is_percent_encoded() {
+        assert_eq!(
+            percent_encode(r#"sum(x{a="b c"})"#),
+            "sum%28x%7Ba%3D%22b%20c%22%7D%29"
+        );
     }
 
     #[test]

@@ -187,6 +187,10 @@ async fn read_site(
 
 /// How often [`settle`] re-reads the counters.
 pub const SETTLE_POLL: Duration = Duration::from_millis(250);
+/// How often [`settle`] re-reads a counter that comes through Prometheus: two equal readings
+/// must straddle a scrape (a scrape interval of up to 2 s), or a count not yet scraped would
+/// look settled.
+pub const SETTLE_POLL_PROMQL: Duration = Duration::from_millis(2_500);
 
 /// Waits (up to `bound`) until the service has finished the work still queued when the load
 /// stopped — clicks whose client already gave up are still stored — by re-reading the counters
@@ -203,13 +207,18 @@ pub async fn settle(
     if !counter.is_some() {
         return true;
     }
-    let deadline = tokio::time::Instant::now() + bound;
+    let poll = match counter {
+        Counter::Promql { .. } => SETTLE_POLL_PROMQL,
+        _ => SETTLE_POLL,
+    };
+    // Through Prometheus, the last scrape may predate the step's last requests.
+    let deadline = tokio::time::Instant::now() + bound.max(poll * 3);
     let mut unreadable = 0;
     loop {
-        if tokio::time::Instant::now() + SETTLE_POLL > deadline {
+        if tokio::time::Instant::now() + poll > deadline {
             return false;
         }
-        tokio::time::sleep(SETTLE_POLL).await;
+        tokio::time::sleep(poll).await;
         let (total, counters) = read_counters(deployment, counter).await;
         // A counter that cannot be read twice in a row (a replica gone, the store down) will
         // not settle by waiting: give up instead of polling a dead port until the bound.

@@ -353,14 +353,18 @@ impl Expander<'_> {
         }
         stray("json_pointer", &s.json_pointer)?;
         let q = s.promql.as_ref().expect("one kind is set");
-        if prometheus.is_none() {
-            return self.err(
+        match prometheus {
+            Some(PrometheusMode::Url(url)) => Ok(Counter::Promql {
+                query: q.get_ref().clone(),
+                url: url.clone(),
+            }),
+            _ => self.err(
                 q.span(),
                 "counter.promql",
-                "needs [prometheus] (mode = \"url\", or \"managed\" scraping the replicas' metrics)",
-            );
+                "needs [prometheus] mode = \"url\": the Prometheus that already scrapes your \
+                 service (a managed one scrapes polymetrie only)",
+            ),
         }
-        Ok(Counter::Promql(q.get_ref().clone()))
     }
 }
 

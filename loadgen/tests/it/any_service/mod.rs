@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod flask;
+mod promql;
 mod third_party;
 
 use std::path::{Path, PathBuf};
