@@ -13,6 +13,9 @@ pub struct Slo {
     pub counted_ratio: Option<f64>,
     /// Highest p99 latency from the due time, milliseconds.
     pub p99_ms: Option<f64>,
+    /// Lowest 2xx answers / intended: the client's view, for a service without a counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_ratio: Option<f64>,
 }
 
 impl Slo {
@@ -26,6 +29,9 @@ impl Slo {
         if let Some(max) = self.p99_ms {
             out.push((Metric::P99Ms, None, Some(max)));
         }
+        if let Some(min) = self.success_ratio {
+            out.push((Metric::SuccessRatio, Some(min), None));
+        }
         out
     }
 
@@ -37,6 +43,9 @@ impl Slo {
         }
         if let Some(p) = self.p99_ms {
             parts.push(format!("p99 ≤ {} ms", trim(p)));
+        }
+        if let Some(c) = self.success_ratio {
+            parts.push(format!("answered 2xx ≥ {} %", trim(c * 100.0)));
         }
         parts.join(", ")
     }

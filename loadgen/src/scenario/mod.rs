@@ -315,6 +315,8 @@ pub struct SearchTable {
 pub struct SloTable {
     pub counted_ratio: Option<Spanned<Positive>>,
     pub p99_ms: Option<Spanned<Positive>>,
+    /// The client's view (2xx / intended), for a service without a counter.
+    pub success_ratio: Option<Spanned<Positive>>,
 }
 
 impl CampaignSpec {

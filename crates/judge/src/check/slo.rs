@@ -101,6 +101,7 @@ mod tests {
         Slo {
             counted_ratio: Some(0.99),
             p99_ms: Some(500.0),
+            success_ratio: None,
         }
     }
 

@@ -200,23 +200,29 @@ impl Expander<'_> {
 
     fn slo(&self, t: &Spanned<SloTable>) -> Result<Slo, ScenarioError> {
         let s = t.get_ref();
-        if s.counted_ratio.is_none() && s.p99_ms.is_none() {
+        if s.counted_ratio.is_none() && s.p99_ms.is_none() && s.success_ratio.is_none() {
             return self.err(
                 t.span(),
                 "campaign.slo.counted_ratio",
-                "required: counted_ratio, p99_ms or both",
+                "required: counted_ratio, success_ratio, p99_ms or several",
             );
         }
-        if let Some(c) = s.counted_ratio.as_ref().filter(|c| c.get_ref().0 > 1.0) {
-            return self.err(
-                c.span(),
-                "campaign.slo.counted_ratio",
-                format!("expected a share ≤ 1 (0.99 = 99 %), got {}", c.get_ref().0),
-            );
+        for (key, share) in [
+            ("counted_ratio", &s.counted_ratio),
+            ("success_ratio", &s.success_ratio),
+        ] {
+            if let Some(c) = share.as_ref().filter(|c| c.get_ref().0 > 1.0) {
+                return self.err(
+                    c.span(),
+                    &format!("campaign.slo.{key}"),
+                    format!("expected a share ≤ 1 (0.99 = 99 %), got {}", c.get_ref().0),
+                );
+            }
         }
         Ok(Slo {
             counted_ratio: s.counted_ratio.as_ref().map(|c| c.get_ref().0),
             p99_ms: s.p99_ms.as_ref().map(|p| p.get_ref().0),
+            success_ratio: s.success_ratio.as_ref().map(|c| c.get_ref().0),
         })
     }
 

@@ -38,6 +38,7 @@ fn searched_fixture() -> CampaignResult {
         slo: loadgen_model::slo::Slo {
             counted_ratio: Some(0.99),
             p99_ms: None,
+            success_ratio: None,
         },
         configurations: vec![Configuration {
             key: "r1-cpu1".into(),
