@@ -229,6 +229,7 @@ fn merged(present: &[&Present<'_>], sharding: Sharding) -> Result<StepResult, Me
         target_failed: false,
         checks: Vec::new(),
         sharding: Some(sharding),
+        per_endpoint: Vec::new(),
     })
 }
 
