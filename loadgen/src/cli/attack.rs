@@ -70,6 +70,8 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
     }
     Ok(AttackSpec {
         url: base.as_url(),
+        endpoints: Vec::new(),
+        balance: Default::default(),
         reach,
         load: Load {
             stages: vec![Stage {

@@ -92,6 +92,8 @@ mod tests {
     fn spec(body: &str, arrival: Arrival) -> AttackSpec {
         AttackSpec {
             url: "http://127.0.0.1:9/".into(),
+            endpoints: Vec::new(),
+            balance: Default::default(),
             reach: Reach::Loopback,
             load: Load {
                 stages: vec![Stage {
