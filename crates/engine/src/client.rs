@@ -333,6 +333,8 @@ pin_project_lite::pin_project! {
     /// timer registration per request costs a wheel insertion and often a reactor wake-up.
     pub struct Tracked<F> {
         pub seq: u64,
+        // The endpoint it was sent to (an index into the step's endpoints).
+        pub endpoint: usize,
         // Due offset from the start of the step.
         pub due: Duration,
         pub sent_at: Instant,
@@ -345,9 +347,17 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> Tracked<F> {
-    pub fn new(seq: u64, due: Duration, sent_at: Instant, deadline: Instant, fut: F) -> Self {
+    pub fn new(
+        seq: u64,
+        endpoint: usize,
+        due: Duration,
+        sent_at: Instant,
+        deadline: Instant,
+        fut: F,
+    ) -> Self {
         Self {
             seq,
+            endpoint,
             due,
             sent_at,
             deadline,
@@ -357,10 +367,10 @@ impl<F> Tracked<F> {
         }
     }
 
-    /// The schedule facts of a pinned, pending future.
-    pub fn facts(self: Pin<&Self>) -> (u64, Duration, Instant) {
+    /// The schedule facts of a pinned, pending future: sequence, endpoint, due, send time.
+    pub fn facts(self: Pin<&Self>) -> (u64, usize, Duration, Instant) {
         let p = self.project_ref();
-        (*p.seq, *p.due, *p.sent_at)
+        (*p.seq, *p.endpoint, *p.due, *p.sent_at)
     }
 
     /// Marks the request timed out when its deadline has passed by `now`, and wakes it so it
@@ -380,6 +390,7 @@ impl<F> Tracked<F> {
 #[derive(Debug)]
 pub struct Finished<T> {
     pub seq: u64,
+    pub endpoint: usize,
     pub due: Duration,
     pub sent_at: Instant,
     pub output: T,
@@ -411,6 +422,7 @@ impl<F: Future<Output = Exchange>> Future for Tracked<F> {
         };
         Poll::Ready(Finished {
             seq: *p.seq,
+            endpoint: *p.endpoint,
             due: *p.due,
             sent_at: *p.sent_at,
             output,

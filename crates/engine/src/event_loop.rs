@@ -1,6 +1,7 @@
 //! The schedule loop of one attack. It runs as one task on the engine's own thread: ask the
 //! [`Pacer`] what is due, send it on a pooled connection (or queue it for one, or count it
-//! dropped at the in-flight cap), and record every answer into the [`Recorder`]. There is no
+//! dropped at the in-flight cap; which endpoint's connection is [`Spread`]'s round robin), and
+//! record every answer into the [`Recorder`]. There is no
 //! timer per request: the loop wakes on every completed answer and on one timer for the next
 //! due time, reads the clock, and sends everything that is due (catching up after a late
 //! wake-up; the lateness is the schedule lag). Requests in flight are polled by this task only
@@ -14,10 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use super::balance::Spread;
 use super::client::{self, Exchange, Finished, Tracked};
 use super::outcome::Outcome;
 use super::pacer::Pacer;
-use super::pool::{Conn, Pool};
+use super::pool::Conn;
 use super::progress::{LiveSnapshot, LiveStats};
 use super::record::{Recorder, ShardMeta, StepMeta, StepRecord};
 use super::timer::Timer;
@@ -52,7 +54,7 @@ enum Event<T> {
 struct Loop<F, M> {
     t0: Instant,
     rec: Recorder,
-    pool: Pool,
+    spread: Spread,
     running: FuturesUnordered<Tracked<F>>,
     exchange: M,
     timeout: Duration,
@@ -87,20 +89,26 @@ pub(super) async fn run(
     let started_at = SystemTime::now();
     let t0 = Instant::now();
     let Prepared {
-        target,
+        addrs,
         mut pacer,
         mut template,
         rate_rps,
         duration,
         timeout,
         max_in_flight,
-        pool,
+        spread,
         shard: _,
     } = p;
-    let addr = target.addr;
     let head = template.method == hyper::Method::HEAD;
-    let exchange = move |seq: u64, (idle, permit): Conn| {
-        client::exchange(addr, idle, permit, template.wire(seq), timeout, head)
+    let exchange = move |seq: u64, endpoint: usize, (idle, permit): Conn| {
+        client::exchange(
+            addrs[endpoint],
+            idle,
+            permit,
+            template.wire(seq),
+            timeout,
+            head,
+        )
     };
     let next = next_due(&mut pacer);
     let mut l = Loop {
@@ -109,7 +117,7 @@ pub(super) async fn run(
             Some(s) => Recorder::for_shard(s.late),
             None => Recorder::new(),
         },
-        pool: Pool::new(pool),
+        spread,
         running: FuturesUnordered::new(),
         exchange,
         timeout,
@@ -155,7 +163,7 @@ fn next_due(pacer: &mut Pacer) -> Option<(u64, Duration)> {
 impl<F, M> Loop<F, M>
 where
     F: Future<Output = Exchange>,
-    M: FnMut(u64, Conn) -> F,
+    M: FnMut(u64, usize, Conn) -> F,
 {
     async fn drive(&mut self, pacer: &mut Pacer, duration: Duration, stop: &CancellationToken) {
         let mut timer = Timer::new();
@@ -177,7 +185,7 @@ where
                 for t in Pin::new(&mut self.running).iter_pin_mut() {
                     t.expire(now);
                 }
-                self.pool.close_idle(now);
+                self.spread.close_idle(now);
                 self.next_sweep = now + SWEEP_EVERY;
             }
             if self.drained(now) {
@@ -215,47 +223,59 @@ where
     }
 
     fn in_flight(&self) -> usize {
-        self.running.len() + self.pool.queue.len()
+        self.running.len() + self.spread.queued()
     }
 
-    /// Sends request `seq` now on `conn`. `handled_lag` is how late the loop handled it when
-    /// it had to wait for a connection (opening on demand, the rest of the wait is the
-    /// target's: connection wait, not schedule lag).
-    fn send(&mut self, seq: u64, due: Duration, handled_lag: Option<Duration>, conn: Conn) {
+    /// Sends request `seq` now on `conn`, a connection to `endpoint`. `handled_lag` is how
+    /// late the loop handled it when it had to wait for a connection (opening on demand, the
+    /// rest of the wait is the target's: connection wait, not schedule lag).
+    fn send(
+        &mut self,
+        seq: u64,
+        due: Duration,
+        handled_lag: Option<Duration>,
+        (endpoint, conn): (usize, Conn),
+    ) {
         let now = Instant::now();
         let late = now.saturating_duration_since(self.t0 + due);
         match handled_lag {
-            Some(lag) if !self.pool.is_fixed() => self.rec.sent(due, lag, late.saturating_sub(lag)),
+            Some(lag) if !self.spread.is_fixed() => {
+                self.rec.sent(due, lag, late.saturating_sub(lag))
+            }
             _ => self.rec.sent(due, late, Duration::ZERO),
         }
+        self.spread.sent(endpoint);
         self.running.push(Tracked::new(
             seq,
+            endpoint,
             due,
             now,
             // A hair later than the connect's own timer, so a connect that is too slow is
             // classified as a connect timeout by it.
             now + self.timeout + SWEEP_EVERY,
-            (self.exchange)(seq, conn),
+            (self.exchange)(seq, endpoint, conn),
         ));
     }
 
-    /// When the request at the head of the queue began waiting for a connection.
-    fn head_queued_at(&self) -> Option<Instant> {
-        let &(_, due, lag) = self.pool.queue.front()?;
+    /// When the request at the head of pool `i`'s queue began waiting for a connection.
+    fn head_queued_at(&self, i: usize) -> Option<Instant> {
+        let &(_, due, lag) = self.spread.head(i)?;
         Some(self.t0 + due + lag)
     }
 
-    /// Requests waiting for a connection go first, in due order.
+    /// Requests waiting for a connection go first, in due order at each pool.
     fn send_queued(&mut self) {
-        while let Some(since) = self.head_queued_at() {
-            let waited = Instant::now().saturating_duration_since(since);
-            let Some(conn) = self.pool.take(waited) else {
-                break;
-            };
-            let Some((seq, due, lag)) = self.pool.queue.pop_front() else {
-                break;
-            };
-            self.send(seq, due, Some(lag), conn);
+        for i in 0..self.spread.len() {
+            while let Some(since) = self.head_queued_at(i) {
+                let waited = Instant::now().saturating_duration_since(since);
+                let Some(conn) = self.spread.take(i, waited) else {
+                    break;
+                };
+                let Some((seq, due, lag)) = self.spread.dequeue(i) else {
+                    break;
+                };
+                self.send(seq, due, Some(lag), conn);
+            }
         }
     }
 
@@ -267,20 +287,22 @@ where
             }
             if self.in_flight() >= self.max_in_flight {
                 self.rec.dropped(due);
-            } else if let Some(conn) = self
-                .pool
-                .queue
-                .is_empty()
-                .then(|| self.pool.take(Duration::ZERO))
-                .flatten()
-            {
-                self.send(seq, due, None, conn);
             } else {
-                // Behind others, or no connection to be had: wait in due order.
-                self.pool.note_wait();
-                self.pool
-                    .queue
-                    .push_back((seq, due, elapsed.saturating_sub(due)));
+                // The endpoint's turn is taken by every request not dropped, sent or queued.
+                let i = self.spread.next_pool();
+                if let Some(conn) = self
+                    .spread
+                    .head(i)
+                    .is_none()
+                    .then(|| self.spread.take(i, Duration::ZERO))
+                    .flatten()
+                {
+                    self.send(seq, due, None, conn);
+                } else {
+                    // Behind others, or no connection to be had: wait in due order.
+                    self.spread
+                        .queue(i, (seq, due, elapsed.saturating_sub(due)));
+                }
             }
             self.next = next_due(pacer);
         }
@@ -297,14 +319,15 @@ where
         let Some(deadline) = self.drain_deadline else {
             return false;
         };
-        if self.running.is_empty() && self.pool.queue.is_empty() {
+        if self.running.is_empty() && self.spread.queued() == 0 {
             return true;
         }
         if now < deadline {
             return false;
         }
         for t in Pin::new(&self.running).iter_pin_ref() {
-            let (_, due, sent_at) = t.facts();
+            let (_, endpoint, due, sent_at) = t.facts();
+            self.spread.done(endpoint, false);
             self.rec.done(
                 due,
                 Outcome::Timeout,
@@ -312,7 +335,7 @@ where
                 now.saturating_duration_since(sent_at),
             );
         }
-        for (_, due, _) in self.pool.queue.drain(..) {
+        for (_, due, _) in self.spread.drain_queued() {
             self.rec.dropped(due);
         }
         true
@@ -332,26 +355,33 @@ where
             wake = wake.min(self.next_sweep);
         }
         // A request past the free count may open a connection once it has waited long enough.
-        if let Some(grow) = self.head_queued_at().and_then(|at| self.pool.grow_at(at)) {
-            wake = wake.min(grow.max(now + TIMER_GRANULE));
+        for i in 0..self.spread.len() {
+            if let Some(grow) = self
+                .head_queued_at(i)
+                .and_then(|at| self.spread.grow_at(i, at))
+            {
+                wake = wake.min(grow.max(now + TIMER_GRANULE));
+            }
         }
         wake
     }
 
     fn on_done(&mut self, done: Finished<Exchange>) {
         let Finished {
+            endpoint,
             due,
             sent_at,
             output: x,
             ..
         } = done;
+        self.spread.done(endpoint, x.outcome == Outcome::Ok);
         self.rec.done(
             due,
             x.outcome,
             x.done_at.saturating_duration_since(self.t0 + due),
             x.done_at.saturating_duration_since(sent_at),
         );
-        self.pool.give_back(x.conn, x.opened, x.done_at);
+        self.spread.give_back(endpoint, x.conn, x.opened, x.done_at);
     }
 
     fn finish(
@@ -369,7 +399,7 @@ where
         let (cpu, wall) = meter.read();
         // The engine is one thread: it can use at most one core, whatever the affinity allows.
         let available = affinity_cores().map(|n| f64::from(n.min(1)));
-        let generator = GeneratorHealth {
+        let mut generator = GeneratorHealth {
             cpu_user_s: cpu.map(|c| c.user_s),
             cpu_system_s: cpu.map(|c| c.system_s),
             cpu_cores_used: cpu
@@ -377,17 +407,11 @@ where
                 .map(|c| c.total_s() / wall.as_secs_f64()),
             cpu_cores_available: available,
             max_in_flight: Some(self.peak as u64),
-            connections_opened: Some(self.pool.opened),
-            connections_peak: Some(self.pool.peak as u64),
-            pool_free: (!self.pool.is_fixed()).then(|| self.pool.policy().free() as u64),
-            connections_grown: (!self.pool.is_fixed()).then_some(self.pool.grown),
-            connections_closed_idle: Some(self.pool.closed_idle),
-            pool_cap: Some(self.pool.policy().cap() as u64),
-            pool_fixed: Some(self.pool.is_fixed()),
-            pool_cap_waits: Some(self.pool.cap_waits),
             in_flight_cap: Some(self.max_in_flight as u64),
             realtime_priority: Some(rt_priority),
+            ..GeneratorHealth::default()
         };
+        self.spread.report(&mut generator);
         self.rec.finish(StepMeta {
             rate_rps,
             duration,
@@ -398,6 +422,7 @@ where
             interrupted: self.interrupted,
             in_flight_cap: self.max_in_flight,
             shard,
+            per_endpoint: self.spread.into_counts(),
         })
     }
 }

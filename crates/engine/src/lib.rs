@@ -2,9 +2,11 @@
 //! the [`event_loop`] on its own OS thread with a current-thread tokio runtime: no cross-thread
 //! wake-ups on the hot path, the campaign runner's own tasks cannot delay the schedule, and the
 //! thread's CPU time *is* the generator's cost. The parts: the schedule ([`pacer`], [`load`]),
-//! the requests ([`template`], [`client`], [`pool`]), the target URL rule ([`target`]), what
+//! the requests ([`template`], [`client`], [`pool`], spread over endpoints by [`balance`]), the
+//! target URL rule ([`target`]), what
 //! happened ([`outcome`], [`record`], [`histogram`], [`usage`]) and the live view ([`progress`]).
 
+pub mod balance;
 pub mod client;
 pub mod event_loop;
 pub mod histogram;
@@ -20,10 +22,12 @@ pub mod template;
 pub mod timer;
 pub mod usage;
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::balance::{Budget, Spread};
 use crate::load::Load;
 use crate::pacer::{Pacer, PacerError};
 use crate::progress::LiveStats;
@@ -52,7 +56,16 @@ pub struct AttackSpec {
     /// `/` is accepted). The request path comes from `request.path`. Only plain `http`, and
     /// only to a loopback address (127.0.0.0/8, ::1, or a name resolving only to those) unless
     /// `reach` is [`Reach::Remote`].
+    ///
+    /// With `endpoints` given, no load goes to `url`: it is only parsed, and its authority is
+    /// the `Host` header of every request (as a proxy in front of replicas preserves the Host).
     pub url: String,
+    /// The base URLs the load goes to, e.g. one per replica. Empty: `url` is the only endpoint.
+    /// Each is checked like `url` (loopback unless `reach` is [`Reach::Remote`], resolved before
+    /// the step, with the same errors). Requests are spread over them by `balance`.
+    pub endpoints: Vec<String>,
+    /// How requests are spread over several endpoints (see [`balance`]); moot with one.
+    pub balance: Balance,
     /// Where load may go (see [`target`]).
     pub reach: Reach,
     pub load: Load,
@@ -157,46 +170,100 @@ pub fn resolve_target(url: &str) -> Result<Target, AttackError> {
 
 /// Everything checked before the engine starts.
 pub(crate) struct Prepared {
-    pub(crate) target: Target,
+    /// Where requests go, by endpoint index.
+    pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) pacer: Pacer,
     pub(crate) template: CompiledTemplate,
     pub(crate) rate_rps: f64,
     pub(crate) duration: Duration,
     pub(crate) timeout: Duration,
     pub(crate) max_in_flight: usize,
-    pub(crate) pool: pool::Policy,
+    /// The connection pools and the per-endpoint counts.
+    pub(crate) spread: Spread,
     /// The shard and start time, when the step runs as one.
     pub(crate) shard: Option<(Shard, Option<SystemTime>)>,
 }
 
+/// The step's endpoints, resolved under its reach, and the `Host` header's authority: `url`
+/// alone, or exactly `endpoints` with `url` kept for its authority.
+fn endpoints(spec: &AttackSpec) -> Result<(Vec<Target>, String), AttackError> {
+    if spec.endpoints.is_empty() {
+        let target = resolve_target_with(&spec.url, spec.reach)?;
+        let host = target.host.clone();
+        return Ok((vec![target], host));
+    }
+    let base = BaseUrl::parse(spec.url.trim_end_matches('/'))
+        .map_err(|e| AttackError::from_url(&spec.url, e))?;
+    let targets = spec
+        .endpoints
+        .iter()
+        .map(|e| resolve_target_with(e, spec.reach))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((targets, base.authority))
+}
+
 fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
-    let target = resolve_target_with(&spec.url, spec.reach)?;
+    let (targets, host) = endpoints(spec)?;
     let pacer = Pacer::sharded(&spec.load, spec.shard.unwrap_or(Shard::WHOLE))?;
-    let template = spec.request.compile(&target.host)?;
+    let template = spec.request.compile(&host)?;
     AttackSpec::check_settings(
         spec.timeout,
         spec.max_in_flight,
         spec.connections,
         spec.max_connections,
     )?;
+    let budget = Budget {
+        connections: spec.connections,
+        max_connections: spec.max_connections,
+        max_in_flight: spec.max_in_flight,
+        peak_rate_rps: spec.load.peak_rate_rps(),
+    };
+    let pools = balance::pools(spec.balance, targets.len(), budget);
     Ok(Prepared {
-        target,
+        addrs: targets.iter().map(|t| t.addr).collect(),
+        spread: Spread::new(pools, &spec.endpoints),
         rate_rps: spec.load.nominal_rate_rps(),
         duration: pacer.duration(),
         pacer,
         template,
         timeout: spec.timeout,
         max_in_flight: spec.max_in_flight,
-        pool: match spec.connections {
-            Some(n) => pool::Policy::Fixed(n),
-            None => pool::Policy::Capped {
-                free: pool::free_count(spec.load.peak_rate_rps()),
-                cap: spec.max_connections.unwrap_or(spec.max_in_flight),
-            },
-        },
         shard: (spec.shard.is_some() || spec.start_at.is_some())
             .then(|| (spec.shard.unwrap_or(Shard::WHOLE), spec.start_at)),
     })
+}
+
+/// A TCP connect to `addr`, bounded by [`PROBE_TIMEOUT`].
+async fn probe_one(addr: SocketAddr) -> Result<(), AttackError> {
+    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(AttackError::Unreachable(addr.to_string(), e.to_string())),
+        Err(_) => Err(AttackError::Unreachable(
+            addr.to_string(),
+            format!("no connection within {PROBE_TIMEOUT:?}"),
+        )),
+    }
+}
+
+/// Checks that the target can be reached before the step: every endpoint is probed at once,
+/// and the step cannot run only when none answers (a lone target: exactly its error). A dead
+/// endpoint among live ones is the service's state, which the step measures: its requests fail
+/// as connect errors, counted per endpoint.
+async fn probe(addrs: &[SocketAddr]) -> Result<(), AttackError> {
+    if let [addr] = addrs {
+        return probe_one(*addr).await;
+    }
+    let results = futures_util::future::join_all(addrs.iter().map(|a| probe_one(*a))).await;
+    if results.iter().any(Result::is_ok) {
+        for e in results.iter().filter_map(|r| r.as_ref().err()) {
+            tracing::warn!("{e}: its requests will be counted as failed");
+        }
+        return Ok(());
+    }
+    results
+        .into_iter()
+        .find_map(Result::err)
+        .map_or(Ok(()), Err)
 }
 
 /// Runs one step and returns the generator's record of it.
@@ -211,17 +278,7 @@ pub async fn run(
     live: Option<&LiveStats>,
 ) -> Result<StepRecord, AttackError> {
     let prepared = prepare(spec)?;
-    let addr = prepared.target.addr;
-    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Err(AttackError::Unreachable(addr.to_string(), e.to_string())),
-        Err(_) => {
-            return Err(AttackError::Unreachable(
-                addr.to_string(),
-                format!("no connection within {PROBE_TIMEOUT:?}"),
-            ))
-        }
-    }
+    probe(&prepared.addrs).await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let stop = stop.clone();
     let live = live.cloned();

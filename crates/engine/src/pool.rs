@@ -21,6 +21,10 @@
 //! at 250 req/s counted 100 % instead of 92.6 %). Beyond the free count a request waits at most
 //! [`GROW_AFTER`]: a hiccup shorter than that is absorbed by the connections coming free, and a
 //! target that is truly slow still gets every request, at most that much later.
+//!
+//! A pool serves one endpoint, or (connection balance, see [`super::balance`]) opens each new
+//! connection to the next of several endpoints in turn; every connection remembers its endpoint,
+//! so a request knows where it went.
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicUsize;
@@ -89,8 +93,13 @@ impl Policy {
 
 pub struct Pool {
     policy: Policy,
-    /// Idle connections with the time they became idle; the most recently used last.
-    idle: Vec<(Sender, Instant)>,
+    /// Idle connections with the time they became idle and their endpoint; the most recently
+    /// used last.
+    idle: Vec<(Sender, Instant, usize)>,
+    /// New connections go to endpoints `first .. first + spread`, in turn from `next_open`.
+    first: usize,
+    spread: usize,
+    next_open: usize,
     /// Connections existing or being opened (idle + held by requests in flight).
     alive: usize,
     /// Connection attempts in progress (see [`MAX_CONNECTING`]).
@@ -112,10 +121,19 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool of connections to endpoint 0 (the only one).
     pub fn new(policy: Policy) -> Pool {
+        Pool::over(policy, 0, 1)
+    }
+
+    /// A pool whose new connections go to endpoints `first .. first + spread`, round robin.
+    pub fn over(policy: Policy, first: usize, spread: usize) -> Pool {
         Pool {
             policy,
             idle: Vec::new(),
+            first,
+            spread: spread.max(1),
+            next_open: 0,
             alive: 0,
             connecting: Arc::new(AtomicUsize::new(0)),
             opened: 0,
@@ -139,10 +157,11 @@ impl Pool {
     /// A connection for a request that has waited `waited` for one: the most recently used
     /// idle one (so the oldest age out), or a permit to open one — below the free count at
     /// once, beyond it only after [`GROW_AFTER`]. `None` when the request has to wait (cap or
-    /// free count reached, or too many connects in progress).
-    pub fn take(&mut self, waited: Duration) -> Option<Conn> {
-        if let Some((c, _)) = self.idle.pop() {
-            return Some((Some(c), None));
+    /// free count reached, or too many connects in progress). With the connection, its
+    /// endpoint: the idle one's own, or the next in turn for a new one.
+    pub fn take(&mut self, waited: Duration) -> Option<(usize, Conn)> {
+        if let Some((c, _, endpoint)) = self.idle.pop() {
+            return Some((endpoint, (Some(c), None)));
         }
         let grow = self.alive >= self.policy.free();
         if self.alive >= self.policy.cap() || (grow && waited < GROW_AFTER) {
@@ -152,7 +171,18 @@ impl Pool {
         self.alive += 1;
         self.grown += u64::from(grow);
         self.peak = self.peak.max(self.alive);
-        Some((None, Some(permit)))
+        let endpoint = self.first + self.next_open;
+        // Only on a connect, never per request: a pool of one endpoint stays at 0.
+        self.next_open += 1;
+        if self.next_open == self.spread {
+            self.next_open = 0;
+        }
+        Some((endpoint, (None, Some(permit))))
+    }
+
+    /// Connections existing or being opened.
+    pub fn alive(&self) -> usize {
+        self.alive
     }
 
     /// When a request queued at `since` may open a connection beyond the free count, if the
@@ -170,13 +200,13 @@ impl Pool {
         }
     }
 
-    /// Takes back what an exchange left: its connection when reusable.
-    pub fn give_back(&mut self, conn: Option<Sender>, opened: bool, now: Instant) {
+    /// Takes back what an exchange on `endpoint` left: its connection when reusable.
+    pub fn give_back(&mut self, endpoint: usize, conn: Option<Sender>, opened: bool, now: Instant) {
         if opened {
             self.opened += 1;
         }
         match conn {
-            Some(c) => self.idle.push((c, now)),
+            Some(c) => self.idle.push((c, now, endpoint)),
             None => self.alive = self.alive.saturating_sub(1),
         }
     }
@@ -190,7 +220,7 @@ impl Pool {
         let stale = self
             .idle
             .iter()
-            .take_while(|(_, since)| now.saturating_duration_since(*since) >= IDLE_CLOSE)
+            .take_while(|(_, since, _)| now.saturating_duration_since(*since) >= IDLE_CLOSE)
             .count();
         if stale > 0 {
             // Dropping a sender ends its connection task, which closes the socket.
@@ -217,7 +247,7 @@ mod tests {
         assert_eq!(p.cap_waits, 1);
         // A failed exchange gives its slot back; a new permit can then be had.
         drop(taken);
-        p.give_back(None, false, Instant::now());
+        p.give_back(0, None, false, Instant::now());
         assert!(p.take(NOW).is_some());
         assert!(p.take(GROW_AFTER).is_none());
     }

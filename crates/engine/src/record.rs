@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 
 use super::histogram::{new_histogram, new_second_histogram, serialize_histogram, HIST_MAX_US};
 use crate::outcome::{Outcome, OutcomeTally};
-use loadgen_model::result::{GeneratorHealth, TimelinePoint};
+use loadgen_model::result::{EndpointCounts, GeneratorHealth, TimelinePoint};
 use loadgen_model::shard::Shard;
 
 fn micros(d: Duration) -> u64 {
@@ -254,6 +254,7 @@ impl Recorder {
             in_flight_cap: meta.in_flight_cap,
             shard: meta.shard,
             timeline_histograms,
+            per_endpoint: meta.per_endpoint,
         }
     }
 }
@@ -283,6 +284,8 @@ pub struct StepMeta {
     pub in_flight_cap: usize,
     /// Set when the step ran as a shard or at a given start time.
     pub shard: Option<ShardMeta>,
+    /// What each endpoint was sent and answered, when there were several (empty otherwise).
+    pub per_endpoint: Vec<EndpointCounts>,
 }
 
 /// The generator's view of one step. `intended = sent + dropped` and `sent = ok + failed`.
@@ -316,6 +319,9 @@ pub struct StepRecord {
     pub shard: Option<ShardMeta>,
     /// A shard's per-second latency histograms, encoded, aligned with `timeline`.
     pub timeline_histograms: Vec<Option<String>>,
+    /// Per endpoint, when the load was spread over several (empty otherwise); each endpoint's
+    /// `sent = ok + failed`, and their sums are the step's.
+    pub per_endpoint: Vec<EndpointCounts>,
 }
 
 impl StepRecord {
@@ -349,6 +355,7 @@ mod tests {
             interrupted: false,
             in_flight_cap: 7,
             shard: None,
+            per_endpoint: Vec::new(),
         }
     }
 

@@ -86,6 +86,7 @@ pub fn generator_view(record: &StepRecord, id: &StepId) -> StepResult {
         target_failed: false,
         checks: Vec::new(),
         sharding: record.shard.as_ref().map(|s| sharding(record, s)),
+        per_endpoint: record.per_endpoint.clone(),
     }
 }
 

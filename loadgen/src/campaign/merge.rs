@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use loadgen_engine::histogram::{
     merge_histograms, merge_second_histograms, serialize_histogram, summarize, HistogramError,
 };
-use loadgen_model::result::{GeneratorHealth, OutcomeCounts, StepResult, TimelinePoint};
+use loadgen_model::result::{
+    EndpointCounts, GeneratorHealth, OutcomeCounts, StepResult, TimelinePoint,
+};
 use loadgen_model::shard::{ShardPart, ShardSummary, Sharding};
 
 /// One shard as the merge receives it.
@@ -229,6 +231,7 @@ fn merged(present: &[&Present<'_>], sharding: Sharding) -> Result<StepResult, Me
         target_failed: false,
         checks: Vec::new(),
         sharding: Some(sharding),
+        per_endpoint: endpoint_sums(present.iter().map(|p| p.step.per_endpoint.as_slice())),
     })
 }
 
@@ -342,6 +345,24 @@ fn timeline(present: &[&Present<'_>]) -> Result<Vec<TimelinePoint>, MergeError> 
         .collect()
 }
 
+/// Per-endpoint counts summed by url, exactly (each url once, in the order first seen): the
+/// shards of one step spread their parts over the same endpoints.
+fn endpoint_sums<'a>(shards: impl Iterator<Item = &'a [EndpointCounts]>) -> Vec<EndpointCounts> {
+    let mut out: Vec<EndpointCounts> = Vec::new();
+    for e in shards.flatten() {
+        match out.iter_mut().find(|o| o.url == e.url) {
+            Some(o) => {
+                o.sent += e.sent;
+                o.ok += e.ok;
+                o.failed += e.failed;
+                o.connections_opened += e.connections_opened;
+            }
+            None => out.push(e.clone()),
+        }
+    }
+    out
+}
+
 /// The generators together: CPU and connections summed (unknown when any shard's is), flags
 /// kept when every shard agrees.
 fn generator(present: &[&Present<'_>]) -> GeneratorHealth {
@@ -370,5 +391,48 @@ fn generator(present: &[&Present<'_>]) -> GeneratorHealth {
         pool_cap_waits: n(|h| h.pool_cap_waits),
         in_flight_cap: n(|h| h.in_flight_cap),
         realtime_priority: same(|h| h.realtime_priority),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(url: &str, sent: u64, ok: u64, opened: u64) -> EndpointCounts {
+        EndpointCounts {
+            url: url.into(),
+            sent,
+            ok,
+            failed: sent - ok,
+            connections_opened: opened,
+        }
+    }
+
+    #[test]
+    fn per_endpoint_counts_are_summed_by_url_exactly() {
+        let a = [
+            counts("http://127.0.0.1:1", 10, 9, 2),
+            counts("http://127.0.0.1:2", 11, 11, 1),
+        ];
+        // Another order, and an endpoint only this shard reached.
+        let b = [
+            counts("http://127.0.0.1:2", 7, 5, 3),
+            counts("http://127.0.0.1:1", 8, 8, 1),
+            counts("http://127.0.0.1:3", 1, 0, 0),
+        ];
+        let none: [EndpointCounts; 0] = [];
+        let sums = endpoint_sums([&a[..], &b[..], &none[..]].into_iter());
+        assert_eq!(
+            sums,
+            [
+                counts("http://127.0.0.1:1", 18, 17, 3),
+                counts("http://127.0.0.1:2", 18, 16, 4),
+                counts("http://127.0.0.1:3", 1, 0, 0),
+            ]
+        );
+        assert!(
+            endpoint_sums([&none[..]].into_iter()).is_empty(),
+            "one endpoint: none"
+        );
     }
 }

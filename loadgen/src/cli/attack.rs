@@ -32,9 +32,22 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Turns the arguments into an attack spec; every error is a one-line cause.
 pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
     let (base, path) = target::split_url(&a.url).map_err(|e| AttackError::from_url(&a.url, e))?;
-    // Refuse non-loopback targets (unless LOADGEN_ALLOW_REMOTE=1) before anything else happens.
+    // Refuse non-loopback targets (unless LOADGEN_ALLOW_REMOTE=1) before anything else happens:
+    // the endpoints when given (the URL then only names the Host), else the URL.
     let reach = Reach::from_opt_in(false);
-    attack::resolve_target_with(&base.as_url(), reach)?;
+    if a.endpoints.is_empty() {
+        attack::resolve_target_with(&base.as_url(), reach)?;
+    }
+    let endpoints = a
+        .endpoints
+        .iter()
+        .map(|e| {
+            attack::resolve_target_with(e, reach)?;
+            Ok(target::BaseUrl::parse(e.trim_end_matches('/'))
+                .map_err(|err| AttackError::from_url(e, err))?
+                .as_url())
+        })
+        .collect::<Result<Vec<_>, AttackError>>()?;
     if !(a.rate.is_finite() && a.rate > 0.0) {
         anyhow::bail!("--rate must be a number > 0 (got {})", a.rate);
     }
@@ -70,6 +83,8 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
     }
     Ok(AttackSpec {
         url: base.as_url(),
+        endpoints,
+        balance: a.balance,
         reach,
         load: Load {
             stages: vec![Stage {
@@ -196,4 +211,64 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::ChecksFailed
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use loadgen_engine::Balance;
+
+    fn args(extra: &[&str]) -> AttackArgs {
+        let base = [
+            "loadgen",
+            "attack",
+            "http://shop.test:8080/api",
+            "--rate",
+            "10",
+        ];
+        let all = base.iter().chain(["--duration", "1s"].iter()).chain(extra);
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Attack(a) => a,
+            other => panic!("not an attack: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn endpoints_carry_the_load_and_the_url_names_the_host() {
+        let a = args(&[
+            "--endpoint",
+            "http://127.0.0.1:7001/",
+            "--endpoint",
+            "http://127.0.0.1:7002",
+            "--balance",
+            "connection",
+        ]);
+        let s = spec_from_args(&a).unwrap();
+        assert_eq!(
+            s.endpoints,
+            ["http://127.0.0.1:7001", "http://127.0.0.1:7002"]
+        );
+        assert_eq!(s.balance, Balance::Connection);
+        // Not loopback, but no load goes there: it is the Host header's authority.
+        assert_eq!(s.url, "http://shop.test:8080");
+        assert_eq!(s.request.path, "/api");
+        let remote = args(&["--endpoint", "http://10.1.2.3:80"]);
+        let e = spec_from_args(&remote).unwrap_err().to_string();
+        assert!(e.contains("is not loopback"), "{e}");
+        assert!(Cli::try_parse_from([
+            "loadgen",
+            "attack",
+            "x",
+            "--rate",
+            "1",
+            "--duration",
+            "1s",
+            "--balance",
+            "hash"
+        ])
+        .is_err());
+    }
 }

@@ -69,6 +69,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of its largest variant (`attack`'s many flags) costs
+// nothing, and boxing it would only add noise to the dispatch.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a campaign scenario against real replicas and write run.json, steps.csv, report.html.
@@ -166,8 +169,26 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct AttackArgs {
-    /// Target URL (loopback only), e.g. http://127.0.0.1:8080/api/clicks
+    /// Target URL (loopback only), e.g. http://127.0.0.1:8080/api/clicks. With --endpoint it
+    /// gives only the path and the Host header.
     pub url: String,
+    /// Send the load to this base URL (repeatable, e.g. one per replica) instead of the
+    /// target URL, which then names the Host as a proxy in front of them keeps it. Each is
+    /// checked like the target URL (loopback only).
+    #[arg(long = "endpoint", value_name = "URL")]
+    pub endpoints: Vec<String>,
+    /// How requests are spread over several --endpoint: round robin per request (an L7
+    /// proxy), or per new connection with any idle one reused (kube-proxy).
+    #[arg(
+        long,
+        default_value = "request",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(["request", "connection"]),
+            // Only the two possible values get here: both parse.
+            |s| s.parse::<loadgen_engine::Balance>().unwrap_or_default(),
+        )
+    )]
+    pub balance: loadgen_engine::Balance,
     /// Requests per second (arrival rate, independent of responses).
     #[arg(long, allow_negative_numbers = true)]
     pub rate: f64,

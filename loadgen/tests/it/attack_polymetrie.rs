@@ -44,6 +44,8 @@ async fn a_few_thousand_per_second_every_request_accounted_and_every_click_count
     let rate = 3000.0;
     let spec = AttackSpec {
         url: format!("http://{}", svc.addr),
+        endpoints: Vec::new(),
+        balance: Default::default(),
         reach: Default::default(),
         load: Load::constant(rate, Duration::from_secs(3)),
         request: RequestTemplate {

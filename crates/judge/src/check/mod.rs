@@ -166,6 +166,7 @@ pub(crate) mod tests {
             target_failed: false,
             checks: vec![],
             sharding: None,
+            per_endpoint: Vec::new(),
         }
     }
 

@@ -108,6 +108,20 @@ pub struct GeneratorHealth {
     pub realtime_priority: Option<bool>,
 }
 
+/// What one endpoint (a replica's own base URL) of a step was sent and answered, as the
+/// generator counted it: kept only when a step spread its load over more than one endpoint.
+/// `sent = ok + failed` for each; the step's `dropped` requests never reached an endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointCounts {
+    /// The endpoint's base URL, as given.
+    pub url: String,
+    pub sent: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// Connections the generator opened to it (successful connects only).
+    pub connections_opened: u64,
+}
+
 /// The service's own business counter around the step.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CounterReading {
@@ -253,6 +267,10 @@ pub struct StepResult {
     /// The step ran as shards: a shard's own part, or a merged step's shards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharding: Option<crate::shard::Sharding>,
+    /// Per endpoint, when the step's load was spread over more than one (empty otherwise, and
+    /// then absent from the JSON, so older run.json files read the same).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_endpoint: Vec<EndpointCounts>,
 }
 
 impl StepResult {

@@ -76,6 +76,12 @@ pub fn attack_args(
     if let Some(n) = spec.max_connections {
         a.extend(["--max-connections".into(), n.to_string()]);
     }
+    for e in &spec.endpoints {
+        a.extend(["--endpoint".into(), e.clone()]);
+    }
+    if !spec.endpoints.is_empty() {
+        a.extend(["--balance".into(), spec.balance.to_string()]);
+    }
     if let Some(s) = shard {
         a.extend(["--shard".into(), s.to_string()]);
     }
@@ -88,10 +94,13 @@ mod tests {
     use loadgen_engine::load::{Load, Stage};
     use loadgen_engine::target::Reach;
     use loadgen_engine::template::RequestTemplate;
+    use loadgen_engine::Balance;
 
     fn spec(body: &str, arrival: Arrival) -> AttackSpec {
         AttackSpec {
             url: "http://127.0.0.1:9/".into(),
+            endpoints: vec!["http://127.0.0.1:10".into(), "http://127.0.0.1:11".into()],
+            balance: Balance::Connection,
             reach: Reach::Loopback,
             load: Load {
                 stages: vec![Stage {
@@ -134,6 +143,21 @@ mod tests {
         assert_eq!(after("--max-connections"), "5");
         assert_eq!(after("--shard"), "1/3");
         assert!(!a.contains(&"--start-at".to_string()));
+        // Every endpoint, in order, and the balance; the URL still names the Host.
+        let endpoints: Vec<&str> = a
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| *x == "--endpoint")
+            .map(|(i, _)| a[i + 1].as_str())
+            .collect();
+        assert_eq!(endpoints, ["http://127.0.0.1:10", "http://127.0.0.1:11"]);
+        assert_eq!(after("--balance"), "connection");
+        let one = AttackSpec {
+            endpoints: Vec::new(),
+            ..s.clone()
+        };
+        let a = attack_args(&one, None, None).unwrap();
+        assert!(!a.contains(&"--endpoint".to_string()) && !a.contains(&"--balance".to_string()));
         let binary = AttackSpec {
             request: RequestTemplate {
                 body: bytes::Bytes::from_static(&[0xff, 0xfe]),

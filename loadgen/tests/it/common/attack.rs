@@ -17,6 +17,8 @@ use loadgen_engine::AttackSpec;
 pub fn spec(addr: SocketAddr, path: &str, rate: f64, secs: f64) -> AttackSpec {
     AttackSpec {
         url: format!("http://{addr}"),
+        endpoints: Vec::new(),
+        balance: Default::default(),
         reach: Default::default(),
         load: Load::constant(rate, Duration::from_secs_f64(secs)),
         request: RequestTemplate {

@@ -52,6 +52,8 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
     // 0.5 core at 4 ms per click is 125 clicks/s: 200/s keeps the quota saturated.
     let spec = AttackSpec {
         url: d.base_url.clone(),
+        endpoints: Vec::new(),
+        balance: Default::default(),
         reach: Reach::Loopback,
         load: Load::constant(200.0, Duration::from_secs(4)),
         request: clicks(SITE),

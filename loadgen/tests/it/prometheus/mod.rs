@@ -269,6 +269,7 @@ fn step_with(view: Option<PrometheusView>, delta: Option<i64>, cores: Option<f64
         target_failed: false,
         checks: Vec::new(),
         sharding: None,
+        per_endpoint: Vec::new(),
     }
 }
 

@@ -32,6 +32,7 @@ fn meta(shard: Option<ShardMeta>) -> StepMeta {
         interrupted: false,
         in_flight_cap: 100,
         shard,
+        per_endpoint: Vec::new(),
     }
 }
 
