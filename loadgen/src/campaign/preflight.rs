@@ -31,7 +31,8 @@ pub async fn check(
         plan.counter,
         Counter::Metric { .. } | Counter::Http { .. } | Counter::Promql { .. }
     );
-    if !needs_deploy && !(reads_counter && matches!(plan.target, Target::Url { .. })) {
+    let url_counter = reads_counter && matches!(plan.target, Target::Url { .. });
+    if !(needs_deploy || url_counter) {
         return Ok(());
     }
     let one = Topology {

@@ -85,8 +85,8 @@ pub(super) async fn run(
 fn spec(cx: &StepContext<'_>, step: &Step, deployment: &Deployment) -> AttackSpec {
     AttackSpec {
         url: deployment.base_url.clone(),
-        endpoints: Vec::new(),
-        balance: Default::default(),
+        endpoints: deployment.endpoints.clone(),
+        balance: cx.plan.balance(),
         reach: cx.plan.reach,
         load: step.load.clone(),
         request: step.request.clone(),

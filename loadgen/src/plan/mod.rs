@@ -174,6 +174,17 @@ impl PrometheusMode {
     }
 }
 
+impl Plan {
+    /// How the generator spreads a step's requests over local replicas' own ports: the user's
+    /// `service.balance`, per request for polymetrie (one endpoint elsewhere).
+    pub fn balance(&self) -> loadgen_engine::Balance {
+        match &self.target {
+            Target::Command(c) => c.balance,
+            _ => loadgen_engine::Balance::Request,
+        }
+    }
+}
+
 /// The whole expanded scenario.
 #[derive(Debug, Clone)]
 pub struct Plan {

@@ -36,7 +36,7 @@ pub async fn run(
         name: job_name(id),
         image: job::own_image(&client, ns)
             .await
-            .map_err(GeneratorError::Image)?,
+            .map_err(|e| GeneratorError::Image(Box::new(e)))?,
         count: generators.count,
         args: attack_args(spec, None, None)?,
     };
@@ -48,7 +48,7 @@ pub async fn run(
             .await
             .map_err(|source| GeneratorError::Job {
                 job: job.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
     let inputs = inputs(outcomes);
     let step = merge(generators.count, &inputs)?;

@@ -50,12 +50,13 @@ pub enum GeneratorError {
     },
     #[error("merging shards: {0}")]
     Merge(#[from] super::merge::MergeError),
+    // Boxed: a KubeError is large, and every Result of a shard run would carry its size.
     #[error("generator job {job}: {source}")]
     Job {
         job: String,
         #[source]
-        source: KubeError,
+        source: Box<KubeError>,
     },
     #[error("generator job: {0}")]
-    Image(#[source] KubeError),
+    Image(#[source] Box<KubeError>),
 }

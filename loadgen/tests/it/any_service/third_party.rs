@@ -1,7 +1,8 @@
 //! Debian's Prometheus as the service: two replicas under a 0.5-core CFS quota each, each on
 //! its own port, its own `prometheus_http_requests_total{handler="/-/healthy"}` read from every
 //! replica and summed — the counter delta reconciles with the generator's OK count exactly, the
-//! generator spread the requests evenly, and each replica's CPU was read from its own cgroup.
+//! generator spread the requests evenly (its own per-endpoint counts equal each replica's own
+//! counter), and each replica's CPU was read from its own cgroup.
 
 use std::time::Duration;
 
@@ -79,6 +80,17 @@ fn a_third_party_server_in_two_half_core_replicas_reconciles_with_its_own_counte
     let even = step.ok as f64 / 2.0;
     for n in counter.per_replica.iter().map(|v| v.expect("read") as f64) {
         assert!((n - even).abs() <= even * 0.1, "{:?}", counter.per_replica);
+    }
+    // The generator counted the same split as the replicas' own counters, endpoint by endpoint.
+    assert_eq!(step.per_endpoint.len(), 2, "{:?}", step.per_endpoint);
+    for (e, own) in step.per_endpoint.iter().zip(&counter.per_replica) {
+        assert_eq!(
+            Some(e.ok),
+            *own,
+            "{:?} vs {:?}",
+            step.per_endpoint,
+            counter.per_replica
+        );
     }
     assert!(
         out.join("service")
