@@ -4,11 +4,13 @@
 
 use std::time::SystemTime;
 
+use hdrhistogram::Histogram;
 use loadgen_engine::histogram::{serialize_histogram, summarize};
 use loadgen_engine::record::{ShardMeta, StepRecord};
 use loadgen_judge::check;
 use loadgen_model::result::{
-    CounterReading, CpuReading, Finding, PrometheusView, StepResult, TopologyView,
+    CounterReading, CpuReading, EndpointCounts, Finding, GeneratorHealth, OutcomeCounts,
+    PrometheusView, StepResult, TimelinePoint, TopologyView,
 };
 use loadgen_model::shard::{unix_ms, ShardPart, Sharding};
 use loadgen_model::step_id::StepId;
@@ -45,12 +47,82 @@ pub fn step_result(
     with_readings(generator_view(record, id), readings, node_cpus)
 }
 
+/// What a step's generators measured, from one generator's record or from the shards'
+/// results added up: the one input of [`generator_step`].
+pub struct GeneratorPart<'a> {
+    pub campaign: Option<String>,
+    pub name: String,
+    pub rate_rps: f64,
+    pub duration_s: f64,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub intended: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub outcomes: OutcomeCounts,
+    pub achieved_rps: Option<f64>,
+    pub latency: &'a Histogram<u64>,
+    pub service_time: &'a Histogram<u64>,
+    pub schedule_lag: &'a Histogram<u64>,
+    pub connection_wait: &'a Histogram<u64>,
+    pub timeline: Vec<TimelinePoint>,
+    pub generator: GeneratorHealth,
+    pub interrupted: bool,
+    pub sharding: Option<Sharding>,
+    pub per_endpoint: Vec<EndpointCounts>,
+}
+
+/// The one assembly of a step's generator view (one generator's, or merged shards'): its
+/// counts, percentiles from its histograms, timeline and health, not yet judged and without
+/// readings.
+pub fn generator_step(p: GeneratorPart<'_>) -> StepResult {
+    StepResult {
+        campaign: p.campaign,
+        name: p.name,
+        rate_rps: p.rate_rps,
+        duration_s: p.duration_s,
+        started_at: p.started_at,
+        ended_at: p.ended_at,
+        intended: p.intended,
+        sent: p.sent,
+        dropped: p.dropped,
+        ok: p.ok,
+        failed: p.failed,
+        outcomes: p.outcomes,
+        achieved_rps: p.achieved_rps,
+        success_ratio: (p.intended > 0).then(|| p.ok as f64 / p.intended as f64),
+        latency_ms: summarize(p.latency),
+        service_time_ms: summarize(p.service_time),
+        schedule_lag_ms: summarize(p.schedule_lag),
+        connection_wait_ms: summarize(p.connection_wait),
+        timeline: p.timeline,
+        // An autoscale step's samples are the probes' (readings), not the generator's.
+        scaling: Vec::new(),
+        histogram: serialize_histogram(p.latency).ok(),
+        generator: p.generator,
+        topology: None,
+        counter: None,
+        counted_ratio: None,
+        cpu: None,
+        prometheus: None,
+        // The verdict is check::judge's; these are overwritten there from the measurements.
+        valid: true,
+        invalid_reason: None,
+        interrupted: p.interrupted,
+        target_failed: false,
+        checks: Vec::new(),
+        sharding: p.sharding,
+        per_endpoint: p.per_endpoint,
+    }
+}
+
 /// The generator's part of a step (its record: counts, histograms, timeline, its own health,
-/// and a shard's part), not yet judged and without readings: what a step measured by one
-/// generator and one merged from shards ([`super::merge`]) have in common.
+/// and a shard's part), not yet judged and without readings.
 pub fn generator_view(record: &StepRecord, id: &StepId) -> StepResult {
     let rfc3339 = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
-    StepResult {
+    generator_step(GeneratorPart {
         campaign: id.campaign().map(str::to_string),
         name: id.name().to_string(),
         rate_rps: record.rate_rps,
@@ -64,30 +136,16 @@ pub fn generator_view(record: &StepRecord, id: &StepId) -> StepResult {
         failed: record.failed,
         outcomes: record.outcomes.to_counts(),
         achieved_rps: record.achieved_rps(),
-        success_ratio: (record.intended > 0).then(|| record.ok as f64 / record.intended as f64),
-        latency_ms: summarize(&record.latency),
-        service_time_ms: summarize(&record.service_time),
-        schedule_lag_ms: summarize(&record.schedule_lag),
-        connection_wait_ms: summarize(&record.connection_wait),
+        latency: &record.latency,
+        service_time: &record.service_time,
+        schedule_lag: &record.schedule_lag,
+        connection_wait: &record.connection_wait,
         timeline: record.timeline.clone(),
-        // An autoscale step's samples are the probes' (readings), not the generator's.
-        scaling: Vec::new(),
-        histogram: serialize_histogram(&record.latency).ok(),
         generator: record.generator.clone(),
-        topology: None,
-        counter: None,
-        counted_ratio: None,
-        cpu: None,
-        prometheus: None,
-        // The verdict is check::judge's; these are overwritten there from the measurements.
-        valid: true,
-        invalid_reason: None,
         interrupted: record.interrupted,
-        target_failed: false,
-        checks: Vec::new(),
         sharding: record.shard.as_ref().map(|s| sharding(record, s)),
         per_endpoint: record.per_endpoint.clone(),
-    }
+    })
 }
 
 /// What a shard's result keeps for the merge.

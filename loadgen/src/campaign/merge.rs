@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use loadgen_engine::histogram::{
-    merge_histograms, merge_second_histograms, serialize_histogram, summarize, HistogramError,
-};
+use loadgen_engine::histogram::{merge_histograms, merge_second_histograms, HistogramError};
 use loadgen_model::result::{
     EndpointCounts, GeneratorHealth, OutcomeCounts, StepResult, TimelinePoint,
 };
 use loadgen_model::shard::{ShardPart, ShardSummary, Sharding};
+
+use super::assemble::{generator_step, GeneratorPart};
 
 /// One shard as the merge receives it.
 #[derive(Debug, Clone)]
@@ -193,7 +193,7 @@ fn merged(present: &[&Present<'_>], sharding: Sharding) -> Result<StepResult, Me
         .iter()
         .map(|p| p.part.scheduled_s)
         .fold(0.0, f64::max);
-    Ok(StepResult {
+    Ok(generator_step(GeneratorPart {
         campaign: first.campaign.clone(),
         name: first.name.clone(),
         rate_rps: first.rate_rps,
@@ -211,28 +211,16 @@ fn merged(present: &[&Present<'_>], sharding: Sharding) -> Result<StepResult, Me
         failed: sum(|s| s.failed),
         outcomes: outcomes(present),
         achieved_rps: (scheduled_s > 0.0).then(|| sent as f64 / scheduled_s),
-        success_ratio: (intended > 0).then(|| ok as f64 / intended as f64),
-        latency_ms: summarize(&latency),
-        service_time_ms: summarize(&service),
-        schedule_lag_ms: summarize(&lag),
-        connection_wait_ms: summarize(&wait),
+        latency: &latency,
+        service_time: &service,
+        schedule_lag: &lag,
+        connection_wait: &wait,
         timeline: timeline(present)?,
-        scaling: Vec::new(),
-        histogram: serialize_histogram(&latency).ok(),
         generator: generator(present),
-        topology: None,
-        counter: None,
-        counted_ratio: None,
-        cpu: None,
-        prometheus: None,
-        valid: true,
-        invalid_reason: None,
         interrupted: present.iter().any(|p| p.step.interrupted),
-        target_failed: false,
-        checks: Vec::new(),
         sharding: Some(sharding),
         per_endpoint: endpoint_sums(present.iter().map(|p| p.step.per_endpoint.as_slice())),
-    })
+    }))
 }
 
 /// One histogram of every shard, added.

@@ -144,15 +144,7 @@ impl CommandDeployer {
         let started = self
             .start_all(&mut deployment, topology, layout.as_ref(), &dir, seq, bound)
             .await;
-        match started {
-            Ok(()) => Ok(deployment),
-            Err(e) => {
-                if let Err(cleanup) = deployment.teardown().await {
-                    tracing::warn!("after failed deploy: {cleanup}");
-                }
-                Err(e)
-            }
-        }
+        deployment.kept_if(started).await
     }
 
     async fn start_all(

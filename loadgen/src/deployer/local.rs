@@ -126,15 +126,7 @@ impl LocalDeployer {
                 deadline,
             )
             .await;
-        match result {
-            Ok(()) => Ok(deployment),
-            Err(e) => {
-                if let Err(cleanup) = deployment.teardown().await {
-                    tracing::warn!("after failed deploy: {cleanup}");
-                }
-                Err(e)
-            }
-        }
+        deployment.kept_if(result).await
     }
 
     /// The `--store` of the replicas: a Redis started for the step (in an accounting group),

@@ -225,6 +225,23 @@ impl Deployment {
         self.redis.as_ref().map(redis::RedisServer::pid)
     }
 
+    /// The deployment when it came up (`started` is Ok); otherwise everything it started so
+    /// far is torn down and the start's error returned.
+    pub(crate) async fn kept_if(
+        self,
+        started: Result<(), DeployError>,
+    ) -> Result<Self, DeployError> {
+        match started {
+            Ok(()) => Ok(self),
+            Err(e) => {
+                if let Err(cleanup) = self.teardown().await {
+                    tracing::warn!("after failed deploy: {cleanup}");
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Stops everything we started: SIGTERM to every replica (they drain in parallel), SIGKILL
     /// after the grace ([`DRAIN_GRACE`], or a user's service's own), reap, remove cgroups, stop Redis, remove the temporary directory.
     /// Everything is attempted even when a part fails; the error lists what was left.

@@ -31,16 +31,23 @@ struct Sent {
 
 /// Closed-loop clicks over `connections` keep-alive connections (each one a new TCP
 /// connection, which the kernel assigns to a replica), bounded by `total` and `max_time`.
-async fn post_clicks(base: &str, total: u64, connections: usize, max_time: Duration) -> Sent {
-    let addr = base.trim_start_matches("http://").to_string();
+async fn post_clicks(d: &Deployment, total: u64, connections: usize, max_time: Duration) -> Sent {
+    // Connection c goes to replica c mod N (each has its own port), as kube-proxy pins one.
+    let bases = if d.endpoints.is_empty() {
+        vec![d.base_url.clone()]
+    } else {
+        d.endpoints.clone()
+    };
     let remaining = Arc::new(AtomicU64::new(total));
     let ok = Arc::new(AtomicU64::new(0));
     let other = Arc::new(AtomicU64::new(0));
     let deadline = tokio::time::Instant::now() + max_time;
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (addr, remaining, ok, other) =
-            (addr.clone(), remaining.clone(), ok.clone(), other.clone());
+        let addr = bases[c % bases.len()]
+            .trim_start_matches("http://")
+            .to_string();
+        let (remaining, ok, other) = (remaining.clone(), ok.clone(), other.clone());
         tasks.push(tokio::spawn(async move {
             let mut sender = None;
             let mut seq = 0u64;
@@ -128,7 +135,7 @@ async fn two_replicas_counter_matches(bin: PathBuf, store: Store) {
     };
     let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
     let before = snapshot(&d, &Counter::Site(SITE.into())).await;
-    let sent = post_clicks(&d.base_url, 300, 24, Duration::from_secs(20)).await;
+    let sent = post_clicks(&d, 300, 24, Duration::from_secs(20)).await;
     let after = snapshot(&d, &Counter::Site(SITE.into())).await;
     d.teardown().await.expect("teardown");
 
@@ -195,7 +202,7 @@ async fn a_half_core_quota_caps_a_cpu_bound_replica_and_records_throttling() {
     let d = cpu_bound_half_core_replica(bin).await;
     let before = snapshot(&d, &Counter::Site(SITE.into())).await;
     // 0.5 core at 5 ms per click is ~100 clicks/s: 16 concurrent clients keep it saturated.
-    let sent = post_clicks(&d.base_url, 2_000, 16, Duration::from_secs(3)).await;
+    let sent = post_clicks(&d, 2_000, 16, Duration::from_secs(3)).await;
     let after = snapshot(&d, &Counter::Site(SITE.into())).await;
     d.teardown().await.expect("teardown");
 
@@ -235,7 +242,7 @@ async fn a_url_target_gives_the_counter_and_no_cpu() {
     assert_eq!(d.store_name(), "external");
     assert!(d.replicas.is_empty());
     let before = snapshot(&d, &Counter::Site(SITE.into())).await;
-    let sent = post_clicks(&d.base_url, 20, 2, Duration::from_secs(10)).await;
+    let sent = post_clicks(&d, 20, 2, Duration::from_secs(10)).await;
     let after = snapshot(&d, &Counter::Site(SITE.into())).await;
     d.teardown().await.expect("nothing to tear down");
     running.teardown().await.expect("teardown");

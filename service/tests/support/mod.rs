@@ -1,11 +1,10 @@
 //! Test support for the service's process tests: starting `polymetrie` and `redis-server` as
-//! children on free loopback ports, a small HTTP/1.1 client, and the external-binary policy
-//! copied from loadgen (skip loudly when missing; panic under `LOADGEN_REQUIRE_EXTERNAL=1`).
+//! children on free loopback ports and a small HTTP/1.1 client; the external-binary policy, free
+//! ports and the startup line are the workspace's one test kit (`loadgen-testkit`).
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -24,31 +23,10 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// `name` on PATH or in the Debian server dirs; `None` after a loud skip message, or a panic
 /// when `LOADGEN_REQUIRE_EXTERNAL=1` so CI cannot pass by skipping.
 pub fn binary_for_test(name: &str, package: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin"].iter().map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let msg = format!("{name} not found (apt-get install -y {package})");
-        if std::env::var("LOADGEN_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-            panic!("LOADGEN_REQUIRE_EXTERNAL=1 but {msg}");
-        }
-        eprintln!(
-            "\n!!! SKIPPING: {msg}. Set LOADGEN_REQUIRE_EXTERNAL=1 to make this a failure. !!!\n"
-        );
-    }
-    found
+    loadgen_testkit::policy::binary(name, package)
 }
 
-/// A free loopback port (the kernel's choice, released just before use).
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use loadgen_testkit::port::free_port;
 
 /// Sends a signal with the `kill` program (the test crate forbids unsafe code).
 pub fn signal(pid: u32, sig: &str) {
@@ -152,22 +130,9 @@ impl Service {
         }
         let mut child = cmd.spawn().expect("spawn polymetrie");
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(START_TIMEOUT)
-            .expect("polymetrie printed no startup line in time");
-        let v: serde_json::Value = serde_json::from_str(line.trim())
-            .unwrap_or_else(|e| panic!("bad startup line {line:?}: {e}"));
-        assert_eq!(v["event"], "listening", "{line}");
-        let addr = v["addr"].as_str().unwrap().parse().unwrap();
-        let admin = v["admin_addr"].as_str().map(|a| a.parse().unwrap());
-        let pid = v["pid"].as_u64().unwrap() as u32;
-        assert_eq!(pid, child.id());
+        let up = loadgen_testkit::startup::read(stdout, START_TIMEOUT);
+        assert_eq!(up.pid, child.id());
+        let (addr, admin, pid) = (up.addr, up.admin_addr, up.pid);
         Service {
             child,
             addr,

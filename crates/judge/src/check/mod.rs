@@ -151,10 +151,11 @@ pub(crate) mod tests {
             histogram: None,
             generator: GeneratorHealth::default(),
             topology: None,
-            counter: delta.map(|d| CounterReading {
-                before: Some(0),
-                after: Some(d as u64),
-                delta: Some(d),
+            // A counter is configured; `None` is one that could not be read.
+            counter: Some(CounterReading {
+                before: delta.map(|_| 0),
+                after: delta.map(|d| d as u64),
+                delta,
                 ..CounterReading::default()
             }),
             counted_ratio: delta.map(|d| d as f64 / intended as f64),
@@ -209,6 +210,42 @@ pub(crate) mod tests {
         let rec = f.iter().find(|f| f.check == "counter_reconcile").unwrap();
         assert_eq!(rec.severity, Severity::Warn);
         assert!(rec.message.contains("unknown, not zero"));
+    }
+
+    #[test]
+    fn without_a_counter_the_verdict_says_it_rests_on_the_client() {
+        let s = StepResult {
+            counter: None,
+            ..step(100, 100, None)
+        };
+        let f = step_findings(&s, None);
+        let rec = f.iter().find(|f| f.check == "counter_reconcile").unwrap();
+        assert_eq!(rec.severity, Severity::Info);
+        assert!(
+            rec.message.contains("client's view alone"),
+            "{}",
+            rec.message
+        );
+    }
+
+    #[test]
+    fn a_counter_that_went_backwards_fails_and_has_no_delta() {
+        let mut s = step(100, 100, None);
+        s.counter = Some(CounterReading {
+            before: Some(500),
+            after: Some(20),
+            delta: None,
+            went_back: true,
+            ..CounterReading::default()
+        });
+        let f = step_findings(&s, None);
+        let rec = f.iter().find(|f| f.check == "counter_reconcile").unwrap();
+        assert_eq!(rec.severity, Severity::Fail);
+        assert!(
+            rec.message.contains("went backwards (500 before"),
+            "{}",
+            rec.message
+        );
     }
 
     #[test]

@@ -4,30 +4,13 @@
 //! `LOADGEN_REQUIRE_EXTERNAL=1` (as `.ci/run` sets) it fails instead, so CI cannot pass by
 //! skipping. Where programs are found is the library's business (`loadgen::external`).
 
-use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use cpu_cgroup::{Cgroup, CgroupLayout, CGROUP_ROOT, NAME_PREFIX};
-use loadgen::external::{self, required_by_env, REQUIRE_ENV};
+use loadgen::external;
 
-/// The value, or `None` after a loud skip message; panics instead when
-/// `LOADGEN_REQUIRE_EXTERNAL=1`.
-pub fn available<T, E: Display>(lookup: Result<T, E>) -> Option<T> {
-    match lookup {
-        Ok(v) => Some(v),
-        Err(e) if required_by_env() => panic!("{REQUIRE_ENV}=1 but {e}"),
-        Err(e) => {
-            eprintln!("\n!!! SKIPPING: {e}. Set {REQUIRE_ENV}=1 to make this a failure. !!!\n");
-            None
-        }
-    }
-}
-
-/// The program `name` (from the Debian package `package`), under the policy of [`available`].
-pub fn binary(name: &str, package: &str) -> Option<PathBuf> {
-    available(external::require(name, package))
-}
+pub use loadgen_testkit::policy::{available, binary};
 
 /// Where `polymetrie` is, without the policy (for passing it on to a child). Looked up once
 /// per test run: the lookup may build it with cargo.

@@ -39,9 +39,5 @@ pub fn tempdir(tag: &str) -> tempfile::TempDir {
 
 /// A loopback port nobody listens on: bound by the kernel's choice, then released.
 pub fn unused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loadgen_testkit::port::free_port()
 }

@@ -3,7 +3,6 @@
 //! killed by pid when the value drops, whatever the test did — and the service as the local
 //! deployer runs it, for the deployer and probe tests.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -56,29 +55,9 @@ impl Polymetrie {
             .spawn()
             .expect("spawn polymetrie");
         let stdout = child.stdout.take().expect("piped stdout");
-        // Read on a thread so that the wait is bounded; the read ends if the child dies.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(START_TIMEOUT)
-            .expect("polymetrie printed its startup line in time");
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("startup line {line:?} is not JSON: {e}"));
-        assert_eq!(v["event"], "listening", "{line}");
-        let addr = v["addr"]
-            .as_str()
-            .expect("addr")
-            .parse()
-            .expect("socket addr");
-        let admin_addr = v["admin_addr"]
-            .as_str()
-            .map(|a| a.parse().expect("admin socket addr"));
-        let pid = v["pid"].as_u64().expect("pid") as u32;
-        assert_eq!(pid, child.id(), "{line}");
+        let up = loadgen_testkit::startup::read(stdout, START_TIMEOUT);
+        assert_eq!(up.pid, child.id());
+        let (addr, admin_addr, pid) = (up.addr, up.admin_addr, up.pid);
         Some(Polymetrie {
             child,
             addr,
