@@ -10,9 +10,11 @@
 #            address (A), then the same spread over both by $BALANCE (B); each pinned to CPU
 #            $GEN_CPU under /usr/bin/time. Per run: sent, valid, CPU µs per sent request (user +
 #            system of the process); per pair the ratio B/A, so drift of the machine hits both.
+#            SAME=1 makes both endpoints the one nginx: what the spreading code costs by
+#            itself, apart from a second target's own connections.
 #
 # Usage: bench/balance.sh
-# Env (defaults): RATE=20000 DURATION=10 REPEATS=3 BALANCE=request TARGET_CPU=0 GEN_CPU=1
+# Env (defaults): RATE=20000 DURATION=10 REPEATS=3 BALANCE=request SAME=0 TARGET_CPU=0 GEN_CPU=1
 #   PAUSE=2 KEEP=0 LOADGEN=target/release/loadgen
 # Needs: nginx (nginx-light), taskset, curl, /usr/bin/time, python3. Load goes to 127.0.0.1
 # only; every run is bounded in time.
@@ -23,6 +25,7 @@ RATE=${RATE:-20000}
 DURATION=${DURATION:-10}
 REPEATS=${REPEATS:-3}
 BALANCE=${BALANCE:-request}
+SAME=${SAME:-0}
 TARGET_CPU=${TARGET_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 PAUSE=${PAUSE:-2}
@@ -57,6 +60,7 @@ main() {
   start_target generous
   start_target generous2
   local a=${TARGET_URL[generous]%/} b=${TARGET_URL[generous2]%/}
+  [[ $SAME == 1 ]] && b=$a
   echo "# balance benchmark $(date -u +%FT%TZ): $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')); $("$LOADGEN" --version); generator on CPU $GEN_CPU, both nginx on CPU $TARGET_CPU; $RATE req/s for $DURATION s; load average before $(loadavg)"
   local ratios=() k one two r
   for ((k = 1; k <= REPEATS; k++)); do

@@ -38,7 +38,8 @@ os.makedirs(MULTIPROC_DIR, exist_ok=True)
 os.environ["POLYMETRIE_GUNICORN_CONF"] = "1"  # tells app.py the folder is prepared
 
 bind = ["127.0.0.1:8000"]  # loadgen always passes --bind
-workers = 2
+# WEB_CONCURRENCY (gunicorn's own variable) sets it from the environment, e.g. per loadgen run.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"  # the original's model: one request at a time per worker
 timeout = 30  # a worker silent this long is killed and replaced
 graceful_timeout = 10  # SIGTERM: in-flight requests get this long, like the Rust --drain-timeout

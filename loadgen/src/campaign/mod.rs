@@ -318,11 +318,10 @@ async fn pause(d: Duration, stop: &CancellationToken) {
     }
 }
 
-/// The run's end: thresholds judged over the steps that ran, and its status.
+/// The run's end: its status, then the verdicts of the whole run (every step, the thresholds
+/// saved with it, the capacities) by `check::judge_run` — the one code path `loadgen report`
+/// runs again on the saved run.json.
 fn finish(result: CampaignResult, plan: &Plan, interrupted: bool) -> CampaignResult {
-    let mut findings = result.findings.clone();
-    let thresholded = check::thresholded(&result, &result.steps);
-    findings.extend(check::threshold::findings(&plan.thresholds, &thresholded));
     let (status, error) = if interrupted {
         (
             RunStatus::Interrupted,
@@ -339,14 +338,12 @@ fn finish(result: CampaignResult, plan: &Plan, interrupted: bool) -> CampaignRes
     } else {
         (RunStatus::Completed, result.error.clone())
     };
-    CampaignResult {
-        capacities: check::capacity::capacities(&result),
-        findings,
+    check::judge_run(CampaignResult {
         ended_at: Some(now_rfc3339()),
         status,
         error,
         ..result
-    }
+    })
 }
 
 /// The cross-check's Prometheus, started (managed) or reached (URL); when it cannot be had the

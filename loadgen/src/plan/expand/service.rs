@@ -159,7 +159,9 @@ impl Expander<'_> {
         Ok(Command {
             argv: parsed,
             env: vars,
-            cwd: self.src.dir(),
+            // Absolute: the child starts in it, and a relative program path must not be
+            // resolved twice.
+            cwd: std::path::absolute(self.src.dir()).unwrap_or_else(|_| self.src.dir()),
             ready: self.ready(ready, table)?,
             stop_grace: stop_grace.unwrap_or(STOP_GRACE),
         })

@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod flask;
+mod no_counter;
 mod promql;
 mod third_party;
 
