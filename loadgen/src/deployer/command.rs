@@ -7,12 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::local::{cgroup_layout, check_topology, replica_cgroup};
+use super::local::{begin, replica_cgroup};
 use super::process::ChildProcess;
 use super::workdir::log_tail;
 use super::{DeployError, Deployment, Replica};
@@ -22,8 +21,6 @@ use crate::plan::template::Values;
 use crate::plan::{Store, Topology};
 use cpu_cgroup::{self as cgroup, CgroupLayout, CGROUP_ROOT};
 
-/// Deploy sequence numbers, unique in this process: part of each cgroup's and folder's name.
-static DEPLOY_SEQ: AtomicU32 = AtomicU32::new(0);
 /// How often readiness is polled.
 const READY_POLL: Duration = Duration::from_millis(20);
 /// Bound of one readiness request.
@@ -123,12 +120,7 @@ impl CommandDeployer {
         topology: &Topology,
         bound: Duration,
     ) -> Result<Deployment, DeployError> {
-        check_topology(topology)?;
-        let seq = DEPLOY_SEQ.fetch_add(1, Ordering::Relaxed);
-        let layout = cgroup_layout(&self.cgroup_root, topology, seq)?;
-        if let Some(layout) = &layout {
-            self.swept.extend(cgroup::remove_stale(layout));
-        }
+        let (seq, layout) = begin(&self.cgroup_root, topology, &mut self.swept)?;
         let dir = self.out_dir.join(format!("deploy{seq}"));
         std::fs::create_dir_all(&dir).map_err(DeployError::WorkDir)?;
         let mut deployment = Deployment::external(String::new());

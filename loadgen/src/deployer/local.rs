@@ -90,12 +90,7 @@ impl LocalDeployer {
         topology: &Topology,
         bound: Duration,
     ) -> Result<Deployment, DeployError> {
-        check_topology(topology)?;
-        let seq = DEPLOY_SEQ.fetch_add(1, Ordering::Relaxed);
-        let layout = cgroup_layout(&self.cgroup_root, topology, seq)?;
-        if let Some(layout) = &layout {
-            self.swept.extend(cgroup::remove_stale(layout));
-        }
+        let (seq, layout) = begin(&self.cgroup_root, topology, &mut self.swept)?;
         self.swept.extend(super::workdir::remove_stale());
         let shared_store = self.pinning.as_ref().and_then(|p| p.store_url.clone());
         let redis_binary = match topology.store {
@@ -247,8 +242,25 @@ impl LocalDeployer {
     }
 }
 
+/// A new local deployment's sequence number (unique in this process: part of every group's and
+/// folder's name) and its cgroup layout, once groups a killed loadgen left are swept (said in
+/// `swept`).
+pub(super) fn begin(
+    root: &std::path::Path,
+    topology: &Topology,
+    swept: &mut Vec<String>,
+) -> Result<(u32, Option<CgroupLayout>), DeployError> {
+    check_topology(topology)?;
+    let seq = DEPLOY_SEQ.fetch_add(1, Ordering::Relaxed);
+    let layout = cgroup_layout(root, topology, seq)?;
+    if let Some(layout) = &layout {
+        swept.extend(cgroup::remove_stale(layout));
+    }
+    Ok((seq, layout))
+}
+
 /// A topology local replicas can run: at least one replica, no autoscaler, a positive limit.
-pub(super) fn check_topology(topology: &Topology) -> Result<(), DeployError> {
+fn check_topology(topology: &Topology) -> Result<(), DeployError> {
     if topology.replicas == 0 {
         return Err(DeployError::InvalidTopology("replicas must be ≥ 1".into()));
     }
