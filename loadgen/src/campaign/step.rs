@@ -20,7 +20,7 @@ use loadgen_engine::progress::LiveStats;
 use loadgen_engine::record::StepRecord;
 use loadgen_engine::{self as attack, AttackError, AttackSpec};
 use loadgen_model::result::{
-    AutoscaleView, CheckName, Finding, Severity, StepResult, TopologyView,
+    AutoscaleView, CheckName, Finding, PrometheusView, Severity, StepResult, TopologyView,
 };
 use loadgen_model::step_id::StepId;
 
@@ -110,17 +110,7 @@ async fn measure(
     let watch = deployment.watch_exits();
     let mut notes = point_prometheus(cx, &id, deployment).await;
     let spec = spec(cx, step, deployment);
-    if !step.warmup.is_zero() {
-        // Warm-up: connections, caches and the lazily-initialised service settle; its numbers
-        // are discarded.
-        let warm = AttackSpec {
-            load: Load::constant(step.rate_rps(), step.warmup),
-            ..spec.clone()
-        };
-        attack::run(&warm, cx.stop, None)
-            .await
-            .map_err(StepError::WarmUp)?;
-    }
+    warm_up(cx, step, &spec).await?;
     // Clicks the warm-up left queued in the service must land before the "before" reading,
     // or the step would be credited with them.
     let mut before = probe::snapshot(deployment, counter).await;
@@ -155,20 +145,7 @@ async fn measure(
     let (read, cpu) = probe::diff(&before, &after);
     // No counter configured: none is recorded, and the verdicts say they rest on the client.
     let read = read.filter(|_| counter.is_some());
-    let mut prometheus = None;
-    if let Some(p) = cx.prometheus {
-        let (view, findings) = p
-            .observe(
-                &id.to_string(),
-                started,
-                ended,
-                counter.site().unwrap_or_default(),
-                &cx.plan.promql,
-            )
-            .await;
-        prometheus = view;
-        notes.extend(findings);
-    }
+    let prometheus = prometheus_view(cx, &id, (started, ended), &mut notes).await;
     let exits = exit_findings(&watch, &id, attack_t0, deployment);
     let target_failed = !exits.is_empty();
     notes.extend(exits);
@@ -184,6 +161,39 @@ async fn measure(
         scaling,
     };
     Ok((generated, readings))
+}
+
+/// Warm-up: connections, caches and the lazily-initialised service settle at the step's rate;
+/// its numbers are discarded.
+async fn warm_up(cx: &StepContext<'_>, step: &Step, spec: &AttackSpec) -> Result<(), StepError> {
+    if step.warmup.is_zero() {
+        return Ok(());
+    }
+    let warm = AttackSpec {
+        load: Load::constant(step.rate_rps(), step.warmup),
+        ..spec.clone()
+    };
+    attack::run(&warm, cx.stop, None)
+        .await
+        .map(drop)
+        .map_err(StepError::WarmUp)
+}
+
+/// The Prometheus view of the step's window, when the run has a Prometheus; what went wrong
+/// is added to `notes`.
+async fn prometheus_view(
+    cx: &StepContext<'_>,
+    id: &StepId,
+    (started, ended): (SystemTime, SystemTime),
+    notes: &mut Vec<Finding>,
+) -> Option<PrometheusView> {
+    let p = cx.prometheus?;
+    let site = cx.plan.counter.site().unwrap_or_default();
+    let (view, findings) = p
+        .observe(&id.to_string(), started, ended, site, &cx.plan.promql)
+        .await;
+    notes.extend(findings);
+    view
 }
 
 /// The generators' view of the attack: the campaign's own engine, or the step's shards (local

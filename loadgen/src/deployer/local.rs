@@ -216,24 +216,7 @@ impl LocalDeployer {
                 log_dir: &dir,
             };
             let replica = replica::start(launch, deadline).await?;
-            if index == 0 {
-                deployment.base_url = format!("http://{}", replica.addr);
-                if pinning.is_some() {
-                    // The others join replica 0's port: the kernel spreads connections.
-                    listen = replica.addr.clone();
-                }
-            }
-            let addr = replica.addr.clone();
-            deployment.replicas.push(replica);
-            if pinning.is_some() && addr != listen {
-                return Err(DeployError::BadListeningLine {
-                    index,
-                    line: format!("listening on {addr}, expected the shared {listen}"),
-                });
-            }
-            if pinning.is_none() {
-                deployment.endpoints.push(format!("http://{addr}"));
-            }
+            place(deployment, replica, pinning.is_some(), &mut listen)?;
         }
         for replica in &mut deployment.replicas {
             replica.wait_ready(deadline).await?;
@@ -308,6 +291,36 @@ pub(super) fn cgroup_layout(
             }
         },
     }
+}
+
+/// Records a started replica: replica 0's address is the base URL; each replica's own is an
+/// endpoint, or — pinned — it must have joined the shared port (the others join replica 0's).
+fn place(
+    deployment: &mut Deployment,
+    replica: super::Replica,
+    pinned: bool,
+    listen: &mut String,
+) -> Result<(), DeployError> {
+    let (index, addr) = (replica.index, replica.addr.clone());
+    deployment.replicas.push(replica);
+    if index == 0 {
+        deployment.base_url = format!("http://{addr}");
+        if pinned {
+            // The kernel spreads connections over every replica on this port.
+            *listen = addr.clone();
+        }
+    }
+    if !pinned {
+        deployment.endpoints.push(format!("http://{addr}"));
+        return Ok(());
+    }
+    if addr != *listen {
+        return Err(DeployError::BadListeningLine {
+            index,
+            line: format!("listening on {addr}, expected the shared {listen}"),
+        });
+    }
+    Ok(())
 }
 
 /// The cgroup of one replica, with the step's CFS quota. A limited step whose cgroup cannot be
