@@ -27,6 +27,7 @@ impl Expander<'_> {
     ) -> Result<Target, ScenarioError> {
         let s = svc.get_ref();
         self.no_polymetrie_keys(svc)?;
+        self.no_store(svc)?;
         let dependencies = self.dependencies()?;
         let names: Vec<&str> = dependencies.iter().map(|d| d.name.as_str()).collect();
         let command = self.command(
@@ -76,6 +77,31 @@ impl Expander<'_> {
                 "is polymetrie's counter preset; with service.command use [counter] \
                  (metric, http or promql)",
             );
+        }
+        Ok(())
+    }
+
+    /// `store` picks polymetrie's counter (memory or a Redis loadgen starts); a user's service
+    /// keeps its state where its command says, so a `store` anywhere is a mistake.
+    fn no_store(&self, svc: &Spanned<ServiceSpec>) -> Result<(), ScenarioError> {
+        let msg = "only applies to the bundled polymetrie; a service.command keeps its state \
+                   where its command says (start a store as a [[dependency]])";
+        if self.sc.defaults.store.is_some() {
+            return self.err(svc.span(), "defaults.store", msg);
+        }
+        for c in &self.sc.campaigns {
+            let spec = c.get_ref();
+            if spec.store.is_some() {
+                return self.err(c.span(), "campaign.store", msg);
+            }
+            for step in spec.steps.iter().flatten() {
+                if step.get_ref().store.is_some() {
+                    return self.err(step.span(), "campaign.step.store", msg);
+                }
+            }
+            if let Some(m) = spec.matrix.as_ref().filter(|m| m.get_ref().store.is_some()) {
+                return self.err(m.span(), "campaign.matrix.store", msg);
+            }
         }
         Ok(())
     }

@@ -76,6 +76,13 @@ fn scenario_mistakes_name_their_position_and_key() {
         &["service.cost", "bundled polymetrie"],
     );
     refused(
+        &scenario(r#"command = ["true"]"#, "[defaults]\nstore = \"redis\""),
+        &["defaults.store", "bundled polymetrie"],
+    );
+    let with_step_store = scenario(r#"command = ["true"]"#, "")
+        .replace("rate = 10\n", "rate = 10\nstore = \"redis\"\n");
+    refused(&with_step_store, &["campaign.step.store", "[[dependency]]"]);
+    refused(
         &scenario(r#"command = ["true", "{dependency.db.port}"]"#, ""),
         &["{dependency.db.port}", "names no [[dependency]]"],
     );
