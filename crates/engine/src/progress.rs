@@ -107,13 +107,13 @@ pub fn progress_line(s: &LiveSnapshot, total: Duration) -> String {
     )
 }
 
-/// Redraws the progress line of `live` every `every` until the task is aborted: the one
-/// ticker behind the campaign's live line and `loadgen attack`'s spinner.
-pub async fn tick(live: LiveStats, total: Duration, every: Duration, mut draw: impl FnMut(String)) {
+/// Hands a reading of `live` to `show` every `every` until the task is aborted: the one
+/// ticker behind the campaign's progress events and `loadgen attack`'s spinner.
+pub async fn tick(live: LiveStats, every: Duration, mut show: impl FnMut(LiveSnapshot)) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        draw(progress_line(&live.snapshot(), total));
+        show(live.snapshot());
     }
 }
 

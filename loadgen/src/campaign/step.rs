@@ -16,7 +16,7 @@ use crate::plan::{Plan, Step, Target};
 use crate::probe;
 use crate::probe::prometheus::PrometheusProbe;
 use loadgen_engine::load::Load;
-use loadgen_engine::progress::LiveStats;
+use loadgen_engine::progress::{self, LiveStats};
 use loadgen_engine::record::StepRecord;
 use loadgen_engine::{self as attack, AttackError, AttackSpec};
 use loadgen_model::result::{
@@ -270,16 +270,12 @@ async fn attack_with_progress(
 ) -> Result<StepRecord, StepError> {
     let live = LiveStats::new();
     let progress = cx.opts.progress.then(|| {
-        let (events, live, step) = (cx.opts.events.clone(), live.clone(), step.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PROGRESS_EVERY);
-            loop {
-                tick.tick().await;
-                let live = live.snapshot();
-                let step = step.clone();
-                events.emit(Event::Progress { step, live, total });
-            }
-        })
+        let (events, step) = (cx.opts.events.clone(), step.clone());
+        let emit = move |live| {
+            let step = step.clone();
+            events.emit(Event::Progress { step, live, total });
+        };
+        tokio::spawn(progress::tick(live.clone(), PROGRESS_EVERY, emit))
     });
     let record = attack::run(spec, cx.stop, Some(&live)).await;
     if let Some(p) = progress {

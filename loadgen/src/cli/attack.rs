@@ -180,11 +180,11 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         });
         let total = spec.load.duration();
         let ticker = bar.clone().map(|bar| {
-            let draw = move |line: String| {
-                bar.set_message(line);
+            let draw = move |snapshot: progress::LiveSnapshot| {
+                bar.set_message(progress::progress_line(&snapshot, total));
                 bar.tick();
             };
-            tokio::spawn(progress::tick(live.clone(), total, PROGRESS_EVERY, draw))
+            tokio::spawn(progress::tick(live.clone(), PROGRESS_EVERY, draw))
         });
         let result = attack::run(&spec, &stop, Some(&live)).await;
         if let Some(t) = ticker {

@@ -269,7 +269,7 @@ fn check_topology(topology: &Topology) -> Result<(), DeployError> {
 /// hierarchy may exist yet not be writable (not root, read-only mount), which only creating
 /// a group reveals. A limited step without one is an error; an unlimited one runs
 /// unaccounted.
-pub(super) fn cgroup_layout(
+fn cgroup_layout(
     root: &std::path::Path,
     topology: &Topology,
     seq: u32,

@@ -4,8 +4,6 @@
 //! pre-flight can refuse a counter that cannot be read with one clear line (the metric, the
 //! URL, the closest names present), and a step records an unread counter as unknown, never 0.
 
-use std::time::Duration;
-
 use super::counter::{metric_names, metric_sum_labels, PROBE_TIMEOUT};
 use crate::deployer::Deployment;
 use crate::http;
@@ -269,9 +267,6 @@ pub async fn json(url: &str, pointer: &str) -> Result<u64, CounterError> {
         }),
     })
 }
-
-/// How long a reading may take in all (every replica in parallel, each within its bound).
-pub const READ_BOUND: Duration = PROBE_TIMEOUT;
 
 #[cfg(test)]
 mod tests {

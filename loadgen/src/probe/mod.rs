@@ -107,10 +107,10 @@ async fn read_counters(
 ) -> (Option<u64>, Vec<(counter::ReplicaCounters, Option<u64>)>) {
     match counter {
         Counter::Site(site) => read_site(deployment, site).await,
-        Counter::None => (None, own_cpu_only(deployment).await),
+        Counter::None => (None, no_service_readings(deployment).await),
         _ => {
             let (total, per) = business::read(deployment, counter).await;
-            let mut replicas = own_cpu_only(deployment).await;
+            let mut replicas = no_service_readings(deployment).await;
             for (r, v) in replicas.iter_mut().zip(&per) {
                 r.0.clicks = *v;
             }
@@ -122,9 +122,9 @@ async fn read_counters(
     }
 }
 
-/// One empty reading per replica (or pod), and a cluster pod's CPU as a polymetrie exports
-/// it (absent for any other service: its CPU comes from the resource metrics API).
-async fn own_cpu_only(deployment: &Deployment) -> Vec<(counter::ReplicaCounters, Option<u64>)> {
+/// One empty reading per replica (or pod): a service that is not polymetrie exports no
+/// per-replica counters loadgen knows; its replicas' CPU comes from their cgroups.
+async fn no_service_readings(deployment: &Deployment) -> Vec<(counter::ReplicaCounters, Option<u64>)> {
     let n = if deployment.pods.is_empty() {
         deployment.replicas.len()
     } else {
