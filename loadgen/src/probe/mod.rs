@@ -124,7 +124,9 @@ async fn read_counters(
 
 /// One empty reading per replica (or pod): a service that is not polymetrie exports no
 /// per-replica counters loadgen knows; its replicas' CPU comes from their cgroups.
-async fn no_service_readings(deployment: &Deployment) -> Vec<(counter::ReplicaCounters, Option<u64>)> {
+async fn no_service_readings(
+    deployment: &Deployment,
+) -> Vec<(counter::ReplicaCounters, Option<u64>)> {
     let n = if deployment.pods.is_empty() {
         deployment.replicas.len()
     } else {
