@@ -39,6 +39,11 @@ pub struct Config {
     /// The cluster CA, published to pods beside their service-account token.
     #[arg(long)]
     pub cluster_ca: Option<PathBuf>,
+    /// The CPUs the Node advertises (default: this machine's). More than the machine has lets
+    /// the scheduler place what a test needs on a small machine; each container's CFS quota,
+    /// and so its contention for the real cores, is unchanged.
+    #[arg(long)]
+    pub cpus: Option<u32>,
     /// Where cgroup hierarchies are mounted.
     #[arg(long, default_value = cpu_cgroup::CGROUP_ROOT)]
     pub cgroup_root: PathBuf,

@@ -95,7 +95,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let layout = CgroupLayout::detect(&config.cgroup_root)?;
     let network = Network::start(&config.bridge, config.pod_subnet).await?;
     let tls = server::tls(&config.tls_cert, &config.tls_key)?;
-    let cap = Capacity::of_this_machine();
+    let mut cap = Capacity::of_this_machine();
+    if let Some(cpus) = config.cpus {
+        cap.cpus = cpus;
+    }
     node::register(&client, &config, cap)
         .await
         .context("registering the Node")?;

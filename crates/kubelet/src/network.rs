@@ -31,6 +31,10 @@ pub struct Network {
     bridge: String,
     subnet: [u8; 3],
     used: Mutex<BTreeSet<u8>>,
+    /// The last address handed out: the next one is searched after it, as CNI's host-local
+    /// IPAM does, so a freed address is not reused at once (its neighbours' ARP caches still
+    /// point to the old pod's MAC for a while, and would swallow the new pod's replies).
+    last: Mutex<u8>,
 }
 
 /// One pod's namespace and address.
@@ -49,13 +53,19 @@ impl Sandbox {
     }
 }
 
-/// iproute2's `ip`, by absolute path: a container's own `PATH` must not decide which program
-/// enters its namespace.
-pub fn ip_program() -> &'static str {
-    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or("ip")
+/// A host tool (`ip`, `nsenter`, `unshare`) by absolute path: a container's own `PATH` must
+/// not decide which program enters its namespaces.
+pub fn host_program(name: &str) -> PathBuf {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| PathBuf::from(d).join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// iproute2's `ip`.
+pub fn ip_program() -> PathBuf {
+    host_program("ip")
 }
 
 async fn ip(args: &[&str]) -> Result<(), NetworkError> {
@@ -70,6 +80,13 @@ async fn ip(args: &[&str]) -> Result<(), NetworkError> {
     }
 }
 
+/// The first free host octet (2 to 254) after `last`, wrapping around.
+fn next_free(used: &BTreeSet<u8>, last: u8) -> Option<u8> {
+    (last.saturating_add(1)..=254)
+        .chain(2..=last.min(254))
+        .find(|o| *o >= 2 && !used.contains(o))
+}
+
 impl Network {
     /// Makes the bridge (when missing) and removes namespaces a previous stand-in left behind
     /// (their processes died with it: the stand-in stops its pods when it stops).
@@ -79,6 +96,7 @@ impl Network {
             bridge: bridge.to_string(),
             subnet: [a, b, c],
             used: Mutex::new(BTreeSet::new()),
+            last: Mutex::new(1),
         };
         if ip(&["link", "show", bridge]).await.is_err() {
             ip(&["link", "add", bridge, "type", "bridge"]).await?;
@@ -105,10 +123,10 @@ impl Network {
     pub async fn sandbox(&self) -> Result<Sandbox, NetworkError> {
         let octet = {
             let mut used = self.used.lock().unwrap();
-            let octet = (2..=254u8)
-                .find(|o| !used.contains(o))
-                .ok_or(NetworkError::Full)?;
+            let mut last = self.last.lock().unwrap();
+            let octet = next_free(&used, *last).ok_or(NetworkError::Full)?;
             used.insert(octet);
+            *last = octet;
             octet
         };
         let [a, b, c] = self.subnet;
@@ -170,5 +188,20 @@ impl Network {
     /// Removes the bridge (when the stand-in stops).
     pub async fn stop(&self) {
         let _ = ip(&["link", "del", &self.bridge]).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freed_address_waits_for_its_turn() {
+        let used: BTreeSet<u8> = [3].into();
+        assert_eq!(next_free(&used, 1), Some(2));
+        assert_eq!(next_free(&used, 2), Some(4));
+        assert_eq!(next_free(&used, 254), Some(2));
+        let full: BTreeSet<u8> = (2..=254).collect();
+        assert_eq!(next_free(&full, 7), None);
     }
 }

@@ -11,22 +11,27 @@ use k8s_openapi::api::core::v1::Container;
 use tokio::sync::mpsc;
 
 use crate::image::Executable;
+use crate::network::host_program;
 use crate::probe::Prober;
 use crate::time::now;
 use crate::volume::Mount;
 
-/// Joins the CPU groups, then execs the rest (`ip netns exec …`): the pid `spawn` returns is
-/// the program's, in its group before its first instruction. It runs before `ip netns exec`,
-/// which remounts `/sys` for the namespace and so hides the cgroup files.
-const JOIN: &str = r#"n=$1; shift
+/// (Both scripts find their own tools on the host's `PATH`, and give the program the container's.)
+///
+/// Joins the CPU groups, then execs the rest: the pid `spawn` returns is the program's, in its
+/// group before its first instruction.
+const JOIN: &str = r#"saved=$PATH; PATH=/usr/sbin:/usr/bin:/sbin:/bin
+n=$1; shift
 while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done
 shift
-exec "$@""#;
+PATH=$saved exec "$@""#;
 
-/// Binds the volumes, then execs the program. Runs inside `ip netns exec`, which has already
-/// given it a mount namespace of its own (a slave of the host's, so nothing mounted here leaks
-/// out) with the pod's `/etc/hosts`.
-const MOUNT: &str = r#"m=$1; shift
+/// Binds the pod's `/etc/hosts` and the volumes, then execs the program. It runs in the pod's
+/// network namespace (`nsenter --net`) and a mount namespace of its own (`unshare --mount`,
+/// a slave of the host's, so nothing mounted here leaks out). Not `ip netns exec`: it remounts
+/// `/sys`, which would hide the cgroup files a service reads its own CPU from.
+const MOUNT: &str = r#"saved=$PATH; PATH=/usr/sbin:/usr/bin:/sbin:/bin
+m=$1; shift
 while [ "$m" -gt 0 ]; do
   if [ -f "$1" ]; then mkdir -p "$(dirname "$2")" && { [ -e "$2" ] || : > "$2"; }
   else mkdir -p "$2"; fi || exit 96
@@ -35,7 +40,7 @@ while [ "$m" -gt 0 ]; do
   shift 3; m=$((m-1))
 done
 shift
-exec "$@""#;
+PATH=$saved exec "$@""#;
 
 /// A container's state as the pod status shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,11 +138,20 @@ impl ContainerRun {
         cmd.args(["-c", JOIN, "standin-join"])
             .arg(procs.len().to_string())
             .args(&procs)
-            .args(["--", crate::network::ip_program(), "netns", "exec", netns])
-            .args(["/bin/sh", "-c", MOUNT])
-            .arg("standin-mount")
-            .arg(self.mounts.len().to_string());
-        for m in &self.mounts {
+            .arg("--")
+            .arg(host_program("nsenter"))
+            .arg(format!("--net=/run/netns/{netns}"))
+            .arg("--")
+            .arg(host_program("unshare"))
+            .args(["--mount", "--propagation", "slave", "--"])
+            .args(["/bin/sh", "-c", MOUNT, "standin-mount"]);
+        let hosts = Mount {
+            source: PathBuf::from("/etc/netns").join(netns).join("hosts"),
+            target: PathBuf::from("/etc/hosts"),
+            read_only: true,
+        };
+        cmd.arg((self.mounts.len() + 1).to_string());
+        for m in std::iter::once(&hosts).chain(&self.mounts) {
             cmd.arg(&m.source)
                 .arg(&m.target)
                 .arg(if m.read_only { "ro" } else { "rw" });
