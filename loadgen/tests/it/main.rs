@@ -26,3 +26,4 @@ mod report;
 mod report_chromium;
 mod scenario;
 mod shards;
+mod testbed;
