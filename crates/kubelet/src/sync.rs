@@ -23,7 +23,7 @@ pub async fn run(rt: Arc<Runtime>, stop: CancellationToken) -> anyhow::Result<()
     let api: Api<Pod> = Api::all(rt.client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", rt.config.node_name));
     let mut events = std::pin::pin!(watcher::watcher(api, cfg).default_backoff());
-    let mut pods: HashMap<String, watch::Sender<Option<Stop>>> = HashMap::new();
+    let mut pods: HashMap<String, PodChannels> = HashMap::new();
     let mut tasks = JoinSet::new();
     loop {
         let event = tokio::select! {
@@ -36,8 +36,8 @@ pub async fn run(rt: Arc<Runtime>, stop: CancellationToken) -> anyhow::Result<()
             }
             Ok(Some(Event::Delete(pod))) => {
                 let uid = pod.metadata.uid.unwrap_or_default();
-                if let Some(tx) = pods.remove(&uid) {
-                    let _ = tx.send(Some(Stop::Delete(0)));
+                if let Some(ch) = pods.remove(&uid) {
+                    let _ = ch.stop.send(Some(Stop::Delete(0)));
                 }
             }
             Ok(Some(Event::Init | Event::InitDone)) => {}
@@ -45,25 +45,33 @@ pub async fn run(rt: Arc<Runtime>, stop: CancellationToken) -> anyhow::Result<()
             Err(e) => tracing::warn!("watching pods: {e}"),
         }
     }
-    for tx in pods.values() {
-        let _ = tx.send(Some(Stop::Shutdown));
+    for ch in pods.values() {
+        let _ = ch.stop.send(Some(Stop::Shutdown));
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
 }
 
+/// What the watch tells a pod's supervisor: stop (and how), and the object as it changes.
+struct PodChannels {
+    stop: watch::Sender<Option<Stop>>,
+    updates: watch::Sender<Pod>,
+}
+
 fn on_pod(
     rt: &Arc<Runtime>,
     pod: Pod,
-    pods: &mut HashMap<String, watch::Sender<Option<Stop>>>,
+    pods: &mut HashMap<String, PodChannels>,
     tasks: &mut JoinSet<()>,
 ) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let deleting = pod.metadata.deletion_timestamp.is_some();
     let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
-    if let Some(tx) = pods.get(&uid) {
+    if let Some(ch) = pods.get(&uid) {
         if deleting {
-            let _ = tx.send(Some(Stop::Delete(grace)));
+            let _ = ch.stop.send(Some(Stop::Delete(grace)));
+        } else {
+            let _ = ch.updates.send(pod);
         }
         return;
     }
@@ -76,9 +84,10 @@ fn on_pod(
     if matches!(phase, Some("Succeeded" | "Failed")) {
         return;
     }
-    let (tx, rx) = watch::channel(None);
-    pods.insert(uid, tx);
-    tasks.spawn(supervise(rt.clone(), pod, rx));
+    let (stop, stop_rx) = watch::channel(None);
+    let (updates, updates_rx) = watch::channel(pod.clone());
+    pods.insert(uid, PodChannels { stop, updates });
+    tasks.spawn(supervise(rt.clone(), pod, stop_rx, updates_rx));
 }
 
 async fn remove(rt: Arc<Runtime>, pod: Pod) {

@@ -204,11 +204,34 @@ fn downward(
     Ok(())
 }
 
+/// Writes a file whole: into a temporary name, then renamed over the old one, so a program
+/// reading it (a downward-API file refreshed under it) never sees half of it.
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
-    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    let tmp = path.with_extension("standin-tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Rewrites the downward-API files (plain and projected) from the pod as it is now: a kubelet
+/// refreshes them when labels or annotations change (a coordinator hands out a start time that
+/// way).
+pub fn refresh_downward(ctx: &VolumeContext<'_>) -> Result<(), String> {
+    let spec = ctx.pod.spec.as_ref().ok_or("pod without spec")?;
+    for v in spec.volumes.iter().flatten() {
+        let dir = ctx.root.join(&v.name);
+        if let Some(d) = &v.downward_api {
+            downward(ctx, &dir, d.items.as_deref().unwrap_or(&[]))?;
+        }
+        for src in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(d) = &src.downward_api {
+                downward(ctx, &dir, d.items.as_deref().unwrap_or(&[]))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The bind mounts of one container: each `volumeMount` (with its `subPath`) from the pod's

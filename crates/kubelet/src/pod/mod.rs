@@ -53,15 +53,21 @@ pub struct PodRun {
     finished: bool,
 }
 
-/// Runs `pod` until `stop` says otherwise.
-pub async fn supervise(rt: Arc<Runtime>, pod: Pod, mut stop: watch::Receiver<Option<Stop>>) {
+/// Runs `pod` until `stop` says otherwise; `updates` brings the pod object as it changes.
+pub async fn supervise(
+    rt: Arc<Runtime>,
+    pod: Pod,
+    mut stop: watch::Receiver<Option<Stop>>,
+    mut updates: watch::Receiver<Pod>,
+) {
     let mut run = PodRun::new(rt, pod);
     let (exits_tx, mut exits) = mpsc::unbounded_channel();
     let why = match run.set_up(&mut stop).await {
         Ok(()) => {
             run.start_all(&exits_tx);
             run.report().await;
-            run.serve(&exits_tx, &mut exits, &mut stop).await
+            run.serve(&exits_tx, &mut exits, &mut stop, &mut updates)
+                .await
         }
         Err(why) => why,
     };
@@ -112,15 +118,38 @@ impl PodRun {
         exits_tx: &mpsc::UnboundedSender<Exit>,
         exits: &mut mpsc::UnboundedReceiver<Exit>,
         stop: &mut watch::Receiver<Option<Stop>>,
+        updates: &mut watch::Receiver<Pod>,
     ) -> Stop {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 Some(exit) = exits.recv() => self.on_exit(exit).await,
+                Ok(()) = updates.changed() => {
+                    let pod = updates.borrow_and_update().clone();
+                    self.on_update(pod);
+                }
                 _ = tick.tick() => self.on_tick(exits_tx).await,
                 why = next_stop(stop) => return why,
             }
             self.report().await;
+        }
+    }
+
+    /// The object changed (labels, annotations): its downward-API files follow.
+    fn on_update(&mut self, pod: Pod) {
+        self.pod = pod;
+        let Some(sandbox) = &self.sandbox else {
+            return;
+        };
+        let ctx = crate::volume::VolumeContext {
+            client: &self.rt.client,
+            pod: &self.pod,
+            pod_ip: sandbox.ip.to_string(),
+            host_ip: self.rt.config.host_ip().to_string(),
+            root: self.dir().join("volumes"),
+        };
+        if let Err(e) = crate::volume::refresh_downward(&ctx) {
+            tracing::warn!("pod {}/{}: downward API: {e}", self.namespace, self.name);
         }
     }
 

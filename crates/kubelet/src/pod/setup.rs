@@ -37,7 +37,7 @@ enum SetupError {
 }
 
 impl PodRun {
-    fn dir(&self) -> PathBuf {
+    pub(super) fn dir(&self) -> PathBuf {
         self.rt
             .config
             .state_dir
@@ -70,7 +70,7 @@ impl PodRun {
 
     async fn try_set_up(&mut self) -> Result<(), SetupError> {
         let spec = self.pod.spec.clone().unwrap_or_default();
-        let mut exes = Vec::new();
+        let mut exes: Vec<(crate::image::Executable, Option<Prober>)> = Vec::new();
         for c in &spec.containers {
             let exe = self
                 .rt
@@ -140,6 +140,12 @@ impl PodRun {
                         message,
                     })?,
             );
+        }
+        // `$(VAR)` in command and args are the container's variables, as the kubelet expands them.
+        for ((exe, _), vars) in exes.iter_mut().zip(&envs) {
+            for a in &mut exe.args {
+                *a = env::expand(a, vars);
+            }
         }
         self.make_containers(&spec.containers, exes, envs, &dir)
     }

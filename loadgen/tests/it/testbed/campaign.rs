@@ -17,7 +17,7 @@ use crate::common::{self, serial};
 
 const RUN_BOUND: Duration = Duration::from_secs(240);
 
-fn scenario(ns: &Namespace, steps: &str) -> String {
+pub(super) fn scenario(ns: &Namespace, steps: &str) -> String {
     format!(
         r#"name = "testbed-k8s"
 counter_site = "td4"
@@ -79,7 +79,7 @@ cpu_limit = 0.5
 "#;
 
 /// What a run must leave as it found: the replicas and the pod template.
-fn spec_of(ns: &Namespace) -> (Value, Value) {
+pub(super) fn spec_of(ns: &Namespace) -> (Value, Value) {
     let d = ns.get_json(&["deployment", "polymetrie"]);
     (d["spec"]["replicas"].clone(), d["spec"]["template"].clone())
 }
@@ -91,7 +91,22 @@ fn annotation_kept(ns: &Namespace) -> bool {
         .is_some()
 }
 
-async fn run(bed: &Testbed, dir: &Path, scenario: &Path) -> (Option<i32>, String, CampaignResult) {
+pub(super) async fn run(
+    bed: &Testbed,
+    dir: &Path,
+    scenario: &Path,
+) -> (Option<i32>, String, CampaignResult) {
+    run_with(bed, dir, scenario, &[]).await
+}
+
+/// `loadgen run SCENARIO --out DIR/out` with `envs`, bounded: its exit code, its stderr (also
+/// printed) and the run.json it wrote.
+pub(super) async fn run_with(
+    bed: &Testbed,
+    dir: &Path,
+    scenario: &Path,
+    envs: &[(&str, &str)],
+) -> (Option<i32>, String, CampaignResult) {
     let out_dir = dir.join("out");
     let args = [
         "run".as_ref(),
@@ -99,7 +114,9 @@ async fn run(bed: &Testbed, dir: &Path, scenario: &Path) -> (Option<i32>, String
         "--out".as_ref(),
         arg(&out_dir),
     ];
-    let out = tokio::time::timeout(RUN_BOUND, loadgen(bed, &args).output())
+    let mut cmd = loadgen(bed, &args);
+    cmd.envs(envs.iter().copied());
+    let out = tokio::time::timeout(RUN_BOUND, cmd.output())
         .await
         .expect("run bound")
         .unwrap();

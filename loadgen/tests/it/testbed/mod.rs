@@ -7,9 +7,11 @@
 //!
 //! Run with `cargo test -p loadgen --test it -- testbed::`.
 
+mod autoscale;
 mod campaign;
 mod control_plane;
 mod metrics;
+mod shards;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

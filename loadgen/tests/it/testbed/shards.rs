@@ -1,0 +1,59 @@
+//! A sharded step on the real control plane: with `[generators] count = 2` the coordinator
+//! (`loadgen run`) creates an **Indexed Job** that the real Job controller runs as two pods on
+//! the stand-in (this build's `loadgen` as the generator image), gives them one start time
+//! through their annotation, gathers their results from their logs (through the API server's
+//! node proxy to the stand-in), merges them into the step and deletes the Job; the step
+//! reconciles with the service's counter exactly, and nothing of the Job is left.
+
+use loadgen_model::result::RunStatus;
+
+use super::campaign::{run_with, scenario};
+use super::testbed;
+use crate::common::{self, serial};
+
+const STEP: &str = r#"
+[generators]
+count = 2
+
+[[campaign]]
+name = "S"
+
+[[campaign.step]]
+name = "two"
+rate = 100
+duration = "2s"
+replicas = 1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_generator_step_runs_as_a_real_indexed_job_and_reconciles() {
+    let _serial = serial::lock().await;
+    let Some(bed) = testbed() else {
+        return;
+    };
+    let ns = bed.namespace("it-shards");
+    ns.deploy_base("1ms");
+    let dir = common::tempdir("testbed-shards");
+    let path = dir.path().join("shards.toml");
+    let s = scenario(&ns, "");
+    std::fs::write(&path, format!("{s}{STEP}")).unwrap();
+    // The generator pods' image: the stand-in runs this build's loadgen for it.
+    let envs = [("LOADGEN_IMAGE", "loadgen:test")];
+    let (code, stderr, r) = run_with(&bed, dir.path(), &path, &envs).await;
+    assert_eq!(r.status, RunStatus::Completed, "{stderr}");
+    let step = &r.steps[0];
+    assert!(step.valid, "{:?}\n{stderr}", step.invalid_reason);
+    assert_eq!((step.intended, step.sent, step.ok), (200, 200, 200));
+    let delta = step.counter.as_ref().and_then(|c| c.delta);
+    assert_eq!(delta, Some(200), "service counter delta == merged ok");
+    let sharding = step.sharding.as_ref().expect("a sharded step");
+    let ok: Vec<Option<u64>> = sharding.shards.iter().map(|s| s.ok).collect();
+    assert_eq!(ok, [Some(100), Some(100)]);
+    let jobs = ns.get_json(&["jobs"]);
+    assert_eq!(
+        jobs["items"].as_array().map(Vec::len),
+        Some(0),
+        "the Job was deleted: {jobs}"
+    );
+    common::command::assert_exit_unless_lagged(code, &stderr, 0);
+}
