@@ -1,7 +1,6 @@
 //! The local deployer: N real `polymetrie` replicas on this machine, each on its own port (the
-//! generator spreads requests over them as a front end does; a stand-in kubelet's pinned pods
-//! share one port with SO_REUSEPORT instead), each in its own cgroup with the step's CFS quota,
-//! and a Redis when the counter is shared.
+//! generator spreads requests over them as a front end does), each in its own cgroup with the
+//! step's CFS quota, and a Redis when the counter is shared.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,19 +27,6 @@ pub struct LocalDeployer {
     binary: Option<PathBuf>,
     /// Lines about what [`cgroup::remove_stale`] swept, until the run takes them.
     pub(super) swept: Vec<String>,
-    // Boxed: only the fake kubelet of the tests pins, and Deployer stays small without it.
-    pinning: Option<Box<Pinning>>,
-}
-
-/// Fixed addresses and a store that outlives a deployment, as a stand-in kubelet needs them
-/// (the fake API server of the tests): every replica joins `service` (SO_REUSEPORT, so old and
-/// new replicas share it as pods share a Service), replica *i* has its admin (metrics) listener
-/// at `admin[i]`, and a Redis store is `store_url` instead of one started per deployment.
-#[derive(Debug, Clone)]
-pub struct Pinning {
-    pub service: std::net::SocketAddr,
-    pub admin: Vec<std::net::SocketAddr>,
-    pub store_url: Option<String>,
 }
 
 impl LocalDeployer {
@@ -57,14 +43,7 @@ impl LocalDeployer {
             cgroup_root: root.into(),
             binary: service.binary.clone(),
             swept: Vec::new(),
-            pinning: None,
         }
-    }
-
-    /// The same deployer with pinned addresses and store (see [`Pinning`]).
-    pub fn pinned(mut self, pinning: Pinning) -> Self {
-        self.pinning = Some(Box::new(pinning));
-        self
     }
 
     /// The `polymetrie` binary, resolved once (may build it with cargo: not part of `bound`).
@@ -92,12 +71,9 @@ impl LocalDeployer {
     ) -> Result<Deployment, DeployError> {
         let (seq, layout) = begin(&self.cgroup_root, topology, &mut self.swept)?;
         self.swept.extend(super::workdir::remove_stale());
-        let shared_store = self.pinning.as_ref().and_then(|p| p.store_url.clone());
         let redis_binary = match topology.store {
-            Store::Redis if shared_store.is_none() => {
-                Some(external::require("redis-server", "redis-server")?)
-            }
-            Store::Redis | Store::Memory => None,
+            Store::Redis => Some(external::require("redis-server", "redis-server")?),
+            Store::Memory => None,
         };
         let binary = self.binary().await?;
         let deadline = Instant::now() + bound;
@@ -125,11 +101,10 @@ impl LocalDeployer {
     }
 
     /// The `--store` of the replicas: a Redis started for the step (in an accounting group),
-    /// the pinned one of a cluster's fake kubelet, or memory.
+    /// or memory.
     async fn start_store(
         &self,
         deployment: &mut Deployment,
-        topology: &Topology,
         redis_group: Option<Cgroup>,
         redis_binary: Option<PathBuf>,
         dir: &std::path::Path,
@@ -141,16 +116,7 @@ impl LocalDeployer {
             deployment.redis = Some(redis);
             return Ok(url);
         }
-        Ok(match (self.pinning.as_deref(), topology.store) {
-            (
-                Some(Pinning {
-                    store_url: Some(url),
-                    ..
-                }),
-                Store::Redis,
-            ) => url.clone(),
-            _ => "memory".into(),
-        })
+        Ok("memory".into())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -183,40 +149,26 @@ impl LocalDeployer {
                 .ok()
         });
         let store_arg = self
-            .start_store(
-                deployment,
-                topology,
-                redis_group,
-                redis_binary,
-                &dir,
-                deadline,
-            )
+            .start_store(deployment, redis_group, redis_binary, &dir, deadline)
             .await?;
-        let pinning = self.pinning.as_deref();
-        // Pinned (a stand-in kubelet's pods behind one Service address): every replica joins
-        // one port with SO_REUSEPORT. Otherwise each replica has its own port and the
-        // generator spreads requests over them, as a front end does.
-        let mut listen = pinning.map_or("127.0.0.1:0".to_string(), |p| p.service.to_string());
+        // Each replica has its own port and the generator spreads requests over them, as a front
+        // end does.
         for index in 0..topology.replicas {
             let cgroup = layout
                 .map(|l| replica_cgroup(l, &group_name(&format!("r{index}")), topology))
                 .transpose()?;
-            let admin_listen = pinning
-                .and_then(|p| p.admin.get(index as usize))
-                .map_or("127.0.0.1:0".to_string(), ToString::to_string);
             let launch = Launch {
                 index,
                 binary,
                 service: &self.service,
-                listen: listen.clone(),
-                reuse_port: pinning.is_some(),
-                admin_listen,
+                listen: "127.0.0.1:0".to_string(),
+                admin_listen: "127.0.0.1:0".to_string(),
                 store_arg: store_arg.clone(),
                 cgroup,
                 log_dir: &dir,
             };
             let replica = replica::start(launch, deadline).await?;
-            place(deployment, replica, pinning.is_some(), &mut listen)?;
+            place(deployment, replica);
         }
         for replica in &mut deployment.replicas {
             replica.wait_ready(deadline).await?;
@@ -293,34 +245,14 @@ fn cgroup_layout(
     }
 }
 
-/// Records a started replica: replica 0's address is the base URL; each replica's own is an
-/// endpoint, or — pinned — it must have joined the shared port (the others join replica 0's).
-fn place(
-    deployment: &mut Deployment,
-    replica: super::Replica,
-    pinned: bool,
-    listen: &mut String,
-) -> Result<(), DeployError> {
-    let (index, addr) = (replica.index, replica.addr.clone());
-    deployment.replicas.push(replica);
-    if index == 0 {
+/// Records a started replica: its own endpoint, and the first one's as the base URL.
+fn place(deployment: &mut Deployment, replica: super::Replica) {
+    let addr = replica.addr.clone();
+    if replica.index == 0 {
         deployment.base_url = format!("http://{addr}");
-        if pinned {
-            // The kernel spreads connections over every replica on this port.
-            *listen = addr.clone();
-        }
     }
-    if !pinned {
-        deployment.endpoints.push(format!("http://{addr}"));
-        return Ok(());
-    }
-    if addr != *listen {
-        return Err(DeployError::BadListeningLine {
-            index,
-            line: format!("listening on {addr}, expected the shared {listen}"),
-        });
-    }
-    Ok(())
+    deployment.endpoints.push(format!("http://{addr}"));
+    deployment.replicas.push(replica);
 }
 
 /// The cgroup of one replica, with the step's CFS quota. A limited step whose cgroup cannot be

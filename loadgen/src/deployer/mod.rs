@@ -32,7 +32,7 @@ use std::time::Duration;
 pub use command::CommandDeployer;
 pub use cpu_cgroup::{Cgroup, CgroupCpu, CgroupLayout};
 pub use kubernetes::{KubeError, KubernetesDeployer, PodTarget, ScaleWatch};
-pub use local::{LocalDeployer, Pinning};
+pub use local::LocalDeployer;
 pub use replica::Replica;
 pub use url::UrlDeployer;
 

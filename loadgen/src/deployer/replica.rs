@@ -63,11 +63,9 @@ pub(super) struct Launch<'a> {
     pub index: u32,
     pub binary: &'a Path,
     pub service: &'a LocalService,
-    /// `127.0.0.1:0`, or the shared address of a pinned deployment.
+    /// Where it listens: `127.0.0.1:0`, a port of the kernel's choice.
     pub listen: String,
-    /// Share `listen` with the other replicas (SO_REUSEPORT).
-    pub reuse_port: bool,
-    /// Its own admin address (`127.0.0.1:0` unless pinned).
+    /// Its own admin (metrics) address, `127.0.0.1:0` too.
     pub admin_listen: String,
     pub store_arg: String,
     pub cgroup: Option<Cgroup>,
@@ -78,9 +76,6 @@ impl Launch<'_> {
     fn service_args(&self) -> Vec<String> {
         let s = self.service;
         let mut args = vec!["--listen".into(), self.listen.clone()];
-        if self.reuse_port {
-            args.push("--reuse-port".into());
-        }
         args.extend([
             "--admin-listen".into(),
             self.admin_listen.clone(),

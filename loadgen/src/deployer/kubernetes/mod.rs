@@ -10,7 +10,8 @@
 //! [`KubernetesDeployer::restore`] applies the original back.
 //!
 //! The client comes from `KUBECONFIG` or the in-cluster config (`kube::Client::try_default`);
-//! tests hand in a `tower-test` mock or point `KUBECONFIG` at the fake API server.
+//! unit tests hand in a `tower-test` mock (for call sequences a real server cannot be made to
+//! produce); the integration tests run against the real control plane of `k8s/testbed`.
 
 pub mod hpa;
 pub mod job;
