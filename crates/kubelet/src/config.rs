@@ -36,6 +36,9 @@ pub struct Config {
     /// The API server as pods reach it (`KUBERNETES_SERVICE_HOST`/`_PORT`), `HOST:PORT`.
     #[arg(long)]
     pub api_endpoint: Option<String>,
+    /// `LISTEN=TARGET`: relay the node's `LISTEN` to the apiserver at `TARGET` (see `relay`).
+    #[arg(long, value_parser = crate::relay::parse)]
+    pub api_relay: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     /// The cluster CA, published to pods beside their service-account token.
     #[arg(long)]
     pub cluster_ca: Option<PathBuf>,

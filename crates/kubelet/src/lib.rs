@@ -16,6 +16,7 @@ pub mod network;
 pub mod node;
 pub mod pod;
 pub mod probe;
+pub mod relay;
 pub mod server;
 pub mod stats;
 pub mod sync;
@@ -119,6 +120,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(server::serve(rt.clone(), addr, tls, stop.clone()));
     let beat = tokio::spawn(node::heartbeat(client, config.clone(), cap, stop.clone()));
     let pods = tokio::spawn(sync::run(rt.clone(), stop.clone()));
+    if let Some((listen, target)) = config.api_relay {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = relay::serve(listen, target, stop).await {
+                tracing::error!("API relay on {listen}: {e}");
+            }
+        });
+    }
     tracing::info!("node {} ready; kubelet port {addr}", config.node_name);
     wait_for_signal().await;
     tracing::info!("stopping: pods first");

@@ -150,8 +150,9 @@ impl ContainerRun {
             target: PathBuf::from("/etc/hosts"),
             read_only: true,
         };
-        cmd.arg((self.mounts.len() + 1).to_string());
-        for m in std::iter::once(&hosts).chain(&self.mounts) {
+        let mounts = mount_order(std::iter::once(&hosts).chain(&self.mounts).collect());
+        cmd.arg(mounts.len().to_string());
+        for m in mounts {
             cmd.arg(&m.source)
                 .arg(&m.target)
                 .arg(if m.read_only { "ro" } else { "rw" });
@@ -208,4 +209,35 @@ fn epoch_seconds() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// The mounts in an order where none hides the source of a later one: a mount whose target
+/// holds another's source (an `emptyDir` on `/tmp` over a state folder under `/tmp`) goes last.
+fn mount_order(mut mounts: Vec<&Mount>) -> Vec<&Mount> {
+    let sources: Vec<std::path::PathBuf> = mounts.iter().map(|m| m.source.clone()).collect();
+    mounts.sort_by_key(|m| sources.iter().any(|s| s.starts_with(&m.target)));
+    mounts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(source: &str, target: &str) -> Mount {
+        Mount {
+            source: source.into(),
+            target: target.into(),
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn a_mount_over_a_sources_folder_comes_after_it() {
+        let tmp = mount("/tmp/state/pod/volumes/tmp", "/tmp");
+        let token = mount("/tmp/state/pod/volumes/token", "/var/run/secrets");
+        let data = mount("/srv/data", "/data");
+        let order = mount_order(vec![&tmp, &token, &data]);
+        let targets: Vec<_> = order.iter().map(|m| m.target.to_str().unwrap()).collect();
+        assert_eq!(targets, ["/var/run/secrets", "/data", "/tmp"]);
+    }
 }

@@ -95,6 +95,11 @@ pub enum KubeError {
     RolloutFailed { deployment: String, why: String },
     #[error("deployment {0} was deleted while loadgen waited for its rollout")]
     Deleted(String),
+    #[error(
+        "the Service at {url} accepted no connection within the rollout bound after the pods \
+         were Ready ({last}): its endpoints never reached the proxy"
+    )]
+    NotRouted { url: String, last: String },
     #[error("watch: {0}")]
     Watch(String),
     #[error("selector: {0}")]
@@ -293,6 +298,7 @@ impl KubernetesDeployer {
             deadline,
         )
         .await?;
+        pods::wait_routed(&self.target.service_url, deadline).await?;
         let mut deployment = Deployment::cluster(
             self.target.service_url.clone(),
             found,

@@ -167,3 +167,35 @@ pub async fn wait_step_pods(
         tokio::time::sleep(PODS_POLL).await;
     }
 }
+
+/// Waits until the Service accepts a connection. Pods are Ready before their endpoints reach
+/// the proxy (EndpointSlice controller, then kube-proxy's next sync); a Service with no ready
+/// endpoint refuses connections meanwhile, and a step started then would measure that instead
+/// of the service.
+pub async fn wait_routed(service_url: &str, deadline: Instant) -> Result<(), KubeError> {
+    let not_routed = |last: String| KubeError::NotRouted {
+        url: service_url.to_string(),
+        last,
+    };
+    let uri: hyper::Uri = service_url
+        .parse()
+        .map_err(|e| not_routed(format!("not a url: {e}")))?;
+    let host = uri.host().unwrap_or_default().to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await;
+        let last = match attempt {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 1 s".to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(not_routed(last));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

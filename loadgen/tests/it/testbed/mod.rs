@@ -10,6 +10,7 @@
 mod autoscale;
 mod campaign;
 mod control_plane;
+mod job;
 mod metrics;
 mod shards;
 

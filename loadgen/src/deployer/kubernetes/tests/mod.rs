@@ -19,12 +19,20 @@ use super::{KubeError, KubernetesDeployer};
 use crate::plan::{KubernetesTarget, Store, Topology};
 use mock::{pod, replica_set, status, Cluster, Shared};
 
+/// A loopback listener standing for the Service (a step waits until it accepts connections);
+/// it lives as long as the test process.
+fn service_url() -> String {
+    static SERVICE: std::sync::OnceLock<std::net::TcpListener> = std::sync::OnceLock::new();
+    let l = SERVICE.get_or_init(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    format!("http://{}", l.local_addr().unwrap())
+}
+
 fn target() -> KubernetesTarget {
     KubernetesTarget {
         namespace: "ns".into(),
         deployment: "web".into(),
         container: "app".into(),
-        service_url: "http://127.0.0.1:9".into(),
+        service_url: service_url(),
         metrics_port: 9100,
     }
 }
@@ -142,7 +150,7 @@ async fn a_rollout_still_showing_the_previous_status_is_waited_for() {
     let deployment = d.deploy(&topology(2, Some(1.0))).await.unwrap();
     let names: Vec<&str> = deployment.pods.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["web-new-0", "web-new-1"]);
-    assert_eq!(deployment.base_url, "http://127.0.0.1:9");
+    assert_eq!(deployment.base_url, service_url());
     let c = cluster.lock().unwrap();
     // Both watches were needed: the first batch ended on a rollout still in progress.
     assert!(c.rollouts.is_empty());
