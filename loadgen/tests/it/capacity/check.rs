@@ -40,6 +40,7 @@ fn capacity(
             passed: 3,
         }],
         probes: 11,
+        generator_reruns: 0,
         ending: Ending::Converged,
         first_failure: fail.map(|f| FailureEvidence {
             step: StepId::new(Some("ci"), &format!("search-{key}-05-{f}rps")),
