@@ -298,10 +298,6 @@ fn bracket(history: &[Probe]) -> Bracket {
     rates.sort_by(f64::total_cmp);
     rates.dedup();
     let fail = rates.iter().copied().find(|&r| !tally(history, r).held());
-    let pass = rates
-        .iter()
-        .copied()
-        .filter(|&r| fail.is_none_or(|f| r < f))
-        .next_back();
+    let pass = rates.iter().copied().rfind(|&r| fail.is_none_or(|f| r < f));
     (pass, fail)
 }
