@@ -19,7 +19,8 @@ use loadgen_model::step_id::StepId;
 pub struct Options {
     /// The largest relative drop that is not a regression (0.10 = 10 %).
     pub tolerance: f64,
-    /// Compare even when the scenario or machine differs.
+    /// Compare even when the scenario, the machine class or the time scale differs (the
+    /// differences are still listed, and the verdict names them).
     pub allow_different: bool,
 }
 

@@ -62,7 +62,8 @@ pub struct Capacity {
     pub topology: TopologyView,
     /// The highest rate that passed by majority of its probes, below the lowest that did not.
     pub capacity_rps: Option<f64>,
-    /// The lowest rate that failed: the capacity lies in [`capacity_rps`, `failed_rps`).
+    /// The lowest rate that did not pass by majority of its probes: the capacity lies in
+    /// [`capacity_rps`, `failed_rps`).
     pub failed_rps: Option<f64>,
     /// How far above the capacity a rate still passed in some repeat (0: the repeats agreed).
     pub spread_rps: Option<f64>,
