@@ -117,7 +117,7 @@ fn a_probe_the_generator_spoiled_is_no_failure_when_the_run_is_judged_again() {
     let at = run
         .steps
         .iter()
-        .position(|s| s.id().to_string() == "A/a-250-1r")
+        .position(|s| s.id() == "A/a-250-1r")
         .unwrap();
     run.steps[at].schedule_lag_ms.p99 = Some(60.0);
     let run = loadgen_judge::check::judge_run(run);
