@@ -20,6 +20,7 @@ use crate::admin_token::{Denied, Registration};
 use crate::admission::Admission;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::regression::Regression;
 use crate::store::{Store, StoreError};
 use crate::url_cap::UrlEntry;
 use crate::validation;
@@ -45,7 +46,10 @@ pub struct App {
     body_timeout: Duration,
     top_urls: usize,
     registration: Registration,
-    /// `--cost 0` with the memory store: a click never waits, so it skips admission.
+    /// Extra work per click (`--regression`), done inside the click's in-flight slot.
+    regression: Regression,
+    /// `--cost 0` with the memory store and no regression: a click never waits, so it skips
+    /// admission.
     instant_clicks: bool,
     draining: AtomicBool,
 }
@@ -151,7 +155,9 @@ impl BodyError {
 
 impl App {
     pub fn new(config: &Config, store: Store, registration: Registration) -> Self {
-        let instant_clicks = config.cost.is_zero() && matches!(store, Store::Memory(_));
+        let instant_clicks = config.cost.is_zero()
+            && matches!(store, Store::Memory(_))
+            && config.regression.is_none();
         let metrics = Metrics::new(config.url_cap());
         let admission = Admission::new(config.max_inflight, config.queue_timeout, metrics.queued());
         Self {
@@ -163,6 +169,7 @@ impl App {
             body_timeout: config.body_timeout,
             top_urls: config.top_urls,
             registration,
+            regression: config.regression,
             instant_clicks,
             draining: AtomicBool::new(false),
         }
@@ -296,14 +303,14 @@ impl App {
         let result = if self.instant_clicks {
             // Nothing to wait for: the click is applied synchronously, so a slot would be held
             // for no time and could never make anyone queue.
-            self.process_click(&click.site, &click.url).await
+            self.process_click(&body, &click.site, &click.url).await
         } else {
             let Some(_permit) = self.admission.admit().await else {
                 self.metrics.shed();
                 return unavailable("overloaded: shed");
             };
             let _inflight = self.metrics.inflight();
-            self.process_click(&click.site, &click.url).await
+            self.process_click(&body, &click.site, &click.url).await
         };
         match result {
             Ok(entry) => {
@@ -314,8 +321,15 @@ impl App {
         }
     }
 
-    /// The emulated work, then the write; the caller holds an in-flight slot.
-    async fn process_click(&self, site: &str, url: &str) -> Result<UrlEntry, StoreError> {
+    /// The emulated work, any regression's extra work, then the write; the caller holds an
+    /// in-flight slot, so extra work takes capacity as real work would.
+    async fn process_click(
+        &self,
+        body: &[u8],
+        site: &str,
+        url: &str,
+    ) -> Result<UrlEntry, StoreError> {
+        self.regress(body, site).await?;
         if !self.cost.is_zero() {
             let cost = self.cost;
             // Burnt on a blocking thread so the accept loop and other connections keep
@@ -328,6 +342,31 @@ impl App {
             }
         }
         self.store.record_click(site, url).await
+    }
+
+    /// The extra work `--regression` asks of a click whose `body` was already parsed and
+    /// validated once, counted as it is done.
+    async fn regress(&self, body: &[u8], site: &str) -> Result<(), StoreError> {
+        match self.regression {
+            Regression::None => {}
+            Regression::JsonRevalidate(n) => {
+                for _ in 0..n {
+                    // What a handler that re-reads its input pays: the parse and the checks,
+                    // kept from being optimised away by black_box.
+                    let valid = serde_json::from_slice::<ClickBody>(body)
+                        .is_ok_and(|c| !c.site.is_empty() && validation::url(&c.url).is_ok());
+                    std::hint::black_box(valid);
+                }
+            }
+            Regression::StoreRoundtrips(n) => {
+                for _ in 0..n {
+                    std::hint::black_box(self.store.lookup_site(site).await?);
+                }
+            }
+        }
+        self.metrics
+            .regression_work(u64::from(self.regression.units()));
+        Ok(())
     }
 
     async fn register_site<B>(&self, req: Request<B>) -> Resp

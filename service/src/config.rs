@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::regression::Regression;
 use crate::url_cap::UrlCap;
 
 /// Where clicks are stored.
@@ -115,6 +116,19 @@ pub struct Config {
     /// Listen backlog (connections the kernel queues before accept).
     #[arg(long, env = "POLYMETRIE_BACKLOG", default_value_t = 1024)]
     pub backlog: i32,
+
+    /// A deliberate regression, for showing that a capacity check catches one: genuine extra
+    /// work per click, counted in polymetrie_regression_work_total. `json-revalidate:N`
+    /// parses and validates each click's JSON N more times; `store-roundtrips:N` asks the
+    /// store N more times whether the site exists (N more Redis round trips). Off (`none`) by
+    /// default.
+    #[arg(
+        long,
+        env = "POLYMETRIE_REGRESSION",
+        default_value = "none",
+        value_name = "none|json-revalidate:N|store-roundtrips:N"
+    )]
+    pub regression: Regression,
 }
 
 impl Config {

@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod cost;
 pub mod metrics;
+pub mod regression;
 pub mod server;
 pub mod store;
 pub mod url_cap;

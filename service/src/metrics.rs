@@ -2,8 +2,9 @@
 //! site and per URL (URL label values capped per site by the store's [`UrlCap`], overflow
 //! under `__other__`, because one series per URL was the original's scaling problem), HTTP
 //! requests by route and status, requests in progress, request duration, shedding, queued and
-//! in-flight clicks, the process's CPU and memory, and its cgroup's CPU and CFS throttling
-//! (`polymetrie_cgroup_cpu_*`, see the `cpu-cgroup` crate).
+//! in-flight clicks, the extra work a deliberate `--regression` did, the process's CPU and
+//! memory, and its cgroup's CPU and CFS throttling (`polymetrie_cgroup_cpu_*`, see the
+//! `cpu-cgroup` crate).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -85,6 +86,7 @@ pub struct Metrics {
     durations: HistogramFamily,
     route_durations: Vec<(&'static str, Histogram)>,
     shed: Counter,
+    regression_work: Counter,
     inflight: Gauge,
     queued: Gauge,
     in_progress: Gauge,
@@ -143,6 +145,12 @@ impl Metrics {
             "Clicks refused with 503 because no in-flight slot freed up within the queue timeout",
             shed.clone(),
         );
+        let regression_work = Counter::default();
+        registry.register(
+            "polymetrie_regression_work",
+            "Units of extra work --regression did on clicks (JSON re-validations or store round trips); 0 without it",
+            regression_work.clone(),
+        );
         let inflight = Gauge::default();
         registry.register(
             "polymetrie_inflight_clicks",
@@ -180,6 +188,7 @@ impl Metrics {
             durations,
             route_durations,
             shed,
+            regression_work,
             inflight,
             queued,
             in_progress,
@@ -255,6 +264,11 @@ impl Metrics {
                 .clone()
         });
         other.inc();
+    }
+
+    /// Counts extra work a `--regression` did.
+    pub fn regression_work(&self, units: u64) {
+        self.regression_work.inc_by(units);
     }
 
     /// Records one answered request.

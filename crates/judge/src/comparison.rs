@@ -1,5 +1,6 @@
 //! The comparison of a run with its baseline, as `loadgen check` makes it: whether the two are
-//! comparable at all (the same scenario file, the same kind of machine, the same time scale),
+//! comparable at all (the same scenario file, the same machine class — [`MachineClass`] —, the
+//! same time scale; `allow_different` compares anyway, and the differences stay recorded),
 //! then per configuration — paired by campaign and topology — whether the capacity regressed,
 //! and per step with the same id how counted ratio, p99 and CPU per 1,000 clicks moved.
 //!
@@ -9,19 +10,17 @@
 //! capacities they explain, and flagged when worse than the tolerance. Pure.
 
 use crate::baseline::{Baseline, StepFigures};
+use crate::machine_class::MachineClass;
 use loadgen_model::capacity::Capacity;
-use loadgen_model::result::MachineInfo;
 use loadgen_model::step_id::StepId;
-
-/// How two runs may differ before their capacities say nothing about each other.
-pub const MEMORY_TOLERANCE: f64 = 0.10;
 
 /// How a comparison is made.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
     /// The largest relative drop that is not a regression (0.10 = 10 %).
     pub tolerance: f64,
-    /// Compare even when the scenario or machine differs.
+    /// Compare even when the scenario, the machine class or the time scale differs (the
+    /// differences are still listed, and the verdict names them).
     pub allow_different: bool,
 }
 
@@ -96,7 +95,8 @@ pub struct StepChange {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     pub options: Options,
-    /// What differs between the runs that makes them not comparable, in words.
+    /// What differs between the runs that makes them not comparable, in words; kept when
+    /// `allow_different` compared them anyway, so the verdict says across what.
     pub differences: Vec<String>,
     pub capacities: Vec<CapacityRow>,
     pub steps: Vec<StepChange>,
@@ -139,7 +139,7 @@ pub fn compare(baseline: &Baseline, run: &Baseline, options: Options) -> Compari
     }
 }
 
-/// What makes the runs not comparable: another scenario file, another kind of machine, or
+/// What makes the runs not comparable: another scenario file, another machine class, or
 /// another time scale (shorter probes pass higher rates).
 pub fn differences(baseline: &Baseline, run: &Baseline) -> Vec<String> {
     let mut out = Vec::new();
@@ -153,7 +153,7 @@ pub fn differences(baseline: &Baseline, run: &Baseline) -> Vec<String> {
             short(&r.sha256)
         ));
     }
-    out.extend(machine_differences(&baseline.machine, &run.machine));
+    out.extend(MachineClass::of(&baseline.machine).differences(&MachineClass::of(&run.machine)));
     if baseline.time_scale != run.time_scale {
         out.push(format!(
             "different time scale: the baseline ran at {}, this run at {}",
@@ -165,40 +165,6 @@ pub fn differences(baseline: &Baseline, run: &Baseline) -> Vec<String> {
 
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
-}
-
-/// The machine facts that bear on capacity: CPUs, their model, memory (within
-/// [`MEMORY_TOLERANCE`]) and the cgroup mode that enforces the limits. A fact one side did not
-/// record is not held against it; the hostname is not compared (CI runners get new ones).
-fn machine_differences(b: &MachineInfo, r: &MachineInfo) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut differ = |what: &str, then: Option<String>, now: Option<String>| {
-        if let (Some(then), Some(now)) = (then, now) {
-            if then != now {
-                out.push(format!(
-                    "different machine: {what} {then} in the baseline, {now} in this run"
-                ));
-            }
-        }
-    };
-    differ(
-        "CPUs",
-        b.cpus.map(|c| c.to_string()),
-        r.cpus.map(|c| c.to_string()),
-    );
-    differ("CPU model", b.cpu_model.clone(), r.cpu_model.clone());
-    differ("cgroup mode", b.cgroup_mode.clone(), r.cgroup_mode.clone());
-    if let (Some(then), Some(now)) = (b.memory_bytes, r.memory_bytes) {
-        let gib = |v: u64| format!("{:.1} GiB", v as f64 / 1073741824.0);
-        if (now as f64 - then as f64).abs() > MEMORY_TOLERANCE * then as f64 {
-            out.push(format!(
-                "different machine: memory {} in the baseline, {} in this run",
-                gib(then),
-                gib(now)
-            ));
-        }
-    }
-    out
 }
 
 /// Configurations of both runs, baseline order first, paired by campaign and topology.
@@ -306,4 +272,55 @@ fn step_changes(baseline: &Baseline, run: &Baseline, tolerance: f64) -> (Vec<Ste
         }
     }
     (out, paired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The baseline committed before machine classes (scenarios/ci.baseline.json, version 1).
+    fn committed() -> Baseline {
+        Baseline::from_json(include_str!("../../../scenarios/ci.baseline.json")).unwrap()
+    }
+
+    fn options(allow_different: bool) -> Options {
+        Options {
+            tolerance: 0.10,
+            allow_different,
+        }
+    }
+
+    #[test]
+    fn an_old_baseline_file_still_reads_and_compares() {
+        let base = committed();
+        let c = compare(&base, &base, options(false));
+        assert!(c.differences.is_empty(), "{:?}", c.differences);
+        assert_eq!(c.outcome(), Outcome::Pass);
+    }
+
+    #[test]
+    fn another_cpu_model_or_hostname_of_the_same_class_is_comparable() {
+        let base = committed();
+        let mut run = base.clone();
+        run.machine.cpu_model = Some("Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz".into());
+        run.machine.hostname = Some("fv-az123-456".into());
+        run.machine.memory_bytes = base.machine.memory_bytes.map(|m| m - (300 << 20));
+        let c = compare(&base, &run, options(false));
+        assert!(c.differences.is_empty(), "{:?}", c.differences);
+        assert_eq!(c.outcome(), Outcome::Pass);
+    }
+
+    #[test]
+    fn another_class_is_not_comparable_unless_allowed_and_then_recorded() {
+        let base = committed();
+        let mut run = base.clone();
+        run.machine.cpus = Some(4);
+        run.machine.cgroup_mode = Some("v2".into());
+        let c = compare(&base, &run, options(false));
+        assert_eq!(c.outcome(), Outcome::NotComparable);
+        assert_eq!(c.differences.len(), 2, "{:?}", c.differences);
+        let allowed = compare(&base, &run, options(true));
+        assert_eq!(allowed.outcome(), Outcome::Pass);
+        assert_eq!(allowed.differences, c.differences);
+    }
 }

@@ -2,7 +2,8 @@
 //! step's findings (validity, reconciliation, CPU, thresholds, the Prometheus cross-check, a
 //! probe against its SLO, the capacity the probes show) and `check::judge` applies them all;
 //! [`search`] decides a capacity search's next probe from the probes so far; [`baseline`] keeps
-//! what `loadgen check` needs of a run and [`comparison`] compares two of them.
+//! what `loadgen check` needs of a run, [`machine_class`] says which machines it may be compared
+//! across, and [`comparison`] compares two of them.
 //!
 //! The same code judges a run at its end and again in `loadgen report`; the capacity search's
 //! next-probe decision is the only judgement made while a run is going (ARCHITECTURE.md,
@@ -11,4 +12,5 @@
 pub mod baseline;
 pub mod check;
 pub mod comparison;
+pub mod machine_class;
 pub mod search;

@@ -60,15 +60,20 @@ pub struct Capacity {
     pub campaign: String,
     pub configuration: String,
     pub topology: TopologyView,
-    /// The highest rate that passed every one of its probes, below the lowest failure.
+    /// The highest rate that passed by majority of its probes, below the lowest that did not.
     pub capacity_rps: Option<f64>,
-    /// The lowest rate that failed: the capacity lies in [`capacity_rps`, `failed_rps`).
+    /// The lowest rate that did not pass by majority of its probes: the capacity lies in
+    /// [`capacity_rps`, `failed_rps`).
     pub failed_rps: Option<f64>,
     /// How far above the capacity a rate still passed in some repeat (0: the repeats agreed).
     pub spread_rps: Option<f64>,
     /// Rates run more than once, with how many of their runs passed.
     pub repeats: Vec<Repeat>,
     pub probes: u32,
+    /// Probes invalid because the generator could not keep its schedule: they say nothing
+    /// about the target, so the search ran them again (counted in `probes`, not in `repeats`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generator_reruns: u32,
     pub ending: Ending,
     /// Why the lowest failing rate failed.
     pub first_failure: Option<FailureEvidence>,
@@ -80,6 +85,10 @@ pub struct Capacity {
     pub scaling_efficiency: Option<f64>,
     /// CPU-seconds the replicas used per 1,000 counted clicks, over the probes at the capacity.
     pub cpu_s_per_1k_clicks: Option<f64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A rate probed more than once.
@@ -108,7 +117,7 @@ impl Capacity {
         let rate = |r: f64| format!("{r:.0}");
         let mut s = match (self.capacity_rps, self.failed_rps) {
             (Some(c), Some(f)) => format!(
-                "capacity {} req/s (passed every repeat; {} req/s failed)",
+                "capacity {} req/s (passed by majority of its runs; {} req/s failed)",
                 rate(c),
                 rate(f)
             ),
@@ -126,6 +135,11 @@ impl Capacity {
             Ending::Budget => s.push_str("; stopped by the budget before it converged"),
             Ending::Unfinished => s.push_str("; the search did not finish"),
             Ending::ProbeLimit => s.push_str("; stopped at the probe limit"),
+            Ending::GeneratorLimited => s.push_str(&format!(
+                "; stopped: the generator could not keep its schedule ({} probe(s) invalid for it), \
+                 so rates above say nothing about the target",
+                self.generator_reruns
+            )),
             Ending::Converged | Ending::PassedTop | Ending::FailedFrom => {}
         }
         if let Some(f) = &self.first_failure {

@@ -48,7 +48,8 @@ pub enum ProbeKind {
     Grow,
     /// Halving the bracket between the best pass and the first failure.
     Bisect,
-    /// A repeat of the best passing or the first failing rate.
+    /// A repeat of the best passing or the first failing rate (or of a rate whose repeats tied,
+    /// to break the tie).
     Confirm,
 }
 
@@ -79,6 +80,11 @@ pub enum Ending {
     /// The probes stop before the search decided to (the run was interrupted, or a probe
     /// could not run).
     Unfinished,
+    /// The generator could not keep its schedule: a probe invalid for that was re-run as often
+    /// as the search allows (at one rate, or in all) and was invalid again, so no rate above
+    /// the best pass says anything about the target. Absent from runs saved before it existed,
+    /// which read as before.
+    GeneratorLimited,
 }
 
 impl Ending {
@@ -90,6 +96,7 @@ impl Ending {
             Ending::Budget => "budget",
             Ending::ProbeLimit => "probe_limit",
             Ending::Unfinished => "unfinished",
+            Ending::GeneratorLimited => "generator_limited",
         }
     }
 }

@@ -69,8 +69,21 @@ fn signed_pct(change: f64) -> String {
     }
 }
 
-/// The one-line result, e.g. "REGRESSION: ci/r1-cpu0.5 87 → 44 req/s (-49.4 %)".
+/// The one-line result, e.g. "REGRESSION: ci/r1-cpu0.5 87 → 44 req/s (-49.4 %)"; a verdict
+/// reached across a difference that `--allow-different` let through says so.
 pub fn verdict_line(c: &Comparison) -> String {
+    let line = outcome_line(c);
+    if c.options.allow_different && !c.differences.is_empty() {
+        format!(
+            "{line} (compared anyway with --allow-different: {})",
+            c.differences.join("; ")
+        )
+    } else {
+        line
+    }
+}
+
+fn outcome_line(c: &Comparison) -> String {
     let tol = num(c.options.tolerance * 100.0, 0);
     match c.outcome() {
         Outcome::NotComparable if c.differences.is_empty() => {

@@ -75,7 +75,7 @@ pub const CSV_COLUMNS: [(&str, &str); 9] = [
     ),
     (
         "capacity_rps",
-        "the configuration's capacity: the highest rate that passed every repeat",
+        "the configuration's capacity: the highest rate that passed by majority of its probes, below the lowest that did not",
     ),
     (
         "capacity_failed_rps",

@@ -1,7 +1,9 @@
 //! A capacity search run by the campaign: per configuration, ask [`search::decide`] for the
 //! next rate, run that probe as an ordinary step, judge it by the SLO, and go on until the
-//! search is done, the budget would be overrun, or the run is stopped. Every probe is saved in
-//! run.json as it ends, with its place in the search ([`SearchRecord`]).
+//! search is done, the budget would be overrun, or the run is stopped. A probe whose step the
+//! generator made invalid (it could not keep its schedule) is handed to the search as such
+//! (`check::slo::outcome`), which runs it again rather than count it against the target. Every
+//! probe is saved in run.json as it ends, with its place in the search ([`SearchRecord`]).
 
 use std::time::Instant;
 
@@ -100,10 +102,13 @@ async fn configuration(
         }
         let probe = result.steps.last().expect("run_one recorded the probe");
         let verdict = check::slo::judge(probe, &plan.slo);
+        // What the step's validity says decides what the search makes of it: a probe the
+        // generator spoiled is run again, never counted as the target failing.
+        let outcome = check::slo::outcome(probe, &plan.slo);
         if !probe.interrupted {
             history.push(Probe {
                 rate_rps,
-                passed: verdict.passed,
+                outcome,
                 kind,
             });
         }

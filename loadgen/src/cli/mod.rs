@@ -119,13 +119,16 @@ pub enum Command {
 pub struct CheckArgs {
     /// The run to check: a run.json written by `loadgen run`.
     pub run_json: PathBuf,
-    /// What to compare against: a file from `loadgen baseline`, or another run.json.
+    /// What to compare against: a file from `loadgen baseline`, or another run.json. When it
+    /// does not exist yet, the check passes and writes the run's baseline.json beside it, the
+    /// file to commit there.
     #[arg(long)]
     pub baseline: PathBuf,
     /// The largest capacity drop that is not a regression, e.g. 10% (or 0.1).
     #[arg(long, default_value = "10%")]
     pub tolerance: String,
-    /// Compare even when the scenario file, the machine or the time scale differ.
+    /// Compare even when the scenario file, the machine class (CPUs, memory bucket, cgroup
+    /// mode) or the time scale differ; the verdict names what differed.
     #[arg(long)]
     pub allow_different: bool,
 }

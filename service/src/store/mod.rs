@@ -86,6 +86,15 @@ impl Store {
         }
     }
 
+    /// Whether `site` is registered, asked of the store itself past any cache: with Redis one
+    /// `SISMEMBER` round trip every time (the work `--regression store-roundtrips:N` adds).
+    pub async fn lookup_site(&self, site: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.site_exists(site)),
+            Store::Redis(r) => Box::pin(r.lookup_site(site)).await,
+        }
+    }
+
     /// Counts one click on a registered site: once in the site's total, and under the URL's
     /// own entry or `__other__` (the answer says which). `Ok` only once the write is applied.
     pub async fn record_click(&self, site: &str, url: &str) -> Result<UrlEntry, StoreError> {

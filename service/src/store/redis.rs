@@ -184,19 +184,23 @@ impl RedisStore {
         {
             return Ok(true);
         }
-        let exists = self
-            .run(|mut c| async move {
-                redis::cmd("SISMEMBER")
-                    .arg(SITES_KEY)
-                    .arg(site)
-                    .query_async::<bool>(&mut c)
-                    .await
-            })
-            .await?;
+        let exists = self.lookup_site(site).await?;
         if exists {
             self.remember(site);
         }
         Ok(exists)
+    }
+
+    /// Asks Redis whether `site` is registered, past the cache: one `SISMEMBER` round trip.
+    pub async fn lookup_site(&self, site: &str) -> Result<bool, StoreError> {
+        self.run(|mut c| async move {
+            redis::cmd("SISMEMBER")
+                .arg(SITES_KEY)
+                .arg(site)
+                .query_async::<bool>(&mut c)
+                .await
+        })
+        .await
     }
 
     pub async fn record_click(&self, site: &str, url: &str) -> Result<UrlEntry, StoreError> {

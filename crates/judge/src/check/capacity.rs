@@ -5,7 +5,7 @@
 //! Pure: the same run.json always gives the same capacities.
 
 use super::slo;
-use crate::search::{self, Ending, Probe};
+use crate::search::{self, Ending, Outcome, Probe};
 use loadgen_model::capacity::{Capacity, Configuration, FailureEvidence, Repeat, SearchRecord};
 use loadgen_model::result::{CampaignResult, StepResult};
 
@@ -23,8 +23,9 @@ pub fn capacities(run: &CampaignResult) -> Vec<Capacity> {
     out
 }
 
-/// The probes of `config` that stand as evidence either way, with their steps. An
-/// interrupted probe says nothing about the rate it was cut short at.
+/// The probes of `config`, with their steps and what the search made of each. An interrupted
+/// probe says nothing about the rate it was cut short at (the search never saw it); one the
+/// generator spoiled stays, as the search saw it, and [`search::interval`] passes over it.
 fn probes<'r>(
     run: &'r CampaignResult,
     record: &SearchRecord,
@@ -36,10 +37,9 @@ fn probes<'r>(
         .filter(|p| p.configuration == config.key)
         .filter_map(|p| {
             let step = run.steps.iter().find(|s| s.id() == p.step)?;
-            let passed = slo::judge(step, &record.slo).passed;
             let probe = Probe {
                 rate_rps: step.rate_rps,
-                passed,
+                outcome: slo::outcome(step, &record.slo),
                 kind: p.kind,
             };
             (!step.interrupted).then_some((probe, step))
@@ -67,7 +67,7 @@ fn configuration(run: &CampaignResult, record: &SearchRecord, config: &Configura
     let first_failure = iv.failed_rps.and_then(|rate| {
         let (_, step) = probes
             .iter()
-            .find(|(p, _)| p.rate_rps == rate && !p.passed)?;
+            .find(|(p, _)| p.rate_rps == rate && p.outcome.is_failure())?;
         Some(FailureEvidence {
             step: step.id(),
             rate_rps: rate,
@@ -95,6 +95,10 @@ fn configuration(run: &CampaignResult, record: &SearchRecord, config: &Configura
             })
             .collect(),
         probes: history.len() as u32,
+        generator_reruns: history
+            .iter()
+            .filter(|p| p.outcome == Outcome::GeneratorInvalid)
+            .count() as u32,
         ending,
         first_failure,
         capacity_per_replica_rps: capacity.map(|c| c / replicas),
@@ -112,7 +116,7 @@ fn cpu_per_1k_at(probes: &[(Probe, &StepResult)], rate: f64) -> Option<f64> {
     let (mut cpu_s, mut clicks) = (0.0, 0.0);
     for (_, s) in probes
         .iter()
-        .filter(|(p, _)| p.passed && p.rate_rps == rate)
+        .filter(|(p, _)| p.passed() && p.rate_rps == rate)
     {
         let cores = s.cpu.as_ref().and_then(|c| c.cores_used);
         let delta = s.counter.as_ref().and_then(|c| c.delta).filter(|d| *d > 0);

@@ -1,9 +1,13 @@
 //! A probe against its search's SLO: whether a saved step meets every bound — as evidence, so
 //! an invalid, interrupted or crashed step never passes, and an unmeasured value is a failure,
-//! not a pass — and, when it fails, what the other checks named as the cause.
+//! not a pass — what the search makes of it ([`outcome`]: a pass, a failure of the target, or a
+//! step the generator spoiled and that is run again), and, when it fails, what the other checks
+//! named as the cause.
 
 use super::pct;
 use super::threshold::metric_value;
+use super::validity::{self, Blame};
+use crate::search::Outcome;
 use loadgen_model::result::{CheckName, StepResult};
 use loadgen_model::slo::Slo;
 use loadgen_model::threshold::Metric;
@@ -66,6 +70,27 @@ pub fn judge(step: &StepResult, slo: &Slo) -> SloVerdict {
     SloVerdict {
         passed: broken.is_empty(),
         broken,
+    }
+}
+
+/// What the capacity search makes of a saved probe (the campaign deciding the next rate and a
+/// report judging the saved run read it alike). A crashed target failed whatever else went
+/// wrong; a step invalid only through the generator's own doing says nothing about the target;
+/// any other invalid step fails, as it never passes the SLO.
+pub fn outcome(step: &StepResult, slo: &Slo) -> Outcome {
+    if step.target_failed {
+        return Outcome::Failed;
+    }
+    if !step.valid {
+        return match validity::blame(step) {
+            Some(Blame::Generator) => Outcome::GeneratorInvalid,
+            Some(Blame::Other) | None => Outcome::Invalid,
+        };
+    }
+    if judge(step, slo).passed {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
     }
 }
 
@@ -148,5 +173,24 @@ mod tests {
         ];
         assert!(!judge(&s, &slo()).passed);
         assert_eq!(causes(&s), vec![CheckName::Validity, CheckName::Throttling]);
+    }
+
+    #[test]
+    fn the_search_reruns_a_lagging_generator_and_fails_anything_else_invalid() {
+        let mut s = super::super::tests::step(1000, 1000, Some(1000));
+        s.latency_ms.p99 = Some(5.0);
+        assert_eq!(outcome(&s, &slo()), Outcome::Passed);
+        s.latency_ms.p99 = Some(900.0);
+        assert_eq!(outcome(&s, &slo()), Outcome::Failed);
+        // The generator lagged: its p99 describes the generator, the probe is run again.
+        s.schedule_lag_ms.p99 = Some(60.0);
+        s.valid = false;
+        assert_eq!(outcome(&s, &slo()), Outcome::GeneratorInvalid);
+        // Drops at the in-flight cap come with a slow target: a failure.
+        s.dropped = 10;
+        assert_eq!(outcome(&s, &slo()), Outcome::Invalid);
+        // A crash is the target's failure, whatever the generator did.
+        s.target_failed = true;
+        assert_eq!(outcome(&s, &slo()), Outcome::Failed);
     }
 }

@@ -1,6 +1,8 @@
 //! Step validity: did the generator keep its schedule (and, in a pod, escape its own CFS
-//! quota), so that the step says something about the target? The verdict (`valid`, `invalid_reason`) and the findings that explain it
-//! (interrupted, dropped, waiting for connections) are pure functions of a saved step.
+//! quota), so that the step says something about the target? The verdict (`valid`,
+//! `invalid_reason`), whose doing an invalid step is ([`blame`]: the generator's own, or not),
+//! and the findings that explain it (interrupted, dropped, waiting for connections) are pure
+//! functions of a saved step.
 
 use std::time::Duration;
 
@@ -19,25 +21,62 @@ pub const CPU_SATURATION: f64 = 0.90;
 /// its CFS periods (a pod's CPU limit): its schedule then depended on its quota, not on it.
 pub const GENERATOR_THROTTLED: f64 = 0.01;
 
+/// Whose doing a reason for invalidity is: the capacity search re-runs a probe the generator
+/// spoiled, but counts any other invalid probe as a failure (an invalid step never passes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The generator itself: schedule lag, its CPU saturated or its cgroup throttled, a shard
+    /// that started late. The target may have been fine.
+    Generator,
+    /// Anything else: requests dropped at the in-flight cap (a slow target fills it), a shard
+    /// missing or invalid for a reason only its text keeps.
+    Other,
+}
+
 /// The verdict on the generator: `Some(reason)` when the step is invalid.
 pub fn invalid_reason(step: &StepResult) -> Option<String> {
+    let reasons: Vec<String> = reasons(step).into_iter().map(|(_, r)| r).collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// Whose doing the step's invalidity is, from the same reasons as [`invalid_reason`]:
+/// [`Blame::Generator`] only when every reason is the generator's own; `None` when valid.
+pub fn blame(step: &StepResult) -> Option<Blame> {
+    let reasons = reasons(step);
+    if reasons.is_empty() {
+        None
+    } else if reasons.iter().all(|(b, _)| *b == Blame::Generator) {
+        Some(Blame::Generator)
+    } else {
+        Some(Blame::Other)
+    }
+}
+
+/// Every reason the step is invalid, with whose doing it is.
+fn reasons(step: &StepResult) -> Vec<(Blame, String)> {
     let mut reasons = Vec::new();
     if step.dropped > 0 {
         let cap = step
             .generator
             .in_flight_cap
             .map_or(String::new(), |c| format!(" {c}"));
-        reasons.push(format!(
-            "generator dropped {} of {} due requests (in-flight cap{cap} reached)",
-            step.dropped, step.intended
+        reasons.push((
+            Blame::Other,
+            format!(
+                "generator dropped {} of {} due requests (in-flight cap{cap} reached)",
+                step.dropped, step.intended
+            ),
         ));
     }
     if let Some(p99) = step.schedule_lag_ms.p99 {
         let bound_ms = MAX_LAG_P99.as_secs_f64() * 1000.0;
         if p99 > bound_ms {
-            reasons.push(format!(
-                "schedule lag p99 {p99:.1} ms > {} ms: the generator did not send on time",
-                MAX_LAG_P99.as_millis()
+            reasons.push((
+                Blame::Generator,
+                format!(
+                    "schedule lag p99 {p99:.1} ms > {} ms: the generator did not send on time",
+                    MAX_LAG_P99.as_millis()
+                ),
             ));
         }
     }
@@ -46,45 +85,58 @@ pub fn invalid_reason(step: &StepResult) -> Option<String> {
         step.generator.cpu_cores_available,
     ) {
         if avail > 0.0 && used >= CPU_SATURATION * avail {
-            reasons.push(format!(
-                "generator CPU saturated: {used:.2} of {avail:.0} core(s) (>= {:.0} %)",
-                CPU_SATURATION * 100.0
+            reasons.push((
+                Blame::Generator,
+                format!(
+                    "generator CPU saturated: {used:.2} of {avail:.0} core(s) (>= {:.0} %)",
+                    CPU_SATURATION * 100.0
+                ),
             ));
         }
     }
     if let Some(g) = step.cpu.as_ref().and_then(|c| c.generator.as_ref()) {
         if let Some(t) = g.throttled_ratio.filter(|t| *t > GENERATOR_THROTTLED) {
-            reasons.push(format!(
-                "the generator's own cgroup was throttled in {:.1} % of its CFS periods \
-                 (> {:.0} %): give its pod whole cores (requests = limits) or more of them",
-                t * 100.0,
-                GENERATOR_THROTTLED * 100.0
+            reasons.push((
+                Blame::Generator,
+                format!(
+                    "the generator's own cgroup was throttled in {:.1} % of its CFS periods \
+                     (> {:.0} %): give its pod whole cores (requests = limits) or more of them",
+                    t * 100.0,
+                    GENERATOR_THROTTLED * 100.0
+                ),
             ));
         }
     }
     shard_reasons(step, &mut reasons);
-    (!reasons.is_empty()).then(|| reasons.join("; "))
+    reasons
 }
 
 /// A shard that started later than the lag bound ran a shifted schedule; a merged step is
 /// invalid when any of its shards is, or is missing (each reason kept, by shard).
-fn shard_reasons(step: &StepResult, reasons: &mut Vec<String>) {
+fn shard_reasons(step: &StepResult, reasons: &mut Vec<(Blame, String)>) {
     let Some(sharding) = &step.sharding else {
         return;
     };
     let bound_ms = MAX_LAG_P99.as_secs_f64() * 1000.0;
     if let Some(late) = sharding.part.as_ref().and_then(|p| p.late_ms) {
         if late > bound_ms {
-            reasons.push(format!(
-                "started {late:.1} ms after the shards' start time (> {} ms): its schedule ran shifted",
-                MAX_LAG_P99.as_millis()
+            reasons.push((
+                Blame::Generator,
+                format!(
+                    "started {late:.1} ms after the shards' start time (> {} ms): its schedule ran shifted",
+                    MAX_LAG_P99.as_millis()
+                ),
             ));
         }
     }
     for s in &sharding.shards {
         match (&s.missing, &s.invalid_reason) {
-            (Some(why), _) => reasons.push(format!("shard {} missing: {why}", s.index)),
-            (None, Some(why)) => reasons.push(format!("shard {} invalid: {why}", s.index)),
+            (Some(why), _) => {
+                reasons.push((Blame::Other, format!("shard {} missing: {why}", s.index)))
+            }
+            (None, Some(why)) => {
+                reasons.push((Blame::Other, format!("shard {} invalid: {why}", s.index)))
+            }
             (None, None) => {}
         }
     }
@@ -188,5 +240,27 @@ mod tests {
         assert!(invalid_reason(&s)
             .unwrap()
             .contains("own cgroup was throttled in 20.0 %"));
+    }
+
+    #[test]
+    fn lag_alone_is_the_generators_doing_drops_are_not() {
+        let mut s = super::super::tests::step(3, 3, Some(3));
+        assert_eq!(blame(&s), None);
+        s.schedule_lag_ms = LatencySummary {
+            count: 10,
+            p99: Some(40.0),
+            ..Default::default()
+        };
+        assert_eq!(blame(&s), Some(Blame::Generator));
+        s.generator.cpu_cores_used = Some(0.95);
+        s.generator.cpu_cores_available = Some(1.0);
+        assert_eq!(blame(&s), Some(Blame::Generator));
+        // Drops beside the lag: a slow target fills the in-flight cap, so the lag alone does
+        // not clear the target.
+        s.dropped = 1;
+        assert_eq!(blame(&s), Some(Blame::Other));
+        s.schedule_lag_ms.p99 = Some(1.0);
+        s.generator.cpu_cores_used = None;
+        assert_eq!(blame(&s), Some(Blame::Other));
     }
 }

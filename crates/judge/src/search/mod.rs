@@ -2,10 +2,21 @@
 //! pure function of the probes of one configuration ([`decide`]): grow geometrically from
 //! `from` until the SLO breaks (or `to` is reached), bisect the bracket geometrically until it is
 //! no wider than `precision`, then repeat the best passing and the first failing rate `confirm`
-//! times each. A repeat that fails at the best passing rate reopens the bracket once: the search
-//! bisects again below the rate that flipped, so a knee that is noisy does not leave a whole
-//! doubling unsearched (where a regression could hide), then repeats the new ends. The campaign runner drives it, one ordinary step per probe; [`interval`] reads
+//! times each. The campaign runner drives it, one ordinary step per probe; [`interval`] reads
 //! the capacity and its noise back from the same probes, so a saved run can be judged again.
+//!
+//! Noise must not fool it, in three ways:
+//! - A probe the generator spoiled ([`Outcome::GeneratorInvalid`]: it could not keep its
+//!   schedule) says nothing about the target: it is left out of every verdict, so the same
+//!   probe is decided again — a re-run. Re-runs are bounded ([`RERUNS_PER_RATE`],
+//!   [`RERUNS_PER_SEARCH`]); past them the configuration ends [`Ending::GeneratorLimited`].
+//! - A rate's verdict is the majority of its probes, a tie counting as a failure until it is
+//!   broken: a repeat that ties an end of the bracket is run once more first. So one failure
+//!   that its repeats contradict does not cap the capacity, and one lucky pass does not hold it.
+//! - A repeat that moves an end of the bracket (its majority turned) starts a new round, once
+//!   ([`REOPENS`]): the search bisects again below a best pass that flipped, so a noisy knee
+//!   does not leave a whole doubling unsearched, or grows and bisects again above a failure
+//!   its repeats overturned, so a hiccup early in the search does not cap it.
 //!
 //! Rates are whole requests per second: probe names carry them, and a bracket whose geometric
 //! middle rounds onto one of its ends is as narrow as it can get.
@@ -14,16 +25,59 @@ use std::time::Duration;
 
 pub use loadgen_model::search::{Ending, ProbeKind, SearchSpec, GROWTH, MIN_PRECISION};
 
+mod interval;
+mod worst_case;
+
+pub use interval::{interval, Interval};
+pub use worst_case::worst_case_probes;
+
 #[cfg(test)]
 mod tests;
+
+/// What one probe says about the target (`check::slo::outcome` reads it from a saved step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Valid, and every bound of the SLO held.
+    Passed,
+    /// The target broke the SLO, or crashed.
+    Failed,
+    /// Invalid through the generator's own doing (schedule lag, its CPU saturated or
+    /// throttled): no evidence either way, so it is run again.
+    GeneratorInvalid,
+    /// Invalid for another reason (drops at the in-flight cap, a missing shard): a failure, as
+    /// an invalid step never passes.
+    Invalid,
+}
+
+impl Outcome {
+    pub fn passed(self) -> bool {
+        self == Outcome::Passed
+    }
+
+    /// Whether it counts against its rate.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::Invalid)
+    }
+
+    /// Whether it says anything about the target at all.
+    pub fn is_evidence(self) -> bool {
+        self != Outcome::GeneratorInvalid
+    }
+}
 
 /// One probe's outcome, as the decision sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Probe {
     pub rate_rps: f64,
-    /// The step met the SLO (valid, and every bound held).
-    pub passed: bool,
+    pub outcome: Outcome,
     pub kind: ProbeKind,
+}
+
+impl Probe {
+    /// The step met the SLO (valid, and every bound held).
+    pub fn passed(&self) -> bool {
+        self.outcome.passed()
+    }
 }
 
 /// What to do next.
@@ -32,6 +86,19 @@ pub enum Decision {
     Probe { rate_rps: f64, kind: ProbeKind },
     Done(Ending),
 }
+
+/// How many times one rate is re-run after the generator spoiled it: a generator that cannot
+/// hold a rate three times over will not hold it on a fourth try.
+pub const RERUNS_PER_RATE: usize = 2;
+/// How many re-runs one configuration's search gets in all: a generator that keeps lagging at
+/// different rates is on a machine too busy to measure on, and the worst case stays bounded.
+pub const RERUNS_PER_SEARCH: usize = 4;
+
+/// How many times a repeat that moves an end of the bracket starts a new round of narrowing:
+/// below a best pass whose majority turned to failure, above a failure whose majority turned
+/// to passes. A further move only shows in the interval (as spread, or a capacity read from
+/// the majority), so a target that is noisy at its knee cannot keep the search going.
+pub const REOPENS: usize = 1;
 
 /// The next probe of a configuration whose probes so far are `history` (in the order run).
 /// `spent` is the search campaign's wall-clock time so far and `probe_cost` the time one more
@@ -55,14 +122,47 @@ pub fn decide(
     Decision::Probe { rate_rps, kind }
 }
 
-/// How many times a repeat that fails at the best passing rate reopens the bracket: the search
-/// bisects again between the highest rate whose every probe passed and the rate that flipped,
-/// then repeats the new ends. A further disagreement only widens the spread, so a target that
-/// is noisy at its knee cannot keep the search going.
-pub const REOPENS: usize = 1;
+/// How the probes so far end: what [`decide`] says after the last one, or
+/// [`Ending::Unfinished`] when it would have gone on (the run stopped it).
+pub fn ending(spec: &SearchSpec, history: &[Probe]) -> Ending {
+    match plan_next(spec, history) {
+        Decision::Done(e) => e,
+        Decision::Probe { .. } if history.len() >= worst_case_probes(spec) => Ending::ProbeLimit,
+        Decision::Probe { .. } => Ending::Unfinished,
+    }
+}
 
-/// The next probe with neither budget nor probe limit in the way.
+/// The next probe with neither budget nor probe limit in the way. A probe the generator
+/// spoiled is left out, so the decision before it is made again: that is the re-run.
 fn plan_next(spec: &SearchSpec, history: &[Probe]) -> Decision {
+    if generator_limited(history) {
+        return Decision::Done(Ending::GeneratorLimited);
+    }
+    let evidence: Vec<Probe> = history
+        .iter()
+        .filter(|p| p.outcome.is_evidence())
+        .copied()
+        .collect();
+    plan_evidence(spec, &evidence)
+}
+
+/// Whether the last probe was spoiled by the generator once too often: the third time at its
+/// rate, or the fifth in the search.
+fn generator_limited(history: &[Probe]) -> bool {
+    let spoiled = |p: &&Probe| p.outcome == Outcome::GeneratorInvalid;
+    let Some(last) = history.last().filter(spoiled) else {
+        return false;
+    };
+    let at_rate = history
+        .iter()
+        .filter(spoiled)
+        .filter(|p| p.rate_rps == last.rate_rps)
+        .count();
+    at_rate > RERUNS_PER_RATE || history.iter().filter(spoiled).count() > RERUNS_PER_SEARCH
+}
+
+/// The next probe from the probes that are evidence.
+fn plan_evidence(spec: &SearchSpec, history: &[Probe]) -> Decision {
     if history.is_empty() {
         return probe(spec.from_rps.round(), ProbeKind::Grow);
     }
@@ -75,8 +175,8 @@ fn plan_next(spec: &SearchSpec, history: &[Probe]) -> Decision {
     confirm(spec, history, round.bracket)
 }
 
-/// The round of the search in progress: it begins at the start, or just after a repeat
-/// reopened the bracket; its repeats go to the bracket as it stood when they began.
+/// The round of the search in progress: it begins at the start, or just after a repeat moved
+/// an end of the bracket; its repeats go to the bracket as it stood when they began.
 struct Round {
     /// Where the round's first repeat is, if it has begun repeating.
     first_repeat: Option<usize>,
@@ -97,20 +197,20 @@ fn current_round(history: &[Probe]) -> Round {
         }
     };
     let mut round = round_at(0);
-    let mut reopened = 0;
-    while reopened < REOPENS {
-        // A repeat of the round's best passing rate that fails reopens it.
+    for _ in 0..REOPENS {
         let Some(first) = round.first_repeat else {
             break;
         };
-        let flip = history[first..]
-            .iter()
-            .position(|p| !p.passed && Some(p.rate_rps) == round.bracket.0);
-        let Some(at) = flip.map(|i| first + i) else {
+        // A repeat after which the majority puts an end elsewhere, no end being tied (a tie
+        // is broken first: it is not yet a majority either way).
+        let moved = (first..history.len()).find(|&i| {
+            let seen = &history[..=i];
+            !tied_end(seen, round.bracket) && bracket(seen) != round.bracket
+        });
+        let Some(at) = moved else {
             break;
         };
         round = round_at(at + 1);
-        reopened += 1;
     }
     round
 }
@@ -136,14 +236,17 @@ fn narrow(spec: &SearchSpec, history: &[Probe], (pass, fail): Bracket) -> Option
     }
 }
 
-/// The repeats still owed to the bracket's ends, then the end of the search.
+/// A tie at an end of the bracket is broken first, then each end gets the repeats still owed
+/// to it; then the search ends.
 fn confirm(spec: &SearchSpec, history: &[Probe], (pass, fail): Bracket) -> Decision {
-    let runs = |rate: f64| history.iter().filter(|p| p.rate_rps == rate).count();
     let owed = 1 + spec.confirm as usize;
-    for rate in [pass, fail].into_iter().flatten() {
-        if runs(rate) < owed {
-            return probe(rate, ProbeKind::Confirm);
-        }
+    let ends = [pass, fail].into_iter().flatten();
+    let next = ends
+        .clone()
+        .find(|&r| tally(history, r).tied())
+        .or_else(|| ends.clone().find(|&r| tally(history, r).runs < owed));
+    if let Some(rate) = next {
+        return probe(rate, ProbeKind::Confirm);
     }
     Decision::Done(match (pass, fail) {
         (_, None) => Ending::PassedTop,
@@ -152,129 +255,49 @@ fn confirm(spec: &SearchSpec, history: &[Probe], (pass, fail): Bracket) -> Decis
     })
 }
 
-/// (highest rate below the first failure whose probes all passed, lowest rate that failed).
-type Bracket = (Option<f64>, Option<f64>);
-
-fn bracket(history: &[Probe]) -> Bracket {
-    let fail = history
-        .iter()
-        .filter(|p| !p.passed)
-        .map(|p| p.rate_rps)
-        .reduce(f64::min);
-    let all_passed = |rate: f64| history.iter().all(|p| p.rate_rps != rate || p.passed);
-    let pass = history
-        .iter()
-        .map(|p| p.rate_rps)
-        .filter(|r| fail.is_none_or(|f| *r < f) && all_passed(*r))
-        .reduce(f64::max);
-    (pass, fail)
+/// The probes at one rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tally {
+    runs: usize,
+    passes: usize,
 }
 
-/// What the probes of one configuration say about its capacity.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Interval {
-    /// The highest rate that passed every one of its probes, below the lowest failure: the
-    /// capacity.
-    pub passed_rps: Option<f64>,
-    /// The lowest rate that failed (any probe).
-    pub failed_rps: Option<f64>,
-    /// The highest rate that passed at least once: above `passed_rps` when repeats disagreed.
-    pub highest_pass_rps: Option<f64>,
-    /// Rates probed more than once: (rate, runs, passes), by rate.
-    pub repeats: Vec<(f64, usize, usize)>,
-}
+impl Tally {
+    /// The majority passed: the rate holds.
+    fn held(self) -> bool {
+        2 * self.passes > self.runs
+    }
 
-impl Interval {
-    /// How far above the capacity a rate still passed sometimes: 0 when every repeat agreed
-    /// with the bracket, `None` without a capacity.
-    pub fn spread_rps(&self) -> Option<f64> {
-        let passed = self.passed_rps?;
-        Some((self.highest_pass_rps.unwrap_or(passed) - passed).max(0.0))
+    fn tied(self) -> bool {
+        self.runs > 0 && 2 * self.passes == self.runs
     }
 }
 
-/// The capacity interval the probes show (the same reading whether the search finished or not).
-pub fn interval(history: &[Probe]) -> Interval {
-    let (passed_rps, failed_rps) = bracket(history);
-    let highest_pass_rps = history
-        .iter()
-        .filter(|p| p.passed)
-        .map(|p| p.rate_rps)
-        .reduce(f64::max);
+fn tally(history: &[Probe], rate: f64) -> Tally {
+    let at = history.iter().filter(|p| p.rate_rps == rate);
+    Tally {
+        runs: at.clone().count(),
+        passes: at.filter(|p| p.passed()).count(),
+    }
+}
+
+fn tied_end(history: &[Probe], (pass, fail): Bracket) -> bool {
+    [pass, fail]
+        .into_iter()
+        .flatten()
+        .any(|r| tally(history, r).tied())
+}
+
+/// (highest rate below the lowest failing one whose majority passed, lowest rate whose
+/// majority did not pass — a tie included, until it is broken).
+type Bracket = (Option<f64>, Option<f64>);
+
+/// The bracket of probes that are all evidence.
+fn bracket(history: &[Probe]) -> Bracket {
     let mut rates: Vec<f64> = history.iter().map(|p| p.rate_rps).collect();
     rates.sort_by(f64::total_cmp);
     rates.dedup();
-    let repeats = rates
-        .into_iter()
-        .filter_map(|r| {
-            let at: Vec<&Probe> = history.iter().filter(|p| p.rate_rps == r).collect();
-            let passes = at.iter().filter(|p| p.passed).count();
-            (at.len() > 1).then_some((r, at.len(), passes))
-        })
-        .collect();
-    Interval {
-        passed_rps,
-        failed_rps,
-        highest_pass_rps,
-        repeats,
-    }
-}
-
-/// How the probes so far end: what [`decide`] says after the last one, or
-/// [`Ending::Unfinished`] when it would have gone on (the run stopped it).
-pub fn ending(spec: &SearchSpec, history: &[Probe]) -> Ending {
-    match plan_next(spec, history) {
-        Decision::Done(e) => e,
-        Decision::Probe { .. } if history.len() >= worst_case_probes(spec) => Ending::ProbeLimit,
-        Decision::Probe { .. } => Ending::Unfinished,
-    }
-}
-
-/// The most probes one configuration's search can take, over every possible sequence of
-/// outcomes: each end of the last bracket is owed its repeats whatever they say, and a
-/// reopened bracket costs its bisections on top (its repeats replace the ones it ended).
-pub fn worst_case_probes(spec: &SearchSpec) -> usize {
-    let from = spec.from_rps.round();
-    let to = spec.to_rps.round();
-    let repeats = spec.confirm as usize;
-    // The growth rates, as the search offers them.
-    let mut grow = vec![from];
-    while let Some(&last) = grow.last().filter(|r| **r < to) {
-        grow.push((last * GROWTH).round().min(to));
-    }
-    let halve = |i: usize| match i.checked_sub(1) {
-        Some(j) => bisections(spec.precision, grow[j], grow[i]),
-        None => 0,
-    };
-    // A flip at the best passing rate reopens the bracket below it: at most the doubling that
-    // ends there, or the one above it when the best pass came from bisecting that one.
-    let reopened = |i: usize| {
-        if repeats == 0 || REOPENS == 0 {
-            0
-        } else {
-            halve(i).max(i.checked_sub(1).map_or(0, halve))
-        }
-    };
-    // Passing everything: every growth rate, then the repeats of the top.
-    let top = grow.len() - 1;
-    let mut worst = grow.len() + 2 * repeats + reopened(top);
-    for (i, _) in grow.iter().enumerate() {
-        let run = i + 1;
-        let worst_here = match i {
-            // Already `from` failed: only its repeats follow.
-            0 => run + repeats,
-            _ => run + halve(i) + 2 * repeats + reopened(i),
-        };
-        worst = worst.max(worst_here);
-    }
-    worst
-}
-
-/// The most bisection probes between `pass` and `fail`, over every outcome.
-fn bisections(precision: f64, pass: f64, fail: f64) -> usize {
-    let mid = (pass * fail).sqrt().round();
-    if fail / pass - 1.0 <= precision || mid <= pass || mid >= fail {
-        return 0;
-    }
-    1 + bisections(precision, mid, fail).max(bisections(precision, pass, mid))
+    let fail = rates.iter().copied().find(|&r| !tally(history, r).held());
+    let pass = rates.iter().copied().rfind(|&r| fail.is_none_or(|f| r < f));
+    (pass, fail)
 }

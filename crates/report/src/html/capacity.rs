@@ -76,7 +76,7 @@ fn capacity_chart(caps: &[&Capacity], names: &[String]) -> Result<String, String
         y_label: "offered rate (req/s)".into(),
         categories: names.to_vec(),
         groups: vec![IntervalGroup {
-            label: "capacity: passed every repeat".into(),
+            label: "capacity: passed by majority".into(),
             colour: 0,
             bars: caps
                 .iter()

@@ -40,6 +40,7 @@ fn capacity(
             passed: 3,
         }],
         probes: 11,
+        generator_reruns: 0,
         ending: Ending::Converged,
         first_failure: fail.map(|f| FailureEvidence {
             step: StepId::new(Some("ci"), &format!("search-{key}-05-{f}rps")),
@@ -254,6 +255,59 @@ fn check_prints_its_table_writes_markdown_and_exits_by_outcome() {
     command::assert_exit(&check(&other, &base, &summary, &["--allow-different"]), 0);
     let bad = check(&run, &base, &summary, &["--tolerance", "ten"]);
     command::assert_exit(&bad, 2);
+}
+
+#[test]
+fn check_without_a_baseline_yet_passes_and_writes_the_one_to_commit() {
+    let _serial = common::serial::lock_blocking();
+    let dir = common::tempdir("check-first-run");
+    let run = write_json(dir.path(), "run.json", &then());
+    let missing = dir.path().join("committed").join("ci.baseline.json");
+    let summary = dir.path().join("summary.md");
+    let out = check(&run, &missing, &summary, &[]);
+    command::assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("no baseline yet: this run's baseline.json is the artifact to commit"),
+        "{stdout}"
+    );
+    let written = std::fs::read_to_string(dir.path().join("baseline.json")).unwrap();
+    assert_eq!(Baseline::from_json(&written).unwrap(), then());
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("no baseline yet"), "{md}");
+    // Committed where the check looks, the next run compares with it.
+    std::fs::create_dir_all(missing.parent().unwrap()).unwrap();
+    std::fs::copy(dir.path().join("baseline.json"), &missing).unwrap();
+    command::assert_exit(&check(&run, &missing, &summary, &[]), 0);
+}
+
+#[test]
+fn check_compares_machines_by_class_and_records_allow_different() {
+    let _serial = common::serial::lock_blocking();
+    let dir = common::tempdir("check-class");
+    let base = write_json(dir.path(), "base.json", &then());
+    let summary = dir.path().join("summary.md");
+    // Another runner of the same label: another CPU model and a little less memory.
+    let mut runner = then();
+    runner.machine.cpu_model = Some("Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz".into());
+    runner.machine.memory_bytes = runner.machine.memory_bytes.map(|m| m - (200 << 20));
+    let runner = write_json(dir.path(), "runner.json", &runner);
+    command::assert_exit(&check(&runner, &base, &summary, &[]), 0);
+    // Another class: cgroup v2. Not comparable, unless allowed, and then the verdict says so.
+    let mut v2 = then();
+    v2.machine.cgroup_mode = Some("v2".into());
+    let v2 = write_json(dir.path(), "v2.json", &v2);
+    let out = check(&v2, &base, &summary, &[]);
+    command::assert_exit(&out, 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cgroup mode v1 in the baseline, v2"), "{err}");
+    let out = check(&v2, &base, &summary, &["--allow-different"]);
+    command::assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("(compared anyway with --allow-different: different machine class"),
+        "{stdout}"
+    );
 }
 
 #[test]

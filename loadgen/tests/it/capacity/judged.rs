@@ -1,5 +1,6 @@
 //! A run whose steps are a search's probes, judged from its saved steps: the capacity, its
-//! derived figures and first failure, and a report that leads with them.
+//! derived figures and first failure, a probe the generator spoiled read as no evidence, and a
+//! report that leads with them.
 
 use loadgen_model::result::{CampaignResult, CheckName};
 
@@ -104,6 +105,33 @@ fn a_searched_run_is_judged_from_its_probes_and_its_report_leads_with_the_capaci
     assert!(
         header.ends_with("capacity_per_core_rps,scaling_efficiency"),
         "{header}"
+    );
+}
+
+#[test]
+fn a_probe_the_generator_spoiled_is_no_failure_when_the_run_is_judged_again() {
+    // The 250 req/s probe saved with a lagging generator (and nothing else wrong with it): the
+    // saved run reads it as no evidence, so the first failure is 1000 req/s, as the search
+    // decided while it ran.
+    let mut run = searched_fixture();
+    let at = run
+        .steps
+        .iter()
+        .position(|s| s.id() == "A/a-250-1r")
+        .unwrap();
+    run.steps[at].schedule_lag_ms.p99 = Some(60.0);
+    let run = loadgen_judge::check::judge_run(run);
+    assert!(!run.steps[at].valid);
+    let cap = &run.capacities[0];
+    assert_eq!(
+        (cap.capacity_rps, cap.failed_rps),
+        (Some(180.0), Some(1000.0))
+    );
+    assert_eq!(cap.generator_reruns, 1);
+    assert_eq!(cap.probes, 4);
+    assert_eq!(
+        cap.first_failure.as_ref().unwrap().step.to_string(),
+        "A/a-1000-1r"
     );
 }
 

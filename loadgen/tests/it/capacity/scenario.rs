@@ -178,7 +178,7 @@ fn readme_documents_every_search_key() {
 }
 
 #[test]
-fn ci_toml_validates_with_a_worst_case_inside_its_budget() {
+fn ci_toml_validates_and_states_its_worst_case_and_budget() {
     let _serial = common::serial::lock_blocking();
     let ci = common::repo_dir().join("scenarios/ci.toml");
     let out = command::loadgen_output([std::ffi::OsStr::new("validate"), ci.as_os_str()]);
@@ -188,12 +188,17 @@ fn ci_toml_validates_with_a_worst_case_inside_its_budget() {
         text.contains("search ci: 2 configuration(s) (r1-cpu0.5, r2-cpu0.5)"),
         "{text}"
     );
-    // 18 probes of 4.5 s each, a reopened bracket included, inside the 4 minutes budget.
+    // 29 probes of 4.5 s each: two rounds of bisection and repeats (a reopened or overturned
+    // bracket) and the generator's re-runs. Past the 4 minutes budget, which stops a search
+    // that needs all of it and says where it got (a clean knee takes about 14).
     assert!(
-        text.contains("at most 18 probes per configuration: worst case 2m 42s"),
+        text.contains("at most 29 probes per configuration: worst case 4m 21s"),
         "{text}"
     );
-    assert!(text.contains("budget 4m"), "{text}");
+    assert!(
+        text.contains("its budget of 4m may stop it earlier"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,12 +1,15 @@
-//! The search's decisions replayed on recorded outcomes: a clean knee, a knee with a noisy
-//! failure below it, a failing repeat reopening the bracket (once), the budget, and the worst
-//! case being a true bound.
+//! The search's decisions replayed on recorded outcomes: a clean knee, growth to `to`, a
+//! failing `from`, and repeats that move the bracket (here); noise — a hiccup, a generator
+//! that lags — in [`noise`]; the budget, the probe limit and the worst case in [`bounds`].
 
 use std::time::Duration;
 
 use super::*;
 
-fn spec(from: f64, to: f64, precision: f64, confirm: u32) -> SearchSpec {
+mod bounds;
+mod noise;
+
+pub(super) fn spec(from: f64, to: f64, precision: f64, confirm: u32) -> SearchSpec {
     SearchSpec {
         from_rps: from,
         to_rps: to,
@@ -17,21 +20,31 @@ fn spec(from: f64, to: f64, precision: f64, confirm: u32) -> SearchSpec {
     }
 }
 
-const PROBE: Duration = Duration::from_secs(12);
+pub(super) const PROBE: Duration = Duration::from_secs(12);
 
 /// Runs the search against `outcome(rate, nth probe at that rate)`, charging [`PROBE`] per
 /// probe; returns the probes and how it ended.
-fn replay(spec: &SearchSpec, outcome: impl Fn(f64, usize) -> bool) -> (Vec<Probe>, Ending) {
+pub(super) fn replay_outcomes(
+    spec: &SearchSpec,
+    outcome: impl Fn(f64, usize) -> Outcome,
+) -> (Vec<Probe>, Ending) {
     let mut history: Vec<Probe> = Vec::new();
     for _ in 0..1000 {
         let spent = PROBE * history.len() as u32;
         match decide(spec, &history, spent, PROBE) {
-            Decision::Done(e) => return (history, e),
+            Decision::Done(e) => {
+                // A saved run reads the same ending back (the budget is the campaign's to
+                // record: the probes alone read as unfinished).
+                if e != Ending::Budget {
+                    assert_eq!(ending(spec, &history), e, "{history:?}");
+                }
+                return (history, e);
+            }
             Decision::Probe { rate_rps, kind } => {
                 let nth = history.iter().filter(|p| p.rate_rps == rate_rps).count();
                 history.push(Probe {
                     rate_rps,
-                    passed: outcome(rate_rps, nth),
+                    outcome: outcome(rate_rps, nth),
                     kind,
                 });
             }
@@ -40,7 +53,23 @@ fn replay(spec: &SearchSpec, outcome: impl Fn(f64, usize) -> bool) -> (Vec<Probe
     panic!("the search did not end: {history:?}");
 }
 
-fn rates(h: &[Probe]) -> Vec<f64> {
+/// [`replay_outcomes`] with every probe valid: `passed(rate, nth)`.
+pub(super) fn replay(
+    spec: &SearchSpec,
+    passed: impl Fn(f64, usize) -> bool,
+) -> (Vec<Probe>, Ending) {
+    replay_outcomes(spec, |r, nth| pass_or_fail(passed(r, nth)))
+}
+
+pub(super) fn pass_or_fail(passed: bool) -> Outcome {
+    if passed {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    }
+}
+
+pub(super) fn rates(h: &[Probe]) -> Vec<f64> {
     h.iter().map(|p| p.rate_rps).collect()
 }
 
@@ -64,6 +93,9 @@ fn a_monotone_knee_is_grown_to_bisected_and_confirmed() {
         .iter()
         .all(|p| p.kind == ProbeKind::Confirm));
     assert_eq!(iv.spread_rps(), Some(0.0));
+    // What it cost before noise was handled, and still does: growth 3 (50, 100, 200),
+    // bisections 4 (141, 168, 183, 175), repeats 6.
+    assert_eq!(h.len(), 13, "{h:?}");
     assert!(h.len() <= worst_case_probes(&s));
 }
 
@@ -89,22 +121,6 @@ fn a_failing_from_is_repeated_and_leaves_no_capacity() {
 }
 
 #[test]
-fn a_non_monotone_outcome_brackets_the_first_failure_and_shows_the_spread() {
-    // 100 req/s fails once (a hiccup) although the knee is near 180: the growth stops there,
-    // and the repeats of 100 pass, which the spread shows instead of hiding.
-    let s = spec(50.0, 2000.0, 0.05, 2);
-    let (h, end) = replay(&s, |r, nth| r <= 181.0 && !(r == 100.0 && nth == 0));
-    assert_eq!(end, Ending::Converged);
-    let iv = interval(&h);
-    assert_eq!(iv.failed_rps, Some(100.0));
-    let pass = iv.passed_rps.unwrap();
-    assert!((96.0..100.0).contains(&pass), "{iv:?}");
-    assert_eq!(iv.highest_pass_rps, Some(100.0));
-    assert_eq!(iv.spread_rps(), Some(100.0 - pass));
-    assert!(iv.repeats.contains(&(100.0, 3, 2)), "{iv:?}");
-}
-
-#[test]
 fn a_failing_repeat_of_the_best_pass_reopens_the_bracket_below_it() {
     // What a clean-clone CI run met: 200 req/s passed on the way up (a lucky probe: the knee is
     // near 185), every bisection above it failed, and its repeat failed. Without a new
@@ -115,10 +131,13 @@ fn a_failing_repeat_of_the_best_pass_reopens_the_bracket_below_it() {
     assert_eq!(end, Ending::Converged);
     let flip = h
         .iter()
-        .position(|p| p.kind == ProbeKind::Confirm && !p.passed)
+        .position(|p| p.kind == ProbeKind::Confirm && !p.passed())
         .unwrap();
     assert_eq!(h[flip].rate_rps, 200.0);
-    let after: Vec<&Probe> = h[flip + 1..].iter().collect();
+    // 1 pass, 1 failure: a tie, broken by one more run before anything moves.
+    assert_eq!(h[flip + 1].rate_rps, 200.0);
+    assert_eq!(h[flip + 1].kind, ProbeKind::Confirm);
+    let after: Vec<&Probe> = h[flip + 2..].iter().collect();
     assert!(
         after
             .iter()
@@ -134,27 +153,30 @@ fn a_failing_repeat_of_the_best_pass_reopens_the_bracket_below_it() {
         iv.repeats.iter().any(|(r, n, _)| *r == pass && *n == 2),
         "{iv:?}"
     );
+    assert!(iv.repeats.contains(&(200.0, 3, 1)), "{iv:?}");
     assert_eq!(iv.highest_pass_rps, Some(200.0));
     assert_eq!(iv.spread_rps(), Some(200.0 - pass));
     assert!(h.len() <= worst_case_probes(&s), "{} probes", h.len());
 }
 
 #[test]
-fn a_second_failing_repeat_only_widens_the_spread() {
-    // Every rate passes its first probe up to 400 and fails every later one: the first flip
-    // reopens the bracket, the second (at the new best pass) does not.
+fn a_second_turned_majority_only_shows_in_the_interval() {
+    // Every rate passes its first probe up to 400 and fails every later one: the first best
+    // pass to turn reopens the bracket, the second (the new best pass) does not.
     let s = spec(50.0, 2000.0, 0.05, 2);
     let (h, end) = replay(&s, |r, nth| r <= 400.0 && nth == 0);
     assert_eq!(end, Ending::Converged);
-    let flips: Vec<usize> = (0..h.len())
+    // The first failing repeat at each rate that had passed.
+    let mut flips: Vec<usize> = (0..h.len())
         .filter(|&i| {
             h[i].kind == ProbeKind::Confirm
-                && !h[i].passed
+                && !h[i].passed()
                 && h[..i]
                     .iter()
-                    .any(|q| q.rate_rps == h[i].rate_rps && q.passed)
+                    .any(|q| q.rate_rps == h[i].rate_rps && q.passed())
         })
         .collect();
+    flips.dedup_by_key(|i| h[*i].rate_rps.to_bits());
     assert!(flips.len() >= 2, "{h:?}");
     let bisections_after = |i: usize| {
         h[i + 1..]
@@ -164,7 +186,9 @@ fn a_second_failing_repeat_only_widens_the_spread() {
     };
     assert!(bisections_after(flips[0]) > 0, "{h:?}");
     assert_eq!(bisections_after(flips[1]), 0, "{h:?}");
+    // The second best pass failed by majority: the capacity is read below it.
     let iv = interval(&h);
+    assert!(iv.passed_rps.unwrap() < h[flips[1]].rate_rps, "{iv:?}");
     assert!(iv.spread_rps().unwrap() > 0.0, "{iv:?}");
     assert!(h.len() <= worst_case_probes(&s), "{} probes", h.len());
 }
@@ -181,58 +205,4 @@ fn a_failing_repeat_at_the_top_reopens_below_it() {
         "{iv:?}"
     );
     assert!(h.len() <= worst_case_probes(&s));
-}
-
-#[test]
-fn the_budget_stops_before_a_probe_that_would_overrun_it() {
-    let mut s = spec(50.0, 2000.0, 0.05, 3);
-    // Room for five probes of 12 s, not six.
-    s.budget_s = Some(5.0 * 12.0 + 11.0);
-    let (h, end) = replay(&s, |r, _| r <= 181.0);
-    assert_eq!(end, Ending::Budget);
-    assert_eq!(h.len(), 5);
-    // Where it got: a bracket, not yet confirmed.
-    let iv = interval(&h);
-    assert!(iv.passed_rps.is_some() && iv.failed_rps.is_some(), "{iv:?}");
-    assert_eq!(ending(&s, &h), Ending::Unfinished);
-}
-
-#[test]
-fn the_worst_case_bounds_every_outcome_sequence() {
-    let s = spec(50.0, 2000.0, 0.05, 3);
-    let worst = worst_case_probes(&s);
-    let mut longest = 0;
-    // Every knee from 40 to 2100 req/s: clean, with each rate's nth probe failing (a noisy
-    // repeat, or a lucky first probe), and with a lucky first probe up to twice the knee.
-    for knee in (40..2100).map(f64::from) {
-        for nth_fails in [None, Some(1), Some(2), Some(3)] {
-            let (h, end) = replay(&s, |r, nth| r <= knee && Some(nth) != nth_fails);
-            assert_ne!(end, Ending::ProbeLimit, "knee {knee}: {h:?}");
-            longest = longest.max(h.len());
-        }
-        for lucky in [1.1, 1.5, 2.0] {
-            let (h, end) = replay(&s, |r, nth| r <= knee || (nth == 0 && r <= knee * lucky));
-            assert_ne!(end, Ending::ProbeLimit, "knee {knee} × {lucky}: {h:?}");
-            longest = longest.max(h.len());
-        }
-    }
-    assert!(longest <= worst, "{longest} > {worst}");
-    // The bound is close: some sequence needs nearly all of it.
-    assert!(
-        longest + 2 >= worst,
-        "{longest} probes at most, bound {worst}"
-    );
-}
-
-#[test]
-fn worst_case_of_a_short_range() {
-    // 50, 100, 200 (fails); 3 bisections of [100, 200] to 10 % (141, 119, 109: all fail); the
-    // repeat of 100 fails too, which reopens [50, 100]: 4 bisections (71, 60, 55, 52 — [50, 55]
-    // is 10 %, 52 splits it once more); one repeat of the new best pass; 100 already ran twice.
-    let s = spec(50.0, 200.0, 0.1, 1);
-    assert_eq!(worst_case_probes(&s), 3 + 3 + 1 + 4 + 1);
-    let (h, _) = replay(&s, |r, nth| {
-        r < 52.0 || (r == 100.0 && nth == 0) || r == 50.0
-    });
-    assert_eq!(h.len(), 12, "{h:?}");
 }
