@@ -24,6 +24,8 @@ ALLOWED = {
     ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
     # The rollout's new ReplicaSet, by revision, for its pod-template-hash.
     ("apps", "replicasets"): {"list"},
+    # Any pod's CPU from the resource metrics API (metrics-server), read per step pod.
+    ("metrics.k8s.io", "pods"): {"get"},
 }
 NEEDS_RESOURCE_NAMES = {("apps", "deployments")}
 # Verbs that change an object loadgen owns: only with resourceNames, and only its own object's

@@ -89,11 +89,13 @@ pub fn replica_cpu(
 }
 
 /// One replica's CPU from both snapshots: from its cgroup files when loadgen reads them, else
-/// from what the service exports, which is kept beside them as `from_service` either way.
+/// from what the service exports, else from the resource metrics API (a pod's sample whose
+/// window lies in `span`, the step's wall-clock bounds); each view is kept beside the fields.
 pub fn replica_views(
     before: &ReplicaSnapshot,
     after: &ReplicaSnapshot,
     wall: Duration,
+    span: (std::time::SystemTime, std::time::SystemTime),
     requests: Option<u64>,
 ) -> ReplicaCpu {
     let service = match (&before.service_cpu, &after.service_cpu) {
@@ -108,11 +110,20 @@ pub fn replica_views(
         Some((p, n)) => (Some(p.clone()), n.clone()),
         None => (None, None),
     };
+    let metrics_api = after
+        .pod_metrics
+        .as_ref()
+        .and_then(|m| super::metrics_api::within(m, span.0, span.1));
+    let mut r = replica_cpu(before.index, b, a, wall, requests);
+    if r.cores_used.is_none() {
+        r.cores_used = metrics_api.as_ref().map(|m| m.cores_used);
+    }
     ReplicaCpu {
         from_service: service,
+        from_metrics_api: metrics_api,
         pod,
         node,
-        ..replica_cpu(before.index, b, a, wall, requests)
+        ..r
     }
 }
 

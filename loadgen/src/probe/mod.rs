@@ -12,9 +12,10 @@
 pub mod business;
 pub mod counter;
 pub mod cpu;
+pub mod metrics_api;
 pub mod prometheus;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::deployer::{CgroupCpu, Deployment};
 use crate::plan::counter::Counter;
@@ -26,6 +27,8 @@ use loadgen_model::result::{CounterReading, CpuReading};
 pub struct Snapshot {
     /// When the CPU counters were read (HTTP reads follow within the probe timeout).
     pub taken_at: Instant,
+    /// The same instant on the wall clock (metrics API samples carry wall-clock times).
+    pub taken_wall: SystemTime,
     /// The business counter: the store's total for the site.
     pub counter: Option<u64>,
     /// Our replicas, or a cluster step's pods (empty for a URL target).
@@ -52,12 +55,15 @@ pub struct ReplicaSnapshot {
     pub service_cpu: Option<CgroupCpu>,
     /// The pod and its node, on a cluster.
     pub pod: Option<(String, Option<String>)>,
+    /// The pod's latest sample from the resource metrics API, on a cluster.
+    pub pod_metrics: Option<metrics_api::PodMetricsSample>,
 }
 
 /// Reads the counter and CPU of `deployment`. All replicas are read concurrently.
 pub async fn snapshot(deployment: &Deployment, counter: &Counter) -> Snapshot {
     // Local files first, right at `taken_at`: CPU per wall time must share one clock reading.
     let taken_at = Instant::now();
+    let taken_wall = SystemTime::now();
     let cluster = !deployment.pods.is_empty();
     let node = if cluster { None } else { cpu::read_node() };
     let mut cpus: Vec<Option<CgroupCpu>> = deployment
@@ -75,29 +81,49 @@ pub async fn snapshot(deployment: &Deployment, counter: &Counter) -> Snapshot {
     } else {
         vec![None; deployment.replicas.len()]
     };
-    let (total, counters) = read_counters(deployment, counter).await;
+    let ((total, counters), mut samples) =
+        tokio::join!(read_counters(deployment, counter), pod_metrics(deployment));
+    samples.resize(counters.len(), None);
     let replicas = counters
         .into_iter()
         .zip(cpus)
         .zip(pods)
+        .zip(samples)
         .enumerate()
-        .map(|(i, (((c, site_clicks), cpu), pod))| ReplicaSnapshot {
-            index: deployment.replicas.get(i).map_or(i as u32, |r| r.index),
-            clicks: c.clicks,
-            requests: c.requests,
-            cpu,
-            site_clicks,
-            service_cpu: c.cgroup,
-            pod,
-        })
+        .map(
+            |(i, ((((c, site_clicks), cpu), pod), pod_metrics))| ReplicaSnapshot {
+                index: deployment.replicas.get(i).map_or(i as u32, |r| r.index),
+                clicks: c.clicks,
+                requests: c.requests,
+                cpu,
+                site_clicks,
+                service_cpu: c.cgroup,
+                pod,
+                pod_metrics,
+            },
+        )
         .collect();
     Snapshot {
         taken_at,
+        taken_wall,
         counter: total,
         replicas,
         node,
         external: deployment.is_external() && !cluster,
     }
+}
+
+/// Each pod's latest resource-metrics sample (empty off a cluster), read concurrently.
+async fn pod_metrics(deployment: &Deployment) -> Vec<Option<metrics_api::PodMetricsSample>> {
+    let Some(client) = deployment.cluster.as_ref().map(|c| c.0.clone()) else {
+        return Vec::new();
+    };
+    let reads = deployment.pods.iter().map(|p| {
+        let client = client.clone();
+        let (ns, name) = (p.namespace.clone(), p.name.clone());
+        async move { metrics_api::read(&client, &ns, &name).await }
+    });
+    futures_util::future::join_all(reads).await
 }
 
 /// The business counter and each replica's own readings, by the kind of counter.
@@ -277,11 +303,12 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> (Option<CounterReading>, Opt
     }
 
     let wall = after.taken_at.saturating_duration_since(before.taken_at);
+    let span = (before.taken_wall, after.taken_wall);
     let per_replica: Vec<_> = pairs
         .iter()
         .map(|(b, a)| {
             let requests = a.requests.and_then(|x| x.checked_sub(b.requests?));
-            cpu::replica_views(b, a, wall, requests)
+            cpu::replica_views(b, a, wall, span, requests)
         })
         .collect();
     let cores_used = per_replica
@@ -333,6 +360,7 @@ mod tests {
             site_clicks: Some(clicks),
             service_cpu: None,
             pod: None,
+            pod_metrics: None,
         }
     }
 
@@ -341,6 +369,7 @@ mod tests {
         let t0 = Instant::now();
         let before = Snapshot {
             taken_at: t0,
+            taken_wall: SystemTime::now(),
             counter: Some(100),
             replicas: vec![replica(0, 40, 50, 1, 0), replica(1, 60, 70, 2, 0)],
             node: None,
@@ -348,6 +377,7 @@ mod tests {
         };
         let after = Snapshot {
             taken_at: t0 + Duration::from_secs(2),
+            taken_wall: SystemTime::now() + Duration::from_secs(2),
             counter: Some(400),
             replicas: vec![replica(0, 140, 160, 2, 20), replica(1, 260, 280, 4, 20)],
             node: None,
@@ -366,6 +396,44 @@ mod tests {
         assert_eq!(cpu.node_cores_used, None);
     }
 
+    /// A pod of any service: no cgroup loadgen reads, no self-exported CPU; its CPU is the
+    /// metrics API's sample when (and only when) the sample's window lies inside the step.
+    #[test]
+    fn a_pod_without_counters_takes_its_cpu_from_the_metrics_api() {
+        let t0 = Instant::now();
+        let w0 = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000);
+        let mut pod = replica(0, 0, 0, 0, 0);
+        pod.cpu = None;
+        let snap = |at: Duration, sample_end: Option<Duration>| {
+            let mut r = pod.clone();
+            r.pod_metrics = sample_end.map(|e| metrics_api::PodMetricsSample {
+                at: w0 + e,
+                window: Duration::from_secs(10),
+                cores: 0.42,
+            });
+            Snapshot {
+                taken_at: t0 + at,
+                taken_wall: w0 + at,
+                counter: Some(0),
+                replicas: vec![r],
+                node: None,
+                external: false,
+            }
+        };
+        let before = snap(Duration::ZERO, None);
+        let inside = snap(Duration::from_secs(30), Some(Duration::from_secs(25)));
+        let cpu = diff(&before, &inside).1.unwrap();
+        let r = &cpu.per_replica[0];
+        assert_eq!(r.cores_used, Some(0.42));
+        let view = r.from_metrics_api.as_ref().unwrap();
+        assert_eq!((view.window_s, view.ended_s), (10.0, 25.0));
+        assert_eq!(r.throttled_ratio, None, "a rate says nothing of throttling");
+        let straddling = snap(Duration::from_secs(30), Some(Duration::from_secs(5)));
+        let cpu = diff(&before, &straddling).1.unwrap();
+        assert_eq!(cpu.per_replica[0].cores_used, None, "unmeasured, not 0");
+        assert_eq!(cpu.cores_used, None);
+    }
+
     #[test]
     fn unreadable_values_stay_none() {
         let t0 = Instant::now();
@@ -374,6 +442,7 @@ mod tests {
         r.clicks = None;
         let before = Snapshot {
             taken_at: t0,
+            taken_wall: SystemTime::now(),
             counter: None,
             replicas: vec![r.clone()],
             node: None,
@@ -381,6 +450,7 @@ mod tests {
         };
         let after = Snapshot {
             taken_at: t0 + Duration::from_secs(1),
+            taken_wall: SystemTime::now() + Duration::from_secs(1),
             counter: Some(5),
             replicas: vec![r],
             node: None,

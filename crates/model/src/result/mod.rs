@@ -153,6 +153,11 @@ pub struct ReplicaCpu {
     /// second one of a local replica. Absent when the service does not export it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_service: Option<CgroupCpuView>,
+    /// The pod's CPU as the Kubernetes resource metrics API (`metrics.k8s.io`, metrics-server)
+    /// reported it for a window inside the step: a view of any pod, whatever it runs. The
+    /// fields above come from it when no cgroup counters are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_metrics_api: Option<MetricsApiCpu>,
     /// The pod this replica was, on a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
@@ -170,6 +175,18 @@ pub struct CgroupCpuView {
     pub nr_periods: Option<u64>,
     pub nr_throttled: Option<u64>,
     pub throttled_s: Option<f64>,
+}
+
+/// A pod's CPU from one `metrics.k8s.io` PodMetrics sample: the mean over its window, which
+/// lies inside the step (a rate, not counters: no throttling is known from it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsApiCpu {
+    /// Cores used, summed over the pod's containers, over the window.
+    pub cores_used: f64,
+    /// The window the sample averages (metrics-server's scrape interval).
+    pub window_s: f64,
+    /// When the window ended, in seconds after the step's start.
+    pub ended_s: f64,
 }
 
 /// CPU over the step, summed and per replica.

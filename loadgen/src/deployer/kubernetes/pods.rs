@@ -23,6 +23,7 @@ const PODS_POLL: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodTarget {
     pub name: String,
+    pub namespace: String,
     /// The node the pod ran on (`spec.nodeName`).
     pub node: Option<String>,
     pub ip: String,
@@ -112,6 +113,7 @@ pub fn step_pods(pods: &[Pod], hash: &str, metrics_port: u16) -> Vec<PodTarget> 
             let ip = p.status.as_ref()?.pod_ip.clone()?;
             Some(PodTarget {
                 name: p.metadata.name.clone().unwrap_or_default(),
+                namespace: p.metadata.namespace.clone().unwrap_or_default(),
                 node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
                 metrics_url: format!("http://{}:{metrics_port}", url_host(&ip)),
                 ip,

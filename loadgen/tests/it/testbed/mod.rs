@@ -7,6 +7,7 @@
 //!
 //! Run with `cargo test -p loadgen --test it -- testbed::`.
 
+mod any_service;
 mod autoscale;
 mod campaign;
 mod control_plane;
