@@ -29,6 +29,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
+use serde_json::json;
 use tokio::time::Instant;
 
 pub use pods::PodTarget;
@@ -257,10 +258,16 @@ impl KubernetesDeployer {
             }
             None => now,
         };
-        let body = spec::annotation_body(&name, &original);
-        api.patch(&name, &apply_params(), &Patch::Apply(&body))
+        // Who owned what before this run (a killed run's annotation may predate keeping it).
+        let original = if original.owners.is_empty() {
+            original.owned_as(&live)
+        } else {
+            original
+        };
+        let body = spec::annotation_body(&original);
+        api.patch(&name, &update_params(), &Patch::Merge(&body))
             .await
-            .map_err(KubeError::api("apply the original annotation to", &name))?;
+            .map_err(KubeError::api("annotate the original on", &name))?;
         self.original = Some(original);
         Ok(notes)
     }
@@ -376,8 +383,32 @@ impl KubernetesDeployer {
                 got: got.to_string(),
             });
         }
+        self.hand_back(&client, &original).await?;
         self.original = None;
         Ok(Some(original))
+    }
+
+    /// After the original values are back: drops the annotation and gives each field back to
+    /// the manager that owned it before the run, so loadgen owns nothing (a next run's first
+    /// write cannot release, and so delete, a field) and `kubectl apply` finds its own fields.
+    async fn hand_back(&self, client: &Client, original: &Shape) -> Result<(), KubeError> {
+        let api = self.deployments(client);
+        let name = &self.target.deployment;
+        let drop_annotation = json!({ "metadata": { "annotations": {
+            spec::ORIGINAL_ANNOTATION: null } } });
+        let live = api
+            .patch(name, &update_params(), &Patch::Merge(&drop_annotation))
+            .await
+            .map_err(KubeError::api("drop the original annotation of", name))?;
+        let owners = json!({ "metadata": {
+            "managedFields": spec::handed_back(&original.owners, &live) } });
+        api.patch(name, &update_params(), &Patch::Merge(&owners))
+            .await
+            .map_err(KubeError::api(
+                "hand the fields back to their owners on",
+                name,
+            ))?;
+        Ok(())
     }
 
     /// `loadgen restore`: applies back the original a killed run kept in the annotation.
@@ -395,6 +426,15 @@ impl KubernetesDeployer {
         };
         self.original = Some(kept);
         self.restore().await
+    }
+}
+
+/// A plain (merge) patch as `loadgen`: an update, which never releases fields by leaving them
+/// out.
+pub(super) fn update_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
     }
 }
 

@@ -28,6 +28,12 @@ pub struct Shape {
     pub container: String,
     pub replicas: i32,
     pub cpu: ContainerCpu,
+    /// The Deployment's `managedFields` before the run (loadgen's own entries left out): who
+    /// owned each field, handed back at restore so that the next `kubectl apply` of the
+    /// manifests, or the next run, finds the owners it left. Empty for a step's shape (and in
+    /// an annotation written before loadgen kept it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<Value>,
 }
 
 impl Shape {
@@ -56,7 +62,14 @@ impl Shape {
                 request: cpu_of(res.and_then(|r| r.requests.as_ref())),
                 limit: cpu_of(res.and_then(|r| r.limits.as_ref())),
             },
+            owners: Vec::new(),
         })
+    }
+
+    /// The same shape with the owners of `live`'s fields (loadgen's own entries left out).
+    pub fn owned_as(mut self, live: &Deployment) -> Shape {
+        self.owners = others(live);
+        self
     }
 
     /// A step's shape: its replicas, and CPU request = limit (Guaranteed QoS when memory is
@@ -79,6 +92,7 @@ impl Shape {
             container: original.container.clone(),
             replicas: i32::try_from(topology.replicas).unwrap_or(i32::MAX),
             cpu,
+            owners: Vec::new(),
         }
     }
 
@@ -143,14 +157,44 @@ pub fn apply_body(name: &str, shape: &Shape, original: Option<&Shape>) -> Value 
     })
 }
 
-/// The body that records only the original (before the first step: nothing else changes).
-pub fn annotation_body(name: &str, original: &Shape) -> Value {
+/// The merge patch that records only the original (before the first step: nothing else
+/// changes). A merge patch, not an apply: an apply carrying only the annotation would release
+/// every field a killed run's apply left owned by loadgen alone, and the API server would drop
+/// them (replicas back to 1, the CPU limit gone).
+pub fn annotation_body(original: &Shape) -> Value {
     let text = serde_json::to_string(original).unwrap_or_default();
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": name, "annotations": { ORIGINAL_ANNOTATION: text } }
-    })
+    json!({ "metadata": { "annotations": { ORIGINAL_ANNOTATION: text } } })
+}
+
+/// Every `managedFields` entry of `live` but loadgen's own, as JSON.
+fn others(live: &Deployment) -> Vec<Value> {
+    live.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER))
+        .filter_map(|m| serde_json::to_value(m).ok())
+        .collect()
+}
+
+/// The `managedFields` to hand back at restore: the entries kept before the run, and those of
+/// other managers that appeared during it (a controller's, someone's `kubectl`), none of
+/// loadgen's.
+pub fn handed_back(kept: &[Value], live: &Deployment) -> Vec<Value> {
+    let key = |m: &Value| {
+        (
+            m["manager"].clone(),
+            m["operation"].clone(),
+            m["subresource"].clone(),
+        )
+    };
+    let mut out = kept.to_vec();
+    for m in others(live) {
+        if !kept.iter().any(|k| key(k) == key(&m)) {
+            out.push(m);
+        }
+    }
+    out
 }
 
 /// The original a killed run left in the annotation, if any.
@@ -245,6 +289,7 @@ mod tests {
                 request: Some("1000m".into()),
                 limit: None,
             },
+            owners: Vec::new(),
         };
         let mut b = a.clone();
         b.cpu.request = Some("1".into());

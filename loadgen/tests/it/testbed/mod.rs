@@ -13,6 +13,7 @@ mod campaign;
 mod control_plane;
 mod job;
 mod metrics;
+mod owners;
 mod shards;
 
 use std::path::{Path, PathBuf};
@@ -172,16 +173,29 @@ impl Namespace {
     /// operator), with the admin-token Secret the manifests expect; waits until polymetrie and
     /// Redis are Ready. `cost` replaces `POLYMETRIE_COST`.
     pub fn deploy_base(&self, cost: &str) {
+        let docs = self.base_manifests(cost);
+        self.bed.kubectl_in(&["apply", "-f", "-"], Some(&docs));
+        self.wait_base();
+    }
+
+    /// `k8s/base` as [`Self::deploy_base`] renders it, the admin-token Secret made.
+    pub fn base_manifests(&self, cost: &str) -> String {
         let ns = &self.name;
-        self.bed.kubectl(&[
-            "-n",
-            ns,
-            "create",
-            "secret",
-            "generic",
-            "polymetrie-admin-token",
-            "--from-literal=token=testbed-admin-token",
-        ]);
+        if self
+            .bed
+            .try_kubectl(&["-n", ns, "get", "secret", "polymetrie-admin-token"], None)
+            .is_err()
+        {
+            self.bed.kubectl(&[
+                "-n",
+                ns,
+                "create",
+                "secret",
+                "generic",
+                "polymetrie-admin-token",
+                "--from-literal=token=testbed-admin-token",
+            ]);
+        }
         let base = common::repo_dir().join("k8s/base");
         let rendered = self.bed.kubectl(&["kustomize", &base.to_string_lossy()]);
         let docs: Vec<String> = rendered
@@ -192,12 +206,15 @@ impl Namespace {
                     .replace("value: 5.5ms", &format!("value: {cost}"))
             })
             .collect();
-        self.bed
-            .kubectl_in(&["apply", "-f", "-"], Some(&docs.join("\n---\n")));
+        docs.join("\n---\n")
+    }
+
+    /// Waits until Redis and polymetrie are rolled out.
+    pub fn wait_base(&self) {
         for dep in ["redis", "polymetrie"] {
             self.bed.kubectl(&[
                 "-n",
-                ns,
+                &self.name,
                 "rollout",
                 "status",
                 &format!("deployment/{dep}"),

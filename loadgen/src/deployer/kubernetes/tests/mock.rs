@@ -294,9 +294,24 @@ fn apply(dep: &mut Value, body: &Value) {
     changed(dep, &before);
 }
 
-/// A strategic-merge patch of the one container: `null` deletes.
+/// A strategic-merge (or merge) patch of the one container, the annotation and the
+/// managedFields: `null` deletes.
 fn strategic(dep: &mut Value, body: &Value) {
     let before = dep["spec"].clone();
+    if let Some(v) = body["metadata"]["annotations"].get(ORIGINAL) {
+        let ann = &mut dep["metadata"]["annotations"];
+        match v {
+            Value::Null => {
+                if let Some(m) = ann.as_object_mut() {
+                    m.remove(ORIGINAL);
+                }
+            }
+            v => ann[ORIGINAL] = v.clone(),
+        }
+    }
+    if let Some(mf) = body["metadata"].get("managedFields") {
+        dep["metadata"]["managedFields"] = mf.clone();
+    }
     if let Some(c) = body["spec"]["template"]["spec"]["containers"].get(0) {
         let live = &mut dep["spec"]["template"]["spec"]["containers"][0]["resources"];
         for key in ["requests", "limits"] {
