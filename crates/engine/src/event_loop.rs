@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::balance::Spread;
 use super::client::{self, Exchange, Finished, Tracked};
+use super::handshake::HandshakeRecord;
 use super::outcome::Outcome;
 use super::pacer::Pacer;
 use super::pool::Conn;
@@ -90,6 +91,7 @@ pub(super) async fn run(
     let t0 = Instant::now();
     let Prepared {
         addrs,
+        tls,
         mut pacer,
         mut template,
         rate_rps,
@@ -100,23 +102,28 @@ pub(super) async fn run(
         shard: _,
     } = p;
     let head = template.method == hyper::Method::HEAD;
+    let handshakes = tls.as_ref().map(|t| HandshakeRecord::new(t.view().clone()));
     let exchange = move |seq: u64, endpoint: usize, (idle, permit): Conn| {
         client::exchange(
             addrs[endpoint],
             idle,
             permit,
+            // Every request of a TLS step carries the client: an idle connection found closed
+            // is replaced inside the exchange. A plain step's is `None`, and costs nothing.
+            tls.clone(),
             template.wire(seq),
             timeout,
             head,
         )
     };
     let next = next_due(&mut pacer);
+    let rec = match &shard {
+        Some(s) => Recorder::for_shard(s.late),
+        None => Recorder::new(),
+    };
     let mut l = Loop {
         t0,
-        rec: match &shard {
-            Some(s) => Recorder::for_shard(s.late),
-            None => Recorder::new(),
-        },
+        rec: rec.with_handshakes(handshakes),
         spread,
         running: FuturesUnordered::new(),
         exchange,
@@ -375,6 +382,9 @@ where
             ..
         } = done;
         self.spread.done(endpoint, x.outcome == Outcome::Ok);
+        if let Some(h) = x.handshake {
+            self.rec.handshake(h);
+        }
         self.rec.done(
             due,
             x.outcome,
