@@ -11,6 +11,7 @@ mod any_service;
 mod attack;
 mod attack_cli;
 mod attack_polymetrie;
+mod attack_tls;
 mod campaign;
 mod capacity;
 mod cli;

@@ -19,10 +19,10 @@ impl Expander<'_> {
     /// not set any TLS key).
     pub(super) fn tls(&self, target: &Target) -> Result<TlsSpec, ScenarioError> {
         let t = self.sc.target.get_ref();
+        // Only a url target can be https (a kubernetes Service URL is refused as one).
         let url = match target {
             Target::Url { base } => Some(base.as_str()),
-            Target::Kubernetes(k) => Some(k.service_url.as_str()),
-            Target::Local(_) | Target::Command(_) => None,
+            Target::Kubernetes(_) | Target::Local(_) | Target::Command(_) => None,
         };
         let https = url
             .and_then(|u| BaseUrl::parse(u).ok())
