@@ -13,6 +13,7 @@ mod attack_cli;
 mod attack_polymetrie;
 mod attack_tls;
 mod campaign;
+mod campaign_tls;
 mod capacity;
 mod cli;
 mod deployer;

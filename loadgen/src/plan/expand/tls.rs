@@ -38,6 +38,7 @@ impl Expander<'_> {
             }
             return Ok(TlsSpec::default());
         }
+        self.no_counter_through_tls()?;
         let dir = self.src.dir();
         let path =
             |p: &Option<Spanned<PathBuf>>| p.as_ref().map(|p| relative_to(&dir, p.get_ref()));
@@ -57,6 +58,33 @@ impl Expander<'_> {
             return self.err(span, &format!("target.{setting}"), e.to_string());
         }
         Ok(spec)
+    }
+}
+
+impl Expander<'_> {
+    /// A counter read through the service itself (polymetrie's `counter_site`, `[counter]
+    /// http`) goes over loadgen's plain probe client, which does not speak TLS: refused for an
+    /// https target rather than failing at every reading.
+    fn no_counter_through_tls(&self) -> Result<(), ScenarioError> {
+        const WHY: &str = "is read through the service, and loadgen's probes speak plain HTTP \
+                           only: with an https:// target use [counter] metric with an http:// \
+                           metrics_url, or promql";
+        if let Some(site) = &self.sc.counter_site {
+            return self.err(
+                site.span(),
+                "counter_site",
+                format!("polymetrie's counter {WHY}"),
+            );
+        }
+        if let Some(http) = self
+            .sc
+            .counter
+            .as_ref()
+            .and_then(|c| c.get_ref().http.as_ref())
+        {
+            return self.err(http.span(), "counter.http", format!("this counter {WHY}"));
+        }
+        Ok(())
     }
 }
 

@@ -10,7 +10,7 @@ use loadgen_testkit::pki::Pki;
 fn write(dir: &Path, url: &str, tls: &str) -> PathBuf {
     let path = dir.join("tls.toml");
     let text = format!(
-        "name = \"tls\"\ncounter_site = \"s\"\n[target]\nkind = \"url\"\nurl = \"{url}\"\n{tls}\n\
+        "name = \"tls\"\n\n[target]\nkind = \"url\"\nurl = \"{url}\"\n{tls}\n\
          [request]\npath = \"/\"\n[[campaign]]\nname = \"c\"\n[[campaign.step]]\nrate = 10\nduration = \"1s\"\n"
     );
     std::fs::write(&path, text).unwrap();
@@ -81,4 +81,13 @@ fn bad_tls_keys_are_refused_at_their_key() {
     assert_refused(&p, 7, "target.insecure", "insecure");
     let p = write(dir.path(), "http://127.0.0.1:8080", "tls_resume = false");
     assert_refused(&p, 6, "target.tls_resume", "https://");
+    // A counter read through the service would go over the plain probe client.
+    let p = dir.path().join("counted.toml");
+    let text = std::fs::read_to_string(write(dir.path(), https, "")).unwrap();
+    std::fs::write(
+        &p,
+        text.replacen("\n\n[target]", "\ncounter_site = \"s\"\n[target]", 1),
+    )
+    .unwrap();
+    assert_refused(&p, 2, "counter_site", "plain HTTP");
 }
