@@ -9,12 +9,9 @@
 //! HTTP/1.0, read-to-end, bytes after it) leaves it closed. Pooling (which idle connection to
 //! hand out, how many may exist) belongs to [`super::pool`].
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -22,6 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::handshake::Handshake;
+use crate::http2::{self, Mux, Slot};
 use crate::outcome::Outcome;
 use crate::stream::Stream;
 use crate::tls::{TlsClient, TlsFailure};
@@ -47,8 +45,12 @@ pub struct Connection {
     drained: bool,
 }
 
-/// The connection type the pool holds.
-pub type Sender = Connection;
+/// What the pool holds: an HTTP/1.1 connection, or a stream slot on an HTTP/2 one.
+#[derive(Debug)]
+pub enum Sender {
+    Http1(Connection),
+    Http2(Slot),
+}
 
 /// What one exchange produced.
 #[derive(Debug)]
@@ -56,8 +58,8 @@ pub struct Exchange {
     pub outcome: Outcome,
     /// When the answer (or the failure) was complete.
     pub done_at: Instant,
-    /// The connection, when it can carry another request.
-    pub conn: Option<Connection>,
+    /// The connection (or HTTP/2 slot), when it can carry another request.
+    pub conn: Option<Sender>,
     /// True when this exchange opened a new connection.
     pub opened: bool,
     /// The TLS handshake of the connection this exchange opened (or failed to).
@@ -147,10 +149,10 @@ impl Drop for ConnectPermit {
 /// `permit` (over TLS when `tls` is given). An idle connection the server closed in between is
 /// replaced, not counted as a failure: nothing was sent on it. `head` marks a HEAD request (its
 /// answer has no body). The connect and handshake are bounded by `timeout`; the rest by the
-/// owner's deadline ([`Tracked`]).
+/// owner's deadline ([`super::tracked::Tracked`]).
 pub async fn exchange(
     addr: SocketAddr,
-    idle: Option<Connection>,
+    idle: Option<Sender>,
     permit: Option<ConnectPermit>,
     tls: Option<Arc<TlsClient>>,
     req: Bytes,
@@ -163,6 +165,10 @@ pub async fn exchange(
         conn,
         opened,
         handshake,
+    };
+    let idle = match idle {
+        Some(Sender::Http1(c)) => Some(c),
+        _ => None,
     };
     let (mut conn, opened, handshake) = match idle.and_then(still_open) {
         Some(c) => (c, false, None),
@@ -181,10 +187,61 @@ pub async fn exchange(
     match round_trip(&mut conn, &req, head).await {
         Ok((status, reusable)) => {
             conn.last_used = Instant::now();
-            let keep = reusable.then_some(conn);
+            let keep = reusable.then_some(Sender::Http1(conn));
             finish(Outcome::from_status(status), keep, opened, handshake)
         }
         // The connection is in an unknown state after a failure: drop it.
+        Err(o) => finish(o, None, opened, handshake),
+    }
+}
+
+/// One request as an HTTP/2 stream: on the idle slot when it is still open, else on a slot
+/// from `mux` taken under `permit` (a connection opened only when every one is full; the
+/// connect, handshake and preface bounded by `timeout`). `req` is `None` only for a path that
+/// is no URI (the template's check makes that impossible): a protocol error, counted.
+pub async fn exchange_h2(
+    mux: Arc<Mux>,
+    idle: Option<Sender>,
+    permit: Option<ConnectPermit>,
+    req: Option<hyper::http::Request<()>>,
+    body: Bytes,
+    timeout: Duration,
+) -> Exchange {
+    let finish = |outcome, conn, opened, handshake| Exchange {
+        outcome,
+        done_at: Instant::now(),
+        conn,
+        opened,
+        handshake,
+    };
+    let (slot, opened, handshake) = match idle {
+        Some(Sender::Http2(s)) if s.still_open() => (s, false, None),
+        _ => {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let got = Box::pin(mux.slot(deadline)).await;
+            drop(permit);
+            match got.slot {
+                Ok(s) => (s, got.opened, got.handshake),
+                Err(o) => return finish(o, None, false, got.handshake),
+            }
+        }
+    };
+    let Some(req) = req else {
+        return finish(
+            Outcome::IoOther,
+            Some(Sender::Http2(slot)),
+            opened,
+            handshake,
+        );
+    };
+    match http2::exchange(&slot, req, body).await {
+        Ok(status) => finish(
+            Outcome::from_status(status),
+            Some(Sender::Http2(slot)),
+            opened,
+            handshake,
+        ),
+        // A failed stream gives its slot up; the connection serves its other slots on.
         Err(o) => finish(o, None, opened, handshake),
     }
 }
@@ -364,112 +421,6 @@ async fn read_chunked(c: &mut Connection) -> Result<(), Outcome> {
 
 fn find_crlf(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\r\n")
-}
-
-pin_project_lite::pin_project! {
-    /// A request in flight: its exchange, the schedule facts (readable while it is pending, so
-    /// requests still in flight at a hard stop are counted in the right second) and its
-    /// deadline. The deadline is enforced by the owner calling [`Tracked::expire`] — one sweep
-    /// over the requests in flight now and then — instead of a tokio timer per request: a
-    /// timer registration per request costs a wheel insertion and often a reactor wake-up.
-    pub struct Tracked<F> {
-        pub seq: u64,
-        // The endpoint it was sent to (an index into the step's endpoints).
-        pub endpoint: usize,
-        // Due offset from the start of the step.
-        pub due: Duration,
-        pub sent_at: Instant,
-        deadline: Instant,
-        expired: bool,
-        waker: Option<Waker>,
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<F> Tracked<F> {
-    pub fn new(
-        seq: u64,
-        endpoint: usize,
-        due: Duration,
-        sent_at: Instant,
-        deadline: Instant,
-        fut: F,
-    ) -> Self {
-        Self {
-            seq,
-            endpoint,
-            due,
-            sent_at,
-            deadline,
-            expired: false,
-            waker: None,
-            fut,
-        }
-    }
-
-    /// The schedule facts of a pinned, pending future: sequence, endpoint, due, send time.
-    pub fn facts(self: Pin<&Self>) -> (u64, usize, Duration, Instant) {
-        let p = self.project_ref();
-        (*p.seq, *p.endpoint, *p.due, *p.sent_at)
-    }
-
-    /// Marks the request timed out when its deadline has passed by `now`, and wakes it so it
-    /// completes (as [`Outcome::Timeout`], dropping its connection) at its next poll.
-    pub fn expire(self: Pin<&mut Self>, now: Instant) {
-        let p = self.project();
-        if !*p.expired && now >= *p.deadline {
-            *p.expired = true;
-            if let Some(w) = p.waker.take() {
-                w.wake();
-            }
-        }
-    }
-}
-
-/// A finished request with its schedule facts.
-#[derive(Debug)]
-pub struct Finished<T> {
-    pub seq: u64,
-    pub endpoint: usize,
-    pub due: Duration,
-    pub sent_at: Instant,
-    pub output: T,
-}
-
-impl<F: Future<Output = Exchange>> Future for Tracked<F> {
-    type Output = Finished<Exchange>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let p = self.project();
-        let output = if *p.expired {
-            Exchange {
-                outcome: Outcome::Timeout,
-                done_at: Instant::now(),
-                conn: None,
-                opened: false,
-                handshake: None,
-            }
-        } else {
-            match p.fut.poll(cx) {
-                Poll::Ready(x) => x,
-                Poll::Pending => {
-                    // The set's per-request waker is stable: cloned once per request.
-                    if !p.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        *p.waker = Some(cx.waker().clone());
-                    }
-                    return Poll::Pending;
-                }
-            }
-        };
-        Poll::Ready(Finished {
-            seq: *p.seq,
-            endpoint: *p.endpoint,
-            due: *p.due,
-            sent_at: *p.sent_at,
-            output,
-        })
-    }
 }
 
 #[cfg(test)]

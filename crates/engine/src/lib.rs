@@ -12,6 +12,7 @@ pub mod client;
 pub mod event_loop;
 pub mod handshake;
 pub mod histogram;
+pub mod http2;
 pub mod load;
 pub mod outcome;
 pub mod pacer;
@@ -24,6 +25,7 @@ pub mod target;
 pub mod template;
 pub mod timer;
 pub mod tls;
+pub mod tracked;
 pub mod usage;
 
 use std::net::SocketAddr;
@@ -55,6 +57,13 @@ pub enum Balance {
     Connection,
 }
 
+/// HTTP/2 settings of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2 {
+    /// Streams one connection carries at once; a connection is opened when all are full.
+    pub max_streams: usize,
+}
+
 /// One step to run.
 #[derive(Debug, Clone)]
 pub struct AttackSpec {
@@ -76,6 +85,9 @@ pub struct AttackSpec {
     /// TLS settings of an `https` URL (they must stay the default for `http`). Endpoints
     /// share the URL's scheme, and its host is the server name of every connection.
     pub tls: TlsSpec,
+    /// `Some`: speak HTTP/2 (ALPN `h2` over TLS, prior knowledge on plain TCP), up to this
+    /// many streams at once per connection. `None`: HTTP/1.1.
+    pub http2: Option<Http2>,
     /// Where load may go (see [`target`]).
     pub reach: Reach,
     pub load: Load,
@@ -186,6 +198,8 @@ pub(crate) struct Prepared {
     pub(crate) addrs: Vec<SocketAddr>,
     /// The TLS client of an `https` step.
     pub(crate) tls: Option<Arc<TlsClient>>,
+    /// The HTTP/2 connections of each endpoint, when the step speaks HTTP/2.
+    pub(crate) muxes: Option<Vec<Arc<http2::Mux>>>,
     pub(crate) pacer: Pacer,
     pub(crate) template: CompiledTemplate,
     pub(crate) rate_rps: f64,
@@ -226,9 +240,13 @@ fn endpoints(spec: &AttackSpec) -> Result<(Vec<Target>, BaseUrl), AttackError> {
     Ok((targets, base))
 }
 
-/// The TLS client of an `https` base URL (every file read now); `None` for `http`, whose TLS
-/// settings must be the default.
-pub fn tls_client(base: &BaseUrl, tls: &TlsSpec) -> Result<Option<Arc<TlsClient>>, TlsError> {
+/// The TLS client of an `https` base URL (every file read now; ALPN `h2` when `http2`);
+/// `None` for `http`, whose TLS settings must be the default.
+pub fn tls_client(
+    base: &BaseUrl,
+    tls: &TlsSpec,
+    http2: bool,
+) -> Result<Option<Arc<TlsClient>>, TlsError> {
     if !base.tls {
         return if tls.is_default() {
             Ok(None)
@@ -236,12 +254,28 @@ pub fn tls_client(base: &BaseUrl, tls: &TlsSpec) -> Result<Option<Arc<TlsClient>
             Err(TlsError::NotHttps)
         };
     }
-    tls.client(&base.host).map(|c| Some(Arc::new(c)))
+    tls.client(&base.host, http2).map(|c| Some(Arc::new(c)))
 }
 
 fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
     let (targets, base) = endpoints(spec)?;
-    let tls = tls_client(&base, &spec.tls)?;
+    let tls = tls_client(&base, &spec.tls, spec.http2.is_some())?;
+    if spec.http2.is_some_and(|h| h.max_streams == 0) {
+        return Err(SettingError {
+            setting: "max_streams",
+            expected: ">= 1",
+        }
+        .into());
+    }
+    let muxes = spec.http2.map(|h| {
+        targets
+            .iter()
+            .map(|t| {
+                let mux = http2::Mux::new(t.addr, tls.clone(), h.max_streams, base.as_url());
+                Arc::new(mux)
+            })
+            .collect()
+    });
     let host = base.authority;
     let pacer = Pacer::sharded(&spec.load, spec.shard.unwrap_or(Shard::WHOLE))?;
     let template = spec.request.compile(&host)?;
@@ -261,6 +295,7 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
     Ok(Prepared {
         addrs: targets.iter().map(|t| t.addr).collect(),
         tls,
+        muxes,
         spread: Spread::new(pools, &spec.endpoints),
         rate_rps: spec.load.nominal_rate_rps(),
         duration: pacer.duration(),

@@ -101,6 +101,7 @@ fn spec(url: &str, endpoints: &[String], balance: Balance) -> AttackSpec {
         endpoints: endpoints.to_vec(),
         balance,
         tls: Default::default(),
+        http2: None,
         reach: Default::default(),
         load: Load::constant(300.0, Duration::from_secs(1)),
         request: RequestTemplate {

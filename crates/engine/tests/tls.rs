@@ -30,6 +30,7 @@ fn spec(url: String, tls: TlsSpec) -> AttackSpec {
         endpoints: Vec::new(),
         balance: Default::default(),
         tls,
+        http2: None,
         reach: Default::default(),
         load: Load::constant(REQUESTS as f64, Duration::from_secs(1)),
         request: RequestTemplate {
@@ -267,6 +268,6 @@ fn bad_tls_files_are_refused_before_the_step_naming_the_setting() {
     }
     // TLS settings on a plain URL are refused too.
     let plain = loadgen_engine::target::BaseUrl::parse("http://127.0.0.1:1").unwrap();
-    let e = loadgen_engine::tls_client(&plain, &trusting(&pki.ca)).unwrap_err();
+    let e = loadgen_engine::tls_client(&plain, &trusting(&pki.ca), false).unwrap_err();
     assert!(e.to_string().contains("https://"), "{e}");
 }

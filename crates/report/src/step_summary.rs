@@ -127,7 +127,7 @@ fn tls_explain(reason: &str) -> &'static str {
         "name_mismatch" => "the server's certificate is not valid for the URL's host",
         "expired" => "the server's certificate is expired or not yet valid",
         "bad_certificate" => "the server's certificate is unusable (signature, encoding or purpose)",
-        "no_alpn" => "the server accepts none of the offered protocols (http/1.1)",
+        "no_alpn" => "the server accepts none of the offered protocols (http/1.1, or h2 with --http2)",
         "closed" => "the server closed the connection during the handshake",
         "timeout" => "the handshake did not finish within the request timeout",
         r if r.starts_with("alert_") => "the server refused the handshake with this alert",

@@ -1,7 +1,7 @@
 //! Debian's nginx as a child serving a fixed 200 on a free loopback port, plain or over TLS
-//! (optionally asking for a client certificate, or closing every connection after one answer),
-//! with its own access log as the count to reconcile with: one line per request, its status,
-//! whether its TLS session was resumed, and its protocol. Started with its config, pid file,
+//! (optionally asking for a client certificate, closing every connection after one answer, or
+//! speaking HTTP/2), with its own access log as the count to reconcile with: one line per
+//! request, its status, whether its TLS session was resumed, its protocols and its connection. Started with its config, pid file,
 //! logs and temp paths in a temp dir; ended by its pid when dropped (ARCHITECTURE.md rule 14).
 
 use std::net::{SocketAddr, TcpStream};
@@ -26,7 +26,16 @@ pub struct Config {
     /// Close each connection after one answer (`keepalive_timeout 0`), so every request opens
     /// a new connection and a new handshake.
     pub close_after_each: bool,
+    /// Speak HTTP/2 (`listen … http2`: ALPN h2 with TLS, prior knowledge without; nginx 1.22's
+    /// form, which later versions still take).
+    pub http2: bool,
 }
+
+/// Bytes of the answer under `/slow`, sent at [`SLOW_RATE`]: about two seconds each, so
+/// requests overlap without the server burning CPU.
+pub const SLOW_BYTES: usize = 2048;
+/// nginx's `limit_rate` of `/slow`.
+pub const SLOW_RATE: &str = "1k";
 
 /// A running nginx.
 pub struct Nginx {
@@ -40,8 +49,13 @@ fn config_text(c: &Config, dir: &Path, port: u16) -> String {
     let d = dir.display();
     let mut listen = format!("listen 127.0.0.1:{port}");
     let mut tls = String::new();
-    if let Some((cert, key)) = &c.tls {
+    if c.tls.is_some() {
         listen.push_str(" ssl");
+    }
+    if c.http2 {
+        listen.push_str(" http2");
+    }
+    if let Some((cert, key)) = &c.tls {
         tls = format!(
             "ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_session_cache shared:tls:1m;\n",
             cert.display(),
@@ -58,12 +72,13 @@ fn config_text(c: &Config, dir: &Path, port: u16) -> String {
     format!(
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
          error_log {d}/error.log info;\nevents {{ worker_connections 512; }}\n\
-         http {{\n  log_format counted '$status $ssl_session_reused $ssl_protocol';\n\
+         http {{\n  log_format counted '$status $ssl_session_reused $ssl_protocol $server_protocol $connection';\n\
          access_log {d}/access.log counted;\n  client_body_temp_path {d}/body;\n\
          proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
          uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
          keepalive_timeout {keepalive};\n  keepalive_requests 100000;\n\
-         server {{\n    {listen};\n    {tls}\n    location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+         server {{\n    {listen};\n    {tls}\n    location / {{ return 200 \"ok\\n\"; }}\n\
+         location = /slow {{ root {d}; limit_rate {SLOW_RATE}; }}\n  }}\n}}\n"
     )
 }
 
@@ -79,6 +94,7 @@ impl Nginx {
         let port = free_port();
         let conf = dir.path().join("nginx.conf");
         std::fs::write(&conf, config_text(config, dir.path(), port)).expect("write nginx.conf");
+        std::fs::write(dir.path().join("slow"), vec![b'x'; SLOW_BYTES]).expect("write /slow");
         let error_log = dir.path().join("error.log");
         let child = Command::new(bin)
             .arg("-p")
@@ -121,7 +137,8 @@ impl Nginx {
         }
     }
 
-    /// The access log's lines: `STATUS REUSED PROTOCOL` (`r` or `.` for a resumed session).
+    /// The access log's lines: `STATUS REUSED TLS-PROTOCOL HTTP-PROTOCOL CONNECTION` (`r` or
+    /// `.` for a resumed session; the connection's serial number).
     pub fn log_lines(&self) -> Vec<String> {
         std::fs::read_to_string(&self.access_log)
             .unwrap_or_default()
@@ -142,6 +159,14 @@ impl Nginx {
             .iter()
             .filter(|l| l.starts_with(&prefix))
             .count()
+    }
+
+    /// The connections (nginx's serial numbers) that carried the logged requests.
+    pub fn connections(&self) -> std::collections::BTreeSet<String> {
+        self.log_lines()
+            .iter()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .collect()
     }
 
     /// Requests whose TLS session nginx saw resumed.

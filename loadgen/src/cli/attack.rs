@@ -66,6 +66,9 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         Some(r) => r,
         None => a.rate,
     };
+    if a.max_streams == 0 {
+        anyhow::bail!("--max-streams must be >= 1");
+    }
     AttackSpec::check_settings(timeout, a.max_in_flight, a.connections, a.max_connections)
         .map_err(|e| anyhow::anyhow!("--{} must be {}", e.setting.replace('_', "-"), e.expected))?;
     let request = request_from_args(a, path)?;
@@ -78,7 +81,7 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
     };
     // Every file read and checked now: a CA that does not parse is bad input, not a failure
     // per request.
-    attack::tls_client(&base, &tls).map_err(|e| match e.setting() {
+    attack::tls_client(&base, &tls, a.http2).map_err(|e| match e.setting() {
         "url" => anyhow::anyhow!("{e}"),
         flag => anyhow::anyhow!("--{flag}: {e}"),
     })?;
@@ -100,6 +103,9 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         endpoints,
         balance: a.balance,
         tls,
+        http2: a.http2.then_some(attack::Http2 {
+            max_streams: a.max_streams,
+        }),
         reach,
         load: Load {
             stages: vec![Stage {

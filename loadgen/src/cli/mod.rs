@@ -45,7 +45,7 @@ Examples:
   loadgen run scenarios/td4.toml --time-scale 0.1 --steps 'A/*' --prometheus managed --out /tmp/td4
   loadgen attack http://127.0.0.1:8080/api/clicks --rate 200 --duration 10s --method POST \\
       --header 'content-type: application/json' --body '{\"site\":\"demo\",\"url\":\"/p/{seq}\"}' --json
-  loadgen attack https://localhost:8443/ --rate 100 --duration 10s --cacert ca.pem
+  loadgen attack https://localhost:8443/ --rate 100 --duration 10s --cacert ca.pem --http2
   loadgen attack http://127.0.0.1:8080/api/clicks --rate 20000 --duration 10s --shard 1/2 \\
       --start-at 2026-12-01T12:00:00Z --json > shard-1.json
   loadgen merge shard-0.json shard-1.json --out step.json
@@ -259,6 +259,14 @@ pub struct AttackArgs {
     /// cache), as a browser or a keep-alive client pool does; `off` makes every handshake full.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
     pub tls_resume: String,
+    /// Speak HTTP/2: ALPN h2 over https://, prior knowledge (h2c) over http://; many requests
+    /// at once per connection, each a stream.
+    #[arg(long)]
+    pub http2: bool,
+    /// With --http2: streams one connection carries at once; a new connection is opened only
+    /// when every one has this many (the pool's caps then count streams, not connections).
+    #[arg(long, default_value_t = 100, requires = "http2")]
+    pub max_streams: usize,
     /// Print the StepResult as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -47,6 +47,7 @@ async fn a_few_thousand_per_second_every_request_accounted_and_every_click_count
         endpoints: Vec::new(),
         balance: Default::default(),
         tls: Default::default(),
+        http2: None,
         reach: Default::default(),
         load: Load::constant(rate, Duration::from_secs(3)),
         request: RequestTemplate {

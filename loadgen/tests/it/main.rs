@@ -10,6 +10,7 @@ mod common;
 mod any_service;
 mod attack;
 mod attack_cli;
+mod attack_http2;
 mod attack_polymetrie;
 mod attack_tls;
 mod campaign;

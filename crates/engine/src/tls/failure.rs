@@ -19,7 +19,8 @@ pub enum TlsFailure {
     BadCertificate,
     /// The server sent this fatal alert (its TLS code), e.g. a refused client certificate.
     Alert(u8),
-    /// The server chose no protocol the client offered by ALPN.
+    /// The server chose no protocol the client offered by ALPN (or none at all with `--http2`,
+    /// which needs `h2`).
     NoAlpn,
     /// The peer closed or reset the connection during the handshake.
     Closed,
@@ -43,6 +44,10 @@ impl TlsFailure {
                 | CertificateError::NotValidYetContext { .. } => TlsFailure::Expired,
                 _ => TlsFailure::BadCertificate,
             },
+            // The server's way of saying the same as a missing ALPN answer.
+            rustls::Error::AlertReceived(AlertDescription::NoApplicationProtocol) => {
+                TlsFailure::NoAlpn
+            }
             rustls::Error::AlertReceived(a) => TlsFailure::Alert(u8::from(*a)),
             rustls::Error::NoApplicationProtocol => TlsFailure::NoAlpn,
             _ => TlsFailure::Protocol,

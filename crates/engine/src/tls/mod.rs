@@ -29,8 +29,10 @@ use tokio_rustls::TlsConnector;
 
 pub use failure::TlsFailure;
 
-/// The ALPN protocol offered: the engine speaks HTTP/1.1 only.
+/// The ALPN protocol offered over HTTP/1.1.
 const ALPN_HTTP1: &[u8] = b"http/1.1";
+/// The ALPN protocol offered with `--http2` (the server must pick it).
+const ALPN_H2: &[u8] = b"h2";
 
 /// What a step over HTTPS asks of TLS. The default: the system's roots, certificates verified,
 /// no client certificate, sessions resumed.
@@ -133,9 +135,14 @@ impl TlsSpec {
         }
     }
 
-    /// The rustls configuration: every file read and checked now, so a bad one is bad input
-    /// before the step rather than a failure per request.
+    /// The rustls configuration of an HTTP/1.1 step: every file read and checked now, so a bad
+    /// one is bad input before the step rather than a failure per request.
     pub fn config(&self) -> Result<Arc<ClientConfig>, TlsError> {
+        self.config_for(false)
+    }
+
+    /// [`TlsSpec::config`], offering `h2` by ALPN instead of `http/1.1` when `http2`.
+    fn config_for(&self, http2: bool) -> Result<Arc<ClientConfig>, TlsError> {
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -158,7 +165,7 @@ impl TlsSpec {
                 .with_client_auth_cert(read_chain(cert)?, read_key(key)?)
                 .map_err(|e| TlsError::ClientAuth(cert.clone(), e.to_string()))?,
         };
-        config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+        config.alpn_protocols = vec![if http2 { ALPN_H2 } else { ALPN_HTTP1 }.to_vec()];
         // The default is rustls's in-memory cache (256 servers, TLS 1.3 tickets and TLS 1.2
         // ids or tickets), shared by every connection of the step since they share the config.
         if !self.resume {
@@ -194,12 +201,13 @@ impl TlsSpec {
     }
 
     /// The client of a step whose URL names `host` (the server name sent as SNI and verified
-    /// against the certificate; an IP address is verified against its IP SANs, without SNI).
-    pub fn client(&self, host: &str) -> Result<TlsClient, TlsError> {
+    /// against the certificate; an IP address is verified against its IP SANs, without SNI);
+    /// `http2` offers `h2` by ALPN.
+    pub fn client(&self, host: &str, http2: bool) -> Result<TlsClient, TlsError> {
         let name = ServerName::try_from(host.to_string())
             .map_err(|_| TlsError::ServerName(host.to_string()))?;
         Ok(TlsClient {
-            connector: TlsConnector::from(self.config()?),
+            connector: TlsConnector::from(self.config_for(http2)?),
             name,
             view: TlsView {
                 insecure: self.insecure,
@@ -243,7 +251,8 @@ impl TlsClient {
         &self.view
     }
 
-    /// The handshake on a connected socket: the stream and whether it resumed a session.
+    /// The handshake on a connected socket: the stream and whether it resumed a session (the
+    /// protocol ALPN picked is on the stream).
     /// Unbounded: the caller bounds it with the connect's deadline.
     pub async fn handshake(
         &self,

@@ -84,6 +84,13 @@ pub fn attack_args(
         a.extend(["--balance".into(), spec.balance.to_string()]);
     }
     tls_args(&spec.tls, &mut a);
+    if let Some(h) = spec.http2 {
+        a.extend([
+            "--http2".into(),
+            "--max-streams".into(),
+            h.max_streams.to_string(),
+        ]);
+    }
     if let Some(s) = shard {
         a.extend(["--shard".into(), s.to_string()]);
     }
@@ -121,6 +128,7 @@ mod tests {
             endpoints: vec!["http://127.0.0.1:10".into(), "http://127.0.0.1:11".into()],
             balance: Balance::Connection,
             tls: Default::default(),
+            http2: None,
             reach: Reach::Loopback,
             load: Load {
                 stages: vec![Stage {
@@ -196,6 +204,7 @@ mod tests {
             .any(|x| x.starts_with("--cacert") || x.starts_with("--tls")));
         let s = AttackSpec {
             url: "https://localhost:9".into(),
+            http2: Some(loadgen_engine::Http2 { max_streams: 7 }),
             tls: TlsSpec {
                 cacert: Some("ca.pem".into()),
                 insecure: false,
@@ -217,5 +226,7 @@ mod tests {
             ),
             ("ca.pem", "c.pem", "k.pem", "off")
         );
+        assert!(a.contains(&"--http2".to_string()));
+        assert_eq!(after("--max-streams"), "7");
     }
 }
