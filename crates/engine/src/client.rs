@@ -214,35 +214,55 @@ pub async fn exchange_h2(
         opened,
         handshake,
     };
-    let (slot, opened, handshake) = match idle {
-        Some(Sender::Http2(s)) if s.still_open() => (s, false, None),
-        _ => {
-            let deadline = tokio::time::Instant::now() + timeout;
-            let got = Box::pin(mux.slot(deadline)).await;
-            drop(permit);
-            match got.slot {
-                Ok(s) => (s, got.opened, got.handshake),
-                Err(o) => return finish(o, None, false, got.handshake),
-            }
-        }
+    let mut idle = match idle {
+        Some(Sender::Http2(s)) if s.still_open() => Some(s),
+        _ => None,
     };
     let Some(req) = req else {
-        return finish(
-            Outcome::IoOther,
-            Some(Sender::Http2(slot)),
-            opened,
-            handshake,
-        );
+        return finish(Outcome::IoOther, idle.map(Sender::Http2), false, None);
     };
-    match http2::exchange(&slot, req, body).await {
-        Ok(status) => finish(
-            Outcome::from_status(status),
-            Some(Sender::Http2(slot)),
-            opened,
-            handshake,
-        ),
-        // A failed stream gives its slot up; the connection serves its other slots on.
-        Err(o) => finish(o, None, opened, handshake),
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (mut opened, mut handshake, mut permit) = (false, None, permit);
+    // A stream an existing connection refused unprocessed goes once more, on another one (a
+    // connection this request opened is not left for a second: `opened` counts one).
+    for attempt in 0..2 {
+        let slot = match idle.take() {
+            Some(s) => s,
+            None => {
+                let got = Box::pin(mux.slot(deadline)).await;
+                drop(permit.take());
+                opened = got.opened;
+                handshake = got.handshake;
+                match got.slot {
+                    Ok(s) => s,
+                    Err(o) => return finish(o, None, opened, handshake),
+                }
+            }
+        };
+        match http2::exchange(&slot, req.clone(), body.clone()).await {
+            http2::Sent::Answered(status) => {
+                let keep = Some(Sender::Http2(slot));
+                return finish(Outcome::from_status(status), keep, opened, handshake);
+            }
+            http2::Sent::Refused(o) if attempt == 1 || opened => {
+                return finish(o, None, opened, handshake)
+            }
+            http2::Sent::Refused(_) => {}
+            // A failed stream gives its slot up; the connection serves its other slots on.
+            http2::Sent::Failed(o) => return finish(o, None, opened, handshake),
+        }
+    }
+    unreachable_outcome(opened, handshake)
+}
+
+/// The end of a loop that always returns: kept as a counted protocol error, never a panic.
+fn unreachable_outcome(opened: bool, handshake: Option<Handshake>) -> Exchange {
+    Exchange {
+        outcome: Outcome::IoOther,
+        done_at: Instant::now(),
+        conn: None,
+        opened,
+        handshake,
     }
 }
 

@@ -244,30 +244,55 @@ where
     })
 }
 
-/// One request on `slot`: its status, or what failed.
-pub async fn exchange(slot: &Slot, req: Request<()>, body: Bytes) -> Result<u16, Outcome> {
-    let mut send = slot
-        .conn
-        .send
-        .clone()
-        .ready()
-        .await
-        .map_err(|e| outcome_of(&e))?;
-    let (answer, mut stream) = send
-        .send_request(req, body.is_empty())
-        .map_err(|e| outcome_of(&e))?;
+/// What one request on a slot came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// A complete answer with this status.
+    Answered(u16),
+    /// The stream failed after the server may have seen it.
+    Failed(Outcome),
+    /// The connection would not take the stream (it is closing: GOAWAY after the server's
+    /// request limit, or gone) or the server refused it unprocessed (REFUSED_STREAM, RFC 9113
+    /// 8.7): nothing of it was processed, so it may go again on another connection.
+    Refused(Outcome),
+}
+
+/// One request on `slot`. A refusal marks the slot's connection closed, so no other request
+/// is handed a slot on it.
+pub async fn exchange(slot: &Slot, req: Request<()>, body: Bytes) -> Sent {
+    let refused = |e: &h2::Error| {
+        slot.conn.closed.store(true, Ordering::Relaxed);
+        Sent::Refused(outcome_of(e))
+    };
+    let mut send = match slot.conn.send.clone().ready().await {
+        Ok(s) => s,
+        Err(e) => return refused(&e),
+    };
+    let (answer, mut stream) = match send.send_request(req, body.is_empty()) {
+        Ok(pair) => pair,
+        Err(e) => return refused(&e),
+    };
     if !body.is_empty() {
-        stream.send_data(body, true).map_err(|e| outcome_of(&e))?;
+        if let Err(e) = stream.send_data(body, true) {
+            return Sent::Failed(outcome_of(&e));
+        }
     }
-    let answer = answer.await.map_err(|e| outcome_of(&e))?;
+    let answer = match answer.await {
+        Ok(a) => a,
+        Err(e) if e.reason() == Some(h2::Reason::REFUSED_STREAM) => return refused(&e),
+        Err(e) => return Sent::Failed(outcome_of(&e)),
+    };
     let status = answer.status().as_u16();
     let mut body = answer.into_body();
     while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(|e| outcome_of(&e))?;
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return Sent::Failed(outcome_of(&e)),
+        };
         // Reading is consuming: the window opens again so a large answer keeps flowing.
         let _ = body.flow_control().release_capacity(chunk.len());
     }
-    Ok(status)
+    Sent::Answered(status)
 }
 
 /// The outcome of an HTTP/2 error: its I/O or TLS error, a reset stream or a GOAWAY as a

@@ -183,3 +183,36 @@ async fn streams_per_connection_stop_at_max_streams() {
         r.outcomes
     );
 }
+
+/// nginx ends a connection after 5 requests with a GOAWAY while its slow answers are still
+/// going: the streams it will not take are sent again on a new connection (nothing of them was
+/// processed), so all 20 are answered, on at least 20 / 5 connections, as nginx counts them.
+#[tokio::test]
+async fn a_goaway_after_the_servers_request_limit_loses_nothing() {
+    let Some(n) = Nginx::start(&nginx::Config {
+        http2: true,
+        max_requests: Some(5),
+        ..nginx::Config::default()
+    }) else {
+        return;
+    };
+    let url = format!("http://127.0.0.1:{}", n.addr.port());
+    let base = spec(url, TlsSpec::default(), 100);
+    let slow = AttackSpec {
+        load: Load::constant(20.0, Duration::from_secs(1)),
+        request: RequestTemplate {
+            path: "/slow".into(),
+            ..base.request.clone()
+        },
+        ..base
+    };
+    let r = run(&slow, &CancellationToken::new(), None).await.unwrap();
+    assert_eq!((r.intended, r.ok), (20, 20), "{:?}", r.outcomes);
+    let opened = r.generator.connections_opened.unwrap();
+    assert!(
+        opened >= 4,
+        "{opened} connections for 20 requests at 5 each"
+    );
+    assert_eq!(n.count(200, 20), 20);
+    assert_eq!(n.connections().len() as u64, opened);
+}

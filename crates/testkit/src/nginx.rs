@@ -29,6 +29,9 @@ pub struct Config {
     /// Speak HTTP/2 (`listen … http2`: ALPN h2 with TLS, prior knowledge without; nginx 1.22's
     /// form, which later versions still take).
     pub http2: bool,
+    /// Requests one connection serves before nginx closes it (`keepalive_requests`; with
+    /// HTTP/2 a GOAWAY); `None`: practically unbounded.
+    pub max_requests: Option<u32>,
 }
 
 /// Bytes of the answer under `/slow`, sent at [`SLOW_RATE`]: about two seconds each, so
@@ -69,6 +72,7 @@ fn config_text(c: &Config, dir: &Path, port: u16) -> String {
         ));
     }
     let keepalive = if c.close_after_each { "0" } else { "75s" };
+    let max_requests = c.max_requests.unwrap_or(100_000);
     format!(
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
          error_log {d}/error.log info;\nevents {{ worker_connections 512; }}\n\
@@ -76,7 +80,7 @@ fn config_text(c: &Config, dir: &Path, port: u16) -> String {
          access_log {d}/access.log counted;\n  client_body_temp_path {d}/body;\n\
          proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
          uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         keepalive_timeout {keepalive};\n  keepalive_requests 100000;\n\
+         keepalive_timeout {keepalive};\n  keepalive_requests {max_requests};\n\
          server {{\n    {listen};\n    {tls}\n    location / {{ return 200 \"ok\\n\"; }}\n\
          location = /slow {{ root {d}; limit_rate {SLOW_RATE}; }}\n  }}\n}}\n"
     )
