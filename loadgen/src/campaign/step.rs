@@ -88,7 +88,7 @@ fn spec(cx: &StepContext<'_>, step: &Step, deployment: &Deployment) -> AttackSpe
         endpoints: deployment.endpoints.clone(),
         balance: cx.plan.balance(),
         tls: cx.plan.tls.clone(),
-        http2: None,
+        http2: cx.plan.http2,
         reach: cx.plan.reach,
         load: step.load.clone(),
         request: step.request.clone(),

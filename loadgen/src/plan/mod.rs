@@ -195,6 +195,8 @@ pub struct Plan {
     pub reach: Reach,
     /// TLS settings of an `https://` target (the default otherwise).
     pub tls: loadgen_engine::tls::TlsSpec,
+    /// `Some`: the steps speak HTTP/2 (`[target] http2`, `max_streams`).
+    pub http2: Option<loadgen_engine::Http2>,
     /// The business counter.
     pub counter: counter::Counter,
     /// What the run does after a step whose target failed.

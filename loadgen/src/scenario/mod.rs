@@ -103,6 +103,10 @@ pub struct TargetSpec {
     pub key: Option<Spanned<PathBuf>>,
     /// An `https` target: resume TLS sessions (default true).
     pub tls_resume: Option<Spanned<bool>>,
+    /// Speak HTTP/2 to the target (ALPN h2 over https, prior knowledge over http).
+    pub http2: Option<Spanned<bool>>,
+    /// With `http2`: streams one connection carries at once (default 100).
+    pub max_streams: Option<Spanned<i64>>,
 }
 
 /// Store names in the file.

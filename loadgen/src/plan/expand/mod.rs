@@ -59,6 +59,7 @@ impl Expander<'_> {
         }
         let (target, reach) = self.target()?;
         let tls = self.tls(&target)?;
+        let http2 = self.http2(&target)?;
         self.check_generators()?;
         let service_store = sc
             .service
@@ -85,6 +86,7 @@ impl Expander<'_> {
             target,
             reach,
             tls,
+            http2,
             counter,
             on_target_failure: sc.on_target_failure.unwrap_or_default(),
             warnings,

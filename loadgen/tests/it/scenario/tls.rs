@@ -1,7 +1,8 @@
-//! The TLS keys of `[target]`: an `https://` url with `cacert`, `insecure`, `cert`, `key` and
-//! `tls_resume` expands into the plan (paths from the scenario's folder), and `validate` refuses
-//! a CA file that does not parse, a key without its certificate, `insecure` beside `cacert` and
-//! any TLS key on a plain url — each one line naming file:line:col and the key, exit 2.
+//! The TLS and HTTP/2 keys of `[target]`: an `https://` url with `cacert`, `insecure`, `cert`,
+//! `key` and `tls_resume` expands into the plan (paths from the scenario's folder), and
+//! `validate` refuses a CA file that does not parse, a key without its certificate, `insecure`
+//! beside `cacert` and any TLS key on a plain url — each one line naming file:line:col and the
+//! key, exit 2; `http2` and `max_streams` likewise.
 
 use super::*;
 use loadgen_testkit::pki::Pki;
@@ -90,4 +91,24 @@ fn bad_tls_keys_are_refused_at_their_key() {
     )
     .unwrap();
     assert_refused(&p, 2, "counter_site", "plain HTTP");
+}
+
+#[test]
+fn http2_keys_expand_and_their_mistakes_are_named() {
+    let _serial = common::serial::lock_blocking();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = "http://127.0.0.1:8080";
+    let p = write(dir.path(), plain, "http2 = true\nmax_streams = 8");
+    let plan = Plan::load(&p).unwrap();
+    assert_eq!(plan.http2, Some(loadgen_engine::Http2 { max_streams: 8 }));
+    let p = write(dir.path(), plain, "http2 = true");
+    assert_eq!(Plan::load(&p).unwrap().http2.unwrap().max_streams, 100);
+    assert_eq!(
+        Plan::load(&write(dir.path(), plain, "")).unwrap().http2,
+        None
+    );
+    let p = write(dir.path(), plain, "max_streams = 8");
+    assert_refused(&p, 6, "target.max_streams", "http2 = true");
+    let p = write(dir.path(), plain, "http2 = true\nmax_streams = 0");
+    assert_refused(&p, 7, "target.max_streams", ">= 1");
 }
