@@ -2,10 +2,10 @@
 //! the [`event_loop`] on its own OS thread with a current-thread tokio runtime: no cross-thread
 //! wake-ups on the hot path, the campaign runner's own tasks cannot delay the schedule, and the
 //! thread's CPU time *is* the generator's cost. The parts: the schedule ([`pacer`], [`load`]),
-//! the requests ([`template`], [`client`] over a [`stream`], plain or [`tls`], [`pool`], spread
-//! over endpoints by [`balance`]), the target URL rule ([`target`]), what happened
-//! ([`outcome`], [`record`], [`handshake`], [`histogram`], [`usage`]) and the live view
-//! ([`progress`]).
+//! the requests ([`template`], [`client`] over a [`stream`], plain or [`tls`], or as
+//! [`http2`] streams, [`pool`], spread over endpoints by [`balance`], each [`tracked`] with its
+//! deadline), the target URL rule ([`target`]), what happened ([`outcome`], [`record`],
+//! [`handshake`], [`histogram`], [`usage`]) and the live view ([`progress`]).
 
 pub mod balance;
 pub mod client;
