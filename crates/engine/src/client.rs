@@ -1,27 +1,28 @@
 //! The HTTP/1.1 client: one request/response exchange on a keep-alive connection, written
-//! straight to a tokio `TcpStream` and read back with `httparse` — no connection task, no
-//! channel, no wake-up between the socket and the request's future (hyper's client dispatch
-//! costs a channel send and a task wake per request; this is the generator's hot path).
-//! Every exchange is bounded by one deadline covering connect, send and the whole body, and
-//! ends in an [`Outcome`] — never an error. Bodies are framed by `content-length`, `chunked`
-//! or the end of the connection, as RFC 9112 6.3 says; an answer the connection cannot carry
-//! past (`Connection: close`, HTTP/1.0, read-to-end, bytes after it) leaves it closed.
-//! Pooling (which idle connection to hand out, how many may exist) belongs to [`super::pool`].
+//! straight to the connection's [`Stream`] (a tokio `TcpStream`, or TLS over one) and read back
+//! with `httparse` — no connection task, no channel, no wake-up between the socket and the
+//! request's future (hyper's client dispatch costs a channel send and a task wake per request;
+//! this is the generator's hot path). Every exchange is bounded by one deadline covering
+//! connect, TLS handshake, send and the whole body, and ends in an [`Outcome`] — never an
+//! error. Bodies are framed by `content-length`, `chunked` or the end of the connection, as
+//! RFC 9112 6.3 says; an answer the connection cannot carry past (`Connection: close`,
+//! HTTP/1.0, read-to-end, bytes after it) leaves it closed. Pooling (which idle connection to
+//! hand out, how many may exist) belongs to [`super::pool`].
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::Interest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use crate::handshake::Handshake;
+use crate::http2::{self, Mux, Slot};
 use crate::outcome::Outcome;
+use crate::stream::Stream;
+use crate::tls::{TlsClient, TlsFailure};
 
 /// Headers an answer may have before it is called malformed.
 const MAX_HEADERS: usize = 64;
@@ -37,15 +38,19 @@ const STALE_AFTER: Duration = Duration::from_millis(200);
 /// One keep-alive connection and what has been read from it but not yet used.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     last_used: Instant,
     /// The last read took less than it could: the socket had no more data at that moment.
     drained: bool,
 }
 
-/// The connection type the pool holds.
-pub type Sender = Connection;
+/// What the pool holds: an HTTP/1.1 connection, or a stream slot on an HTTP/2 one.
+#[derive(Debug)]
+pub enum Sender {
+    Http1(Connection),
+    Http2(Slot),
+}
 
 /// What one exchange produced.
 #[derive(Debug)]
@@ -53,25 +58,68 @@ pub struct Exchange {
     pub outcome: Outcome,
     /// When the answer (or the failure) was complete.
     pub done_at: Instant,
-    /// The connection, when it can carry another request.
-    pub conn: Option<Connection>,
+    /// The connection (or HTTP/2 slot), when it can carry another request.
+    pub conn: Option<Sender>,
     /// True when this exchange opened a new connection.
     pub opened: bool,
+    /// The TLS handshake of the connection this exchange opened (or failed to).
+    pub handshake: Option<Handshake>,
 }
 
-/// Opens a connection: TCP with `TCP_NODELAY` (a request is one small write; Nagle would hold
-/// it).
-pub async fn connect(addr: SocketAddr) -> Result<Connection, Outcome> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| Outcome::from_connect_error(&e))?;
-    let _ = stream.set_nodelay(true);
-    Ok(Connection {
-        stream,
-        buf: BytesMut::with_capacity(READ_CHUNK),
-        last_used: Instant::now(),
-        drained: false,
-    })
+/// A connection attempt's result and, over TLS, its handshake's.
+struct Opened {
+    conn: Result<Connection, Outcome>,
+    handshake: Option<Handshake>,
+}
+
+/// Opens a connection by `deadline`: TCP with `TCP_NODELAY` (a request is one small write;
+/// Nagle would hold it), then the TLS handshake when `tls` is given, timed on its own. A TCP
+/// connect past the deadline is a connect timeout; a handshake past it, a TLS timeout.
+async fn open(addr: SocketAddr, tls: Option<&TlsClient>, deadline: tokio::time::Instant) -> Opened {
+    let failed = |o| Opened {
+        conn: Err(o),
+        handshake: None,
+    };
+    let tcp = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return failed(Outcome::from_connect_error(&e)),
+        Err(_) => return failed(Outcome::ConnectTimeout),
+    };
+    let _ = tcp.set_nodelay(true);
+    let (stream, handshake) = match tls {
+        None => (Stream::Plain(tcp), None),
+        Some(tls) => {
+            let start = Instant::now();
+            let done = match tokio::time::timeout_at(deadline, tls.handshake(tcp)).await {
+                Ok(r) => r,
+                Err(_) => Err(TlsFailure::Timeout),
+            };
+            match done {
+                Ok((s, resumed)) => {
+                    let took = start.elapsed();
+                    (
+                        Stream::Tls(Box::new(s)),
+                        Some(Handshake::Done { took, resumed }),
+                    )
+                }
+                Err(f) => {
+                    return Opened {
+                        conn: Err(Outcome::Tls(f)),
+                        handshake: Some(Handshake::Failed(f)),
+                    }
+                }
+            }
+        }
+    };
+    Opened {
+        conn: Ok(Connection {
+            stream,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            last_used: Instant::now(),
+            drained: false,
+        }),
+        handshake,
+    }
 }
 
 /// One of a bounded number of connection attempts allowed at once: the count it holds is
@@ -98,68 +146,140 @@ impl Drop for ConnectPermit {
 
 /// Sends `req` (the whole request, as [`super::template::CompiledTemplate::wire`] makes it)
 /// and reads the whole answer, on `idle` when given, else on a new connection opened under
-/// `permit`. An idle connection the server closed in between is replaced, not counted as a
-/// failure: nothing was sent on it. `head` marks a HEAD request (its answer has no body). The
-/// connect is bounded by `timeout`; the rest by the owner's deadline ([`Tracked`]).
+/// `permit` (over TLS when `tls` is given). An idle connection the server closed in between is
+/// replaced, not counted as a failure: nothing was sent on it. `head` marks a HEAD request (its
+/// answer has no body). The connect and handshake are bounded by `timeout`; the rest by the
+/// owner's deadline ([`super::tracked::Tracked`]).
 pub async fn exchange(
     addr: SocketAddr,
-    idle: Option<Connection>,
+    idle: Option<Sender>,
     permit: Option<ConnectPermit>,
+    tls: Option<Arc<TlsClient>>,
     req: Bytes,
     timeout: Duration,
     head: bool,
 ) -> Exchange {
-    let finish = |outcome, conn, opened| Exchange {
+    let finish = |outcome, conn, opened, handshake| Exchange {
         outcome,
         done_at: Instant::now(),
         conn,
         opened,
+        handshake,
     };
-    let (mut conn, opened) = match idle.filter(still_open) {
-        Some(c) => (c, false),
+    let idle = match idle {
+        Some(Sender::Http1(c)) => Some(c),
+        _ => None,
+    };
+    let (mut conn, opened, handshake) = match idle.and_then(still_open) {
+        Some(c) => (c, false, None),
         None => {
             // Connecting is rare: its state is boxed to keep every request's future small, and
             // it has its own timer so a slow connect is told apart from a slow answer.
             let deadline = tokio::time::Instant::now() + timeout;
-            let opened = tokio::time::timeout_at(deadline, Box::pin(connect(addr))).await;
+            let opened = Box::pin(open(addr, tls.as_deref(), deadline)).await;
             drop(permit);
-            match opened {
-                Ok(Ok(c)) => (c, true),
-                Ok(Err(o)) => return finish(o, None, false),
-                Err(_) => return finish(Outcome::ConnectTimeout, None, false),
+            match opened.conn {
+                Ok(c) => (c, true, opened.handshake),
+                Err(o) => return finish(o, None, false, opened.handshake),
             }
         }
     };
     match round_trip(&mut conn, &req, head).await {
         Ok((status, reusable)) => {
             conn.last_used = Instant::now();
-            let keep = reusable.then_some(conn);
-            finish(Outcome::from_status(status), keep, opened)
+            let keep = reusable.then_some(Sender::Http1(conn));
+            finish(Outcome::from_status(status), keep, opened, handshake)
         }
         // The connection is in an unknown state after a failure: drop it.
-        Err(o) => finish(o, None, opened),
+        Err(o) => finish(o, None, opened, handshake),
     }
 }
 
-/// False when the peer has closed an idle connection (or sent something unasked): checked
-/// only on connections idle for [`STALE_AFTER`].
-fn still_open(c: &Connection) -> bool {
-    if c.last_used.elapsed() < STALE_AFTER {
-        return true;
+/// One request as an HTTP/2 stream: on the idle slot when it is still open, else on a slot
+/// from `mux` taken under `permit` (a connection opened only when every one is full; the
+/// connect, handshake and preface bounded by `timeout`). `req` is `None` only for a path that
+/// is no URI (the template's check makes that impossible): a protocol error, counted.
+pub async fn exchange_h2(
+    mux: Arc<Mux>,
+    idle: Option<Sender>,
+    permit: Option<ConnectPermit>,
+    req: Option<hyper::http::Request<()>>,
+    body: Bytes,
+    timeout: Duration,
+) -> Exchange {
+    let finish = |outcome, conn, opened, handshake| Exchange {
+        outcome,
+        done_at: Instant::now(),
+        conn,
+        opened,
+        handshake,
+    };
+    let mut idle = match idle {
+        Some(Sender::Http2(s)) if s.still_open() => Some(s),
+        _ => None,
+    };
+    let Some(req) = req else {
+        return finish(Outcome::IoOther, idle.map(Sender::Http2), false, None);
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (mut opened, mut handshake, mut permit) = (false, None, permit);
+    // A stream an existing connection refused unprocessed goes once more, on another one (a
+    // connection this request opened is not left for a second: `opened` counts one).
+    for attempt in 0..2 {
+        let slot = match idle.take() {
+            Some(s) => s,
+            None => {
+                let got = Box::pin(mux.slot(deadline)).await;
+                drop(permit.take());
+                opened = got.opened;
+                handshake = got.handshake;
+                match got.slot {
+                    Ok(s) => s,
+                    Err(o) => return finish(o, None, opened, handshake),
+                }
+            }
+        };
+        match http2::exchange(&slot, req.clone(), body.clone()).await {
+            http2::Sent::Answered(status) => {
+                let keep = Some(Sender::Http2(slot));
+                return finish(Outcome::from_status(status), keep, opened, handshake);
+            }
+            http2::Sent::Refused(o) if attempt == 1 || opened => {
+                return finish(o, None, opened, handshake)
+            }
+            http2::Sent::Refused(_) => {}
+            // A failed stream gives its slot up; the connection serves its other slots on.
+            http2::Sent::Failed(o) => return finish(o, None, opened, handshake),
+        }
     }
-    let mut probe = [0u8; 1];
-    match c.stream.try_read(&mut probe) {
-        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-        // 0: closed by the peer; 1: bytes nobody asked for — neither can carry a request.
-        Ok(_) => false,
+    unreachable_outcome(opened, handshake)
+}
+
+/// The end of a loop that always returns: kept as a counted protocol error, never a panic.
+fn unreachable_outcome(opened: bool, handshake: Option<Handshake>) -> Exchange {
+    Exchange {
+        outcome: Outcome::IoOther,
+        done_at: Instant::now(),
+        conn: None,
+        opened,
+        handshake,
     }
+}
+
+/// The connection, unless the peer has closed it while idle (or sent something unasked):
+/// checked only on connections idle for [`STALE_AFTER`].
+fn still_open(mut c: Connection) -> Option<Connection> {
+    if c.last_used.elapsed() < STALE_AFTER || c.stream.still_open() {
+        return Some(c);
+    }
+    None
 }
 
 /// Writes the request and reads one whole answer: its status, and whether the connection
 /// can carry another request.
 async fn round_trip(c: &mut Connection, req: &[u8], head: bool) -> Result<(u16, bool), Outcome> {
     c.stream
-        .write_all(req)
+        .send(req)
         .await
         .map_err(|e| Outcome::from_io_error(&e))?;
     c.buf.clear();
@@ -205,9 +325,7 @@ async fn round_trip(c: &mut Connection, req: &[u8], head: bool) -> Result<(u16, 
         // as a new readiness edge: forget the stale readiness now, or the next request's first
         // read would be a syscall that only says EAGAIN (a third of the kernel work per
         // request). tokio clears it only if no newer event came in since.
-        let _ = c.stream.try_io(Interest::READABLE, || {
-            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-        });
+        c.stream.forget_readiness();
     }
     Ok((status, reusable))
 }
@@ -325,114 +443,10 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\r\n")
 }
 
-pin_project_lite::pin_project! {
-    /// A request in flight: its exchange, the schedule facts (readable while it is pending, so
-    /// requests still in flight at a hard stop are counted in the right second) and its
-    /// deadline. The deadline is enforced by the owner calling [`Tracked::expire`] — one sweep
-    /// over the requests in flight now and then — instead of a tokio timer per request: a
-    /// timer registration per request costs a wheel insertion and often a reactor wake-up.
-    pub struct Tracked<F> {
-        pub seq: u64,
-        // The endpoint it was sent to (an index into the step's endpoints).
-        pub endpoint: usize,
-        // Due offset from the start of the step.
-        pub due: Duration,
-        pub sent_at: Instant,
-        deadline: Instant,
-        expired: bool,
-        waker: Option<Waker>,
-        #[pin]
-        fut: F,
-    }
-}
-
-impl<F> Tracked<F> {
-    pub fn new(
-        seq: u64,
-        endpoint: usize,
-        due: Duration,
-        sent_at: Instant,
-        deadline: Instant,
-        fut: F,
-    ) -> Self {
-        Self {
-            seq,
-            endpoint,
-            due,
-            sent_at,
-            deadline,
-            expired: false,
-            waker: None,
-            fut,
-        }
-    }
-
-    /// The schedule facts of a pinned, pending future: sequence, endpoint, due, send time.
-    pub fn facts(self: Pin<&Self>) -> (u64, usize, Duration, Instant) {
-        let p = self.project_ref();
-        (*p.seq, *p.endpoint, *p.due, *p.sent_at)
-    }
-
-    /// Marks the request timed out when its deadline has passed by `now`, and wakes it so it
-    /// completes (as [`Outcome::Timeout`], dropping its connection) at its next poll.
-    pub fn expire(self: Pin<&mut Self>, now: Instant) {
-        let p = self.project();
-        if !*p.expired && now >= *p.deadline {
-            *p.expired = true;
-            if let Some(w) = p.waker.take() {
-                w.wake();
-            }
-        }
-    }
-}
-
-/// A finished request with its schedule facts.
-#[derive(Debug)]
-pub struct Finished<T> {
-    pub seq: u64,
-    pub endpoint: usize,
-    pub due: Duration,
-    pub sent_at: Instant,
-    pub output: T,
-}
-
-impl<F: Future<Output = Exchange>> Future for Tracked<F> {
-    type Output = Finished<Exchange>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let p = self.project();
-        let output = if *p.expired {
-            Exchange {
-                outcome: Outcome::Timeout,
-                done_at: Instant::now(),
-                conn: None,
-                opened: false,
-            }
-        } else {
-            match p.fut.poll(cx) {
-                Poll::Ready(x) => x,
-                Poll::Pending => {
-                    // The set's per-request waker is stable: cloned once per request.
-                    if !p.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        *p.waker = Some(cx.waker().clone());
-                    }
-                    return Poll::Pending;
-                }
-            }
-        };
-        Poll::Ready(Finished {
-            seq: *p.seq,
-            endpoint: *p.endpoint,
-            due: *p.due,
-            sent_at: *p.sent_at,
-            output,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     /// Serves one canned answer per request on one connection, after reading the request.
     async fn canned(answers: Vec<&'static [u8]>) -> SocketAddr {
@@ -463,6 +477,7 @@ mod tests {
             let x = exchange(
                 addr,
                 conn.take(),
+                None,
                 None,
                 Bytes::from_static(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n"),
                 Duration::from_secs(5),
@@ -525,6 +540,7 @@ mod tests {
         });
         let x = exchange(
             addr,
+            None,
             None,
             None,
             Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n"),

@@ -16,13 +16,15 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::balance::Spread;
-use super::client::{self, Exchange, Finished, Tracked};
+use super::client::{self, Exchange};
+use super::handshake::HandshakeRecord;
 use super::outcome::Outcome;
 use super::pacer::Pacer;
 use super::pool::Conn;
 use super::progress::{LiveSnapshot, LiveStats};
 use super::record::{Recorder, ShardMeta, StepMeta, StepRecord};
 use super::timer::Timer;
+use super::tracked::{Finished, Tracked};
 use super::usage::{affinity_cores, ThreadMeter};
 use super::Prepared;
 use loadgen_model::result::GeneratorHealth;
@@ -70,6 +72,26 @@ struct Loop<F, M> {
     publish: Publisher,
 }
 
+/// What every loop starts from, whichever protocol it speaks.
+struct Begin {
+    t0: Instant,
+    rec: Recorder,
+    spread: Spread,
+    timeout: Duration,
+    max_in_flight: usize,
+    live: Option<LiveStats>,
+}
+
+/// How a loop ends: what its record needs beside the counts.
+struct End {
+    meter: ThreadMeter,
+    started_at: SystemTime,
+    rate_rps: f64,
+    duration: Duration,
+    rt_priority: bool,
+    shard: Option<ShardMeta>,
+}
+
 /// Runs one prepared step to its end and returns the generator's record of it.
 pub(super) async fn run(
     p: Prepared,
@@ -90,6 +112,8 @@ pub(super) async fn run(
     let t0 = Instant::now();
     let Prepared {
         addrs,
+        tls,
+        muxes,
         mut pacer,
         mut template,
         rate_rps,
@@ -100,38 +124,91 @@ pub(super) async fn run(
         shard: _,
     } = p;
     let head = template.method == hyper::Method::HEAD;
+    let handshakes = tls.as_ref().map(|t| HandshakeRecord::new(t.view().clone()));
+    let rec = match &shard {
+        Some(s) => Recorder::for_shard(s.late),
+        None => Recorder::new(),
+    };
+    let begin = Begin {
+        t0,
+        rec: rec.with_handshakes(handshakes),
+        spread,
+        timeout,
+        max_in_flight,
+        live,
+    };
+    let end = End {
+        meter,
+        started_at,
+        rate_rps,
+        duration,
+        rt_priority,
+        shard,
+    };
+    // One loop per protocol, each with its own unboxed exchange future: an HTTP/1.1 step's
+    // loop is exactly the one it was before HTTP/2 existed.
+    if let Some(muxes) = muxes {
+        let exchange = move |seq: u64, endpoint: usize, (idle, permit): Conn| {
+            let (path, body) = template.parts(seq);
+            let mux = muxes[endpoint].clone();
+            let req = mux.request(&template.method, &template.headers, &path);
+            client::exchange_h2(mux, idle, permit, req, body, timeout)
+        };
+        return go(begin, exchange, &mut pacer, &stop, end).await;
+    }
     let exchange = move |seq: u64, endpoint: usize, (idle, permit): Conn| {
         client::exchange(
             addrs[endpoint],
             idle,
             permit,
+            // Every request of a TLS step carries the client: an idle connection found closed
+            // is replaced inside the exchange. A plain step's is `None`, and costs nothing.
+            tls.clone(),
             template.wire(seq),
             timeout,
             head,
         )
     };
-    let next = next_due(&mut pacer);
+    go(begin, exchange, &mut pacer, &stop, end).await
+}
+
+/// Drives a loop sending with `exchange` to the schedule's end, then records it.
+async fn go<F, M>(
+    b: Begin,
+    exchange: M,
+    pacer: &mut Pacer,
+    stop: &CancellationToken,
+    end: End,
+) -> StepRecord
+where
+    F: Future<Output = Exchange>,
+    M: FnMut(u64, usize, Conn) -> F,
+{
     let mut l = Loop {
-        t0,
-        rec: match &shard {
-            Some(s) => Recorder::for_shard(s.late),
-            None => Recorder::new(),
-        },
-        spread,
+        t0: b.t0,
+        rec: b.rec,
+        spread: b.spread,
         running: FuturesUnordered::new(),
         exchange,
-        timeout,
-        max_in_flight,
+        timeout: b.timeout,
+        max_in_flight: b.max_in_flight,
         peak: 0,
-        next,
+        next: next_due(pacer),
         scheduled: None,
         interrupted: false,
         drain_deadline: None,
-        next_sweep: t0 + SWEEP_EVERY,
-        publish: Publisher::new(live, t0),
+        next_sweep: b.t0 + SWEEP_EVERY,
+        publish: Publisher::new(b.live, b.t0),
     };
-    l.drive(&mut pacer, duration, &stop).await;
-    l.finish(meter, started_at, rate_rps, duration, rt_priority, shard)
+    l.drive(pacer, end.duration, stop).await;
+    l.finish(
+        end.meter,
+        end.started_at,
+        end.rate_rps,
+        end.duration,
+        end.rt_priority,
+        end.shard,
+    )
 }
 
 /// Sleeps until `start_at` (the precise timer, so shards start within a timer granule of one
@@ -375,6 +452,9 @@ where
             ..
         } = done;
         self.spread.done(endpoint, x.outcome == Outcome::Ok);
+        if let Some(h) = x.handshake {
+            self.rec.handshake(h);
+        }
         self.rec.done(
             due,
             x.outcome,

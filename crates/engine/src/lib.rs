@@ -2,14 +2,17 @@
 //! the [`event_loop`] on its own OS thread with a current-thread tokio runtime: no cross-thread
 //! wake-ups on the hot path, the campaign runner's own tasks cannot delay the schedule, and the
 //! thread's CPU time *is* the generator's cost. The parts: the schedule ([`pacer`], [`load`]),
-//! the requests ([`template`], [`client`], [`pool`], spread over endpoints by [`balance`]), the
-//! target URL rule ([`target`]), what
-//! happened ([`outcome`], [`record`], [`histogram`], [`usage`]) and the live view ([`progress`]).
+//! the requests ([`template`], [`client`] over a [`stream`], plain or [`tls`], or as
+//! [`http2`] streams, [`pool`], spread over endpoints by [`balance`], each [`tracked`] with its
+//! deadline), the target URL rule ([`target`]), what happened ([`outcome`], [`record`],
+//! [`handshake`], [`histogram`], [`usage`]) and the live view ([`progress`]).
 
 pub mod balance;
 pub mod client;
 pub mod event_loop;
+pub mod handshake;
 pub mod histogram;
+pub mod http2;
 pub mod load;
 pub mod outcome;
 pub mod pacer;
@@ -17,12 +20,16 @@ pub mod pool;
 pub mod priority;
 pub mod progress;
 pub mod record;
+pub mod stream;
 pub mod target;
 pub mod template;
 pub mod timer;
+pub mod tls;
+pub mod tracked;
 pub mod usage;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -34,6 +41,7 @@ use crate::progress::LiveStats;
 use crate::record::StepRecord;
 use crate::target::{BaseUrl, Reach, Target, UrlError};
 use crate::template::{CompiledTemplate, RequestTemplate, TemplateError};
+use crate::tls::{TlsClient, TlsError, TlsSpec};
 use loadgen_model::shard::Shard;
 
 /// Bound on the reachability check before the step starts.
@@ -49,12 +57,20 @@ pub enum Balance {
     Connection,
 }
 
+/// HTTP/2 settings of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2 {
+    /// Streams one connection carries at once; a connection is opened when all are full.
+    pub max_streams: usize,
+}
+
 /// One step to run.
 #[derive(Debug, Clone)]
 pub struct AttackSpec {
-    /// Base URL of the target, scheme and authority only: `http://127.0.0.1:PORT` (a trailing
-    /// `/` is accepted). The request path comes from `request.path`. Only plain `http`, and
-    /// only to a loopback address (127.0.0.0/8, ::1, or a name resolving only to those) unless
+    /// Base URL of the target, scheme and authority only: `http://127.0.0.1:PORT` or
+    /// `https://localhost:PORT` (a trailing `/` is accepted). The request path comes from
+    /// `request.path`. `https` goes over TLS as `tls` says, with the URL's host as the server
+    /// name (SNI and certificate check). Only to a loopback address (127.0.0.0/8, ::1, or a name resolving only to those) unless
     /// `reach` is [`Reach::Remote`].
     ///
     /// With `endpoints` given, no load goes to `url`: it is only parsed, and its authority is
@@ -66,6 +82,12 @@ pub struct AttackSpec {
     pub endpoints: Vec<String>,
     /// How requests are spread over several endpoints (see [`balance`]); moot with one.
     pub balance: Balance,
+    /// TLS settings of an `https` URL (they must stay the default for `http`). Endpoints
+    /// share the URL's scheme, and its host is the server name of every connection.
+    pub tls: TlsSpec,
+    /// `Some`: speak HTTP/2 (ALPN `h2` over TLS, prior knowledge on plain TCP), up to this
+    /// many streams at once per connection. `None`: HTTP/1.1.
+    pub http2: Option<Http2>,
     /// Where load may go (see [`target`]).
     pub reach: Reach,
     pub load: Load,
@@ -107,6 +129,8 @@ pub enum AttackError {
     Template(#[from] TemplateError),
     #[error("bad attack settings: {0}")]
     Settings(#[from] SettingError),
+    #[error("bad TLS settings: {0}")]
+    Tls(#[from] TlsError),
     #[error("attack engine failed: {0}")]
     Engine(String),
 }
@@ -172,6 +196,10 @@ pub fn resolve_target(url: &str) -> Result<Target, AttackError> {
 pub(crate) struct Prepared {
     /// Where requests go, by endpoint index.
     pub(crate) addrs: Vec<SocketAddr>,
+    /// The TLS client of an `https` step.
+    pub(crate) tls: Option<Arc<TlsClient>>,
+    /// The HTTP/2 connections of each endpoint, when the step speaks HTTP/2.
+    pub(crate) muxes: Option<Vec<Arc<http2::Mux>>>,
     pub(crate) pacer: Pacer,
     pub(crate) template: CompiledTemplate,
     pub(crate) rate_rps: f64,
@@ -184,26 +212,71 @@ pub(crate) struct Prepared {
     pub(crate) shard: Option<(Shard, Option<SystemTime>)>,
 }
 
-/// The step's endpoints, resolved under its reach, and the `Host` header's authority: `url`
-/// alone, or exactly `endpoints` with `url` kept for its authority.
-fn endpoints(spec: &AttackSpec) -> Result<(Vec<Target>, String), AttackError> {
-    if spec.endpoints.is_empty() {
-        let target = resolve_target_with(&spec.url, spec.reach)?;
-        let host = target.host.clone();
-        return Ok((vec![target], host));
-    }
+/// The step's endpoints, resolved under its reach, and the base URL whose authority is the
+/// `Host` header and whose scheme and host say TLS and its server name: `url` alone, or
+/// exactly `endpoints` with `url` kept for its authority.
+fn endpoints(spec: &AttackSpec) -> Result<(Vec<Target>, BaseUrl), AttackError> {
     let base = BaseUrl::parse(spec.url.trim_end_matches('/'))
         .map_err(|e| AttackError::from_url(&spec.url, e))?;
+    if spec.endpoints.is_empty() {
+        let target = resolve_target_with(&spec.url, spec.reach)?;
+        return Ok((vec![target], base));
+    }
+    for e in &spec.endpoints {
+        let b =
+            BaseUrl::parse(e.trim_end_matches('/')).map_err(|err| AttackError::from_url(e, err))?;
+        if b.tls != base.tls {
+            return Err(AttackError::BadUrl(
+                e.clone(),
+                format!("an endpoint must have the scheme of the url {:?}", spec.url),
+            ));
+        }
+    }
     let targets = spec
         .endpoints
         .iter()
         .map(|e| resolve_target_with(e, spec.reach))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((targets, base.authority))
+    Ok((targets, base))
+}
+
+/// The TLS client of an `https` base URL (every file read now; ALPN `h2` when `http2`);
+/// `None` for `http`, whose TLS settings must be the default.
+pub fn tls_client(
+    base: &BaseUrl,
+    tls: &TlsSpec,
+    http2: bool,
+) -> Result<Option<Arc<TlsClient>>, TlsError> {
+    if !base.tls {
+        return if tls.is_default() {
+            Ok(None)
+        } else {
+            Err(TlsError::NotHttps)
+        };
+    }
+    tls.client(&base.host, http2).map(|c| Some(Arc::new(c)))
 }
 
 fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
-    let (targets, host) = endpoints(spec)?;
+    let (targets, base) = endpoints(spec)?;
+    let tls = tls_client(&base, &spec.tls, spec.http2.is_some())?;
+    if spec.http2.is_some_and(|h| h.max_streams == 0) {
+        return Err(SettingError {
+            setting: "max_streams",
+            expected: ">= 1",
+        }
+        .into());
+    }
+    let muxes = spec.http2.map(|h| {
+        targets
+            .iter()
+            .map(|t| {
+                let mux = http2::Mux::new(t.addr, tls.clone(), h.max_streams, base.as_url());
+                Arc::new(mux)
+            })
+            .collect()
+    });
+    let host = base.authority;
     let pacer = Pacer::sharded(&spec.load, spec.shard.unwrap_or(Shard::WHOLE))?;
     let template = spec.request.compile(&host)?;
     AttackSpec::check_settings(
@@ -221,6 +294,8 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
     let pools = balance::pools(spec.balance, targets.len(), budget);
     Ok(Prepared {
         addrs: targets.iter().map(|t| t.addr).collect(),
+        tls,
+        muxes,
         spread: Spread::new(pools, &spec.endpoints),
         rate_rps: spec.load.nominal_rate_rps(),
         duration: pacer.duration(),

@@ -1,8 +1,10 @@
 //! Outcomes: what became of one request, in the fixed taxonomy of [`OutcomeCounts`], and the
 //! classification of client errors into it. A failed request is data, never an `Err`.
 
+use std::collections::BTreeMap;
 use std::io;
 
+use crate::tls::TlsFailure;
 use loadgen_model::result::OutcomeCounts;
 
 /// What became of one due request.
@@ -20,6 +22,8 @@ pub enum Outcome {
     Reset,
     /// Any other I/O or protocol error.
     IoOther,
+    /// TLS failed: the handshake of the connection the request opened, or an alert mid-exchange.
+    Tls(TlsFailure),
     /// Due but never sent: the in-flight cap was reached.
     Dropped,
 }
@@ -55,8 +59,12 @@ impl Outcome {
         }
     }
 
-    /// Classifies an error from exchanging a request on an open connection.
+    /// Classifies an error from exchanging a request on an open connection (a TLS error, which
+    /// tokio-rustls wraps in an `io::Error`, is a TLS outcome).
     pub fn from_io_error(e: &io::Error) -> Self {
+        if let Some(f) = TlsFailure::of_io(e) {
+            return Outcome::Tls(f);
+        }
         match e.kind() {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
@@ -80,6 +88,8 @@ pub struct OutcomeTally {
     pub connect_timeout: u64,
     pub reset: u64,
     pub io_other: u64,
+    /// TLS failures by reason (allocated at the first one only).
+    pub tls: BTreeMap<TlsFailure, u64>,
     pub dropped: u64,
 }
 
@@ -93,6 +103,7 @@ impl Default for OutcomeTally {
             connect_timeout: 0,
             reset: 0,
             io_other: 0,
+            tls: BTreeMap::new(),
             dropped: 0,
         }
     }
@@ -110,6 +121,7 @@ impl OutcomeTally {
             Outcome::ConnectTimeout => self.connect_timeout += 1,
             Outcome::Reset => self.reset += 1,
             Outcome::IoOther => self.io_other += 1,
+            Outcome::Tls(f) => *self.tls.entry(f).or_default() += 1,
             Outcome::Dropped => self.dropped += 1,
         }
     }
@@ -122,6 +134,7 @@ impl OutcomeTally {
             + self.connect_timeout
             + self.reset
             + self.io_other
+            + self.tls.values().sum::<u64>()
     }
 
     /// The saved form.
@@ -141,6 +154,7 @@ impl OutcomeTally {
             reset: self.reset,
             io_other: self.io_other,
             dropped: self.dropped,
+            tls: self.tls.iter().map(|(f, n)| (f.name(), *n)).collect(),
         }
     }
 }
@@ -159,6 +173,7 @@ mod tests {
             Outcome::from_status(404),
             Outcome::Timeout,
             Outcome::Reset,
+            Outcome::Tls(TlsFailure::UnknownCa),
             Outcome::Dropped,
         ] {
             t.add(o);
@@ -167,7 +182,8 @@ mod tests {
         assert_eq!(c.ok, 1);
         assert_eq!(c.status.get("503"), Some(&2));
         assert_eq!(c.status.get("404"), Some(&1));
-        assert_eq!(t.failed(), 5);
+        assert_eq!(t.failed(), 6);
+        assert_eq!(c.tls.get("unknown_ca"), Some(&1));
         assert_eq!(c.dropped, 1);
     }
 }

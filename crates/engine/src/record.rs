@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
+use super::handshake::{Handshake, HandshakeRecord};
 use super::histogram::{new_histogram, new_second_histogram, serialize_histogram, HIST_MAX_US};
 use crate::outcome::{Outcome, OutcomeTally};
 use loadgen_model::result::{EndpointCounts, GeneratorHealth, TimelinePoint};
@@ -62,6 +63,8 @@ pub struct Recorder {
     offset: Duration,
     /// Keep each closed second's histogram (a shard's, for the merge).
     keep_seconds: bool,
+    /// The handshakes of a step over TLS (`None` for plain HTTP).
+    handshakes: Option<HandshakeRecord>,
 }
 
 impl Default for Recorder {
@@ -86,6 +89,19 @@ impl Recorder {
             pool: Vec::new(),
             offset: Duration::ZERO,
             keep_seconds: false,
+            handshakes: None,
+        }
+    }
+
+    /// The recorder of a step over TLS records its handshakes in `handshakes`.
+    pub fn with_handshakes(self, handshakes: Option<HandshakeRecord>) -> Self {
+        Self { handshakes, ..self }
+    }
+
+    /// A new connection's handshake (of a TLS step; ignored otherwise).
+    pub fn handshake(&mut self, h: Handshake) {
+        if let Some(r) = &mut self.handshakes {
+            r.add(h);
         }
     }
 
@@ -255,6 +271,7 @@ impl Recorder {
             shard: meta.shard,
             timeline_histograms,
             per_endpoint: meta.per_endpoint,
+            handshakes: self.handshakes,
         }
     }
 }
@@ -322,6 +339,8 @@ pub struct StepRecord {
     /// Per endpoint, when the load was spread over several (empty otherwise); each endpoint's
     /// `sent = ok + failed`, and their sums are the step's.
     pub per_endpoint: Vec<EndpointCounts>,
+    /// The handshakes of a step over TLS (`None` for plain HTTP).
+    pub handshakes: Option<HandshakeRecord>,
 }
 
 impl StepRecord {

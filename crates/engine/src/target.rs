@@ -1,4 +1,4 @@
-//! Target URLs: the one parser of a base URL (`http://host:port`) and the one rule on where load
+//! Target URLs: the one parser of a base URL (`http://host:port` or `https://host:port`) and the one rule on where load
 //! may go. Load goes only to loopback (127.0.0.0/8, ::1, `localhost`) unless the caller passes
 //! [`Reach::Remote`], which only an explicit opt-in (a scenario's `allow_remote = true` or
 //! `LOADGEN_ALLOW_REMOTE=1`, set by the in-cluster Job) produces. The plan checks a scenario's URL
@@ -35,7 +35,7 @@ impl Reach {
 /// Why a URL is not an acceptable target.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UrlError {
-    /// The text is not a plain `http://host[:port]` base URL; the message says what was wrong.
+    /// The text is not an `http(s)://host[:port]` base URL; the message says what was wrong.
     #[error("{0}")]
     Malformed(String),
     /// A well-formed URL whose host is not loopback, while only loopback is allowed.
@@ -50,9 +50,11 @@ pub enum UrlError {
     Resolve(String, String),
 }
 
-/// A checked base URL: `http://` + authority, no user info, no path.
+/// A checked base URL: `http://` or `https://` + authority, no user info, no path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl {
+    /// `https`: requests go over TLS.
+    pub tls: bool,
     /// `host[:port]` as written (IPv6 in brackets), used as the `Host` header.
     pub authority: String,
     /// The host without brackets.
@@ -61,18 +63,17 @@ pub struct BaseUrl {
 }
 
 impl BaseUrl {
-    /// Parses `http://host[:port][/]`. `https`, user info, a path or a bad port are errors.
+    /// Parses `http://host[:port][/]` or `https://…` (port 80 or 443 by default). User info, a
+    /// path or a bad port are errors.
     pub fn parse(url: &str) -> Result<BaseUrl, UrlError> {
         let bad = |m: String| Err(UrlError::Malformed(m));
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return bad(format!(
-                "expected an http:// URL (TLS is not supported), got \"{url}\""
-            ));
+        let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
         } else {
             return bad(format!(
-                "expected an http:// URL such as \"http://127.0.0.1:8080\", got \"{url}\""
+                "expected an http:// or https:// URL such as \"http://127.0.0.1:8080\", got \"{url}\""
             ));
         };
         let authority = rest.split('/').next().unwrap_or("");
@@ -100,6 +101,7 @@ impl BaseUrl {
             return bad(format!("expected a host in \"{url}\""));
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => match p.parse::<u16>() {
                 Ok(p) => p,
@@ -107,15 +109,17 @@ impl BaseUrl {
             },
         };
         Ok(BaseUrl {
+            tls,
             authority: authority.to_string(),
             host: host.to_string(),
             port,
         })
     }
 
-    /// The normalised base URL, `http://authority`.
+    /// The normalised base URL, `http://authority` or `https://authority`.
     pub fn as_url(&self) -> String {
-        format!("http://{}", self.authority)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority)
     }
 
     /// Whether the host is lexically loopback (`localhost` or a loopback literal); no DNS.
@@ -205,8 +209,14 @@ mod tests {
             ("::1", 9, "[::1]:9")
         );
         assert_eq!(BaseUrl::parse("http://localhost").unwrap().port, 80);
+        let tls = BaseUrl::parse("https://localhost/").unwrap();
+        assert_eq!(
+            (tls.tls, tls.port, tls.as_url().as_str()),
+            (true, 443, "https://localhost")
+        );
+        assert_eq!(BaseUrl::parse("https://127.0.0.1:8443").unwrap().port, 8443);
         for bad in [
-            "https://127.0.0.1:1",
+            "ftp://127.0.0.1:1",
             "127.0.0.1:1",
             "http://u@127.0.0.1:1",
             "http://127.0.0.1:1/api",

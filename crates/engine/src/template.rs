@@ -243,6 +243,17 @@ impl CompiledTemplate {
         self.render(seq, rand)
     }
 
+    /// The path and the body of request `seq`, apart (as HTTP/2 sends them); the same
+    /// expansion as [`CompiledTemplate::wire`].
+    pub fn parts(&mut self, seq: u64) -> (Bytes, Bytes) {
+        let rand = if self.path.is_dynamic() || self.body.is_dynamic() {
+            self.next_rand()
+        } else {
+            0
+        };
+        (self.path.expand(seq, rand), self.body.expand(seq, rand))
+    }
+
     fn render(&self, seq: u64, rand: u64) -> Bytes {
         use std::io::Write as _;
         let (path, body) = (self.path.expand(seq, rand), self.body.expand(seq, rand));
@@ -311,6 +322,15 @@ mod tests {
         assert_eq!(&body[..], br#"{"url":"/x/42"}"#);
         let (_, path2, _, _) = parse(&c.wire(43));
         assert_ne!(path, path2, "seq and rand must change");
+        // HTTP/2 takes the same expansion apart.
+        let (path, body) = c.parts(44);
+        assert!(path.starts_with(b"/p/44?r="), "{path:?}");
+        assert_eq!(&body[..], br#"{"url":"/x/44"}"#);
+        let mut fixed = template("/static", "").compile("h").unwrap();
+        assert_eq!(
+            fixed.parts(9),
+            (Bytes::from_static(b"/static"), Bytes::new())
+        );
     }
 
     #[test]

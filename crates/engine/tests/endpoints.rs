@@ -100,6 +100,8 @@ fn spec(url: &str, endpoints: &[String], balance: Balance) -> AttackSpec {
         url: url.into(),
         endpoints: endpoints.to_vec(),
         balance,
+        tls: Default::default(),
+        http2: None,
         reach: Default::default(),
         load: Load::constant(300.0, Duration::from_secs(1)),
         request: RequestTemplate {

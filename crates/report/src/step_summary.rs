@@ -2,7 +2,7 @@
 //! that reconcile, the failures by kind, the latency, service-time and schedule-lag
 //! percentiles, the generator's own cost and connections, and whether the step is valid.
 
-use loadgen_model::result::{OutcomeCounts, StepResult};
+use loadgen_model::result::{OutcomeCounts, StepResult, TlsSummary};
 
 /// The readable end-of-run summary.
 pub fn render(s: &StepResult, url: &str, pool_grow_after: std::time::Duration) -> String {
@@ -43,6 +43,9 @@ pub fn render(s: &StepResult, url: &str, pool_grow_after: std::time::Duration) -
         let _ = writeln!(o, "  failures: {}", failures.join(", "));
     }
     o.push_str(&latency_table(s));
+    if let Some(t) = &s.tls {
+        o.push_str(&tls_lines(t));
+    }
     let g = &s.generator;
     let n = |v: Option<u64>| v.map_or("-".into(), |c| c.to_string());
     let _ = writeln!(
@@ -85,6 +88,53 @@ pub fn render(s: &StepResult, url: &str, pool_grow_after: std::time::Duration) -
     o
 }
 
+/// The handshakes of a step over TLS: counts and times, one line per failure reason with what
+/// it means, and a loud line when certificates were not verified.
+fn tls_lines(t: &TlsSummary) -> String {
+    use std::fmt::Write as _;
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+    let mut o = String::new();
+    let failed: u64 = t.handshake_failures.values().sum();
+    let _ = writeln!(
+        o,
+        "  tls: {} handshakes ({} resumed{}), {failed} failed; handshake ms p50 {} p99 {} max {}; roots {}{}",
+        t.handshakes,
+        t.resumed,
+        if t.resumption { "" } else { ", resumption off" },
+        ms(t.handshake_ms.p50),
+        ms(t.handshake_ms.p99),
+        ms(t.handshake_ms.max),
+        t.roots,
+        if t.client_cert { ", client certificate sent" } else { "" },
+    );
+    for (reason, n) in &t.handshake_failures {
+        let why = tls_explain(reason);
+        let _ = writeln!(o, "  TLS FAILED {n}x {reason}: {why}");
+    }
+    if t.insecure {
+        let _ = writeln!(
+            o,
+            "  INSECURE: server certificates were NOT verified (--insecure): nothing proves who answered"
+        );
+    }
+    o
+}
+
+/// What a TLS failure reason means, as the engine names them.
+fn tls_explain(reason: &str) -> &'static str {
+    match reason {
+        "unknown_ca" => "the server's certificate is not signed by a trusted CA (give its CA with --cacert FILE, or --insecure)",
+        "name_mismatch" => "the server's certificate is not valid for the URL's host",
+        "expired" => "the server's certificate is expired or not yet valid",
+        "bad_certificate" => "the server's certificate is unusable (signature, encoding or purpose)",
+        "no_alpn" => "the server accepts none of the offered protocols (http/1.1, or h2 with --http2)",
+        "closed" => "the server closed the connection during the handshake",
+        "timeout" => "the handshake did not finish within the request timeout",
+        r if r.starts_with("alert_") => "the server refused the handshake with this alert",
+        _ => "the TLS exchange broke the protocol",
+    }
+}
+
 /// The failed requests by kind: exact HTTP codes, then transport failures.
 fn failures(c: &OutcomeCounts) -> Vec<String> {
     let mut out: Vec<String> = c
@@ -103,6 +153,7 @@ fn failures(c: &OutcomeCounts) -> Vec<String> {
             out.push(format!("{name}: {n}"));
         }
     }
+    out.extend(c.tls.iter().map(|(reason, n)| format!("tls {reason}: {n}")));
     out
 }
 

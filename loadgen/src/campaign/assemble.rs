@@ -10,7 +10,7 @@ use loadgen_engine::record::{ShardMeta, StepRecord};
 use loadgen_judge::check;
 use loadgen_model::result::{
     CounterReading, CpuReading, EndpointCounts, Finding, GeneratorHealth, OutcomeCounts,
-    PrometheusView, StepResult, TimelinePoint, TopologyView,
+    PrometheusView, StepResult, TimelinePoint, TlsSummary, TopologyView,
 };
 use loadgen_model::shard::{unix_ms, ShardPart, Sharding};
 use loadgen_model::step_id::StepId;
@@ -72,6 +72,7 @@ pub struct GeneratorPart<'a> {
     pub interrupted: bool,
     pub sharding: Option<Sharding>,
     pub per_endpoint: Vec<EndpointCounts>,
+    pub tls: Option<TlsSummary>,
 }
 
 /// The one assembly of a step's generator view (one generator's, or merged shards'): its
@@ -115,6 +116,7 @@ pub fn generator_step(p: GeneratorPart<'_>) -> StepResult {
         checks: Vec::new(),
         sharding: p.sharding,
         per_endpoint: p.per_endpoint,
+        tls: p.tls,
     }
 }
 
@@ -145,6 +147,7 @@ pub fn generator_view(record: &StepRecord, id: &StepId) -> StepResult {
         interrupted: record.interrupted,
         sharding: record.shard.as_ref().map(|s| sharding(record, s)),
         per_endpoint: record.per_endpoint.clone(),
+        tls: record.handshakes.as_ref().map(|h| h.summary()),
     })
 }
 

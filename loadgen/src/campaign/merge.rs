@@ -7,9 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use loadgen_engine::histogram::{merge_histograms, merge_second_histograms, HistogramError};
+use loadgen_engine::histogram::{
+    merge_histograms, merge_second_histograms, serialize_histogram, summarize, HistogramError,
+};
 use loadgen_model::result::{
-    EndpointCounts, GeneratorHealth, OutcomeCounts, StepResult, TimelinePoint,
+    EndpointCounts, GeneratorHealth, OutcomeCounts, StepResult, TimelinePoint, TlsSummary,
 };
 use loadgen_model::shard::{ShardPart, ShardSummary, Sharding};
 
@@ -220,6 +222,7 @@ fn merged(present: &[&Present<'_>], sharding: Sharding) -> Result<StepResult, Me
         interrupted: present.iter().any(|p| p.step.interrupted),
         sharding: Some(sharding),
         per_endpoint: endpoint_sums(present.iter().map(|p| p.step.per_endpoint.as_slice())),
+        tls: tls_sums(present)?,
     }))
 }
 
@@ -255,6 +258,9 @@ fn outcomes(present: &[&Present<'_>]) -> OutcomeCounts {
         out.dropped += o.dropped;
         for (code, n) in &o.status {
             *out.status.entry(code.clone()).or_default() += n;
+        }
+        for (reason, n) in &o.tls {
+            *out.tls.entry(reason.clone()).or_default() += n;
         }
     }
     out
@@ -349,6 +355,39 @@ fn endpoint_sums<'a>(shards: impl Iterator<Item = &'a [EndpointCounts]>) -> Vec<
         }
     }
     out
+}
+
+/// The shards' handshakes added: counts summed by reason, times from the added histograms;
+/// `None` when no shard went over TLS. `insecure` when any shard's was: it is never hidden.
+fn tls_sums(present: &[&Present<'_>]) -> Result<Option<TlsSummary>, MergeError> {
+    let parts: Vec<&TlsSummary> = present.iter().filter_map(|p| p.step.tls.as_ref()).collect();
+    let Some(first) = parts.first() else {
+        return Ok(None);
+    };
+    let mut out = TlsSummary {
+        insecure: parts.iter().any(|t| t.insecure),
+        resumption: first.resumption,
+        client_cert: first.client_cert,
+        roots: first.roots.clone(),
+        ..TlsSummary::default()
+    };
+    for t in &parts {
+        out.handshakes += t.handshakes;
+        out.resumed += t.resumed;
+        for (reason, n) in &t.handshake_failures {
+            *out.handshake_failures.entry(reason.clone()).or_default() += n;
+        }
+    }
+    let encoded: Option<Vec<String>> = parts
+        .iter()
+        .map(|t| t.handshake_histogram.clone())
+        .collect();
+    if let Some(encoded) = encoded {
+        let h = merge_histograms(&encoded)?;
+        out.handshake_ms = summarize(&h);
+        out.handshake_histogram = serialize_histogram(&h).ok();
+    }
+    Ok(Some(out))
 }
 
 /// The generators together: CPU and connections summed (unknown when any shard's is), flags

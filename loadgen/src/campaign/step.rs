@@ -87,6 +87,8 @@ fn spec(cx: &StepContext<'_>, step: &Step, deployment: &Deployment) -> AttackSpe
         url: deployment.base_url.clone(),
         endpoints: deployment.endpoints.clone(),
         balance: cx.plan.balance(),
+        tls: cx.plan.tls.clone(),
+        http2: cx.plan.http2,
         reach: cx.plan.reach,
         load: step.load.clone(),
         request: step.request.clone(),

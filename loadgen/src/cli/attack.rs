@@ -20,6 +20,7 @@ use loadgen_engine::pool::GROW_AFTER;
 use loadgen_engine::progress::{self, LiveStats};
 use loadgen_engine::target::{self, Reach};
 use loadgen_engine::template::{self, RequestTemplate};
+use loadgen_engine::tls::TlsSpec;
 use loadgen_engine::{self as attack, AttackError, AttackSpec};
 use loadgen_model::shard::{self, Shard};
 use loadgen_report::step_summary;
@@ -65,9 +66,25 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         Some(r) => r,
         None => a.rate,
     };
+    if a.max_streams == 0 {
+        anyhow::bail!("--max-streams must be >= 1");
+    }
     AttackSpec::check_settings(timeout, a.max_in_flight, a.connections, a.max_connections)
         .map_err(|e| anyhow::anyhow!("--{} must be {}", e.setting.replace('_', "-"), e.expected))?;
     let request = request_from_args(a, path)?;
+    let tls = TlsSpec {
+        cacert: a.cacert.clone(),
+        insecure: a.insecure,
+        cert: a.cert.clone(),
+        key: a.key.clone(),
+        resume: a.tls_resume == "on",
+    };
+    // Every file read and checked now: a CA that does not parse is bad input, not a failure
+    // per request.
+    attack::tls_client(&base, &tls, a.http2).map_err(|e| match e.setting() {
+        "url" => anyhow::anyhow!("{e}"),
+        flag => anyhow::anyhow!("--{flag}: {e}"),
+    })?;
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
     let start_at = start_at_from_args(a)?;
     if let (Some(s), None) = (shard, start_at) {
@@ -85,6 +102,10 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         url: base.as_url(),
         endpoints,
         balance: a.balance,
+        tls,
+        http2: a.http2.then_some(attack::Http2 {
+            max_streams: a.max_streams,
+        }),
         reach,
         load: Load {
             stages: vec![Stage {

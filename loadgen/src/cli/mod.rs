@@ -45,6 +45,7 @@ Examples:
   loadgen run scenarios/td4.toml --time-scale 0.1 --steps 'A/*' --prometheus managed --out /tmp/td4
   loadgen attack http://127.0.0.1:8080/api/clicks --rate 200 --duration 10s --method POST \\
       --header 'content-type: application/json' --body '{\"site\":\"demo\",\"url\":\"/p/{seq}\"}' --json
+  loadgen attack https://localhost:8443/ --rate 100 --duration 10s --cacert ca.pem --http2
   loadgen attack http://127.0.0.1:8080/api/clicks --rate 20000 --duration 10s --shard 1/2 \\
       --start-at 2026-12-01T12:00:00Z --json > shard-1.json
   loadgen merge shard-0.json shard-1.json --out step.json
@@ -172,8 +173,9 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct AttackArgs {
-    /// Target URL (loopback only), e.g. http://127.0.0.1:8080/api/clicks. With --endpoint it
-    /// gives only the path and the Host header.
+    /// Target URL (loopback only), e.g. http://127.0.0.1:8080/api/clicks or
+    /// https://localhost:8443/ (TLS, its host the server name). With --endpoint it gives only
+    /// the path, the Host header and the TLS server name.
     pub url: String,
     /// Send the load to this base URL (repeatable, e.g. one per replica) instead of the
     /// target URL, which then names the Host as a proxy in front of them keeps it. Each is
@@ -243,6 +245,31 @@ pub struct AttackArgs {
     /// reads it from a downward-API file of its annotation, set once every shard runs.
     #[arg(long, value_name = "FILE", conflicts_with = "start_at")]
     pub start_at_file: Option<PathBuf>,
+    /// An https:// URL: trust only the CA certificates (PEM) in FILE instead of the system's.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub cacert: Option<PathBuf>,
+    /// An https:// URL: do not verify the server's certificate (recorded in the result and
+    /// the summary: such a step proves nothing about who answered).
+    #[arg(long)]
+    pub insecure: bool,
+    /// An https:// URL: present this client certificate chain (PEM) for mTLS; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// An https:// URL: resume TLS sessions across the step's connections (rustls's session
+    /// cache), as a browser or a keep-alive client pool does; `off` makes every handshake full.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub tls_resume: String,
+    /// Speak HTTP/2: ALPN h2 over https://, prior knowledge (h2c) over http://; many requests
+    /// at once per connection, each a stream.
+    #[arg(long)]
+    pub http2: bool,
+    /// With --http2: streams one connection carries at once; a new connection is opened only
+    /// when every one has this many (the pool's caps then count streams, not connections).
+    #[arg(long, default_value_t = 100, requires = "http2")]
+    pub max_streams: usize,
     /// Print the StepResult as JSON on stdout.
     #[arg(long)]
     pub json: bool,

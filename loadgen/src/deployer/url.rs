@@ -39,7 +39,12 @@ impl UrlDeployer {
         let authority = uri
             .authority()
             .ok_or_else(|| unreachable("no host in url".into()))?;
-        let port = authority.port_u16().unwrap_or(80);
+        let default_port = if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        let port = authority.port_u16().unwrap_or(default_port);
         match tokio::time::timeout(bound, TcpStream::connect((authority.host(), port))).await {
             Ok(Ok(_)) => Ok(Deployment::external(self.base.clone())),
             Ok(Err(e)) => Err(unreachable(e.to_string())),

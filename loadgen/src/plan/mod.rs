@@ -193,6 +193,10 @@ pub struct Plan {
     /// Where load may go: loopback only unless the scenario (`target.allow_remote`) or
     /// `LOADGEN_ALLOW_REMOTE=1` allowed a remote target.
     pub reach: Reach,
+    /// TLS settings of an `https://` target (the default otherwise).
+    pub tls: loadgen_engine::tls::TlsSpec,
+    /// `Some`: the steps speak HTTP/2 (`[target] http2`, `max_streams`).
+    pub http2: Option<loadgen_engine::Http2>,
     /// The business counter.
     pub counter: counter::Counter,
     /// What the run does after a step whose target failed.

@@ -92,6 +92,21 @@ pub struct TargetSpec {
     pub service_url: Option<Spanned<String>>,
     /// The port of each pod's `/metrics` (`kind = "kubernetes"` only).
     pub metrics_port: Option<Spanned<i64>>,
+    /// An `https` target: trust only the CA certificates (PEM) in this file, relative to the
+    /// scenario file (default: the system's roots).
+    pub cacert: Option<Spanned<PathBuf>>,
+    /// An `https` target: do not verify its certificate (recorded in every step's result).
+    pub insecure: Option<Spanned<bool>>,
+    /// An `https` target: client certificate chain (PEM) for mTLS; needs `key`.
+    pub cert: Option<Spanned<PathBuf>>,
+    /// An `https` target: the client certificate's private key (PEM).
+    pub key: Option<Spanned<PathBuf>>,
+    /// An `https` target: resume TLS sessions (default true).
+    pub tls_resume: Option<Spanned<bool>>,
+    /// Speak HTTP/2 to the target (ALPN h2 over https, prior knowledge over http).
+    pub http2: Option<Spanned<bool>>,
+    /// With `http2`: streams one connection carries at once (default 100).
+    pub max_streams: Option<Spanned<i64>>,
 }
 
 /// Store names in the file.

@@ -227,13 +227,23 @@ async fn only_loopback_targets_are_accepted() {
         let e = attack::run(&s, &stop, None).await.unwrap_err();
         assert!(matches!(e, AttackError::NotLoopback(_)), "{url}: {e}");
     }
-    for ok in ["http://127.0.0.2:5", "http://[::1]:5", "http://localhost:5"] {
+    for ok in [
+        "http://127.0.0.2:5",
+        "http://[::1]:5",
+        "http://localhost:5",
+        "https://127.0.0.1:5",
+    ] {
         assert!(attack::resolve_target(ok).is_ok(), "{ok}");
     }
     assert!(matches!(
-        attack::resolve_target("https://127.0.0.1:5"),
+        attack::resolve_target("ftp://127.0.0.1:5"),
         Err(AttackError::BadUrl(..))
     ));
+    // The loopback rule is the same over TLS.
+    let mut s = spec("127.0.0.1:1".parse().unwrap(), "/", 10.0, 1.0);
+    s.url = "https://10.1.2.3:443".into();
+    let e = attack::run(&s, &stop, None).await.unwrap_err();
+    assert!(matches!(e, AttackError::NotLoopback(_)), "{e}");
 }
 
 #[tokio::test]

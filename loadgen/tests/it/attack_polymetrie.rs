@@ -46,6 +46,8 @@ async fn a_few_thousand_per_second_every_request_accounted_and_every_click_count
         url: format!("http://{}", svc.addr),
         endpoints: Vec::new(),
         balance: Default::default(),
+        tls: Default::default(),
+        http2: None,
         reach: Default::default(),
         load: Load::constant(rate, Duration::from_secs(3)),
         request: RequestTemplate {

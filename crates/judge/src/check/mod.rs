@@ -168,6 +168,7 @@ pub(crate) mod tests {
             checks: vec![],
             sharding: None,
             per_endpoint: Vec::new(),
+            tls: None,
         }
     }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod finding;
+pub mod tls;
 pub mod topology;
 
 use crate::capacity::{Capacity, SearchRecord};
@@ -17,6 +18,7 @@ pub use crate::scaling::{AutoscaleView, ScalePoint};
 use crate::step_id::StepId;
 use crate::threshold::Threshold;
 pub use finding::{CheckName, Finding, Severity};
+pub use tls::TlsSummary;
 pub use topology::TopologyView;
 
 /// Version of the `run.json` layout; bump when a field changes meaning.
@@ -40,6 +42,10 @@ pub struct OutcomeCounts {
     pub io_other: u64,
     /// Due but never sent: the in-flight cap was reached.
     pub dropped: u64,
+    /// Requests failed by TLS (a handshake that failed, an alert mid-exchange), by reason.
+    /// Absent when none, so plain-HTTP results read and write as before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tls: BTreeMap<String, u64>,
 }
 
 /// Percentiles of one HdrHistogram, in milliseconds; all `None` when it holds no sample.
@@ -288,6 +294,9 @@ pub struct StepResult {
     /// then absent from the JSON, so older run.json files read the same).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_endpoint: Vec<EndpointCounts>,
+    /// The handshakes of a step over HTTPS (absent for plain HTTP and in older run.json files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSummary>,
 }
 
 impl StepResult {

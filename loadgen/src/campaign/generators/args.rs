@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use loadgen_engine::load::Arrival;
+use loadgen_engine::tls::TlsSpec;
 use loadgen_engine::AttackSpec;
 use loadgen_model::shard::{unix_ms, Shard};
 
@@ -82,10 +83,35 @@ pub fn attack_args(
     if !spec.endpoints.is_empty() {
         a.extend(["--balance".into(), spec.balance.to_string()]);
     }
+    tls_args(&spec.tls, &mut a);
+    if let Some(h) = spec.http2 {
+        a.extend([
+            "--http2".into(),
+            "--max-streams".into(),
+            h.max_streams.to_string(),
+        ]);
+    }
     if let Some(s) = shard {
         a.extend(["--shard".into(), s.to_string()]);
     }
     Ok(a)
+}
+
+/// The TLS flags of a spec that differ from the default (none for plain HTTP).
+fn tls_args(tls: &TlsSpec, a: &mut Vec<String>) {
+    let path = |p: &std::path::Path| p.display().to_string();
+    if let Some(p) = &tls.cacert {
+        a.extend(["--cacert".into(), path(p)]);
+    }
+    if tls.insecure {
+        a.push("--insecure".into());
+    }
+    if let (Some(c), Some(k)) = (&tls.cert, &tls.key) {
+        a.extend(["--cert".into(), path(c), "--key".into(), path(k)]);
+    }
+    if !tls.resume {
+        a.extend(["--tls-resume".into(), "off".into()]);
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +127,8 @@ mod tests {
             url: "http://127.0.0.1:9/".into(),
             endpoints: vec!["http://127.0.0.1:10".into(), "http://127.0.0.1:11".into()],
             balance: Balance::Connection,
+            tls: Default::default(),
+            http2: None,
             reach: Reach::Loopback,
             load: Load {
                 stages: vec![Stage {
@@ -166,5 +194,39 @@ mod tests {
             ..s
         };
         assert_eq!(attack_args(&binary, None, None), Err(ArgsError::BinaryBody));
+    }
+
+    #[test]
+    fn tls_settings_reach_the_shard_and_a_plain_spec_has_none() {
+        let plain = attack_args(&spec("", Arrival::Uniform), None, None).unwrap();
+        assert!(!plain
+            .iter()
+            .any(|x| x.starts_with("--cacert") || x.starts_with("--tls")));
+        let s = AttackSpec {
+            url: "https://localhost:9".into(),
+            http2: Some(loadgen_engine::Http2 { max_streams: 7 }),
+            tls: TlsSpec {
+                cacert: Some("ca.pem".into()),
+                insecure: false,
+                cert: Some("c.pem".into()),
+                key: Some("k.pem".into()),
+                resume: false,
+            },
+            ..spec("", Arrival::Uniform)
+        };
+        let a = attack_args(&s, None, None).unwrap();
+        let after = |flag: &str| a[a.iter().position(|x| x == flag).unwrap() + 1].as_str();
+        assert_eq!(a[1], "https://localhost:9/api/clicks");
+        assert_eq!(
+            (
+                after("--cacert"),
+                after("--cert"),
+                after("--key"),
+                after("--tls-resume")
+            ),
+            ("ca.pem", "c.pem", "k.pem", "off")
+        );
+        assert!(a.contains(&"--http2".to_string()));
+        assert_eq!(after("--max-streams"), "7");
     }
 }

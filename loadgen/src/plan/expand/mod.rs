@@ -14,6 +14,7 @@ mod request;
 mod search;
 mod service;
 mod target;
+mod tls;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -57,6 +58,8 @@ impl Expander<'_> {
             return self.err(sc.name.span(), "name", "expected a non-empty scenario name");
         }
         let (target, reach) = self.target()?;
+        let tls = self.tls(&target)?;
+        let http2 = self.http2(&target)?;
         self.check_generators()?;
         let service_store = sc
             .service
@@ -82,6 +85,8 @@ impl Expander<'_> {
             },
             target,
             reach,
+            tls,
+            http2,
             counter,
             on_target_failure: sc.on_target_failure.unwrap_or_default(),
             warnings,

@@ -7,6 +7,10 @@ use crate::plan::{LocalService, Target};
 use crate::scenario::value::Count;
 use crate::scenario::{ScenarioError, ServiceSpec, TargetKind};
 use loadgen_engine::target::{BaseUrl, Reach};
+use loadgen_engine::Http2;
+
+/// Streams per HTTP/2 connection when `max_streams` is not given (as `--max-streams`).
+const DEFAULT_MAX_STREAMS: usize = 100;
 
 impl Expander<'_> {
     pub(super) fn target(&self) -> Result<(Target, Reach), ScenarioError> {
@@ -31,6 +35,44 @@ impl Expander<'_> {
             }
         }?;
         Ok((target, reach))
+    }
+
+    /// `[target] http2` and `max_streams`: HTTP/2 for every step, except to the bundled
+    /// polymetrie, which speaks HTTP/1.1 only.
+    pub(super) fn http2(&self, target: &Target) -> Result<Option<Http2>, ScenarioError> {
+        let t = self.sc.target.get_ref();
+        let on = t.http2.as_ref().is_some_and(|h| *h.get_ref());
+        if let Some(m) = &t.max_streams {
+            if !on {
+                return self.err(
+                    m.span(),
+                    "target.max_streams",
+                    "only applies with http2 = true",
+                );
+            }
+        }
+        if !on {
+            return Ok(None);
+        }
+        if let (Target::Local(_), Some(h)) = (target, &t.http2) {
+            return self.err(
+                h.span(),
+                "target.http2",
+                "the bundled polymetrie speaks HTTP/1.1 only (http2 is for a url, command or \
+                 kubernetes target that serves HTTP/2)",
+            );
+        }
+        let max_streams = match &t.max_streams {
+            None => DEFAULT_MAX_STREAMS,
+            Some(m) => usize::try_from(*m.get_ref())
+                .ok()
+                .filter(|n| *n >= 1)
+                .map_or_else(
+                    || self.err(m.span(), "target.max_streams", "expected an integer >= 1"),
+                    Ok,
+                )?,
+        };
+        Ok(Some(Http2 { max_streams }))
     }
 
     fn url_target(&self, reach: Reach) -> Result<Target, ScenarioError> {

@@ -19,6 +19,8 @@ pub fn spec(addr: SocketAddr, path: &str, rate: f64, secs: f64) -> AttackSpec {
         url: format!("http://{addr}"),
         endpoints: Vec::new(),
         balance: Default::default(),
+        tls: Default::default(),
+        http2: None,
         reach: Default::default(),
         load: Load::constant(rate, Duration::from_secs_f64(secs)),
         request: RequestTemplate {

@@ -54,6 +54,8 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
         url: d.base_url.clone(),
         endpoints: Vec::new(),
         balance: Default::default(),
+        tls: Default::default(),
+        http2: None,
         reach: Reach::Loopback,
         load: Load::constant(200.0, Duration::from_secs(4)),
         request: clicks(SITE),

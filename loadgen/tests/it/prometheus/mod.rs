@@ -270,6 +270,7 @@ fn step_with(view: Option<PrometheusView>, delta: Option<i64>, cores: Option<f64
         checks: Vec::new(),
         sharding: None,
         per_endpoint: Vec::new(),
+        tls: None,
     }
 }
 

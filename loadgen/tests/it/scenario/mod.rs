@@ -298,8 +298,14 @@ fn ramp_requests_are_checked_against_the_ramp() {
 }
 
 #[test]
-fn url_target_is_plain_http_on_loopback() {
-    assert_error("bad-url-https.toml", "6:7", "target.url", "http://");
+fn url_target_is_http_or_https_on_loopback() {
+    let tls = Plan::load(&fixture("url-target-https.toml")).unwrap();
+    assert_eq!(
+        tls.target,
+        Target::Url {
+            base: "https://127.0.0.1:8443".into()
+        }
+    );
     let plan = Plan::load(&fixture("url-target.toml")).unwrap();
     assert_eq!(
         plan.target,
@@ -352,4 +358,5 @@ fn validate_exits_2_with_a_one_line_error() {
 }
 
 mod plans;
+mod tls;
 mod validate_output;

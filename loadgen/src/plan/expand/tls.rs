@@ -1,0 +1,118 @@
+//! The TLS keys of `[target]` (`cacert`, `insecure`, `cert`, `key`, `tls_resume`) for an
+//! `https://` target URL: paths made relative to the scenario file, and the whole setup built
+//! once by the engine's own [`TlsSpec::config`] (the one check, ARCHITECTURE.md rule 13), so a
+//! CA file that does not parse or a key without its certificate is an error at its key.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::Expander;
+use crate::plan::Target;
+use crate::scenario::{ScenarioError, TargetSpec};
+use loadgen_engine::target::BaseUrl;
+use loadgen_engine::tls::TlsSpec;
+
+impl Expander<'_> {
+    /// The TLS settings of the plan's target (the default for a plain-HTTP one, which must
+    /// not set any TLS key).
+    pub(super) fn tls(&self, target: &Target) -> Result<TlsSpec, ScenarioError> {
+        let t = self.sc.target.get_ref();
+        // Only a url target can be https (a kubernetes Service URL is refused as one).
+        let url = match target {
+            Target::Url { base } => Some(base.as_str()),
+            Target::Kubernetes(_) | Target::Local(_) | Target::Command(_) => None,
+        };
+        let https = url
+            .and_then(|u| BaseUrl::parse(u).ok())
+            .is_some_and(|b| b.tls);
+        let keys = tls_keys(t);
+        if !https {
+            if let Some((key, span)) = keys.into_iter().next() {
+                return self.err(
+                    span,
+                    &format!("target.{key}"),
+                    "only applies to an https:// target url",
+                );
+            }
+            return Ok(TlsSpec::default());
+        }
+        self.no_counter_through_tls()?;
+        let dir = self.src.dir();
+        let path =
+            |p: &Option<Spanned<PathBuf>>| p.as_ref().map(|p| relative_to(&dir, p.get_ref()));
+        let spec = TlsSpec {
+            cacert: path(&t.cacert),
+            insecure: t.insecure.as_ref().is_some_and(|i| *i.get_ref()),
+            cert: path(&t.cert),
+            key: path(&t.key),
+            resume: t.tls_resume.as_ref().is_none_or(|r| *r.get_ref()),
+        };
+        if let Err(e) = spec.config() {
+            let setting = e.setting();
+            let span = tls_keys(t)
+                .into_iter()
+                .find(|(k, _)| *k == setting)
+                .map_or_else(|| self.sc.target.span(), |(_, s)| s);
+            return self.err(span, &format!("target.{setting}"), e.to_string());
+        }
+        Ok(spec)
+    }
+}
+
+impl Expander<'_> {
+    /// A counter read through the service itself (polymetrie's `counter_site`, `[counter]
+    /// http`) goes over loadgen's plain probe client, which does not speak TLS: refused for an
+    /// https target rather than failing at every reading.
+    fn no_counter_through_tls(&self) -> Result<(), ScenarioError> {
+        const WHY: &str = "is read through the service, and loadgen's probes speak plain HTTP \
+                           only: with an https:// target use [counter] metric with an http:// \
+                           metrics_url, or promql";
+        if let Some(site) = &self.sc.counter_site {
+            return self.err(
+                site.span(),
+                "counter_site",
+                format!("polymetrie's counter {WHY}"),
+            );
+        }
+        if let Some(http) = self
+            .sc
+            .counter
+            .as_ref()
+            .and_then(|c| c.get_ref().http.as_ref())
+        {
+            return self.err(http.span(), "counter.http", format!("this counter {WHY}"));
+        }
+        Ok(())
+    }
+}
+
+/// The TLS keys set in `[target]`, in file order of the struct, with their spans.
+fn tls_keys(t: &TargetSpec) -> Vec<(&'static str, Range<usize>)> {
+    let mut out = Vec::new();
+    if let Some(v) = &t.cacert {
+        out.push(("cacert", v.span()));
+    }
+    if let Some(v) = &t.insecure {
+        out.push(("insecure", v.span()));
+    }
+    if let Some(v) = &t.cert {
+        out.push(("cert", v.span()));
+    }
+    if let Some(v) = &t.key {
+        out.push(("key", v.span()));
+    }
+    if let Some(v) = &t.tls_resume {
+        out.push(("tls_resume", v.span()));
+    }
+    out
+}
+
+fn relative_to(dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}

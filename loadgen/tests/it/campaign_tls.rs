@@ -1,0 +1,79 @@
+//! `loadgen run` on a scenario whose `[target] url` is `https://` with its `cacert` (and, in
+//! the second test, `http2 = true`): the keys reach every step's engine, run.json's step
+//! carries the handshakes, and its OK count equals what Debian's nginx logged (every request
+//! HTTP/2.0 with `http2`). Skips loudly without nginx, fails under LOADGEN_REQUIRE_EXTERNAL=1.
+
+use loadgen_model::result::CampaignResult;
+use loadgen_testkit::nginx::{self, Nginx};
+use loadgen_testkit::pki::Pki;
+
+use crate::common::{self, command};
+
+/// Runs a one-step campaign (20 requests) against nginx at `port` with `extra` keys in
+/// `[target]`; returns the step.
+fn run_step(dir: &std::path::Path, port: u16, extra: &str) -> loadgen_model::result::StepResult {
+    let scenario = dir.join("tls.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"tls\"\n[target]\nkind = \"url\"\nurl = \"https://localhost:{port}\"\n\
+             cacert = \"ca.pem\"\n{extra}\n[request]\npath = \"/\"\n\
+             [defaults]\nwarmup = \"0s\"\npause = \"0s\"\ntimeout = \"3s\"\n\
+             [[campaign]]\nname = \"c\"\n[[campaign.step]]\nrate = 20\nduration = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = command::loadgen_output([
+        "run".as_ref(),
+        scenario.as_os_str(),
+        "--out".as_ref(),
+        out_dir.as_os_str(),
+    ]);
+    command::assert_exit_or_lagged(&out, 0);
+    let run: CampaignResult =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    let step = run.steps[0].clone();
+    assert_eq!((step.intended, step.ok), (20, 20), "{:?}", step.outcomes);
+    step
+}
+
+#[test]
+fn a_campaign_over_https_reconciles_with_nginx() {
+    let _serial = common::serial::lock_blocking();
+    let dir = common::tempdir("tls-run");
+    let pki = Pki::generate(dir.path());
+    let Some(n) = Nginx::start(&nginx::Config {
+        tls: Some((pki.server_cert.clone(), pki.server_key.clone())),
+        ..nginx::Config::default()
+    }) else {
+        return;
+    };
+    let step = run_step(dir.path(), n.addr.port(), "");
+    let tls = step.tls.as_ref().expect("the step's handshakes");
+    assert!(
+        tls.handshakes >= 1 && tls.handshake_failures.is_empty(),
+        "{tls:?}"
+    );
+    assert_eq!(tls.roots, dir.path().join("ca.pem").display().to_string());
+    assert_eq!(n.count(200, 20), 20, "nginx's own count");
+}
+
+#[test]
+fn a_campaign_over_http2_reconciles_with_nginx() {
+    let _serial = common::serial::lock_blocking();
+    let dir = common::tempdir("h2-run");
+    let pki = Pki::generate(dir.path());
+    let Some(n) = Nginx::start(&nginx::Config {
+        tls: Some((pki.server_cert.clone(), pki.server_key.clone())),
+        http2: true,
+        ..nginx::Config::default()
+    }) else {
+        return;
+    };
+    let step = run_step(dir.path(), n.addr.port(), "http2 = true\nmax_streams = 10");
+    assert_eq!(step.generator.connections_opened, Some(1));
+    assert_eq!(n.count(200, 20), 20, "nginx's own count");
+    assert!(n.log_lines().iter().all(|l| l.contains(" HTTP/2.0 ")));
+}
