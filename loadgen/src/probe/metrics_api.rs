@@ -38,7 +38,7 @@ pub fn cores(q: &str) -> Option<f64> {
 /// A PodMetrics object; `None` when a field is missing or malformed (never a made-up 0).
 pub fn parse(v: &Value) -> Option<PodMetricsSample> {
     let at: Timestamp = v["timestamp"].as_str()?.parse().ok()?;
-    let at = SystemTime::try_from(at).ok()?;
+    let at = SystemTime::from(at);
     let window = humantime::parse_duration(v["window"].as_str()?).ok()?;
     let containers = v["containers"].as_array()?;
     if containers.is_empty() {
