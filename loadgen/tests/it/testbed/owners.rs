@@ -22,10 +22,13 @@ replicas = 1
 cpu_limit = 0.5
 "#;
 
+/// One managedFields entry: manager, operation, subresource and the fields it owns.
+type Owner = (String, String, String, String);
+
 /// The spec and, per manager, what it owns (timestamps aside).
-fn state(ns: &Namespace) -> (Value, Value, Vec<(String, String, String, String)>) {
+fn state(ns: &Namespace) -> (Value, Value, Vec<Owner>) {
     let d = ns.get_json(&["deployment", "polymetrie", "--show-managed-fields"]);
-    let mut owners: Vec<(String, String, String, String)> = d["metadata"]["managedFields"]
+    let mut owners: Vec<Owner> = d["metadata"]["managedFields"]
         .as_array()
         .unwrap()
         .iter()
