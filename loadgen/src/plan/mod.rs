@@ -104,6 +104,8 @@ pub struct KubernetesTarget {
     pub service_url: String,
     /// Port of each pod's `/metrics`, reached at the pod's IP.
     pub metrics_port: u16,
+    /// The bound on each step's rollout.
+    pub rollout_timeout: std::time::Duration,
 }
 
 /// One step: deploy `topology`, warm up, then offer `load`.

@@ -92,6 +92,10 @@ pub struct TargetSpec {
     pub service_url: Option<Spanned<String>>,
     /// The port of each pod's `/metrics` (`kind = "kubernetes"` only).
     pub metrics_port: Option<Spanned<i64>>,
+    /// How long one step's rollout may take before the step fails (`kind = "kubernetes"`
+    /// only; default 60s). A rollout that cannot succeed (pods unschedulable, crash-looping,
+    /// an image that cannot be pulled, a ReplicaSet the API refused) fails at once, with why.
+    pub rollout_timeout: Option<Spanned<PositiveDur>>,
     /// An `https` target: trust only the CA certificates (PEM) in this file, relative to the
     /// scenario file (default: the system's roots).
     pub cacert: Option<Spanned<PathBuf>>,

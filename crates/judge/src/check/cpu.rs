@@ -88,7 +88,7 @@ pub(super) fn balance(step: &StepResult, out: &mut Vec<Finding>) {
             CheckName::Imbalance,
             Severity::Warn,
             step,
-            format!("requests were spread unevenly over replicas ({list}): a per-connection balancer (kube-proxy, SO_REUSEPORT, `balance = \"connection\"`) places connections, not requests, so few keep-alive connections land unevenly"),
+            format!("requests were spread unevenly over replicas ({list}): a per-connection balancer (kube-proxy, SO_REUSEPORT, balance = \"connection\") places connections, not requests, so few keep-alive connections land unevenly"),
         ));
     }
 }

@@ -21,6 +21,7 @@ pub mod scale;
 pub mod spec;
 #[cfg(test)]
 mod tests;
+pub mod trouble;
 
 use std::time::Duration;
 
@@ -169,7 +170,7 @@ impl KubernetesDeployer {
             target: target.clone(),
             client: None,
             original: None,
-            rollout_bound: ROLLOUT_BOUND,
+            rollout_bound: target.rollout_timeout,
             stop: tokio_util::sync::CancellationToken::new(),
             hpa_live: false,
         }
@@ -288,7 +289,15 @@ impl KubernetesDeployer {
         let generation = patched.metadata.generation.unwrap_or(0);
         let api = self.deployments(&client);
         let name = &self.target.deployment;
-        let wait = rollout::wait(&api, name, generation, shape.replicas, self.rollout_bound);
+        let pods_api: Api<Pod> = Api::namespaced(client.clone(), &self.target.namespace);
+        let wait = rollout::wait(
+            &api,
+            &pods_api,
+            name,
+            generation,
+            shape.replicas,
+            self.rollout_bound,
+        );
         let done = tokio::select! {
             d = wait => d?,
             _ = self.stop.cancelled() => return Err(KubeError::Interrupted),

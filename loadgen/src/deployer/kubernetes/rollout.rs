@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, WatchEvent, WatchParams};
 
-use super::KubeError;
+use super::{trouble, KubeError};
 
 /// The longest a watch request may stay open before the wait re-reads the object (the API
 /// server's own cap on `timeoutSeconds` is of this order).
@@ -77,9 +78,11 @@ pub enum Pending {
     Failed(String),
 }
 
-/// Waits until Deployment `name` has rolled out `generation` to `replicas`, within `bound`.
+/// Waits until Deployment `name` has rolled out `generation` to `replicas`, within `bound`;
+/// fails at once, with the cluster's reason, when its pods show it cannot (see [`trouble`]).
 pub async fn wait(
     api: &Api<Deployment>,
+    pods: &Api<Pod>,
     name: &str,
     generation: i64,
     replicas: i32,
@@ -87,9 +90,38 @@ pub async fn wait(
 ) -> Result<Deployment, KubeError> {
     let mut last = "nothing read yet".to_string();
     let waited = tokio::time::timeout(bound, async {
+        tokio::select! {
+            r = watch_rollout(api, name, generation, replicas, &mut last) => r,
+            why = trouble::watch(api, pods, name) => Err(KubeError::RolloutFailed {
+                deployment: name.to_string(),
+                why,
+            }),
+        }
+    })
+    .await;
+    match waited {
+        Ok(result) => result,
+        Err(_) => Err(KubeError::RolloutTimeout {
+            deployment: name.to_string(),
+            replicas,
+            bound,
+            state: last,
+        }),
+    }
+}
+
+/// The wait itself: a get, then a watch from that object's `resourceVersion`, until complete.
+async fn watch_rollout(
+    api: &Api<Deployment>,
+    name: &str,
+    generation: i64,
+    replicas: i32,
+    last: &mut String,
+) -> Result<Deployment, KubeError> {
+    {
         loop {
             let dep = api.get(name).await.map_err(KubeError::api("get", name))?;
-            if check(&dep, generation, replicas, &mut last)? {
+            if check(&dep, generation, replicas, last)? {
                 return Ok(dep);
             }
             let rv = dep.metadata.resource_version.clone().unwrap_or_default();
@@ -110,7 +142,7 @@ pub async fn wait(
                 seen += 1;
                 match event {
                     WatchEvent::Added(d) | WatchEvent::Modified(d) => {
-                        if check(&d, generation, replicas, &mut last)? {
+                        if check(&d, generation, replicas, last)? {
                             return Ok(d);
                         }
                     }
@@ -127,16 +159,6 @@ pub async fn wait(
                 tokio::time::sleep(WATCH_RETRY).await;
             }
         }
-    })
-    .await;
-    match waited {
-        Ok(result) => result,
-        Err(_) => Err(KubeError::RolloutTimeout {
-            deployment: name.to_string(),
-            replicas,
-            bound,
-            state: last,
-        }),
     }
 }
 

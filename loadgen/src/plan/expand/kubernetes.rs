@@ -67,12 +67,19 @@ impl Expander<'_> {
                 },
                 Ok,
             )?;
+        let rollout_timeout = t
+            .rollout_timeout
+            .as_ref()
+            .map_or(crate::deployer::kubernetes::ROLLOUT_BOUND, |d| {
+                d.get_ref().0
+            });
         Ok(Target::Kubernetes(KubernetesTarget {
             namespace,
             deployment,
             container,
             service_url,
             metrics_port,
+            rollout_timeout,
         }))
     }
 
@@ -101,7 +108,8 @@ impl Expander<'_> {
         Ok(name.to_string())
     }
 
-    /// `namespace`, `deployment`, `container` and `service_url`, `metrics_port` only mean
+    /// `namespace`, `deployment`, `container`, `service_url`, `metrics_port` and
+    /// `rollout_timeout` only mean
     /// something for a cluster: elsewhere they are mistakes, not settings to ignore.
     pub(super) fn no_cluster_keys(&self) -> Result<(), ScenarioError> {
         let t = self.sc.target.get_ref();
@@ -114,7 +122,12 @@ impl Expander<'_> {
         let span = strings
             .iter()
             .find_map(|(k, v)| v.as_ref().map(|v| (*k, v.span())))
-            .or_else(|| t.metrics_port.as_ref().map(|p| ("metrics_port", p.span())));
+            .or_else(|| t.metrics_port.as_ref().map(|p| ("metrics_port", p.span())))
+            .or_else(|| {
+                t.rollout_timeout
+                    .as_ref()
+                    .map(|p| ("rollout_timeout", p.span()))
+            });
         match span {
             Some((key, span)) => self.err(
                 span,

@@ -14,6 +14,7 @@ mod control_plane;
 mod job;
 mod metrics;
 mod owners;
+mod rollout;
 mod shards;
 
 use std::path::{Path, PathBuf};
@@ -209,8 +210,25 @@ impl Namespace {
         docs.join("\n---\n")
     }
 
-    /// Waits until Redis and polymetrie are rolled out.
+    /// Waits until Redis and polymetrie are rolled out and the polymetrie Service accepts
+    /// connections (pods are Ready before kube-proxy routes to them).
     pub fn wait_base(&self) {
+        self.wait_rollouts();
+        let addr: std::net::SocketAddr = format!("{}:8080", self.cluster_ip("polymetrie"))
+            .parse()
+            .unwrap();
+        let routed = self.bed.wait(Duration::from_secs(30), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                .ok()
+                .map(drop)
+        });
+        assert!(
+            routed.is_some(),
+            "the polymetrie Service never accepted a connection"
+        );
+    }
+
+    fn wait_rollouts(&self) {
         for dep in ["redis", "polymetrie"] {
             self.bed.kubectl(&[
                 "-n",

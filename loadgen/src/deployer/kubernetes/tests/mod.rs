@@ -33,6 +33,7 @@ fn target() -> KubernetesTarget {
         deployment: "web".into(),
         container: "app".into(),
         service_url: service_url(),
+        rollout_timeout: super::ROLLOUT_BOUND,
         metrics_port: 9100,
     }
 }
