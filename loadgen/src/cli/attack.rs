@@ -226,6 +226,10 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     }
     if args.log_result {
         println!("{}{json}", shard::RESULT_MARK);
+        // A shard's validity is in its result, which the coordinator judges; an exit code of 1
+        // would fail its Job (backoffLimit 0), and the Job controller would then delete the
+        // sibling shards still running, their logs with them.
+        return Ok(ExitStatus::Done);
     }
     Ok(if step.valid && !step.interrupted {
         ExitStatus::Done

@@ -277,7 +277,8 @@ pub struct AttackArgs {
     #[arg(long, value_name = "K")]
     pub cpu: Option<usize>,
     /// Also print the result as one marked line on stdout (`loadgen-shard-result {…}`), for a
-    /// generator pod whose log is all that is left of it.
+    /// generator pod whose log is all that is left of it. The exit code is then 0 for an
+    /// invalid step too: its validity is in the result.
     #[arg(long, env = "LOADGEN_LOG_RESULT")]
     pub log_result: bool,
 }

@@ -293,3 +293,42 @@ fn summary_matches_golden_with_numbers_normalised() {
     }
     common::golden::assert_golden("attack-summary.txt", &summary);
 }
+
+/// A generator shard (`--log-result`) whose step is invalid still exits 0: its validity is in
+/// the result line the coordinator reads, not in an exit code that would fail its Job and make
+/// the Job controller delete the sibling shards. Without `--log-result` the same step exits 1.
+#[test]
+fn a_shard_result_carries_its_invalidity_and_exits_0() {
+    let _serial = common::serial::lock_blocking();
+    // Accepts connections (the kernel's backlog) and never answers: with one request in flight
+    // at most, the others are dropped, and a step with drops is invalid.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let base = [
+        url.as_str(),
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+        "--timeout",
+        "1s",
+        "--max-in-flight",
+        "1",
+    ];
+    let plain = attack(&base);
+    assert_eq!(plain.status.code(), Some(1), "an invalid step exits 1");
+    let shard = attack(&[&base[..], &["--log-result"]].concat());
+    assert_eq!(
+        shard.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&shard.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&shard.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(loadgen_model::shard::RESULT_MARK))
+        .expect("the marked result line");
+    let result: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(result["valid"], false, "{result}");
+}
