@@ -66,6 +66,24 @@ pub struct Exchange {
     pub handshake: Option<Handshake>,
 }
 
+impl Exchange {
+    /// An exchange complete now.
+    fn finished(
+        outcome: Outcome,
+        conn: Option<Sender>,
+        opened: bool,
+        handshake: Option<Handshake>,
+    ) -> Exchange {
+        Exchange {
+            outcome,
+            done_at: Instant::now(),
+            conn,
+            opened,
+            handshake,
+        }
+    }
+}
+
 /// A connection attempt's result and, over TLS, its handshake's.
 struct Opened {
     conn: Result<Connection, Outcome>,
@@ -159,13 +177,7 @@ pub async fn exchange(
     timeout: Duration,
     head: bool,
 ) -> Exchange {
-    let finish = |outcome, conn, opened, handshake| Exchange {
-        outcome,
-        done_at: Instant::now(),
-        conn,
-        opened,
-        handshake,
-    };
+    let finish = Exchange::finished;
     let idle = match idle {
         Some(Sender::Http1(c)) => Some(c),
         _ => None,
@@ -207,13 +219,7 @@ pub async fn exchange_h2(
     body: Bytes,
     timeout: Duration,
 ) -> Exchange {
-    let finish = |outcome, conn, opened, handshake| Exchange {
-        outcome,
-        done_at: Instant::now(),
-        conn,
-        opened,
-        handshake,
-    };
+    let finish = Exchange::finished;
     let mut idle = match idle {
         Some(Sender::Http2(s)) if s.still_open() => Some(s),
         _ => None,

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use loadgen_model::result::{CampaignResult, CheckName, RunStatus, Severity};
+use loadgen_model::result::{CampaignResult, CheckName, RunStatus, Severity, StepResult};
 use serde_json::Value;
 
 use super::{arg, loadgen, testbed, Namespace, Testbed};
@@ -149,24 +149,29 @@ async fn a_kubernetes_campaign_runs_on_the_real_control_plane() {
     assert!(!annotation_kept(&ns));
 }
 
+/// Every intended request sent or dropped, every 2xx counted once by the service, and nothing
+/// counted that was not sent.
+pub(super) fn check_reconciled(s: &StepResult) {
+    assert_eq!(s.intended, s.sent + s.dropped, "{}", s.name);
+    let delta = s
+        .counter
+        .as_ref()
+        .and_then(|c| c.delta)
+        .expect("counter delta") as u64;
+    assert!(
+        s.ok <= delta && delta <= s.sent,
+        "{}: ok {} delta {delta} sent {}",
+        s.name,
+        s.ok,
+        s.sent
+    );
+}
+
 fn check_result(r: &CampaignResult) {
     assert_eq!(r.status, RunStatus::Completed, "{:?}", r.findings);
     assert_eq!(r.steps.len(), 2, "{:?}", r.findings);
     for s in &r.steps {
-        assert_eq!(s.intended, s.sent + s.dropped, "{}", s.name);
-        let delta = s
-            .counter
-            .as_ref()
-            .and_then(|c| c.delta)
-            .expect("counter delta") as u64;
-        // Every 2xx was counted once, and nothing was counted that was not sent.
-        assert!(
-            s.ok <= delta && delta <= s.sent,
-            "{}: ok {} delta {delta} sent {}",
-            s.name,
-            s.ok,
-            s.sent
-        );
+        check_reconciled(s);
         for p in &s.cpu.as_ref().unwrap().per_replica {
             assert!(
                 p.pod

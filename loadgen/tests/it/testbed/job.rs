@@ -166,18 +166,7 @@ async fn the_in_cluster_job_runs_a_campaign_under_its_own_service_account() {
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.findings);
     assert_eq!(run.steps.len(), 2);
     for s in &run.steps {
-        assert_eq!(s.intended, s.sent + s.dropped, "{}", s.name);
-        let delta = s
-            .counter
-            .as_ref()
-            .and_then(|c| c.delta)
-            .expect("counter delta") as u64;
-        assert!(
-            s.ok <= delta && delta <= s.sent,
-            "{}: ok {} delta {delta}",
-            s.name,
-            s.ok
-        );
+        super::campaign::check_reconciled(s);
         let cpu = s.cpu.as_ref().unwrap();
         assert!(
             cpu.per_replica.iter().all(|p| p.cores_used.is_some()),
