@@ -130,7 +130,8 @@ mutate "RBAC delete on an HPA that is not loadgen's" k8s/loadgen/role.yaml \
   'resourceNames: ["loadgen-polymetrie"]' 'resourceNames: ["polymetrie"]' \
   k8s/loadgen/role.yaml Role/loadgen "rules[4].resourceNames" "loadgen-polymetrie"
 mutate "RBAC access to secrets" k8s/loadgen/role.yaml \
-  'resources: ["pods"]' 'resources: ["pods", "secrets"]' \
+  $'resources: ["pods"]\n    verbs: ["get", "list", "watch", "patch"]' \
+  $'resources: ["pods", "secrets"]\n    verbs: ["get", "list", "watch", "patch"]' \
   k8s/loadgen/role.yaml Role/loadgen "rules[1].resources"
 mutate "container without limits" k8s/base/redis-deployment.yaml \
   $'            limits:\n              cpu: "1"\n              memory: 256Mi\n' "" \
