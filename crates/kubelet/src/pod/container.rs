@@ -30,7 +30,13 @@ PATH=$saved exec "$@""#;
 /// network namespace (`nsenter --net`) and a mount namespace of its own (`unshare --mount`,
 /// a slave of the host's, so nothing mounted here leaks out). Not `ip netns exec`: it remounts
 /// `/sys`, which would hide the cgroup files a service reads its own CPU from.
+///
+/// The program is opened (fd 3) before any mount and executed through that descriptor: a
+/// volume on `/tmp` would otherwise hide a program whose path is under `/tmp` (a checkout
+/// there). Its `argv[0]` is then `/proc/self/fd/3`; `/proc/<pid>/exe` still names the program.
 const MOUNT: &str = r#"saved=$PATH; PATH=/usr/sbin:/usr/bin:/sbin:/bin
+exec 3<"$1" || exit 96
+shift
 m=$1; shift
 while [ "$m" -gt 0 ]; do
   if [ -f "$1" ]; then mkdir -p "$(dirname "$2")" && { [ -e "$2" ] || : > "$2"; }
@@ -40,7 +46,7 @@ while [ "$m" -gt 0 ]; do
   shift 3; m=$((m-1))
 done
 shift
-PATH=$saved exec "$@""#;
+PATH=$saved exec /proc/self/fd/3 "$@""#;
 
 /// A container's state as the pod status shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +121,7 @@ impl ContainerRun {
     }
 
     /// `<log>.pid`: the pid and the program, so `k8s/testbed/down` can stop a pod's process
-    /// by pid (checking it still runs that program) if the stand-in itself was killed.
+    /// by pid (checking `/proc/<pid>/exe` still is that program) if the stand-in was killed.
     fn write_pid_file(&self) {
         if let Some(pid) = self.pid {
             let path = self.log.with_extension("pid");
@@ -144,7 +150,8 @@ impl ContainerRun {
             .arg("--")
             .arg(host_program("unshare"))
             .args(["--mount", "--propagation", "slave", "--"])
-            .args(["/bin/sh", "-c", MOUNT, "standin-mount"]);
+            .args(["/bin/sh", "-c", MOUNT, "standin-mount"])
+            .arg(&self.exe.program);
         let hosts = Mount {
             source: PathBuf::from("/etc/netns").join(netns).join("hosts"),
             target: PathBuf::from("/etc/hosts"),
@@ -157,7 +164,7 @@ impl ContainerRun {
                 .arg(&m.target)
                 .arg(if m.read_only { "ro" } else { "rw" });
         }
-        cmd.arg("--").arg(&self.exe.program).args(&self.exe.args);
+        cmd.arg("--").args(&self.exe.args);
         cmd.env_clear()
             .envs(&self.env)
             .current_dir(self.spec.working_dir.as_deref().unwrap_or("/"))
