@@ -28,26 +28,57 @@ const READY_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// Lines of a process's stderr quoted in errors.
 const STDERR_TAIL_LINES: usize = 5;
 
+/// Attempts at starting a dependency whose port another process took between loadgen choosing
+/// it and the dependency binding it (seen as "Address already in use" in its stderr).
+const START_ATTEMPTS: u32 = 3;
+/// What a process prints when its port was taken: `strerror(EADDRINUSE)`.
+const ADDR_IN_USE: &str = "Address already in use";
+
 /// A dependency process that runs.
 #[derive(Debug)]
 pub struct Running {
     pub name: String,
     pub port: u16,
     pub dir: PathBuf,
+    // Declared before `cgroup`: on drop the process is killed before its group is removed.
     pub process: ChildProcess,
     pub stop_grace: Duration,
+    /// An accounting-only group (no quota): a dependency orphaned by a killed loadgen is found
+    /// and stopped by the next run's sweep, as its replicas are.
+    pub cgroup: Option<cgroup::Cgroup>,
 }
 
 impl Running {
-    /// SIGTERM, SIGKILL after its grace; what could not be cleaned up.
+    /// SIGTERM, SIGKILL after its grace, then its group removed; what could not be cleaned up.
     pub async fn stop(mut self) -> Vec<String> {
-        match self.process.stop(self.stop_grace).await {
-            super::process::Stopped::Unreaped => {
-                vec![format!("dependency {} could not be reaped", self.name)]
-            }
-            _ => Vec::new(),
+        let mut problems = Vec::new();
+        if let super::process::Stopped::Unreaped = self.process.stop(self.stop_grace).await {
+            problems.push(format!(
+                "dependency {} (pid {}) could not be reaped",
+                self.name,
+                self.process.pid()
+            ));
         }
+        if let Some(group) = self.cgroup.as_mut() {
+            if let Err(e) = group.remove() {
+                problems.push(format!("cgroup {}: {e}", group.name()));
+            }
+        }
+        problems
     }
+}
+
+/// An accounting-only group named `loadgen-<pid>-<suffix>` for a dependency, or none (it then
+/// runs outside any group: it still works, but an orphan of a killed run is not swept).
+pub(super) fn dependency_group(
+    layout: Option<&CgroupLayout>,
+    suffix: &str,
+) -> Option<cgroup::Cgroup> {
+    let name = format!("{}{}-{suffix}", cgroup::NAME_PREFIX, std::process::id());
+    let layout = layout?;
+    cgroup::Cgroup::create(layout, &name, None)
+        .map_err(|e| tracing::warn!("{suffix} runs outside a cgroup: {e}"))
+        .ok()
 }
 
 /// Starts local topologies of a user's service.
@@ -82,10 +113,18 @@ impl CommandDeployer {
             .filter(|d| d.scope == Scope::Campaign)
             .cloned()
             .collect();
+        // The layout only names where accounting groups go; a machine without one still runs
+        // the dependencies.
+        let layout = if deps.is_empty() {
+            None
+        } else {
+            CgroupLayout::detect(&self.cgroup_root).ok()
+        };
         for d in deps {
             let dir = self.out_dir.join("campaign").join(&d.name);
             let values = self.values_so_far(&[]);
-            let running = start_dependency(&d.name, &d.command, &dir, values).await?;
+            let group = || dependency_group(layout.as_ref(), &format!("campaign-{}", d.name));
+            let running = start_dependency(&d.name, &d.command, &dir, values, group).await?;
             self.campaign.push(running);
         }
         Ok(())
@@ -155,7 +194,9 @@ impl CommandDeployer {
             .filter(|d| d.scope == Scope::Step)
         {
             let values = self.values_so_far(&deployment.dependencies);
-            let running = start_dependency(&d.name, &d.command, &dir.join(&d.name), values).await?;
+            let group = || dependency_group(layout, &format!("{seq}-dep-{}", d.name));
+            let running =
+                start_dependency(&d.name, &d.command, &dir.join(&d.name), values, group).await?;
             deployment
                 .dependency_pids
                 .push((running.name.clone(), running.process.pid()));
@@ -224,6 +265,7 @@ impl CommandDeployer {
         let dir = values.dir.clone().unwrap_or_default();
         let port = values.port.unwrap_or(0);
         let metrics_port = values.metrics_port;
+        let scrape_url = self.service.scrape.as_ref().map(|t| t.render(&values));
         let (process, stderr) =
             spawn(&self.service.command, &values, cgroup.as_ref(), &dir, &what)?;
         Ok(Replica {
@@ -232,6 +274,7 @@ impl CommandDeployer {
             addr: format!("127.0.0.1:{port}"),
             admin_url: String::new(),
             metrics_port,
+            scrape_url,
             process,
             cgroup,
             log: Some(stderr),
@@ -239,39 +282,57 @@ impl CommandDeployer {
     }
 }
 
-/// Starts one dependency in `dir` on a free port and waits until it is ready.
-async fn start_dependency(
+/// Starts one dependency in `dir` on a free port, in a group from `group` when one can be made,
+/// and waits until it is ready. A port taken before the dependency bound it is retried on
+/// another, at most [`START_ATTEMPTS`] times.
+pub(super) async fn start_dependency(
     name: &str,
     command: &Command,
     dir: &Path,
     values: Values,
+    group: impl Fn() -> Option<cgroup::Cgroup>,
 ) -> Result<Running, DeployError> {
-    let port = free_port()?;
-    let values = Values {
-        port: Some(port),
-        dir: Some(dir.to_path_buf()),
-        ..values
-    };
     let what = format!("dependency {name}");
-    let (mut process, stderr) = spawn(command, &values, None, dir, &what)?;
-    let deadline = Instant::now() + command.ready.timeout();
-    wait_ready(
-        &command.ready,
-        port,
-        &mut process,
-        Some(&stderr),
-        &what,
-        deadline,
-    )
-    .await
-    .map_err(|e| e.for_dependency(name))?;
-    Ok(Running {
-        name: name.to_string(),
-        port,
-        dir: dir.to_path_buf(),
-        process,
-        stop_grace: command.stop_grace,
-    })
+    let mut attempt = 1;
+    loop {
+        let port = free_port()?;
+        let values = Values {
+            port: Some(port),
+            dir: Some(dir.to_path_buf()),
+            ..values.clone()
+        };
+        let cgroup = group();
+        let (mut process, stderr) = spawn(command, &values, cgroup.as_ref(), dir, &what)?;
+        let deadline = Instant::now() + command.ready.timeout();
+        match wait_ready(
+            &command.ready,
+            port,
+            &mut process,
+            Some(&stderr),
+            &what,
+            deadline,
+        )
+        .await
+        {
+            Ok(()) => {
+                return Ok(Running {
+                    name: name.to_string(),
+                    port,
+                    dir: dir.to_path_buf(),
+                    process,
+                    stop_grace: command.stop_grace,
+                    cgroup,
+                })
+            }
+            Err(NotReady::Exited { stderr, .. })
+                if stderr.contains(ADDR_IN_USE) && attempt < START_ATTEMPTS =>
+            {
+                tracing::debug!("{what}: port {port} was taken, trying another");
+                attempt += 1;
+            }
+            Err(e) => return Err(e.for_dependency(name)),
+        }
+    }
 }
 
 /// Spawns `command` with `values` filled in, in `cgroup` when given (it joins before its first

@@ -1,6 +1,8 @@
 //! The local deployer: N real `polymetrie` replicas on this machine, each on its own port (the
 //! generator spreads requests over them as a front end does), each in its own cgroup with the
-//! step's CFS quota, and a Redis when the counter is shared.
+//! step's CFS quota, and a Redis when the counter is shared: a `[[dependency]]` of scope
+//! `step` like any user's (started, watched, stopped and swept by the same code), which
+//! loadgen declares itself.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -8,13 +10,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::redis::RedisServer;
+use super::command::{dependency_group, start_dependency};
 use super::replica::{self, Launch};
 use super::workdir::WorkDir;
 use super::{DeployError, Deployment};
 use crate::external;
+use crate::plan::service::{Command, Ready, READY_TIMEOUT};
+use crate::plan::template::{Context, Template, Values};
 use crate::plan::{LocalService, Store, Topology};
 use cpu_cgroup::{self as cgroup, Cgroup, CgroupLayout, CGROUP_ROOT};
+
+/// The name of polymetrie's Redis among the deployment's dependencies.
+pub const REDIS: &str = "redis";
+/// How long Redis gets to exit after SIGTERM (it saves nothing: persistence is off).
+const REDIS_STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// Deploy sequence numbers, unique in this process: part of each cgroup's name.
 static DEPLOY_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -105,18 +114,24 @@ impl LocalDeployer {
     async fn start_store(
         &self,
         deployment: &mut Deployment,
-        redis_group: Option<Cgroup>,
+        layout: Option<&CgroupLayout>,
         redis_binary: Option<PathBuf>,
         dir: &std::path::Path,
-        deadline: Instant,
+        seq: u32,
     ) -> Result<String, DeployError> {
-        if let Some(redis_binary) = redis_binary {
-            let redis = RedisServer::start(&redis_binary, dir, redis_group, deadline).await?;
-            let url = redis.url();
-            deployment.redis = Some(redis);
-            return Ok(url);
-        }
-        Ok("memory".into())
+        let Some(binary) = redis_binary else {
+            return Ok("memory".into());
+        };
+        let command = redis_command(&binary, dir);
+        let group = || dependency_group(layout, &format!("{seq}-dep-{REDIS}"));
+        let redis =
+            start_dependency(REDIS, &command, &dir.join(REDIS), Values::default(), group).await?;
+        let url = format!("redis://127.0.0.1:{}", redis.port);
+        deployment
+            .dependency_pids
+            .push((REDIS.into(), redis.process.pid()));
+        deployment.dependencies.push(redis);
+        Ok(url)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -142,14 +157,8 @@ impl LocalDeployer {
                 std::process::id()
             )
         };
-        // Accounting only; without it Redis still runs (its CPU is not reported).
-        let redis_group = redis_binary.as_ref().and(layout).and_then(|l| {
-            Cgroup::create(l, &group_name("redis"), None)
-                .map_err(|e| tracing::warn!("redis-server runs outside a cgroup: {e}"))
-                .ok()
-        });
         let store_arg = self
-            .start_store(deployment, redis_group, redis_binary, &dir, deadline)
+            .start_store(deployment, layout, redis_binary, &dir, seq)
             .await?;
         // Each replica has its own port and the generator spreads requests over them, as a front
         // end does.
@@ -242,6 +251,40 @@ fn cgroup_layout(
                 Ok(None)
             }
         },
+    }
+}
+
+/// Debian's `redis-server` on the dependency's free loopback port, persistence off (a step
+/// starts from an empty store), its files in its own folder; ready when it accepts a
+/// connection (it loads nothing first).
+fn redis_command(binary: &std::path::Path, dir: &std::path::Path) -> Command {
+    let arg = |a: &str| Template::parse(a, Context::Dependency).expect("a valid template");
+    let mut argv = vec![Template::literal(&binary.to_string_lossy())];
+    argv.extend(
+        [
+            "--port",
+            "{port}",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            "{dir}",
+        ]
+        .map(arg),
+    );
+    Command {
+        argv,
+        env: Vec::new(),
+        cwd: dir.to_path_buf(),
+        ready: Ready::Tcp {
+            timeout: READY_TIMEOUT,
+        },
+        stop_grace: REDIS_STOP_GRACE,
     }
 }
 

@@ -15,8 +15,8 @@ use tokio::io::Interest;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
     Replica(u32),
-    Store,
-    /// A user's service's dependency, by its place in the deployment's `dependency_pids`.
+    /// A dependency (polymetrie's Redis is one), by its place in the deployment's
+    /// `dependency_pids`.
     Dependency(u32),
 }
 
@@ -159,7 +159,7 @@ mod tests {
             .unwrap();
         let watch = ExitWatch::start(&[
             (Component::Replica(0), child.id()),
-            (Component::Store, quick.id()),
+            (Component::Dependency(0), quick.id()),
         ]);
         assert!(watch.unwatched.is_empty(), "{:?}", watch.unwatched);
         child.kill().unwrap();
@@ -178,7 +178,7 @@ mod tests {
             of(Component::Replica(0)).as_deref(),
             Some("killed by signal 9 (SIGKILL)")
         );
-        assert_eq!(of(Component::Store).as_deref(), Some("exit code 3"));
+        assert_eq!(of(Component::Dependency(0)).as_deref(), Some("exit code 3"));
         // Still ours to reap: the watch used WNOWAIT.
         assert!(child.wait().unwrap().code().is_none());
         assert_eq!(quick.wait().unwrap().code(), Some(3));
