@@ -27,9 +27,11 @@ pub async fn check(
     bound: Duration,
 ) -> Result<(), PreflightError> {
     let needs_deploy = matches!(plan.target, Target::Command(_));
+    // A PromQL counter through the managed Prometheus has nothing to ask before the run's
+    // Prometheus has scraped a step: its first step says what it reads.
     let reads_counter = matches!(
         plan.counter,
-        Counter::Metric { .. } | Counter::Http { .. } | Counter::Promql { .. }
+        Counter::Metric { .. } | Counter::Http { .. } | Counter::Promql { url: Some(_), .. }
     );
     let url_counter = reads_counter && matches!(plan.target, Target::Url { .. });
     if !(needs_deploy || url_counter) {

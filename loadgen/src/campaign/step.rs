@@ -107,7 +107,12 @@ async fn measure(
     deployment: &Deployment,
 ) -> Result<(StepResult, Readings), StepError> {
     let id = step.id();
-    let counter = &cx.plan.counter;
+    // A PromQL counter through the managed Prometheus learns its URL once that one runs.
+    let counter = &*cx.plan.counter.resolved(
+        cx.prometheus
+            .and_then(|p| p.managed_server())
+            .map(|s| s.url()),
+    );
     // From here on, a replica or Redis that exits is noticed as it happens.
     let watch = deployment.watch_exits();
     let mut notes = point_prometheus(cx, &id, deployment).await;
@@ -244,8 +249,8 @@ async fn point_prometheus(
     let Some(p) = cx.prometheus else {
         return Vec::new();
     };
-    let admins: Vec<String> = deployment.admin_addrs();
-    let ready = match p.set_targets(&id.to_string(), &admins).await {
+    let urls = deployment.scrape_urls();
+    let ready = match p.set_targets(&id.to_string(), &urls).await {
         Ok(()) => p
             .wait_scraped(SCRAPE_BOUND)
             .await
@@ -308,7 +313,6 @@ fn exit_findings(
             };
             let (check, what) = match e.component {
                 Component::Replica(i) => (CheckName::ReplicaExited, format!("replica {i}")),
-                Component::Store => (CheckName::StoreExited, "the store (redis-server)".into()),
                 Component::Dependency(i) => (
                     CheckName::StoreExited,
                     deployment

@@ -21,7 +21,6 @@ pub mod command;
 pub mod kubernetes;
 pub mod local;
 pub mod process;
-pub mod redis;
 pub mod replica;
 pub mod url;
 pub mod watch;
@@ -76,8 +75,6 @@ pub enum DeployError {
     NotReady { index: u32, reason: String },
     #[error("replica {index} printed an unexpected first line: {line}")]
     BadListeningLine { index: u32, line: String },
-    #[error("redis-server: {0}")]
-    Redis(String),
     #[error("dependency {name}: {reason}")]
     Dependency { name: String, reason: String },
     #[error("target {base} is unreachable: {reason}")]
@@ -121,8 +118,7 @@ pub struct Deployment {
     /// `(name, pid)` of every dependency running during the step (this step's and the
     /// run's), watched for an exit.
     pub dependency_pids: Vec<(String, u32)>,
-    // Field order is drop order: replicas first, then Redis, then the directory of logs.
-    pub(crate) redis: Option<redis::RedisServer>,
+    // Field order is drop order: replicas first, then dependencies, then the directory of logs.
     pub(crate) workdir: Option<workdir::WorkDir>,
 }
 
@@ -135,9 +131,6 @@ impl Deployment {
             .iter()
             .map(|r| (watch::Component::Replica(r.index), r.pid))
             .collect();
-        if let Some(r) = &self.redis {
-            watched.push((watch::Component::Store, r.pid()));
-        }
         for (i, (_, pid)) in self.dependency_pids.iter().enumerate() {
             watched.push((watch::Component::Dependency(i as u32), *pid));
         }
@@ -172,7 +165,6 @@ impl Deployment {
             grace: DRAIN_GRACE,
             dependencies: Vec::new(),
             dependency_pids: Vec::new(),
-            redis: None,
             workdir: None,
         }
     }
@@ -206,23 +198,33 @@ impl Deployment {
             .collect()
     }
 
-    /// Admin addresses of the replicas as `host:port`, e.g. for Prometheus scrape targets.
-    pub fn admin_addrs(&self) -> Vec<String> {
+    /// What a managed Prometheus scrapes on each replica, in replica order: polymetrie's admin
+    /// `/metrics`, or a user's service's `[prometheus] scrape` filled in.
+    pub fn scrape_urls(&self) -> Vec<String> {
         self.replicas
             .iter()
-            .filter(|r| !r.admin_url.is_empty())
-            .map(|r| r.admin_url.trim_start_matches("http://").to_string())
+            .filter_map(|r| r.scrape_url.clone())
             .collect()
     }
 
     /// The shared Redis, when the store is Redis: `redis://127.0.0.1:P`.
     pub fn redis_url(&self) -> Option<String> {
-        self.redis.as_ref().map(redis::RedisServer::url)
+        self.redis()
+            .map(|r| format!("redis://127.0.0.1:{}", r.port))
     }
 
     /// The pid of the shared Redis, when the store is Redis.
     pub fn redis_pid(&self) -> Option<u32> {
-        self.redis.as_ref().map(redis::RedisServer::pid)
+        self.redis().map(|r| r.process.pid())
+    }
+
+    /// polymetrie's Redis, when the store is Redis (a user's service's dependency of the same
+    /// name is not a store).
+    fn redis(&self) -> Option<&command::Running> {
+        if self.store != Some(Store::Redis) {
+            return None;
+        }
+        self.dependencies.iter().find(|d| d.name == local::REDIS)
     }
 
     /// The deployment when it came up (`started` is Ok); otherwise everything it started so
@@ -255,9 +257,6 @@ impl Deployment {
         for r in &mut self.replicas {
             let grace = drain_deadline.saturating_duration_since(tokio::time::Instant::now());
             problems.extend(r.finish(grace).await);
-        }
-        if let Some(redis) = self.redis.take() {
-            problems.extend(redis.stop().await);
         }
         // Last started, first stopped: a dependency may use the ones before it.
         while let Some(d) = self.dependencies.pop() {

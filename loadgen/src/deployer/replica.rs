@@ -40,6 +40,9 @@ pub struct Replica {
     pub admin_url: String,
     /// The second port a user's service was given for its metrics (`{metrics_port}`).
     pub metrics_port: Option<u16>,
+    /// Where a managed Prometheus scrapes it: a user's service's `[prometheus] scrape` filled
+    /// in (`None` without one); polymetrie's is its admin `/metrics`.
+    pub scrape_url: Option<String>,
     // Declared before `cgroup`: on drop the process is killed before its group is removed.
     pub(crate) process: ChildProcess,
     /// Its cgroup (limited or accounting-only); `None` when cgroups are unavailable and the
@@ -156,6 +159,7 @@ pub(super) async fn start(launch: Launch<'_>, deadline: Instant) -> Result<Repli
         addr: listening.addr,
         admin_url: format!("http://{}", listening.admin_addr),
         metrics_port: None,
+        scrape_url: Some(format!("http://{}/metrics", listening.admin_addr)),
         process,
         cgroup: launch.cgroup,
         log,

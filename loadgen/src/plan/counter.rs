@@ -22,8 +22,9 @@ pub enum Counter {
     /// A JSON value one GET through the service returns.
     Http { path: String, pointer: String },
     /// An instant PromQL query (its result summed) to the Prometheus at `url`, which scrapes
-    /// the service (`[prometheus] mode = "url"`).
-    Promql { query: String, url: String },
+    /// the service (`[prometheus] mode = "url"`); `None`: the managed Prometheus loadgen
+    /// starts for the run, whose port is known only then.
+    Promql { query: String, url: Option<String> },
     /// No counter: the counted ratio is not computed.
     None,
 }
@@ -34,6 +35,20 @@ impl Counter {
         match self {
             Counter::Site(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// This counter with a managed Prometheus's URL filled in (`managed`: the running one, if
+    /// any); every other counter as it is.
+    pub fn resolved(&self, managed: Option<&str>) -> std::borrow::Cow<'_, Counter> {
+        match (self, managed) {
+            (Counter::Promql { query, url: None }, Some(url)) => {
+                std::borrow::Cow::Owned(Counter::Promql {
+                    query: query.clone(),
+                    url: Some(url.to_string()),
+                })
+            }
+            _ => std::borrow::Cow::Borrowed(self),
         }
     }
 
@@ -49,7 +64,13 @@ impl fmt::Display for Counter {
             Counter::Site(s) => write!(f, "site \"{s}\" (polymetrie)"),
             Counter::Metric { selector, url } => write!(f, "{selector} from {url}"),
             Counter::Http { path, pointer } => write!(f, "GET {path} at {pointer}"),
-            Counter::Promql { query, url } => write!(f, "promql {query} at {url}"),
+            Counter::Promql {
+                query,
+                url: Some(url),
+            } => write!(f, "promql {query} at {url}"),
+            Counter::Promql { query, url: None } => {
+                write!(f, "promql {query} at the managed Prometheus")
+            }
             Counter::None => f.write_str("none"),
         }
     }

@@ -66,6 +66,9 @@ pub struct CommandService {
     pub balance: Balance,
     /// In declaration order: each may use the ports of those before it.
     pub dependencies: Vec<Dependency>,
+    /// The exposition a managed Prometheus scrapes on each replica (`[prometheus] scrape`, or
+    /// the `metric` counter's URL); `None` without a managed Prometheus.
+    pub scrape: Option<Template>,
 }
 
 /// The program of a command as it is started: a path is resolved from the scenario's folder

@@ -98,7 +98,17 @@ pub async fn read(
             let url = format!("{}{path}", deployment.base_url);
             (json(&url, pointer).await, Vec::new())
         }
-        Counter::Promql { query, url } => (promql(url, query).await, Vec::new()),
+        Counter::Promql {
+            query,
+            url: Some(url),
+        } => (promql(url, query).await, Vec::new()),
+        Counter::Promql { query, url: None } => (
+            Err(CounterError::Promql {
+                query: query.clone(),
+                reason: "the managed Prometheus is not running".into(),
+            }),
+            Vec::new(),
+        ),
         Counter::Site(_) | Counter::None => (Err(CounterError::None), Vec::new()),
     }
 }

@@ -287,6 +287,9 @@ pub enum PrometheusModeSpec {
 pub struct PrometheusSpec {
     pub mode: Spanned<PrometheusModeSpec>,
     pub url: Option<Spanned<String>>,
+    /// What a managed Prometheus scrapes on each replica of a user's service (a URL with
+    /// `{port}`, `{metrics_port}`, `{replica}`).
+    pub scrape: Option<Spanned<String>>,
     #[serde(default)]
     pub queries: BTreeMap<String, String>,
 }

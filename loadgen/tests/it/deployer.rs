@@ -106,7 +106,7 @@ async fn limited_replicas_share_a_port_in_their_cgroups_and_teardown_leaves_noth
         d.cgroup_mode
     );
     assert_eq!(d.topology_view().store, "redis");
-    assert_eq!(d.admin_addrs().len(), 2);
+    assert_eq!(d.scrape_urls().len(), 2);
     assert!(d.redis_url().is_some());
     let port = d.replicas[0].port().unwrap();
     assert_eq!(d.base_url, format!("http://127.0.0.1:{port}"));

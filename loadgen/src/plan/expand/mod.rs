@@ -11,6 +11,7 @@ mod extras;
 mod generators;
 mod kubernetes;
 mod request;
+mod scrape;
 mod search;
 mod service;
 mod target;
@@ -73,6 +74,7 @@ impl Expander<'_> {
         warnings.extend(self.overcommit(&target, &search::configuration_steps(&searches)));
         let (prometheus, mut promql) = self.prometheus()?;
         let counter = self.counter(&target, prometheus.as_ref())?;
+        let target = self.scrape(target, prometheus.as_ref(), &counter)?;
         if let super::Target::Kubernetes(k) = &target {
             promql = kubernetes::cluster_queries(k, promql);
         }

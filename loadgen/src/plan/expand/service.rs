@@ -47,6 +47,7 @@ impl Expander<'_> {
             command,
             balance,
             dependencies,
+            scrape: None,
         }))
     }
 
@@ -381,16 +382,19 @@ impl Expander<'_> {
         }
         stray("json_pointer", &s.json_pointer)?;
         let q = s.promql.as_ref().expect("one kind is set");
+        let query = q.get_ref().clone();
         match prometheus {
             Some(PrometheusMode::Url(url)) => Ok(Counter::Promql {
-                query: q.get_ref().clone(),
-                url: url.clone(),
+                query,
+                url: Some(url.clone()),
             }),
-            _ => self.err(
+            // Which replicas the managed one scrapes is checked with `[prometheus] scrape`.
+            Some(PrometheusMode::Managed) => Ok(Counter::Promql { query, url: None }),
+            None => self.err(
                 q.span(),
                 "counter.promql",
-                "needs [prometheus] mode = \"url\": the Prometheus that already scrapes your \
-                 service (a managed one scrapes polymetrie only)",
+                "needs [prometheus]: mode = \"url\" (the Prometheus that already scrapes your \
+                 service) or mode = \"managed\" (one loadgen starts to scrape your replicas)",
             ),
         }
     }

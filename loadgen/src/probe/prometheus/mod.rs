@@ -122,20 +122,17 @@ impl PrometheusProbe {
         self.managed.as_ref()
     }
 
-    /// Points the managed Prometheus at this step's replicas (their admin `host:port`s); the
-    /// previous step's targets are dropped. An external Prometheus finds targets itself: no-op.
-    pub async fn set_targets(
-        &self,
-        step: &str,
-        admin_addrs: &[String],
-    ) -> Result<(), PrometheusError> {
+    /// Points the managed Prometheus at this step's replicas (each one's `http://host:port/path`
+    /// to scrape); the previous step's targets are dropped. An external Prometheus finds
+    /// targets itself: no-op.
+    pub async fn set_targets(&self, step: &str, urls: &[String]) -> Result<(), PrometheusError> {
         let Some(server) = &self.managed else {
             return Ok(());
         };
-        server.set_targets(step, admin_addrs)?;
+        server.set_targets(step, urls)?;
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(CurrentTargets {
             step: step.into(),
-            count: admin_addrs.len(),
+            count: urls.len(),
             since_s: unix_s(SystemTime::now()),
         });
         Ok(())

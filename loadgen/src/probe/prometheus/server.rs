@@ -121,20 +121,22 @@ impl ManagedPrometheus {
         &self.dir
     }
 
-    /// Replaces the scrape targets with `admin_addrs` (`host:port`), labelled `step` and
-    /// `replica` (their index). Written to a temporary file and renamed, so Prometheus never
-    /// reads half a file.
-    pub fn set_targets(&self, step: &str, admin_addrs: &[String]) -> Result<(), PrometheusError> {
-        let groups: Vec<serde_json::Value> = admin_addrs
+    /// Replaces the scrape targets with `urls` (`http://host:port/path`, one per replica),
+    /// labelled `step` and `replica` (their index); each URL's path becomes its target's
+    /// `__metrics_path__`. Written to a temporary file and renamed, so Prometheus never reads
+    /// half a file.
+    pub fn set_targets(&self, step: &str, urls: &[String]) -> Result<(), PrometheusError> {
+        let groups = urls
             .iter()
             .enumerate()
-            .map(|(i, a)| {
-                serde_json::json!({
-                    "targets": [a],
-                    "labels": {"step": step, "replica": i.to_string()}
-                })
+            .map(|(i, u)| {
+                let (authority, path) = split_url(u)?;
+                Ok(serde_json::json!({
+                    "targets": [authority],
+                    "labels": {"step": step, "replica": i.to_string(), "__metrics_path__": path}
+                }))
             })
-            .collect();
+            .collect::<Result<Vec<_>, PrometheusError>>()?;
         let text = serde_json::to_string_pretty(&groups).unwrap_or_else(|_| "[]".into());
         loadgen_model::atomic_file::write(&self.targets_file, text.as_bytes())
             .map_err(|e| PrometheusError::Targets(e.to_string()))
@@ -198,6 +200,18 @@ impl Drop for ManagedPrometheus {
     }
 }
 
+/// `http://host:port/path` as the target `host:port` and its metrics path (`/metrics` when
+/// the URL has none). Only `http`: the managed Prometheus scrapes loopback replicas.
+fn split_url(url: &str) -> Result<(&str, &str), PrometheusError> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| PrometheusError::Targets(format!("{url}: expected an http:// URL")))?;
+    Ok(match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/metrics"),
+    })
+}
+
 /// The generated configuration.
 pub fn config_yaml(targets_file: &Path) -> String {
     let s = SCRAPE_INTERVAL.as_secs_f64();
@@ -248,4 +262,23 @@ fn temp_dir() -> Result<PathBuf, PrometheusError> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| PrometheusError::Start(format!("creating {}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_url;
+
+    #[test]
+    fn a_scrape_url_becomes_a_target_and_its_metrics_path() {
+        assert_eq!(
+            split_url("http://127.0.0.1:9100/custom/metrics").unwrap(),
+            ("127.0.0.1:9100", "/custom/metrics")
+        );
+        assert_eq!(
+            split_url("http://127.0.0.1:9100").unwrap(),
+            ("127.0.0.1:9100", "/metrics")
+        );
+        let err = split_url("https://127.0.0.1:9100/metrics").unwrap_err();
+        assert!(err.to_string().contains("expected an http:// URL"), "{err}");
+    }
 }

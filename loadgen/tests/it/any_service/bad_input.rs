@@ -106,6 +106,41 @@ fn scenario_mistakes_name_their_position_and_key() {
     );
 }
 
+#[test]
+fn prometheus_keys_for_a_users_service_are_refused_where_they_cannot_apply() {
+    let svc = r#"command = ["true"]"#;
+    let promql = "[counter]\npromql = \"sum(x_total)\"\n";
+    refused(
+        &scenario(svc, &format!("{promql}[prometheus]\nmode = \"managed\"")),
+        &["prometheus.scrape", "required key", "{metrics_port}"],
+    );
+    refused(
+        &scenario(svc, promql),
+        &["counter.promql", "needs [prometheus]", "managed"],
+    );
+    refused(
+        &scenario(
+            svc,
+            "[prometheus]\nmode = \"url\"\nurl = \"http://127.0.0.1:9\"\nscrape = \"http://127.0.0.1:{port}/metrics\"",
+        ),
+        &["prometheus.scrape", "mode = \"managed\""],
+    );
+    refused(
+        &scenario(
+            svc,
+            "[prometheus]\nmode = \"managed\"\nscrape = \"http://127.0.0.1:{prot}/metrics\"",
+        ),
+        &["prometheus.scrape", "{prot}"],
+    );
+    refused(
+        &scenario(
+            svc,
+            "[prometheus]\nmode = \"managed\"\nscrape = \"127.0.0.1:{port}/metrics\"",
+        ),
+        &["prometheus.scrape", "http:// URL"],
+    );
+}
+
 /// `loadgen run` of `text` in `dir`: exit 2, one line on stderr holding every one of `needles`,
 /// and no process carrying `marker` left.
 fn run_refused(dir: &std::path::Path, text: &str, marker: &str, needles: &[&str]) {

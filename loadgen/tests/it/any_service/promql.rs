@@ -104,3 +104,75 @@ duration = "3s"
     let counter = step.counter.as_ref().expect("read through promql");
     assert_eq!(counter.delta, Some(step.ok as i64), "{counter:?}");
 }
+
+/// Two steps (1 then 2 replicas of Debian's Prometheus as the service) with the run's own
+/// managed Prometheus scraping each replica at `[prometheus] scrape`: the counter through it
+/// reconciles exactly in both steps, so the second step's "before" reading did not carry the
+/// first step's replicas (their series went stale when the targets were replaced).
+#[test]
+fn a_promql_counter_through_the_managed_prometheus_reads_the_users_own_replicas() {
+    let _serial = serial::lock_blocking();
+    if external::binary("prometheus", "prometheus").is_none() {
+        return;
+    }
+    let dir = run::tempdir("promql-managed");
+    super::prometheus_config(dir.path());
+    let scenario = r#"name = "promql-managed"
+
+[target]
+kind = "local"
+
+[service]
+command = ["prometheus", "--config.file=prometheus.yml", "--web.listen-address=127.0.0.1:{port}",
+           "--storage.tsdb.path={dir}/data", "--log.level=warn"]
+ready = { path = "/-/ready", timeout = "30s" }
+
+[prometheus]
+mode = "managed"
+scrape = "http://127.0.0.1:{port}/metrics"
+
+[request]
+path = "/-/healthy"
+
+[counter]
+promql = 'sum(prometheus_http_requests_total{handler="/-/healthy",code="200"}) or vector(0)'
+
+[defaults]
+timeout = "2s"
+warmup = "0s"
+pause = "0s"
+
+[[campaign]]
+name = "c"
+
+[[campaign.step]]
+name = "one"
+rate = 40
+duration = "3s"
+
+[[campaign.step]]
+name = "two"
+rate = 40
+duration = "3s"
+replicas = 2
+"#;
+    let path = write_scenario(dir.path(), scenario);
+    let out = dir.path().join("out");
+    let (output, _) = run::run(&path, &out, &[], Duration::from_secs(180));
+    assert_exit_or_lagged(&output, 0);
+    let result = run::read_run(&out);
+    assert_eq!(result.steps.len(), 2);
+    for step in &result.steps {
+        assert!(step.ok > 0 && step.ok == step.intended, "{}", step.ok);
+        let counter = step
+            .counter
+            .as_ref()
+            .expect("read through the managed prometheus");
+        assert_eq!(
+            counter.delta,
+            Some(step.ok as i64),
+            "{}: {counter:?}",
+            step.name
+        );
+    }
+}

@@ -15,7 +15,7 @@ async fn managed_prometheus_scrapes_itself_and_leaves_nothing_behind() {
     assert!(procs::exists(pid) && dir.exists());
     // Prometheus' own /metrics has process_cpu_seconds_total but no clicks: the CPU is read,
     // the counter is missing and said so (never 0).
-    let own = probe.url().trim_start_matches("http://").to_string();
+    let own = format!("{}/metrics", probe.url());
     probe.set_targets("self", &[own]).await.unwrap();
     probe.wait_scraped(Duration::from_secs(20)).await.unwrap();
     let start = SystemTime::now();
@@ -157,7 +157,7 @@ async fn real_prometheus_counts_a_real_polymetrie_within_ten_percent() {
     let probe = PrometheusProbe::managed().await.unwrap();
     let pid = probe.managed_server().unwrap().pid();
     probe
-        .set_targets("step-1", std::slice::from_ref(&admin))
+        .set_targets("step-1", &[format!("http://{admin}/metrics")])
         .await
         .unwrap();
     probe.wait_scraped(Duration::from_secs(20)).await.unwrap();
