@@ -22,8 +22,11 @@ pub fn execute(args: RestoreArgs) -> anyhow::Result<ExitStatus> {
         .build()
         .context("cannot start the async runtime")?;
     let mut deployer = KubernetesDeployer::new(target);
-    let restored = runtime.block_on(deployer.restore_kept())?;
+    let (restored, notes) = runtime.block_on(deployer.restore_kept())?;
     let at = format!("deployment {}/{}", target.namespace, target.deployment);
+    for note in notes {
+        eprintln!("{at}: {note}");
+    }
     match restored {
         Some(shape) => println!("{at}: restored the original kept by a killed run: {shape}"),
         None => println!("{at}: nothing to restore (no {} annotation)", ORIGINAL),

@@ -7,7 +7,8 @@
 //! HPA is applied and the scaling sampled once a second ([`scale`]); the HPA is deleted before
 //! the next step deploys and at restore. After
 //! the last step — and on error, Ctrl-C and SIGTERM, which end the run through the same path —
-//! [`KubernetesDeployer::restore`] applies the original back.
+//! [`KubernetesDeployer::restore`] applies the original back. The whole run holds the
+//! Deployment's coordination Lease ([`lease`]), so a second run cannot interleave its steps.
 //!
 //! The client comes from `KUBECONFIG` or the in-cluster config (`kube::Client::try_default`);
 //! unit tests hand in a `tower-test` mock (for call sequences a real server cannot be made to
@@ -15,6 +16,7 @@
 
 pub mod hpa;
 pub mod job;
+pub mod lease;
 pub mod pods;
 pub mod rollout;
 pub mod scale;
@@ -125,6 +127,16 @@ pub enum KubeError {
     Interrupted,
     #[error("{0}")]
     GeneratorImage(String),
+    #[error(
+        "another run is load-testing this Deployment: lease {lease} is held by {holder} \
+         (it expires in {expires_in_s:.0} s unless renewed); wait for that run to end, or, if \
+         it was killed, for its lease to expire"
+    )]
+    LeaseHeld {
+        lease: String,
+        holder: String,
+        expires_in_s: f64,
+    },
 }
 
 impl KubeError {
@@ -152,6 +164,11 @@ pub struct KubernetesDeployer {
     /// loadgen's HPA exists (an autoscale step applied it): delete it before the next step
     /// and at restore.
     hpa_live: bool,
+    /// Whether [`Self::prepare`] takes the Deployment's Lease (not on a scripted mock, whose
+    /// call sequences are the Deployment's own; the Lease is proven on the testbed).
+    take_lease: bool,
+    /// The Lease this run holds, from prepare to restore.
+    lease: Option<lease::Held>,
 }
 
 impl std::fmt::Debug for KubernetesDeployer {
@@ -173,7 +190,16 @@ impl KubernetesDeployer {
             rollout_bound: target.rollout_timeout,
             stop: tokio_util::sync::CancellationToken::new(),
             hpa_live: false,
+            take_lease: true,
+            lease: None,
         }
+    }
+
+    /// A deployer that does not take the Deployment's Lease (a scripted mock answers only the
+    /// Deployment's calls).
+    pub fn without_lease(mut self) -> Self {
+        self.take_lease = false;
+        self
     }
 
     /// A deployer talking through `client` (a mock in tests).
@@ -208,14 +234,49 @@ impl KubernetesDeployer {
         Api::namespaced(client.clone(), &self.target.namespace)
     }
 
-    /// Before the first step: refuses a Deployment an HPA scales, reads the original shape (or
-    /// the one a killed run kept in the annotation) and records it in the annotation. `stop`
-    /// cuts a rollout wait short. Returns what the run should report (a killed run's leftover).
+    /// Before the first step: takes the Deployment's Lease (refused while another run holds
+    /// it), refuses a Deployment an HPA scales, reads the original shape (or the one a killed
+    /// run kept in the annotation) and records it in the annotation. `stop` cuts a rollout wait
+    /// short. Returns what the run should report (a killed run's leftovers). On an error the
+    /// Lease is released again.
     pub async fn prepare(
         &mut self,
         stop: tokio_util::sync::CancellationToken,
     ) -> Result<Vec<String>, KubeError> {
         self.stop = stop;
+        let mut notes = self.take_lease().await?;
+        match self.keep_original().await {
+            Ok(more) => {
+                notes.extend(more);
+                Ok(notes)
+            }
+            Err(e) => {
+                self.release_lease().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes the Deployment's Lease (once); a note when a killed run's had to be taken over.
+    async fn take_lease(&mut self) -> Result<Vec<String>, KubeError> {
+        if !self.take_lease || self.lease.is_some() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let api = Api::namespaced(client, &self.target.namespace);
+        let (held, note) = lease::acquire(&api, &self.target.deployment).await?;
+        self.lease = Some(held);
+        Ok(note.into_iter().collect())
+    }
+
+    async fn release_lease(&mut self) {
+        if let Some(held) = self.lease.take() {
+            held.release().await;
+        }
+    }
+
+    /// The part of [`Self::prepare`] under the Lease.
+    async fn keep_original(&mut self) -> Result<Vec<String>, KubeError> {
         let client = self.client().await?;
         let name = self.target.deployment.clone();
         let hpas = self.hpas(&client);
@@ -376,9 +437,17 @@ impl KubernetesDeployer {
         Ok(patched)
     }
 
-    /// Applies the original shape back and drops the annotation. A no-op before
-    /// [`Self::prepare`] (nothing was changed).
+    /// Applies the original shape back and drops the annotation, then releases the Lease
+    /// (whatever the restore's outcome: an unrestored Deployment keeps its annotation for
+    /// `loadgen restore`, which takes the Lease itself). A no-op before [`Self::prepare`]
+    /// (nothing was changed).
     pub async fn restore(&mut self) -> Result<Option<Shape>, KubeError> {
+        let restored = self.restore_original().await;
+        self.release_lease().await;
+        restored
+    }
+
+    async fn restore_original(&mut self) -> Result<Option<Shape>, KubeError> {
         let Some(original) = self.original.clone() else {
             return Ok(None);
         };
@@ -420,9 +489,17 @@ impl KubernetesDeployer {
         Ok(())
     }
 
-    /// `loadgen restore`: applies back the original a killed run kept in the annotation.
-    /// `None` when there is none (nothing to restore).
-    pub async fn restore_kept(&mut self) -> Result<Option<Shape>, KubeError> {
+    /// `loadgen restore`: applies back the original a killed run kept in the annotation, under
+    /// the Deployment's Lease (refused while a live run holds it: that run restores itself).
+    /// `None` when there is none (nothing to restore). Notes say whose Lease was taken over.
+    pub async fn restore_kept(&mut self) -> Result<(Option<Shape>, Vec<String>), KubeError> {
+        let notes = self.take_lease().await?;
+        let restored = self.restore_kept_original().await;
+        self.release_lease().await;
+        Ok((restored?, notes))
+    }
+
+    async fn restore_kept_original(&mut self) -> Result<Option<Shape>, KubeError> {
         let client = self.client().await?;
         let name = self.target.deployment.clone();
         let live = self
@@ -434,7 +511,7 @@ impl KubernetesDeployer {
             return Ok(None);
         };
         self.original = Some(kept);
-        self.restore().await
+        self.restore_original().await
     }
 }
 

@@ -61,7 +61,9 @@ fn original() -> Shape {
 
 fn deployer(cluster: &Shared) -> KubernetesDeployer {
     let (client, _task) = mock::client(cluster.clone());
-    KubernetesDeployer::with_client(&target(), client).with_rollout_bound(Duration::from_secs(5))
+    KubernetesDeployer::with_client(&target(), client)
+        .with_rollout_bound(Duration::from_secs(5))
+        .without_lease()
 }
 
 /// The cluster after an apply to `replicas`: the new ReplicaSet `new` (revision 2) with
@@ -288,7 +290,7 @@ async fn a_killed_runs_annotation_is_the_original_the_next_run_restores() {
     assert_eq!(d.original(), Some(&original()));
     // `loadgen restore` does the same without a run.
     let mut r = deployer(&cluster);
-    assert_eq!(r.restore_kept().await.unwrap(), Some(original()));
+    assert_eq!(r.restore_kept().await.unwrap().0, Some(original()));
     let c = cluster.lock().unwrap();
     assert_eq!(c.dep["spec"]["replicas"], 1);
     assert_eq!(c.container()["resources"]["limits"]["cpu"], "1");
