@@ -18,6 +18,7 @@ use crate::scenario::{Scenario, ScenarioError, SourceText};
 use loadgen_engine::load::Load;
 use loadgen_engine::target::Reach;
 use loadgen_engine::template::RequestTemplate;
+use loadgen_engine::Limits;
 use loadgen_model::result::ScenarioSource;
 use loadgen_model::step_id::StepId;
 pub use loadgen_model::threshold::{Metric, Threshold};
@@ -116,12 +117,9 @@ pub struct Step {
     pub topology: Topology,
     pub load: Load,
     pub request: RequestTemplate,
-    pub timeout: Duration,
-    pub max_in_flight: usize,
-    /// Fixed connection count (`None`: the capped default policy).
-    pub connections: Option<usize>,
-    /// The default policy's cap (`None`: from the rate).
-    pub max_connections: Option<usize>,
+    /// The per-request timeout, the in-flight cap and the connection pool's size: the
+    /// engine's own struct, handed to the attack whole.
+    pub limits: Limits,
     /// Load at the step's rate before measuring, discarded.
     pub warmup: Duration,
     /// Quiet time after the step, before the next deploys.

@@ -28,7 +28,7 @@ use crate::scenario::{
 };
 use loadgen_engine::load::{Arrival, Load, Stage};
 use loadgen_engine::template::RequestTemplate;
-use loadgen_engine::AttackSpec;
+use loadgen_engine::Limits;
 use loadgen_model::result::{CampaignInfo, ScenarioSource};
 
 /// Expands a parsed scenario (`src` gives positions for errors and the source record).
@@ -155,16 +155,7 @@ impl Expander<'_> {
                 self.bounds(&r)?;
                 let index = steps.len();
                 let step = self.step(r, &name, &settings, request, service_store, index);
-                AttackSpec::check_settings(
-                    step.timeout,
-                    step.max_in_flight,
-                    step.connections,
-                    step.max_connections,
-                )
-                .or_else(|e| {
-                    let key = format!("defaults.{}", e.setting);
-                    self.err(c.span(), &key, format!("expected {}", e.expected))
-                })?;
+                self.check_limits(c, &step.limits)?;
                 steps.push(step);
             }
         }
@@ -209,17 +200,32 @@ impl Expander<'_> {
                 arrival,
             },
             request: request.clone(),
-            timeout: settings.timeout.map(|d| d.0).unwrap_or(builtin::TIMEOUT),
-            max_in_flight: settings
-                .max_in_flight
-                .map(|c| c.0 as usize)
-                .unwrap_or(builtin::MAX_IN_FLIGHT),
-            connections: settings.connections.map(|c| c.0 as usize),
-            max_connections: settings.max_connections.map(|c| c.0 as usize),
+            limits: Limits {
+                timeout: settings.timeout.map(|d| d.0).unwrap_or(builtin::TIMEOUT),
+                max_in_flight: settings
+                    .max_in_flight
+                    .map(|c| c.0 as usize)
+                    .unwrap_or(builtin::MAX_IN_FLIGHT),
+                connections: settings.connections.map(|c| c.0 as usize),
+                max_connections: settings.max_connections.map(|c| c.0 as usize),
+            },
             warmup: settings.warmup.map(|d| d.0).unwrap_or_default(),
             pause_after: settings.pause.map(|d| d.0).unwrap_or_default(),
             generators: self.generators(r.generators),
         }
+    }
+
+    /// The engine's range check of a step's limits, as an error on the campaign that set them
+    /// (over `[defaults]`, whose key it names).
+    pub(super) fn check_limits(
+        &self,
+        c: &Spanned<CampaignSpec>,
+        limits: &Limits,
+    ) -> Result<(), ScenarioError> {
+        limits.check().or_else(|e| {
+            let key = format!("defaults.{}", e.setting);
+            self.err(c.span(), &key, format!("expected {}", e.expected))
+        })
     }
 
     /// The steps of one campaign in file order (explicit) or matrix order.
