@@ -125,7 +125,7 @@ impl Expander<'_> {
                 );
             }
             seen.insert(name.clone(), spec.name.span().start);
-            let settings = spec.overrides().over(&self.sc.defaults);
+            let settings = spec.overrides.over(&self.sc.defaults);
             infos.push(CampaignInfo {
                 name: name.clone(),
                 description: spec.description.clone(),
