@@ -50,14 +50,19 @@ impl fmt::Display for Balance {
     }
 }
 
-impl FromStr for Balance {
-    type Err = String;
+/// A balance name that is neither `request` nor `connection`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected request or connection, got {0:?}")]
+pub struct BalanceError(pub String);
 
-    fn from_str(s: &str) -> Result<Balance, String> {
+impl FromStr for Balance {
+    type Err = BalanceError;
+
+    fn from_str(s: &str) -> Result<Balance, BalanceError> {
         match s {
             "request" => Ok(Balance::Request),
             "connection" => Ok(Balance::Connection),
-            _ => Err(format!("expected request or connection, got {s:?}")),
+            _ => Err(BalanceError(s.to_string())),
         }
     }
 }
