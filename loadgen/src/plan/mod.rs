@@ -157,21 +157,30 @@ pub enum PrometheusMode {
 impl PrometheusMode {
     /// An existing server's URL: `http://` or `https://`, a trailing `/` dropped. The one
     /// parser of a Prometheus URL, for scenarios and `--prometheus` alike.
-    pub fn url(v: &str) -> Result<PrometheusMode, String> {
+    pub fn url(v: &str) -> Result<PrometheusMode, PrometheusModeError> {
         if !(v.starts_with("http://") || v.starts_with("https://")) {
-            return Err(format!("expected an http:// or https:// URL, got \"{v}\""));
+            return Err(PrometheusModeError::NotHttp(v.into()));
         }
         Ok(PrometheusMode::Url(v.trim_end_matches('/').to_string()))
     }
 
     /// `managed` or a URL, as `--prometheus` takes it.
-    pub fn from_arg(v: &str) -> Result<PrometheusMode, String> {
+    pub fn from_arg(v: &str) -> Result<PrometheusMode, PrometheusModeError> {
         if v == "managed" {
             Ok(PrometheusMode::Managed)
         } else {
-            PrometheusMode::url(v).map_err(|e| format!("expected `managed` or {}", &e[9..]))
+            PrometheusMode::url(v).map_err(|_| PrometheusModeError::NotManagedOrHttp(v.into()))
         }
     }
+}
+
+/// A Prometheus server that is not an HTTP URL (or, for `--prometheus`, `managed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrometheusModeError {
+    #[error("expected an http:// or https:// URL, got \"{0}\"")]
+    NotHttp(String),
+    #[error("expected `managed` or an http:// or https:// URL, got \"{0}\"")]
+    NotManagedOrHttp(String),
 }
 
 impl Plan {

@@ -46,9 +46,9 @@ impl Expander<'_> {
         &self,
         span: std::ops::Range<usize>,
         key: &str,
-        msg: impl Into<String>,
+        msg: impl std::fmt::Display,
     ) -> Result<T, ScenarioError> {
-        Err(self.src.error(span, key, msg))
+        Err(self.src.error(span, key, msg.to_string()))
     }
 
     fn plan(&self) -> Result<Plan, ScenarioError> {
@@ -461,18 +461,31 @@ pub(super) struct RawStep {
     generators: Option<u32>,
 }
 
+/// A campaign or step name that cannot be one.
+#[derive(Debug, thiserror::Error)]
+enum NameError {
+    #[error("expected a non-empty name")]
+    Empty,
+    #[error(
+        "expected a name without '/', ',', '*' or spaces (it is used in ids and --steps \
+         filters), got \"{name}\" (contains {c:?})"
+    )]
+    Char { name: String, c: char },
+}
+
 /// Campaign and step names end up in ids (`campaign/name`), file names and CSV cells.
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("expected a non-empty name".into());
+        return Err(NameError::Empty);
     }
     if let Some(c) = name
         .chars()
         .find(|c| *c == '/' || *c == ',' || *c == '*' || c.is_whitespace() || c.is_control())
     {
-        return Err(format!(
-            "expected a name without '/', ',', '*' or spaces (it is used in ids and --steps filters), got \"{name}\" (contains {c:?})"
-        ));
+        return Err(NameError::Char {
+            name: name.into(),
+            c,
+        });
     }
     Ok(())
 }
