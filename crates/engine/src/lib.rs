@@ -239,9 +239,7 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
     let template = spec.request.compile(&host)?;
     spec.limits.check()?;
     let budget = Budget {
-        connections: spec.limits.connections,
-        max_connections: spec.limits.max_connections,
-        max_in_flight: spec.limits.max_in_flight,
+        limits: spec.limits,
         peak_rate_rps: spec.load.peak_rate_rps(),
     };
     let pools = balance::pools(spec.balance, targets.len(), budget);
