@@ -27,6 +27,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use super::client::Sender;
+use super::limits::Limits;
 use super::pool::{free_count, Conn, Policy, Pool, Queued};
 use loadgen_model::result::{EndpointCounts, GeneratorHealth};
 
@@ -50,24 +51,28 @@ impl fmt::Display for Balance {
     }
 }
 
-impl FromStr for Balance {
-    type Err = String;
+/// A balance name that is neither `request` nor `connection`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected request or connection, got {0:?}")]
+pub struct BalanceError(pub String);
 
-    fn from_str(s: &str) -> Result<Balance, String> {
+impl FromStr for Balance {
+    type Err = BalanceError;
+
+    fn from_str(s: &str) -> Result<Balance, BalanceError> {
         match s {
             "request" => Ok(Balance::Request),
             "connection" => Ok(Balance::Connection),
-            _ => Err(format!("expected request or connection, got {s:?}")),
+            _ => Err(BalanceError(s.to_string())),
         }
     }
 }
 
-/// A step's connection budget as a whole, from its spec.
+/// A step's connection budget as a whole, from its spec: its limits (the timeout is not the
+/// pools' business) and the rate the free count follows.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
-    pub connections: Option<usize>,
-    pub max_connections: Option<usize>,
-    pub max_in_flight: usize,
+    pub limits: Limits,
     pub peak_rate_rps: f64,
 }
 
@@ -78,9 +83,9 @@ fn share(total: usize, parts: usize, i: usize) -> usize {
 
 /// The pools of a step over `endpoints` under `balance` (see the module doc for the split).
 pub fn pools(balance: Balance, endpoints: usize, b: Budget) -> Vec<Pool> {
-    let cap = b.max_connections.unwrap_or(b.max_in_flight);
+    let cap = b.limits.max_connections.unwrap_or(b.limits.max_in_flight);
     if endpoints <= 1 || balance == Balance::Connection {
-        let policy = match b.connections {
+        let policy = match b.limits.connections {
             Some(n) => Policy::Fixed(n),
             None => Policy::Capped {
                 free: free_count(b.peak_rate_rps),
@@ -92,7 +97,7 @@ pub fn pools(balance: Balance, endpoints: usize, b: Budget) -> Vec<Pool> {
     let free = free_count(b.peak_rate_rps / endpoints as f64);
     (0..endpoints)
         .map(|i| {
-            let policy = match b.connections {
+            let policy = match b.limits.connections {
                 Some(n) => Policy::Fixed(share(n, endpoints, i)),
                 None => Policy::Capped {
                     free,
@@ -282,9 +287,12 @@ mod tests {
 
     fn budget(connections: Option<usize>, max_connections: Option<usize>) -> Budget {
         Budget {
-            connections,
-            max_connections,
-            max_in_flight: 10_000,
+            limits: Limits {
+                timeout: Duration::from_secs(1),
+                connections,
+                max_connections,
+                max_in_flight: 10_000,
+            },
             peak_rate_rps: 3000.0,
         }
     }

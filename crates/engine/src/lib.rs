@@ -4,8 +4,9 @@
 //! thread's CPU time *is* the generator's cost. The parts: the schedule ([`pacer`], [`load`]),
 //! the requests ([`template`], [`client`] over a [`stream`], plain or [`tls`], or as
 //! [`http2`] streams, [`pool`], spread over endpoints by [`balance`], each [`tracked`] with its
-//! deadline), the target URL rule ([`target`]), what happened ([`outcome`], [`record`],
-//! [`handshake`], [`histogram`], [`usage`]) and the live view ([`progress`]).
+//! deadline, all within the step's [`limits`]), the target URL rule ([`target`]), what
+//! happened ([`outcome`], [`record`], [`handshake`], [`histogram`], [`usage`]) and the live view
+//! ([`progress`]).
 
 pub mod balance;
 pub mod client;
@@ -13,6 +14,7 @@ pub mod event_loop;
 pub mod handshake;
 pub mod histogram;
 pub mod http2;
+pub mod limits;
 pub mod load;
 pub mod outcome;
 pub mod pacer;
@@ -35,6 +37,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::balance::{Budget, Spread};
+pub use crate::limits::{Limits, SettingError};
 use crate::load::Load;
 use crate::pacer::{Pacer, PacerError};
 use crate::progress::LiveStats;
@@ -92,18 +95,8 @@ pub struct AttackSpec {
     pub reach: Reach,
     pub load: Load,
     pub request: RequestTemplate,
-    /// Per-request deadline, from the send to the last byte of the answer (connect included),
-    /// enforced within 10 ms.
-    pub timeout: Duration,
-    /// Due requests beyond this many in flight (sent or queued for a connection) are dropped.
-    pub max_in_flight: usize,
-    /// `Some(n)`: at most n keep-alive connections; due requests wait (and their schedule lag
-    /// shows it) when all are busy. `None`: the capped default policy of [`pool`]: opened on
-    /// demand up to a cap from the rate, reused while busy elsewhere, closed when idle.
-    pub connections: Option<usize>,
-    /// The cap of the default policy (`None`: the in-flight cap; see [`pool`] for why); ignored
-    /// with a fixed `connections` count.
-    pub max_connections: Option<usize>,
+    /// The per-request deadline, the in-flight cap and the connection pool's size.
+    pub limits: Limits,
     /// Send only this shard's part of the schedule (`None`: all of it).
     pub shard: Option<Shard>,
     /// Start the schedule at this instant (the shards' common t0) instead of at once; a start
@@ -133,41 +126,6 @@ pub enum AttackError {
     Tls(#[from] TlsError),
     #[error("attack engine failed: {0}")]
     Engine(String),
-}
-
-/// A setting of an attack out of its range.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{setting} must be {expected}")]
-pub struct SettingError {
-    /// `timeout`, `max_in_flight` or `connections`.
-    pub setting: &'static str,
-    pub expected: &'static str,
-}
-
-impl AttackSpec {
-    /// Checks the settings that are not types already: the one validation of an attack's
-    /// timeout, in-flight cap and connection count, for the CLI and the engine alike.
-    pub fn check_settings(
-        timeout: Duration,
-        max_in_flight: usize,
-        connections: Option<usize>,
-        max_connections: Option<usize>,
-    ) -> Result<(), SettingError> {
-        let bad = |setting, expected| Err(SettingError { setting, expected });
-        if timeout.is_zero() {
-            return bad("timeout", "> 0");
-        }
-        if max_in_flight == 0 {
-            return bad("max_in_flight", ">= 1");
-        }
-        if connections == Some(0) {
-            return bad("connections", ">= 1");
-        }
-        if max_connections == Some(0) {
-            return bad("max_connections", ">= 1");
-        }
-        Ok(())
-    }
 }
 
 impl AttackError {
@@ -279,16 +237,9 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
     let host = base.authority;
     let pacer = Pacer::sharded(&spec.load, spec.shard.unwrap_or(Shard::WHOLE))?;
     let template = spec.request.compile(&host)?;
-    AttackSpec::check_settings(
-        spec.timeout,
-        spec.max_in_flight,
-        spec.connections,
-        spec.max_connections,
-    )?;
+    spec.limits.check()?;
     let budget = Budget {
-        connections: spec.connections,
-        max_connections: spec.max_connections,
-        max_in_flight: spec.max_in_flight,
+        limits: spec.limits,
         peak_rate_rps: spec.load.peak_rate_rps(),
     };
     let pools = balance::pools(spec.balance, targets.len(), budget);
@@ -301,8 +252,8 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
         duration: pacer.duration(),
         pacer,
         template,
-        timeout: spec.timeout,
-        max_in_flight: spec.max_in_flight,
+        timeout: spec.limits.timeout,
+        max_in_flight: spec.limits.max_in_flight,
         shard: (spec.shard.is_some() || spec.start_at.is_some())
             .then(|| (spec.shard.unwrap_or(Shard::WHOLE), spec.start_at)),
     })

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use loadgen_engine::load::Load;
 use loadgen_engine::record::StepRecord;
 use loadgen_engine::template::RequestTemplate;
-use loadgen_engine::{run, AttackSpec, Balance};
+use loadgen_engine::{run, AttackSpec, Balance, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -110,10 +110,12 @@ fn spec(url: &str, endpoints: &[String], balance: Balance) -> AttackSpec {
             headers: vec![],
             body: Bytes::new(),
         },
-        timeout: Duration::from_secs(5),
-        max_in_flight: 10_000,
-        connections: None,
-        max_connections: None,
+        limits: Limits {
+            timeout: Duration::from_secs(5),
+            max_in_flight: 10_000,
+            connections: None,
+            max_connections: None,
+        },
         shard: None,
         start_at: None,
     }
@@ -182,7 +184,7 @@ async fn connection_balance_pins_one_connection_of_a_fixed_pool_to_each_endpoint
     // three connections (fast answers would all reuse one, the most recently used).
     let (urls, seen) = three_servers(Duration::from_millis(8)).await;
     let mut s = spec(&urls[0], &urls, Balance::Connection);
-    s.connections = Some(3);
+    s.limits.connections = Some(3);
     let r = attack(&s).await;
     assert_endpoints_reconcile(&r);
     for (i, s) in seen.iter().enumerate() {

@@ -12,7 +12,7 @@ use loadgen_engine::load::Load;
 use loadgen_engine::record::StepRecord;
 use loadgen_engine::template::RequestTemplate;
 use loadgen_engine::tls::TlsSpec;
-use loadgen_engine::{run, AttackSpec, Http2};
+use loadgen_engine::{run, AttackSpec, Http2, Limits};
 use loadgen_testkit::nginx::{self, Nginx};
 use loadgen_testkit::pki::Pki;
 use tokio_util::sync::CancellationToken;
@@ -35,10 +35,12 @@ fn spec(url: String, tls: TlsSpec, max_streams: usize) -> AttackSpec {
             headers: vec![("x-test".into(), "h2".into())],
             body: Bytes::new(),
         },
-        timeout: Duration::from_secs(5),
-        max_in_flight: 1_000,
-        connections: None,
-        max_connections: None,
+        limits: Limits {
+            timeout: Duration::from_secs(5),
+            max_in_flight: 1_000,
+            connections: None,
+            max_connections: None,
+        },
         shard: None,
         start_at: None,
     }

@@ -14,7 +14,7 @@ use loadgen_engine::load::Load;
 use loadgen_engine::record::StepRecord;
 use loadgen_engine::template::RequestTemplate;
 use loadgen_engine::tls::TlsSpec;
-use loadgen_engine::{run, AttackSpec};
+use loadgen_engine::{run, AttackSpec, Limits};
 use loadgen_model::result::TlsSummary;
 use loadgen_testkit::nginx::{self, Nginx};
 use loadgen_testkit::pki::Pki;
@@ -39,10 +39,12 @@ fn spec(url: String, tls: TlsSpec) -> AttackSpec {
             headers: vec![],
             body: Bytes::new(),
         },
-        timeout: Duration::from_secs(5),
-        max_in_flight: 1_000,
-        connections: None,
-        max_connections: None,
+        limits: Limits {
+            timeout: Duration::from_secs(5),
+            max_in_flight: 1_000,
+            connections: None,
+            max_connections: None,
+        },
         shard: None,
         start_at: None,
     }
@@ -157,9 +159,10 @@ async fn sessions_resume_across_connections_and_never_with_resumption_off() {
     };
     let url = format!("https://localhost:{}", n.addr.port());
     // One connection at a time, each closed by nginx after its answer: 40 handshakes in turn.
-    let one_at_a_time = |tls| AttackSpec {
-        connections: Some(1),
-        ..spec(url.clone(), tls)
+    let one_at_a_time = |tls| {
+        let mut s = spec(url.clone(), tls);
+        s.limits.connections = Some(1);
+        s
     };
     let (r, tls) = attack(&one_at_a_time(trusting(&pki.ca))).await;
     assert_eq!(r.ok, REQUESTS, "{:?}", r.outcomes);
@@ -184,11 +187,9 @@ async fn sessions_resume_across_connections_and_never_with_resumption_off() {
         resume: false,
         ..trusting(&pki.ca)
     };
-    let (r, tls) = attack(&AttackSpec {
-        connections: Some(1),
-        ..spec(url, off)
-    })
-    .await;
+    let mut one_connection = spec(url, off);
+    one_connection.limits.connections = Some(1);
+    let (r, tls) = attack(&one_connection).await;
     assert_eq!(r.ok, REQUESTS, "{:?}", r.outcomes);
     assert_eq!((tls.handshakes, tls.resumed), (REQUESTS, 0), "{tls:?}");
     assert!(!tls.resumption);

@@ -106,19 +106,23 @@ pub struct TimelineChart {
     pub size: (u32, u32),
 }
 
-pub(super) type Failure = String;
+/// Why plotters could not draw a chart, as plotters prints its error (`Debug`: its drawing
+/// errors carry the backend's cause only there). A report shows it in the chart's place.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ChartError(String);
 
 /// A linear x/y plane, as the timeline's two axes are.
 type Plane = Cartesian2d<RangedCoordf64, RangedCoordf64>;
 
-pub(super) fn fail<E: std::fmt::Debug>(e: E) -> Failure {
-    format!("{e:?}")
+pub(super) fn fail<E: std::fmt::Debug>(e: E) -> ChartError {
+    ChartError(format!("{e:?}"))
 }
 
 pub(super) const FONT: &str = "sans-serif";
 
 /// Draws a line chart; `Err` carries plotters' message (the report shows it instead).
-pub fn line(spec: &LineChart) -> Result<String, Failure> {
+pub fn line(spec: &LineChart) -> Result<String, ChartError> {
     let (x0, x1) = padded(
         spec.series
             .iter()
@@ -148,7 +152,7 @@ fn draw_line<Y>(
     x: std::ops::Range<f64>,
     y: Y,
     y_hi: f64,
-) -> Result<String, Failure>
+) -> Result<String, ChartError>
 where
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: ValueFormatter<f64>,
@@ -221,7 +225,7 @@ fn line_legend(diagonal: bool, drawn: &[&Series]) -> Vec<LegendEntry> {
 }
 
 /// One series of a line chart, its line and markers as its [`Stroke`] says.
-fn draw_series<DB, CT>(chart: &mut ChartContext<'_, DB, CT>, s: &Series) -> Result<(), Failure>
+fn draw_series<DB, CT>(chart: &mut ChartContext<'_, DB, CT>, s: &Series) -> Result<(), ChartError>
 where
     DB: DrawingBackend,
     CT: CoordTranslate<From = (f64, f64)>,
@@ -260,8 +264,8 @@ where
 /// One SVG document of `size`, white: `draw` paints it, then it is written out.
 pub(super) fn svg_document(
     size: (u32, u32),
-    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), Failure>,
-) -> Result<String, Failure> {
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), ChartError>,
+) -> Result<String, ChartError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
@@ -291,7 +295,7 @@ pub(super) fn frame<'a, 'b, DB: DrawingBackend>(
 pub(super) fn draw_series_labels<'a, DB, CT>(
     mut labels: SeriesLabelStyle<'a, '_, DB, CT>,
     font_px: u32,
-) -> Result<(), Failure>
+) -> Result<(), ChartError>
 where
     DB: DrawingBackend + 'a,
     CT: CoordTranslate,
@@ -323,7 +327,7 @@ fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[LegendEntry],
     width: u32,
-) -> Result<(), Failure> {
+) -> Result<(), ChartError> {
     let col_w = (width as i32 - 76) / 2;
     for (i, e) in entries.iter().enumerate() {
         let x = 76 + (i as i32 % 2) * col_w;
@@ -356,7 +360,7 @@ fn draw_legend<DB: DrawingBackend>(
 }
 
 /// Draws a grouped bar chart over steps 1..=n.
-pub fn bars(spec: &BarChart) -> Result<String, Failure> {
+pub fn bars(spec: &BarChart) -> Result<String, ChartError> {
     let n = spec.categories.max(1) as f64;
     // Empty room right of the last step, so the legend never hides a bar.
     let legend_room = (n * 0.22).max(1.2);
@@ -403,7 +407,7 @@ pub fn bars(spec: &BarChart) -> Result<String, Failure> {
 fn draw_bar_groups<'a, DB, CT>(
     chart: &mut ChartContext<'a, DB, CT>,
     groups: &[BarGroup],
-) -> Result<(), Failure>
+) -> Result<(), ChartError>
 where
     DB: DrawingBackend + 'a,
     CT: CoordTranslate<From = (f64, f64)>,
@@ -425,7 +429,7 @@ where
 }
 
 /// Draws a step's timeline: request rates on the left axis, p99 latency on the right.
-pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
+pub fn timeline(spec: &TimelineChart) -> Result<String, ChartError> {
     let (_, t1) = padded(spec.t_s.iter().copied(), 0.0);
     let t1 = t1.max(1.0);
     // Headroom above the data keeps the legend (upper right) off the lines.
@@ -472,7 +476,7 @@ pub fn timeline(spec: &TimelineChart) -> Result<String, Failure> {
 fn draw_rates<'a, DB, CT>(
     chart: &mut ChartContext<'a, DB, CT>,
     spec: &TimelineChart,
-) -> Result<(), Failure>
+) -> Result<(), ChartError>
 where
     DB: DrawingBackend + 'a,
     CT: CoordTranslate<From = (f64, f64)>,
@@ -495,7 +499,7 @@ where
 fn draw_p99<'a, DB: DrawingBackend + 'a>(
     chart: &mut DualCoordChartContext<'a, DB, Plane, Plane>,
     spec: &TimelineChart,
-) -> Result<(), Failure> {
+) -> Result<(), ChartError> {
     let pc = colour(6);
     // p99 is drawn only where the second had answers; gaps stay gaps.
     let p99: Vec<(f64, f64)> = spec

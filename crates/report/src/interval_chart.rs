@@ -6,7 +6,7 @@
 use plotters::prelude::*;
 
 use super::chart::{
-    colour, draw_series_labels, fail, frame, padded, svg_document, tick, Failure, FONT,
+    colour, draw_series_labels, fail, frame, padded, svg_document, tick, ChartError, FONT,
 };
 
 /// One bar of a group: its value, and where its interval ends (`None`: no whisker).
@@ -34,7 +34,7 @@ pub struct IntervalChart {
 }
 
 /// Draws the chart; `Err` carries plotters' message (the report shows it instead).
-pub fn draw(spec: &IntervalChart) -> Result<String, Failure> {
+pub fn draw(spec: &IntervalChart) -> Result<String, ChartError> {
     let n = spec.categories.len().max(1) as f64;
     let values = spec
         .groups

@@ -92,10 +92,7 @@ fn spec(cx: &StepContext<'_>, step: &Step, deployment: &Deployment) -> AttackSpe
         reach: cx.plan.reach,
         load: step.load.clone(),
         request: step.request.clone(),
-        timeout: step.timeout,
-        max_in_flight: step.max_in_flight,
-        connections: step.connections,
-        max_connections: step.max_connections,
+        limits: step.limits,
         shard: None,
         start_at: None,
     }
@@ -121,7 +118,7 @@ async fn measure(
     // Clicks the warm-up left queued in the service must land before the "before" reading,
     // or the step would be credited with them.
     let mut before = probe::snapshot(deployment, counter).await;
-    probe::settle(deployment, counter, &mut before, step.timeout).await;
+    probe::settle(deployment, counter, &mut before, step.limits.timeout).await;
     let started = SystemTime::now();
     let attack_t0 = Instant::now();
     // In a pod the generator has a CFS quota of its own: a throttled generator is not the
@@ -148,7 +145,7 @@ async fn measure(
     let mut after = probe::snapshot(deployment, counter).await;
     // Clicks still queued when the load stopped are the service's work for this step: wait
     // (bounded) until the counter stops moving. CPU stays read at the end of the attack.
-    probe::settle(deployment, counter, &mut after, step.timeout).await;
+    probe::settle(deployment, counter, &mut after, step.limits.timeout).await;
     let (read, cpu) = probe::diff(&before, &after);
     // No counter configured: none is recorded, and the verdicts say they rest on the client.
     let read = read.filter(|_| counter.is_some());

@@ -21,7 +21,7 @@ use loadgen_engine::progress::{self, LiveStats};
 use loadgen_engine::target::{self, Reach};
 use loadgen_engine::template::{self, RequestTemplate};
 use loadgen_engine::tls::TlsSpec;
-use loadgen_engine::{self as attack, AttackError, AttackSpec};
+use loadgen_engine::{self as attack, AttackError, AttackSpec, Limits};
 use loadgen_model::shard::{self, Shard};
 use loadgen_report::step_summary;
 
@@ -69,7 +69,14 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
     if a.max_streams == 0 {
         anyhow::bail!("--max-streams must be >= 1");
     }
-    AttackSpec::check_settings(timeout, a.max_in_flight, a.connections, a.max_connections)
+    let limits = Limits {
+        timeout,
+        max_in_flight: a.max_in_flight,
+        connections: a.connections,
+        max_connections: a.max_connections,
+    };
+    limits
+        .check()
         .map_err(|e| anyhow::anyhow!("--{} must be {}", e.setting.replace('_', "-"), e.expected))?;
     let request = request_from_args(a, path)?;
     let tls = TlsSpec {
@@ -120,10 +127,7 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
             },
         },
         request,
-        timeout,
-        max_in_flight: a.max_in_flight,
-        connections: a.connections,
-        max_connections: a.max_connections,
+        limits,
         shard,
         start_at,
     })

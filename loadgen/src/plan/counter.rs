@@ -85,7 +85,7 @@ pub struct MetricSelector {
 
 impl MetricSelector {
     /// Parses a selector; the error says what was expected.
-    pub fn parse(text: &str) -> Result<MetricSelector, String> {
+    pub fn parse(text: &str) -> Result<MetricSelector, SelectorError> {
         let text = text.trim();
         let (name, rest) = match text.find('{') {
             Some(i) => (&text[..i], Some(&text[i..])),
@@ -97,26 +97,23 @@ impl MetricSelector {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid_name {
-            return Err(format!(
-                "expected a metric name such as `http_requests_total` or \
-                 `http_requests_total{{code=\"200\"}}`, got `{text}`"
-            ));
+            return Err(SelectorError::Name(text.into()));
         }
         let mut labels = Vec::new();
         if let Some(rest) = rest {
             let inner = rest
                 .strip_prefix('{')
                 .and_then(|r| r.strip_suffix('}'))
-                .ok_or_else(|| format!("expected `}}` at the end of `{text}`"))?;
+                .ok_or_else(|| SelectorError::Unclosed(text.into()))?;
             for pair in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 let (k, v) = pair
                     .split_once('=')
-                    .ok_or_else(|| format!("expected label=\"value\", got `{pair}`"))?;
+                    .ok_or_else(|| SelectorError::Label(pair.into()))?;
                 let v = v.trim();
                 let v = v
                     .strip_prefix('"')
                     .and_then(|v| v.strip_suffix('"'))
-                    .ok_or_else(|| format!("expected a quoted label value in `{pair}`"))?;
+                    .ok_or_else(|| SelectorError::Unquoted(pair.into()))?;
                 labels.push((k.trim().to_string(), v.to_string()));
             }
         }
@@ -125,6 +122,22 @@ impl MetricSelector {
             labels,
         })
     }
+}
+
+/// Why a text is not a metric selector; each says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error(
+        "expected a metric name such as `http_requests_total` or \
+         `http_requests_total{{code=\"200\"}}`, got `{0}`"
+    )]
+    Name(String),
+    #[error("expected `}}` at the end of `{0}`")]
+    Unclosed(String),
+    #[error("expected label=\"value\", got `{0}`")]
+    Label(String),
+    #[error("expected a quoted label value in `{0}`")]
+    Unquoted(String),
 }
 
 impl fmt::Display for MetricSelector {

@@ -18,6 +18,7 @@ use crate::scenario::{Scenario, ScenarioError, SourceText};
 use loadgen_engine::load::Load;
 use loadgen_engine::target::Reach;
 use loadgen_engine::template::RequestTemplate;
+use loadgen_engine::Limits;
 use loadgen_model::result::ScenarioSource;
 use loadgen_model::step_id::StepId;
 pub use loadgen_model::threshold::{Metric, Threshold};
@@ -116,12 +117,9 @@ pub struct Step {
     pub topology: Topology,
     pub load: Load,
     pub request: RequestTemplate,
-    pub timeout: Duration,
-    pub max_in_flight: usize,
-    /// Fixed connection count (`None`: the capped default policy).
-    pub connections: Option<usize>,
-    /// The default policy's cap (`None`: from the rate).
-    pub max_connections: Option<usize>,
+    /// The per-request timeout, the in-flight cap and the connection pool's size: the
+    /// engine's own struct, handed to the attack whole.
+    pub limits: Limits,
     /// Load at the step's rate before measuring, discarded.
     pub warmup: Duration,
     /// Quiet time after the step, before the next deploys.
@@ -159,21 +157,30 @@ pub enum PrometheusMode {
 impl PrometheusMode {
     /// An existing server's URL: `http://` or `https://`, a trailing `/` dropped. The one
     /// parser of a Prometheus URL, for scenarios and `--prometheus` alike.
-    pub fn url(v: &str) -> Result<PrometheusMode, String> {
+    pub fn url(v: &str) -> Result<PrometheusMode, PrometheusModeError> {
         if !(v.starts_with("http://") || v.starts_with("https://")) {
-            return Err(format!("expected an http:// or https:// URL, got \"{v}\""));
+            return Err(PrometheusModeError::NotHttp(v.into()));
         }
         Ok(PrometheusMode::Url(v.trim_end_matches('/').to_string()))
     }
 
     /// `managed` or a URL, as `--prometheus` takes it.
-    pub fn from_arg(v: &str) -> Result<PrometheusMode, String> {
+    pub fn from_arg(v: &str) -> Result<PrometheusMode, PrometheusModeError> {
         if v == "managed" {
             Ok(PrometheusMode::Managed)
         } else {
-            PrometheusMode::url(v).map_err(|e| format!("expected `managed` or {}", &e[9..]))
+            PrometheusMode::url(v).map_err(|_| PrometheusModeError::NotManagedOrHttp(v.into()))
         }
     }
+}
+
+/// A Prometheus server that is not an HTTP URL (or, for `--prometheus`, `managed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrometheusModeError {
+    #[error("expected an http:// or https:// URL, got \"{0}\"")]
+    NotHttp(String),
+    #[error("expected `managed` or an http:// or https:// URL, got \"{0}\"")]
+    NotManagedOrHttp(String),
 }
 
 impl Plan {

@@ -117,6 +117,22 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
+/// Why a text is not a template; each names the text and how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("a lone `}}` in \"{0}\" (write `}}}}` for a literal brace)")]
+    LoneClose(String),
+    #[error("an unclosed `{{` in \"{0}\" (write `{{{{` for a literal brace)")]
+    Unclosed(String),
+    #[error("unknown placeholder {{{name}}} in \"{text}\"; expected one of {allowed}")]
+    Unknown {
+        name: String,
+        text: String,
+        /// The placeholders the context allows.
+        allowed: &'static str,
+    },
+}
+
 /// What the placeholders stand for where a template is filled in; a placeholder whose value is
 /// unknown there is left as written (expansion allows only those that will be known).
 #[derive(Debug, Clone, Default)]
@@ -132,7 +148,7 @@ pub struct Values {
 
 impl Template {
     /// Parses `text` for use in `context`; the error names the placeholder and what is allowed.
-    pub fn parse(text: &str, context: Context) -> Result<Template, String> {
+    pub fn parse(text: &str, context: Context) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut text_part = String::new();
         let mut rest = text;
@@ -145,23 +161,18 @@ impl Template {
                 continue;
             }
             if tail.starts_with('}') {
-                return Err(format!(
-                    "a lone `}}` in \"{text}\" (write `}}}}` for a literal brace)"
-                ));
+                return Err(TemplateError::LoneClose(text.into()));
             }
             let Some(end) = tail.find('}') else {
-                return Err(format!(
-                    "an unclosed `{{` in \"{text}\" (write `{{{{` for a literal brace)"
-                ));
+                return Err(TemplateError::Unclosed(text.into()));
             };
             let name = &tail[1..end];
             let slot = Placeholder::parse(name)
                 .filter(|p| context.allows(p))
-                .ok_or_else(|| {
-                    format!(
-                        "unknown placeholder {{{name}}} in \"{text}\"; expected one of {}",
-                        context.allowed()
-                    )
+                .ok_or_else(|| TemplateError::Unknown {
+                    name: name.into(),
+                    text: text.into(),
+                    allowed: context.allowed(),
                 })?;
             if !text_part.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut text_part)));
@@ -268,9 +279,13 @@ mod tests {
 
     #[test]
     fn an_unknown_or_misplaced_placeholder_is_an_error_naming_it() {
-        let e = Template::parse("{prot}", Context::Replica).unwrap_err();
+        let e = Template::parse("{prot}", Context::Replica)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("{prot}") && e.contains("{metrics_port}"), "{e}");
-        let e = Template::parse("{replica}", Context::Dependency).unwrap_err();
+        let e = Template::parse("{replica}", Context::Dependency)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("{replica}"), "{e}");
         assert!(Template::parse("{pod_ip}", Context::MetricsUrl).is_ok());
         assert!(Template::parse("{port", Context::Replica).is_err());

@@ -3,6 +3,7 @@
 //! position ([`toml::Spanned`]) so semantic errors found later still point at file:line:col.
 //! Turning a [`Scenario`] into steps is [`crate::plan::Plan`]'s job.
 
+mod campaign;
 mod error;
 pub mod value;
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use campaign::CampaignSpec;
 pub use error::{ScenarioError, SourceText};
 use value::{Count, CpuLimit, Dur, NonNegative, Number, Positive, PositiveDur};
 
@@ -230,7 +232,9 @@ pub struct RequestSpec {
     pub body: Option<Spanned<String>>,
 }
 
-/// Settings a campaign may override and `[defaults]` sets for all.
+/// Settings a campaign may override and `[defaults]` sets for all. The one declaration of
+/// these keys: a `[[campaign]]` table hands them to this struct's deserializer (see
+/// `scenario/campaign.rs`).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
@@ -294,31 +298,6 @@ pub struct PrometheusSpec {
     pub queries: BTreeMap<String, String>,
 }
 
-/// `[[campaign]]`. The override keys repeat [`Overrides`] because serde cannot flatten a
-/// struct while rejecting unknown keys.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CampaignSpec {
-    pub name: Spanned<String>,
-    pub description: Option<String>,
-    pub timeout: Option<Dur>,
-    pub max_in_flight: Option<Count>,
-    pub connections: Option<Count>,
-    pub max_connections: Option<Count>,
-    pub warmup: Option<Dur>,
-    pub pause: Option<Dur>,
-    pub store: Option<StoreSpec>,
-    pub arrival: Option<ArrivalSpec>,
-    pub seed: Option<u64>,
-    #[serde(rename = "step")]
-    pub steps: Option<Vec<Spanned<StepSpec>>>,
-    pub matrix: Option<Spanned<MatrixSpec>>,
-    /// A capacity search over the matrix's topologies instead of listed rates.
-    pub search: Option<Spanned<SearchTable>>,
-    /// What a probe of the search must meet.
-    pub slo: Option<Spanned<SloTable>>,
-}
-
 /// `campaign.search = { from, to, precision, step, confirm, budget }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -339,23 +318,6 @@ pub struct SloTable {
     pub p99_ms: Option<Spanned<Positive>>,
     /// The client's view (2xx / intended), for a service without a counter.
     pub success_ratio: Option<Spanned<Positive>>,
-}
-
-impl CampaignSpec {
-    /// This campaign's overrides.
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            timeout: self.timeout,
-            max_in_flight: self.max_in_flight,
-            connections: self.connections,
-            max_connections: self.max_connections,
-            warmup: self.warmup,
-            pause: self.pause,
-            store: self.store,
-            arrival: self.arrival,
-            seed: self.seed,
-        }
-    }
 }
 
 /// `[[campaign.step]]`.

@@ -135,7 +135,7 @@ async fn requests_still_in_flight_at_the_end_are_waited_for_and_counted_as_timeo
     let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let mut s = spec(addr, "/hang", 50.0, 0.4);
-    s.timeout = Duration::from_millis(300);
+    s.limits.timeout = Duration::from_millis(300);
     let t = Instant::now();
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
@@ -161,8 +161,8 @@ async fn in_flight_cap_drops_requests_and_invalidates_the_step() {
     let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let mut s = spec(addr, "/hang", 200.0, 0.5);
-    s.timeout = Duration::from_millis(300);
-    s.max_in_flight = 5;
+    s.limits.timeout = Duration::from_millis(300);
+    s.limits.max_in_flight = 5;
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
         .unwrap();
@@ -205,7 +205,7 @@ async fn fixed_connection_count_is_respected() {
     let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
     let mut s = spec(addr, "/ok", 400.0, 1.0);
-    s.connections = Some(2);
+    s.limits.connections = Some(2);
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
         .unwrap();
@@ -296,7 +296,7 @@ async fn a_stall_shows_in_latency_from_due_time_not_in_service_time() {
     })
     .await;
     let mut s = spec(addr, "/stall/{seq}", 400.0, 3.0);
-    s.connections = Some(2);
+    s.limits.connections = Some(2);
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
         .unwrap();
@@ -331,7 +331,7 @@ async fn in_the_open_model_a_stall_is_seen_by_requests_sent_on_time() {
     })
     .await;
     let mut s = spec(addr, "/stall/{seq}", 400.0, 3.0);
-    s.max_connections = Some(1000);
+    s.limits.max_connections = Some(1000);
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
         .unwrap();

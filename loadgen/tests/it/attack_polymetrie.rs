@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use loadgen::campaign::assemble::generator_result;
 use loadgen_engine::load::Load;
 use loadgen_engine::template::RequestTemplate;
-use loadgen_engine::{self as attack, AttackSpec};
+use loadgen_engine::{self as attack, AttackSpec, Limits};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{self, polymetrie::Polymetrie};
@@ -56,10 +56,12 @@ async fn a_few_thousand_per_second_every_request_accounted_and_every_click_count
             headers: vec![("content-type".into(), "application/json".into())],
             body: Bytes::from_static(br#"{"site":"demo","url":"/x/{seq}"}"#),
         },
-        timeout: Duration::from_secs(5),
-        max_in_flight: 10_000,
-        connections: None,
-        max_connections: None,
+        limits: Limits {
+            timeout: Duration::from_secs(5),
+            max_in_flight: 10_000,
+            connections: None,
+            max_connections: None,
+        },
         shard: None,
         start_at: None,
     };

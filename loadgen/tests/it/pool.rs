@@ -48,7 +48,7 @@ async fn a_slow_target_makes_requests_wait_at_the_cap_instead_of_opening_more() 
     let (addr, conns) = slow_target().await;
     let cap = 20;
     let mut s = spec(addr, "/", 200.0, 2.0);
-    s.max_connections = Some(cap);
+    s.limits.max_connections = Some(cap);
     let r = all_of_400(&s).await;
     let g = &r.generator;
     assert_eq!(g.pool_cap, Some(cap as u64));
@@ -135,7 +135,7 @@ async fn a_fixed_connection_count_is_exact() {
     })
     .await;
     let mut s = spec(addr, "/", 200.0, 1.0);
-    s.connections = Some(3);
+    s.limits.connections = Some(3);
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
         .unwrap();
@@ -166,7 +166,7 @@ async fn a_target_closing_connections_after_five_requests_is_followed() {
     })
     .await;
     let mut s = spec(addr, "/", 300.0, 1.0);
-    s.connections = Some(1);
+    s.limits.connections = Some(1);
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
         .unwrap();

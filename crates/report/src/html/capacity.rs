@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::chart::ChartError;
 use crate::interval_chart::{self, IntervalChart, IntervalGroup};
 use crate::row::num;
 use crate::searched;
@@ -70,7 +71,7 @@ pub(super) fn short_names(r: &CampaignResult, caps: &[&Capacity]) -> Vec<String>
         .collect()
 }
 
-fn capacity_chart(caps: &[&Capacity], names: &[String]) -> Result<String, String> {
+fn capacity_chart(caps: &[&Capacity], names: &[String]) -> Result<String, ChartError> {
     interval_chart::draw(&IntervalChart {
         title: "Capacity per configuration (whisker: up to the first failing rate)".into(),
         y_label: "offered rate (req/s)".into(),
@@ -88,7 +89,7 @@ fn capacity_chart(caps: &[&Capacity], names: &[String]) -> Result<String, String
     })
 }
 
-fn scaling_chart(caps: &[&Capacity], names: &[String]) -> Result<String, String> {
+fn scaling_chart(caps: &[&Capacity], names: &[String]) -> Result<String, ChartError> {
     interval_chart::draw(&IntervalChart {
         title: "Scaling efficiency: capacity / (replicas × one replica's)".into(),
         y_label: "scaling efficiency (%)".into(),

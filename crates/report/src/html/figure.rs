@@ -4,12 +4,13 @@
 use std::fmt::Write as _;
 
 use super::escape::esc;
+use crate::chart::ChartError;
 
 /// A figure: the chart (or why it could not be drawn), its caption, and its numbers.
 pub(super) fn figure(
     h: &mut String,
     id: &str,
-    svg: Result<String, String>,
+    svg: Result<String, ChartError>,
     caption: &str,
     numbers: &str,
 ) {
@@ -20,7 +21,7 @@ pub(super) fn figure(
             let _ = write!(
                 h,
                 "<p class=\"sev-fail\">chart could not be drawn: {}</p>",
-                esc(&e)
+                esc(&e.to_string())
             );
         }
     }

@@ -44,9 +44,9 @@ pub fn attack_args(
         "--method".into(),
         r.method.to_string(),
         "--timeout".into(),
-        exact(spec.timeout),
+        exact(spec.limits.timeout),
         "--max-in-flight".into(),
-        spec.max_in_flight.to_string(),
+        spec.limits.max_in_flight.to_string(),
         "--json".into(),
     ];
     if let Some(at) = start_at {
@@ -71,10 +71,10 @@ pub fn attack_args(
         };
         a.extend(["--body".into(), body]);
     }
-    if let Some(n) = spec.connections {
+    if let Some(n) = spec.limits.connections {
         a.extend(["--connections".into(), n.to_string()]);
     }
-    if let Some(n) = spec.max_connections {
+    if let Some(n) = spec.limits.max_connections {
         a.extend(["--max-connections".into(), n.to_string()]);
     }
     for e in &spec.endpoints {
@@ -120,7 +120,7 @@ mod tests {
     use loadgen_engine::load::{Load, Stage};
     use loadgen_engine::target::Reach;
     use loadgen_engine::template::RequestTemplate;
-    use loadgen_engine::Balance;
+    use loadgen_engine::{Balance, Limits};
 
     fn spec(body: &str, arrival: Arrival) -> AttackSpec {
         AttackSpec {
@@ -144,10 +144,12 @@ mod tests {
                 headers: vec![("content-type".into(), "application/json".into())],
                 body: bytes::Bytes::from(body.to_string()),
             },
-            timeout: Duration::from_secs(3),
-            max_in_flight: 77,
-            connections: None,
-            max_connections: Some(5),
+            limits: Limits {
+                timeout: Duration::from_secs(3),
+                max_in_flight: 77,
+                connections: None,
+                max_connections: Some(5),
+            },
             shard: None,
             start_at: None,
         }

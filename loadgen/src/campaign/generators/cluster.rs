@@ -40,7 +40,7 @@ pub async fn run(
         count: generators.count,
         args: attack_args(spec, None, None)?,
     };
-    let bound = spec.load.duration() + spec.timeout + EXIT_MARGIN;
+    let bound = spec.load.duration() + spec.limits.timeout + EXIT_MARGIN;
     let jobs = Api::namespaced(client.clone(), ns);
     let pods = Api::namespaced(client, ns);
     let (outcomes, start_at) =

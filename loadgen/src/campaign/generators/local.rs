@@ -45,7 +45,7 @@ pub async fn run(
         let pin = generators.pin.then_some(k % cpus);
         children.push(spawn(&exe, spec, shard, start_at, pin, dir)?);
     }
-    let bound = START_LEAD + spec.load.duration() + spec.timeout + EXIT_MARGIN;
+    let bound = START_LEAD + spec.load.duration() + spec.limits.timeout + EXIT_MARGIN;
     let ended = wait_all(&mut children, bound, stop).await;
     let inputs: Vec<ShardInput> = ended
         .into_iter()

@@ -161,7 +161,7 @@ pub fn cluster_queries(
 
 /// An RFC 1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63), or with `subdomain` dot-
 /// separated labels of at most 253 in all — what the API server accepts as these names.
-pub fn check_object_name(name: &str, subdomain: bool) -> Result<(), String> {
+pub fn check_object_name(name: &str, subdomain: bool) -> Result<(), ObjectNameError> {
     let max = if subdomain { MAX_SUBDOMAIN } else { MAX_LABEL };
     let kind = if subdomain {
         "a lowercase RFC 1123 subdomain (a-z, 0-9, '-', '.')"
@@ -185,10 +185,22 @@ pub fn check_object_name(name: &str, subdomain: bool) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "expected {kind} of at most {max} characters, got \"{name}\""
-        ))
+        Err(ObjectNameError {
+            kind,
+            max,
+            name: name.into(),
+        })
     }
+}
+
+/// A Kubernetes object name the API server would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {kind} of at most {max} characters, got \"{name}\"")]
+pub struct ObjectNameError {
+    /// What the name must be: an RFC 1123 label or subdomain, with its characters.
+    kind: &'static str,
+    max: usize,
+    name: String,
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use crate::scenario::{
 };
 use loadgen_engine::load::{Arrival, Load, Stage};
 use loadgen_engine::template::RequestTemplate;
-use loadgen_engine::AttackSpec;
+use loadgen_engine::Limits;
 use loadgen_model::result::{CampaignInfo, ScenarioSource};
 
 /// Expands a parsed scenario (`src` gives positions for errors and the source record).
@@ -47,9 +47,9 @@ impl Expander<'_> {
         &self,
         span: std::ops::Range<usize>,
         key: &str,
-        msg: impl Into<String>,
+        msg: impl std::fmt::Display,
     ) -> Result<T, ScenarioError> {
-        Err(self.src.error(span, key, msg))
+        Err(self.src.error(span, key, msg.to_string()))
     }
 
     fn plan(&self) -> Result<Plan, ScenarioError> {
@@ -127,7 +127,7 @@ impl Expander<'_> {
                 );
             }
             seen.insert(name.clone(), spec.name.span().start);
-            let settings = spec.overrides().over(&self.sc.defaults);
+            let settings = spec.overrides.over(&self.sc.defaults);
             infos.push(CampaignInfo {
                 name: name.clone(),
                 description: spec.description.clone(),
@@ -157,16 +157,7 @@ impl Expander<'_> {
                 self.bounds(&r)?;
                 let index = steps.len();
                 let step = self.step(r, &name, &settings, request, service_store, index);
-                AttackSpec::check_settings(
-                    step.timeout,
-                    step.max_in_flight,
-                    step.connections,
-                    step.max_connections,
-                )
-                .or_else(|e| {
-                    let key = format!("defaults.{}", e.setting);
-                    self.err(c.span(), &key, format!("expected {}", e.expected))
-                })?;
+                self.check_limits(c, &step.limits)?;
                 steps.push(step);
             }
         }
@@ -211,17 +202,32 @@ impl Expander<'_> {
                 arrival,
             },
             request: request.clone(),
-            timeout: settings.timeout.map(|d| d.0).unwrap_or(builtin::TIMEOUT),
-            max_in_flight: settings
-                .max_in_flight
-                .map(|c| c.0 as usize)
-                .unwrap_or(builtin::MAX_IN_FLIGHT),
-            connections: settings.connections.map(|c| c.0 as usize),
-            max_connections: settings.max_connections.map(|c| c.0 as usize),
+            limits: Limits {
+                timeout: settings.timeout.map(|d| d.0).unwrap_or(builtin::TIMEOUT),
+                max_in_flight: settings
+                    .max_in_flight
+                    .map(|c| c.0 as usize)
+                    .unwrap_or(builtin::MAX_IN_FLIGHT),
+                connections: settings.connections.map(|c| c.0 as usize),
+                max_connections: settings.max_connections.map(|c| c.0 as usize),
+            },
             warmup: settings.warmup.map(|d| d.0).unwrap_or_default(),
             pause_after: settings.pause.map(|d| d.0).unwrap_or_default(),
             generators: self.generators(r.generators),
         }
+    }
+
+    /// The engine's range check of a step's limits, as an error on the campaign that set them
+    /// (over `[defaults]`, whose key it names).
+    pub(super) fn check_limits(
+        &self,
+        c: &Spanned<CampaignSpec>,
+        limits: &Limits,
+    ) -> Result<(), ScenarioError> {
+        limits.check().or_else(|e| {
+            let key = format!("defaults.{}", e.setting);
+            self.err(c.span(), &key, format!("expected {}", e.expected))
+        })
     }
 
     /// The steps of one campaign in file order (explicit) or matrix order.
@@ -457,18 +463,31 @@ pub(super) struct RawStep {
     generators: Option<u32>,
 }
 
+/// A campaign or step name that cannot be one.
+#[derive(Debug, thiserror::Error)]
+enum NameError {
+    #[error("expected a non-empty name")]
+    Empty,
+    #[error(
+        "expected a name without '/', ',', '*' or spaces (it is used in ids and --steps \
+         filters), got \"{name}\" (contains {c:?})"
+    )]
+    Char { name: String, c: char },
+}
+
 /// Campaign and step names end up in ids (`campaign/name`), file names and CSV cells.
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("expected a non-empty name".into());
+        return Err(NameError::Empty);
     }
     if let Some(c) = name
         .chars()
         .find(|c| *c == '/' || *c == ',' || *c == '*' || c.is_whitespace() || c.is_control())
     {
-        return Err(format!(
-            "expected a name without '/', ',', '*' or spaces (it is used in ids and --steps filters), got \"{name}\" (contains {c:?})"
-        ));
+        return Err(NameError::Char {
+            name: name.into(),
+            c,
+        });
     }
     Ok(())
 }

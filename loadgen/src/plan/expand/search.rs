@@ -74,16 +74,7 @@ impl Expander<'_> {
             generators: None,
         };
         let settings = self.step(raw, name, settings, request, service_store, index);
-        loadgen_engine::AttackSpec::check_settings(
-            settings.timeout,
-            settings.max_in_flight,
-            settings.connections,
-            settings.max_connections,
-        )
-        .or_else(|e| {
-            let key = format!("defaults.{}", e.setting);
-            self.err(c.span(), &key, format!("expected {}", e.expected))
-        })?;
+        self.check_limits(c, &settings.limits)?;
         Ok(SearchPlan {
             campaign: name.to_string(),
             spec: search,

@@ -92,7 +92,7 @@ impl Expander<'_> {
         }
         for c in &self.sc.campaigns {
             let spec = c.get_ref();
-            if spec.store.is_some() {
+            if spec.overrides.store.is_some() {
                 return self.err(c.span(), "campaign.store", msg);
             }
             for step in spec.steps.iter().flatten() {

@@ -10,7 +10,7 @@ use loadgen::campaign::assemble::generator_result;
 use loadgen_engine::load::Load;
 use loadgen_engine::record::StepRecord;
 use loadgen_engine::template::RequestTemplate;
-use loadgen_engine::AttackSpec;
+use loadgen_engine::{AttackSpec, Limits};
 
 /// GET `path` on `addr` at `rate` for `secs`: 5 s timeout, a high in-flight cap, the default
 /// connection policy.
@@ -29,10 +29,12 @@ pub fn spec(addr: SocketAddr, path: &str, rate: f64, secs: f64) -> AttackSpec {
             headers: vec![],
             body: Bytes::new(),
         },
-        timeout: Duration::from_secs(5),
-        max_in_flight: 10_000,
-        connections: None,
-        max_connections: None,
+        limits: Limits {
+            timeout: Duration::from_secs(5),
+            max_in_flight: 10_000,
+            connections: None,
+            max_connections: None,
+        },
         shard: None,
         start_at: None,
     }

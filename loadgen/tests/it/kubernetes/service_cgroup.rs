@@ -13,7 +13,7 @@ use loadgen::probe::{diff, snapshot};
 use loadgen_engine::load::Load;
 use loadgen_engine::target::Reach;
 use loadgen_engine::template::RequestTemplate;
-use loadgen_engine::{self as engine, AttackSpec};
+use loadgen_engine::{self as engine, AttackSpec, Limits};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::polymetrie::{local_service, DEPLOY_BOUND, SITE};
@@ -59,10 +59,12 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
         reach: Reach::Loopback,
         load: Load::constant(200.0, Duration::from_secs(4)),
         request: clicks(SITE),
-        timeout: Duration::from_secs(5),
-        max_in_flight: 1_000,
-        connections: None,
-        max_connections: None,
+        limits: Limits {
+            timeout: Duration::from_secs(5),
+            max_in_flight: 1_000,
+            connections: None,
+            max_connections: None,
+        },
         shard: None,
         start_at: None,
     };

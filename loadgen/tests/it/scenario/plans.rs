@@ -42,7 +42,7 @@ fn td4_expands_to_the_19_steps_of_the_original() {
         assert_eq!(step.load.arrival, Arrival::Uniform, "{id}");
         assert_eq!(step.warmup, Duration::from_secs(2), "{id}");
         assert_eq!(step.pause_after, Duration::from_secs(2), "{id}");
-        assert_eq!(step.timeout, Duration::from_secs(10), "{id}");
+        assert_eq!(step.limits.timeout, Duration::from_secs(10), "{id}");
     }
     let names: Vec<&str> = plan.campaigns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["A", "B", "C"]);
@@ -131,10 +131,14 @@ fn full_fixture_applies_every_key() {
     assert_eq!(ramp.requests(), 200);
     assert_eq!(ramp.topology.cpu_limit_cores, Some(0.25));
     assert_eq!(ramp.topology.store, Store::Redis, "[defaults].store");
-    assert_eq!(ramp.timeout, Duration::from_secs(7), "campaign override");
+    assert_eq!(
+        ramp.limits.timeout,
+        Duration::from_secs(7),
+        "campaign override"
+    );
     assert_eq!(ramp.load.arrival, Arrival::Uniform, "campaign override");
-    assert_eq!(ramp.max_in_flight, 500);
-    assert_eq!(ramp.connections, Some(8));
+    assert_eq!(ramp.limits.max_in_flight, 500);
+    assert_eq!(ramp.limits.connections, Some(8));
     assert_eq!(ramp.warmup, Duration::from_secs(1));
     assert_eq!(ramp.pause_after, Duration::from_millis(500));
     assert_eq!(ramp.request.method, hyper::Method::PUT);
@@ -173,7 +177,7 @@ fn full_fixture_applies_every_key() {
     );
     let m = &plan.steps[2];
     assert_eq!(m.warmup, Duration::ZERO);
-    assert_eq!(m.timeout, Duration::from_secs(3));
+    assert_eq!(m.limits.timeout, Duration::from_secs(3));
     // Poisson seeds differ per step and follow the plan order from [defaults].seed.
     assert_eq!(m.load.arrival, Arrival::Poisson { seed: 42 });
     assert_eq!(plan.steps[3].load.arrival, Arrival::Poisson { seed: 43 });
@@ -190,7 +194,7 @@ fn scale_time_shrinks_durations_and_keeps_rates() {
         assert_eq!(b.warmup, a.warmup.mul_f64(0.1));
         assert_eq!(b.pause_after, a.pause_after.mul_f64(0.1));
         assert_eq!(
-            b.timeout, a.timeout,
+            b.limits.timeout, a.limits.timeout,
             "timeouts are about the service, not the plan"
         );
     }
