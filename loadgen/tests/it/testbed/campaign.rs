@@ -66,7 +66,7 @@ duration = "3s"
 replicas = 2
 "#;
 
-const LONG_STEP: &str = r#"
+pub(super) const LONG_STEP: &str = r#"
 [[campaign]]
 name = "L"
 
@@ -84,7 +84,7 @@ pub(super) fn spec_of(ns: &Namespace) -> (Value, Value) {
     (d["spec"]["replicas"].clone(), d["spec"]["template"].clone())
 }
 
-fn annotation_kept(ns: &Namespace) -> bool {
+pub(super) fn annotation_kept(ns: &Namespace) -> bool {
     let d = ns.get_json(&["deployment", "polymetrie"]);
     d["metadata"]["annotations"]
         .get("loadgen.io/original")
@@ -217,7 +217,7 @@ fn check_result(r: &CampaignResult) {
     assert_eq!(restored.severity, Severity::Info, "{}", restored.message);
 }
 
-fn signal(child: &tokio::process::Child, sig: rustix::process::Signal) {
+pub(super) fn signal(child: &tokio::process::Child, sig: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
     rustix::process::kill_process(pid, sig).unwrap();
 }
@@ -277,6 +277,13 @@ async fn sigterm_restores_and_a_killed_run_is_restored_by_loadgen_restore() {
     assert!(
         stdout.contains("restored the original kept by a killed run"),
         "{stdout}"
+    );
+    // The killed run's Lease did not have to be waited out: its process is gone.
+    assert!(
+        stderr.contains("lease loadgen-polymetrie of loadgen")
+            && stderr.contains("no longer runs")
+            && stderr.contains("taken over"),
+        "{stderr}"
     );
     assert_eq!(spec_of(&ns), before);
     assert!(!annotation_kept(&ns));
