@@ -12,6 +12,7 @@ use super::generators::{self, GeneratorError};
 use super::{Event, RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
 use crate::deployer::watch::{Component, ExitWatch};
 use crate::deployer::{DeployError, Deployer, Deployment, KubeError};
+use crate::plan::counter::Counter;
 use crate::plan::{Plan, Step, Target};
 use crate::probe;
 use crate::probe::prometheus::PrometheusProbe;
@@ -126,7 +127,7 @@ async fn measure(
     let own_before = probe::cpu::read_own_cgroup();
     let sampling = CancellationToken::new();
     let scaling = deployment.scale.clone().map(|w| w.start(sampling.clone()));
-    let generated = generate(cx, step, deployment, &spec).await;
+    let generated = generate_from_start(cx, step, (deployment, counter), &spec, &mut before).await;
     sampling.cancel();
     let scaling = match scaling {
         Some(task) => task
@@ -165,6 +166,33 @@ async fn measure(
         scaling,
     };
     Ok((generated, readings))
+}
+
+/// [`generate`], with `before`'s CPU read again at the instant a sharded step's shards start:
+/// the CPU window starts when the load does, not when the shards were launched.
+async fn generate_from_start(
+    cx: &StepContext<'_>,
+    step: &Step,
+    (deployment, counter): (&Deployment, &Counter),
+    spec: &AttackSpec,
+    before: &mut probe::Snapshot,
+) -> Result<(StepResult, Option<SystemTime>), StepError> {
+    let (on_start, started_at) = tokio::sync::oneshot::channel();
+    let at_start = async {
+        let at: SystemTime = started_at.await.ok()?;
+        if let Ok(ahead) = at.duration_since(SystemTime::now()) {
+            tokio::time::sleep(ahead).await;
+        }
+        Some(probe::snapshot(deployment, counter).await)
+    };
+    let (generated, at_start) = tokio::join!(
+        generate(cx, step, deployment, spec, Some(on_start)),
+        at_start
+    );
+    if let Some(at) = at_start {
+        probe::rebase_cpu(before, at);
+    }
+    generated
 }
 
 /// Warm-up: connections, caches and the lazily-initialised service settle at the step's rate;
@@ -207,6 +235,7 @@ async fn generate(
     step: &Step,
     deployment: &Deployment,
     spec: &AttackSpec,
+    on_start: generators::OnStart,
 ) -> Result<(StepResult, Option<SystemTime>), StepError> {
     let id = step.id();
     if step.generators.count <= 1 {
@@ -220,12 +249,13 @@ async fn generate(
                 .clone()
                 .ok_or(StepError::NoClusterClient)?
                 .0;
-            generators::cluster::run(spec, step.generators, k, &id, client, cx.stop).await?
+            generators::cluster::run(spec, step.generators, k, &id, client, cx.stop, on_start)
+                .await?
         }
         Target::Local(_) | Target::Command(_) | Target::Url { .. } => {
             let dir = cx.opts.out_dir.join(SHARDS_DIR);
             let dir = dir.join(&step.campaign).join(&step.name);
-            generators::local::run(spec, step.generators, &dir, cx.stop).await?
+            generators::local::run(spec, step.generators, &dir, cx.stop, on_start).await?
         }
     };
     let merged = StepResult {

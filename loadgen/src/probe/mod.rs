@@ -59,6 +59,23 @@ pub struct ReplicaSnapshot {
     pub pod_metrics: Option<metrics_api::PodMetricsSample>,
 }
 
+/// `before` with its CPU readings, and their instant, taken from `at`; its counts kept. A
+/// sharded step's shards start well after the step's first snapshot (their processes or Job
+/// pods are launched, scheduled and started first): the CPU of that set-up is not the load's,
+/// and averaged over the longer window it would understate the load's by as much.
+pub fn rebase_cpu(before: &mut Snapshot, at: Snapshot) {
+    before.taken_at = at.taken_at;
+    before.taken_wall = at.taken_wall;
+    before.node = at.node;
+    for r in &mut before.replicas {
+        if let Some(a) = at.replicas.iter().find(|a| a.index == r.index) {
+            r.cpu = a.cpu;
+            r.service_cpu = a.service_cpu;
+            r.pod_metrics = a.pod_metrics;
+        }
+    }
+}
+
 /// Reads the counter and CPU of `deployment`. All replicas are read concurrently.
 pub async fn snapshot(deployment: &Deployment, counter: &Counter) -> Snapshot {
     // Local files first, right at `taken_at`: CPU per wall time must share one clock reading.
@@ -330,6 +347,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> (Option<CounterReading>, Opt
         per_replica,
         node_cores_used,
         generator: None,
+        window_s: Some(wall.as_secs_f64()),
     };
     (Some(counter), Some(cpu))
 }

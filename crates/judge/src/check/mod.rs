@@ -262,6 +262,7 @@ pub(crate) mod tests {
             cores_used: Some(1.5),
             throttled_ratio: Some(0.3),
             node_cores_used: Some(1.95),
+            window_s: Some(10.0),
             per_replica: vec![
                 ReplicaCpu {
                     replica: 0,

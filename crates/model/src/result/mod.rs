@@ -207,6 +207,10 @@ pub struct CpuReading {
     /// may throttle it); absent outside a readable cgroup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<CgroupCpuView>,
+    /// The wall time the counters above span, in seconds: from the attack's start (a sharded
+    /// step's: its shards' common start, not their launch) to the reading after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<f64>,
 }
 
 /// The same step seen through Prometheus, over the step's exact window.

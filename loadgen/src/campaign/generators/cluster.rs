@@ -29,6 +29,7 @@ pub async fn run(
     id: &StepId,
     client: Client,
     stop: &CancellationToken,
+    on_start: super::OnStart,
 ) -> Result<Sharded, GeneratorError> {
     let ns = &target.namespace;
     let job = GeneratorJob {
@@ -43,13 +44,12 @@ pub async fn run(
     let bound = spec.load.duration() + spec.limits.timeout + EXIT_MARGIN;
     let jobs = Api::namespaced(client.clone(), ns);
     let pods = Api::namespaced(client, ns);
-    let (outcomes, start_at) =
-        job::run(&jobs, &pods, &job, bound, stop)
-            .await
-            .map_err(|source| GeneratorError::Job {
-                job: job.name.clone(),
-                source: Box::new(source),
-            })?;
+    let (outcomes, start_at) = job::run(&jobs, &pods, &job, bound, stop, on_start)
+        .await
+        .map_err(|source| GeneratorError::Job {
+            job: job.name.clone(),
+            source: Box::new(source),
+        })?;
     let inputs = inputs(outcomes);
     let step = merge(generators.count, &inputs)?;
     Ok(Sharded { step, start_at })

@@ -31,6 +31,7 @@ pub async fn run(
     generators: Generators,
     dir: &Path,
     stop: &CancellationToken,
+    on_start: super::OnStart,
 ) -> Result<Sharded, GeneratorError> {
     let exe = std::env::current_exe().map_err(GeneratorError::OwnBinary)?;
     std::fs::create_dir_all(dir).map_err(|source| GeneratorError::File {
@@ -45,6 +46,7 @@ pub async fn run(
         let pin = generators.pin.then_some(k % cpus);
         children.push(spawn(&exe, spec, shard, start_at, pin, dir)?);
     }
+    super::announce(on_start, start_at);
     let bound = START_LEAD + spec.load.duration() + spec.limits.timeout + EXIT_MARGIN;
     let ended = wait_all(&mut children, bound, stop).await;
     let inputs: Vec<ShardInput> = ended

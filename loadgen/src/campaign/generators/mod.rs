@@ -18,6 +18,18 @@ use loadgen_model::shard::{Shard, ShardError};
 /// target and wait, on a busy 2-core machine.
 pub const START_LEAD: Duration = Duration::from_millis(1500);
 
+/// Told the shards' common start time as soon as it is set (before they run), so the step can
+/// read the target's CPU from that instant rather than from before the shards were launched.
+pub type OnStart = Option<tokio::sync::oneshot::Sender<SystemTime>>;
+
+/// Tells `on_start` the start time, if anyone listens.
+fn announce(on_start: OnStart, at: SystemTime) {
+    if let Some(tx) = on_start {
+        // The step may have stopped listening (it ended early): nothing to tell then.
+        let _ = tx.send(at);
+    }
+}
+
 /// The generators' view of a step run as shards: the merged result (not yet judged, without
 /// readings) and the instant its schedule started.
 #[derive(Debug, Clone)]

@@ -127,18 +127,19 @@ pub fn body(job: &GeneratorJob) -> Result<Job, KubeError> {
 /// Runs one step's Job: create, wait for every pod to run (each missing one by its reason),
 /// set the start time, wait for them to end within `run_bound` after it, gather the results,
 /// and delete the Job on every path. Returns each shard's pod's outcome, index by index, and
-/// the start time given.
+/// the start time given (also sent to `on_start` as soon as the pods have it).
 pub async fn run(
     jobs: &Api<Job>,
     pods: &Api<Pod>,
     job: &GeneratorJob,
     run_bound: Duration,
     stop: &CancellationToken,
+    on_start: Option<tokio::sync::oneshot::Sender<SystemTime>>,
 ) -> Result<(Vec<ShardPod>, SystemTime), KubeError> {
     jobs.create(&PostParams::default(), &body(job)?)
         .await
         .map_err(KubeError::api("create", &job.name))?;
-    let ran = drive(pods, job, run_bound, stop).await;
+    let ran = drive(pods, job, run_bound, stop, on_start).await;
     let deleted = jobs
         .delete(&job.name, &DeleteParams::background())
         .await
@@ -154,6 +155,7 @@ async fn drive(
     job: &GeneratorJob,
     run_bound: Duration,
     stop: &CancellationToken,
+    on_start: Option<tokio::sync::oneshot::Sender<SystemTime>>,
 ) -> Result<(Vec<ShardPod>, SystemTime), KubeError> {
     let started = wait_pods(pods, job, POD_START_BOUND, stop, |p| phase(p) != "Pending").await?;
     let start_at = SystemTime::now() + START_LEAD;
@@ -164,6 +166,9 @@ async fn drive(
         pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(KubeError::api("annotate", &name))?;
+    }
+    if let Some(tx) = on_start {
+        let _ = tx.send(start_at);
     }
     let bound = START_LEAD + run_bound;
     let finished = wait_pods(pods, job, bound, stop, ended).await?;

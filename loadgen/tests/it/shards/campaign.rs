@@ -2,7 +2,8 @@
 //! processes of the one schedule, started with one `--start-at`, merged into the step — which
 //! reconciles exactly with the service's own counter (delta = merged ok = intended), keeps its
 //! shards' results beside run.json, and leaves no process behind; a step overriding the count
-//! back to 1 runs on the campaign's own engine, unsharded.
+//! back to 1 runs on the campaign's own engine, unsharded. The sharded step's CPU window starts
+//! when its shards do (their common start time), not when they were launched before it.
 
 use std::time::Duration;
 
@@ -71,6 +72,17 @@ generators = 1
             .any(|f| f.check == CheckName::CounterReconcile && f.severity >= Severity::Warn),
         "{:?}",
         three.checks
+    );
+    // The replica's CPU spans the load: from the shards' start (1.5 s after their launch,
+    // which the step's first reading precedes) to the reading after they ended.
+    let window = three
+        .cpu
+        .as_ref()
+        .and_then(|c| c.window_s)
+        .expect("cpu window");
+    assert!(
+        (3.0..3.0 + 1.5).contains(&window),
+        "the cpu window ({window:.2} s) must start with the shards, not at their launch"
     );
     let sharding = three.sharding.as_ref().expect("a sharded step");
     assert_eq!(sharding.count, 3);

@@ -3,7 +3,9 @@
 //! the stand-in (this build's `loadgen` as the generator image), gives them one start time
 //! through their annotation, gathers their results from their logs (through the API server's
 //! node proxy to the stand-in), merges them into the step and deletes the Job; the step
-//! reconciles with the service's counter exactly, and nothing of the Job is left.
+//! reconciles with the service's counter exactly, its pod's CPU is read over the load (from the
+//! shards' common start, not from before the Job's pods were scheduled and started, 20 s
+//! earlier at least), and nothing of the Job is left.
 
 use loadgen_model::result::RunStatus;
 
@@ -49,6 +51,11 @@ async fn a_two_generator_step_runs_as_a_real_indexed_job_and_reconciles() {
     let sharding = step.sharding.as_ref().expect("a sharded step");
     let ok: Vec<Option<u64>> = sharding.shards.iter().map(|s| s.ok).collect();
     assert_eq!(ok, [Some(100), Some(100)]);
+    let window = step.cpu.as_ref().and_then(|c| c.window_s).expect("cpu window");
+    assert!(
+        (2.0..12.0).contains(&window),
+        "the cpu window ({window:.1} s) must start with the shards, not before their Job"
+    );
     let jobs = ns.get_json(&["jobs"]);
     assert_eq!(
         jobs["items"].as_array().map(Vec::len),

@@ -172,9 +172,13 @@ async fn pods_get_one_start_time_once_all_run_and_results_come_from_their_logs()
     let (jobs, pods) = (Api::namespaced(c.clone(), "ns"), Api::namespaced(c, "ns"));
     let stop = CancellationToken::new();
     let job = generator_job(3);
-    let (out, _start) = job::run(&jobs, &pods, &job, std::time::Duration::from_secs(5), &stop)
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let bound = std::time::Duration::from_secs(5);
+    let (out, start) = job::run(&jobs, &pods, &job, bound, &stop, Some(tx))
         .await
         .unwrap();
+    // The step heard the start time the pods were given, before they ran.
+    assert_eq!(rx.await.unwrap(), start);
     assert_eq!(out[0], ShardPod::Result("{\"shard\":0}".into()));
     assert_eq!(out[1], ShardPod::Result("{\"shard\":1}".into()));
     assert_eq!(
@@ -219,6 +223,7 @@ async fn a_pod_that_never_starts_is_missing_and_the_job_still_deleted() {
         &generator_job(2),
         std::time::Duration::from_secs(5),
         &stop,
+        None,
     )
     .await
     .unwrap();
