@@ -135,7 +135,8 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
 
 fn start_at_from_args(a: &AttackArgs) -> anyhow::Result<Option<std::time::SystemTime>> {
     if let Some(path) = &a.start_at_file {
-        let at = shard::wait_for_start_file(path, MAX_START_AHEAD).context("--start-at-file")?;
+        let wait = a.start_wait.min(MAX_START_AHEAD);
+        let at = shard::wait_for_start_file(path, wait).context("--start-at-file")?;
         return Ok(Some(at));
     }
     let Some(s) = &a.start_at else {

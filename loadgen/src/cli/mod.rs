@@ -241,10 +241,14 @@ pub struct AttackArgs {
     /// shard that starts later records by how much (and is invalid beyond the lag bound).
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
-    /// Wait (up to an hour) until FILE holds the start time, then start then: a generator pod
-    /// reads it from a downward-API file of its annotation, set once every shard runs.
+    /// Wait (up to --start-wait) until FILE holds the start time, then start then: a generator
+    /// pod reads it from a downward-API file of its annotation, set once every shard runs.
     #[arg(long, value_name = "FILE", conflicts_with = "start_at")]
     pub start_at_file: Option<PathBuf>,
+    /// How long --start-at-file may stay empty before this shard gives up (exit 2): a pod whose
+    /// coordinator died must not wait for an hour.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration, requires = "start_at_file")]
+    pub start_wait: std::time::Duration,
     /// An https:// URL: trust only the CA certificates (PEM) in FILE instead of the system's.
     #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
     pub cacert: Option<PathBuf>,

@@ -32,16 +32,18 @@ pub async fn run(
     on_start: super::OnStart,
 ) -> Result<Sharded, GeneratorError> {
     let ns = &target.namespace;
+    let bound = spec.load.duration() + spec.limits.timeout + EXIT_MARGIN;
     let job = GeneratorJob {
         namespace: ns.clone(),
-        name: job_name(id),
+        name: job_name(id, run_token()),
+        deployment: target.deployment.clone(),
+        run_bound: bound,
         image: job::own_image(&client, ns)
             .await
             .map_err(|e| GeneratorError::Image(Box::new(e)))?,
         count: generators.count,
         args: attack_args(spec, None, None)?,
     };
-    let bound = spec.load.duration() + spec.limits.timeout + EXIT_MARGIN;
     let jobs = Api::namespaced(client.clone(), ns);
     let pods = Api::namespaced(client, ns);
     let (outcomes, start_at) = job::run(&jobs, &pods, &job, bound, stop, on_start)
@@ -76,9 +78,20 @@ pub fn inputs(outcomes: Vec<ShardPod>) -> Vec<ShardInput> {
         .collect()
 }
 
+/// This run, among every run against the namespace: its host, process and start instant.
+fn run_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let at = loadgen_model::shard::unix_ms(std::time::SystemTime::now());
+        format!("{} {} {at}", host.trim(), std::process::id())
+    })
+}
+
 /// A Job name from the step id: an RFC 1123 label (it becomes the pods' `job-name` label and
-/// host names), unique by a hash of the whole id.
-pub fn job_name(id: &StepId) -> String {
+/// host names), unique by a hash of the whole id and the run (a killed run's Job, or another
+/// namespace user's, never collides with this one).
+pub fn job_name(id: &StepId, run: &str) -> String {
     let text = id.to_string();
     let clean: String = text
         .to_ascii_lowercase()
@@ -86,7 +99,32 @@ pub fn job_name(id: &StepId) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .take(30)
         .collect();
-    let hash = Sha256::digest(text.as_bytes());
+    let hash = Sha256::digest(format!("{run}\n{text}").as_bytes());
     let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
     format!("loadgen-shards-{}-{hex}", clean.trim_matches('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_name_is_a_dns_label_unique_per_run_and_step() {
+        let id = StepId::new(Some("TD4 campaign"), "r2-cpu0.5-200rps");
+        let a = job_name(&id, "host-a 12 1700000000000");
+        assert!(a.len() <= 63, "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{a}"
+        );
+        assert!(
+            a.starts_with("loadgen-shards-td4-campaign-r2-cpu0-5-"),
+            "{a}"
+        );
+        // Another run of the same step (a killed one's Job may still be there): another name.
+        assert_ne!(a, job_name(&id, "host-a 13 1700000000999"));
+        let other = StepId::new(Some("TD4 campaign"), "r2-cpu0.5-300rps");
+        assert_ne!(a, job_name(&other, "host-a 12 1700000000000"));
+    }
 }

@@ -42,11 +42,24 @@ pub const CONTAINER: &str = "generator";
 const GENERATOR_CPU: &str = "1";
 const GENERATOR_MEMORY: &str = "512Mi";
 
+/// The label naming the Deployment a generator Job loads: a killed run's Jobs are found by it
+/// (and deleted by the next run's prepare, or `loadgen restore`).
+pub const DEPLOYMENT_LABEL: &str = "loadgen.io/deployment";
+/// How long a finished Job (and its pods' logs) stays for a human to read, after the
+/// coordinator gathered them (it deletes the Job at once; this bounds a killed run's).
+pub const TTL_AFTER_FINISHED_S: i64 = 600;
+
 /// One step's Indexed Job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratorJob {
     pub namespace: String,
+    /// Unique per run and step ([`crate::campaign::generators::cluster::job_name`]).
     pub name: String,
+    /// The Deployment under load (the Job's [`DEPLOYMENT_LABEL`]).
+    pub deployment: String,
+    /// The pods' schedule, timeout and exit margin: with the start bounds, the Job's
+    /// `activeDeadlineSeconds`.
+    pub run_bound: Duration,
     /// The loadgen image (the coordinator's own).
     pub image: String,
     pub count: u32,
@@ -73,14 +86,24 @@ pub fn body(job: &GeneratorJob) -> Result<Job, KubeError> {
         format!("$(JOB_COMPLETION_INDEX)/{}", job.count),
         "--start-at-file".to_string(),
         format!("{START_AT_DIR}/{START_AT_FILE}"),
+        // The coordinator sets the start once every pod runs: never later than this.
+        "--start-wait".to_string(),
+        format!("{}s", (POD_START_BOUND + START_LEAD).as_secs()),
         "--log-result".to_string(),
     ]);
-    let labels =
-        json!({ "app.kubernetes.io/name": "loadgen", "app.kubernetes.io/component": "shard" });
+    let labels = json!({
+        "app.kubernetes.io/name": "loadgen", "app.kubernetes.io/component": "shard",
+        "app.kubernetes.io/managed-by": "loadgen", DEPLOYMENT_LABEL: job.deployment
+    });
+    // Whatever happens to the coordinator, the Job ends: its pods are stopped at this
+    // deadline, and the finished Job is collected after its TTL.
+    let deadline = (POD_START_BOUND + START_LEAD + job.run_bound).as_secs() + 1;
     let value = json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": { "name": job.name, "namespace": job.namespace, "labels": labels },
         "spec": {
+            "activeDeadlineSeconds": deadline,
+            "ttlSecondsAfterFinished": TTL_AFTER_FINISHED_S,
             "completionMode": "Indexed",
             "completions": job.count,
             "parallelism": job.count,
@@ -286,6 +309,31 @@ async fn outcome(pods: &Api<Pod>, pod: &Pod, bound: Duration) -> ShardPod {
         },
         Err(e) => ShardPod::Missing(format!("pod {name}: cannot read its log: {e}")),
     }
+}
+
+/// Deletes the generator Jobs (pods included) that loadgen left for `deployment`: a killed run's.
+/// One line each for the run's report. A Role without the shards' rules cannot list Jobs, and
+/// then had none to leave: nothing to do.
+pub async fn sweep(jobs: &Api<Job>, deployment: &str) -> Result<Vec<String>, KubeError> {
+    let lp = ListParams::default().labels(&format!(
+        "app.kubernetes.io/managed-by=loadgen,{DEPLOYMENT_LABEL}={deployment}"
+    ));
+    let list = match jobs.list(&lp).await {
+        Ok(list) => list,
+        Err(kube::Error::Api(e)) if e.code == 403 => return Ok(Vec::new()),
+        Err(e) => return Err(KubeError::api("list the generator jobs of", deployment)(e)),
+    };
+    let mut notes = Vec::new();
+    for job in list.items {
+        let name = job.metadata.name.unwrap_or_default();
+        jobs.delete(&name, &DeleteParams::background())
+            .await
+            .map_err(KubeError::api("delete", &name))?;
+        notes.push(format!(
+            "generator job {name} was left by a run that could not delete it (killed): deleted"
+        ));
+    }
+    Ok(notes)
 }
 
 /// Where the coordinator finds the image for the generator pods: this variable, else its own

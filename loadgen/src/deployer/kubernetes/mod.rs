@@ -257,16 +257,27 @@ impl KubernetesDeployer {
         }
     }
 
-    /// Takes the Deployment's Lease (once); a note when a killed run's had to be taken over.
+    /// Takes the Deployment's Lease (once), then deletes the generator Jobs a killed run left
+    /// for it (none can be a live run's: that run would hold the Lease). Notes say what was
+    /// taken over and deleted.
     async fn take_lease(&mut self) -> Result<Vec<String>, KubeError> {
         if !self.take_lease || self.lease.is_some() {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        let api = Api::namespaced(client, &self.target.namespace);
+        let ns = &self.target.namespace;
+        let api = Api::namespaced(client.clone(), ns);
         let (held, note) = lease::acquire(&api, &self.target.deployment).await?;
         self.lease = Some(held);
-        Ok(note.into_iter().collect())
+        let mut notes: Vec<String> = note.into_iter().collect();
+        match job::sweep(&Api::namespaced(client, ns), &self.target.deployment).await {
+            Ok(swept) => notes.extend(swept),
+            Err(e) => {
+                self.release_lease().await;
+                return Err(e);
+            }
+        }
+        Ok(notes)
     }
 
     async fn release_lease(&mut self) {

@@ -32,6 +32,8 @@ fn generator_job(count: u32) -> GeneratorJob {
     GeneratorJob {
         namespace: "ns".into(),
         name: "loadgen-shards-c-s-0000".into(),
+        deployment: "web".into(),
+        run_bound: std::time::Duration::from_secs(40),
         image: "loadgen:1".into(),
         count,
         args: vec![
@@ -135,7 +137,18 @@ fn the_job_body_is_an_indexed_job_of_token_less_pods_that_never_retry() {
     let after = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
     assert_eq!(after("--shard"), "$(JOB_COMPLETION_INDEX)/3");
     assert_eq!(after("--start-at-file"), "/etc/loadgen/start/at");
+    // A pod whose coordinator died gives up once every pod could have run and been told.
+    assert_eq!(after("--start-wait"), "140s");
     assert!(args.contains(&"--log-result"));
+    // Found by the next run or `loadgen restore` by these labels, and ended whatever happens:
+    // 120 s to start, 20 s of lead, the step's 40 s.
+    assert_eq!(job["metadata"]["labels"]["loadgen.io/deployment"], "web");
+    assert_eq!(
+        job["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "loadgen"
+    );
+    assert_eq!(spec["activeDeadlineSeconds"], 181);
+    assert_eq!(spec["ttlSecondsAfterFinished"], 600);
     assert_eq!(
         pod["volumes"][0]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"],
         format!("metadata.annotations['{START_AT_ANNOTATION}']")
