@@ -1,6 +1,6 @@
 """Least privilege: namespaced Roles only; no wildcard, no secrets, no verb or resource that
 loadgen does not call; the Deployment rule restricted by resourceNames to the scenarios' target,
-loadgen's own HPA rules to loadgen-<target>; bindings only to ServiceAccounts of their
+loadgen's own HPA and Lease rules to loadgen-<target>; bindings only to ServiceAccounts of their
 own namespace; every rule in the source file preceded by a comment that names the call needing
 it. And two shapes: the base Role `loadgen` (k8s/loadgen) holds only what an unsharded campaign
 calls, the Role `loadgen-shards` (k8s/components/shards) only what a sharded step adds; a render
@@ -30,6 +30,8 @@ BASE = {
     ("apps", "replicasets"): {"list"},
     # Any pod's CPU from the resource metrics API (metrics-server), read per step pod.
     ("metrics.k8s.io", "pods"): {"get"},
+    # One campaign per Deployment at a time: the Lease loadgen-<deployment>, held for the run.
+    ("coordination.k8s.io", "leases"): {"create", "get", "update", "delete"},
 }
 # What only a sharded step adds: the Role loadgen-shards, and never the base Role (create of a
 # Job is any pod spec, so any Secret of the namespace).
@@ -47,6 +49,7 @@ NEEDS_RESOURCE_NAMES = {("apps", "deployments")}
 # each target Deployment.
 OWN_OBJECT = {
     ("autoscaling", "horizontalpodautoscalers"): ({"patch", "delete"}, "loadgen-{}"),
+    ("coordination.k8s.io", "leases"): ({"get", "update", "patch", "delete"}, "loadgen-{}"),
 }
 
 

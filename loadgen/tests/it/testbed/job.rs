@@ -43,6 +43,8 @@ fn check_rbac(bed: &Testbed) {
         ("list", "replicasets.apps"),
         ("list", "pods"),
         ("create", "horizontalpodautoscalers.autoscaling"),
+        ("create", "leases.coordination.k8s.io"),
+        ("update", "leases.coordination.k8s.io/loadgen-polymetrie"),
     ] {
         assert!(
             can_i(bed, verb, resource),
