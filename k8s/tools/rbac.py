@@ -111,8 +111,9 @@ def _rule_comments(root: str, o: Obj) -> list[Finding]:
     return out
 
 
-def check(objs: list[Obj], root: str, targets: set[str]) -> tuple[list[Finding], int]:
-    """targets: the Deployments that the scenarios of these objects drive."""
+def check(objs: list[Obj], root: str, targets: set[str], complete: bool = True) -> tuple[list[Finding], int]:
+    """targets: the Deployments that the scenarios of these objects drive; complete: an overlay,
+    which must hold every Role its Job needs (k8s/loadgen alone is a building block)."""
     out: list[Finding] = []
     n = 0
     for o in objs:
@@ -161,7 +162,7 @@ def check(objs: list[Obj], root: str, targets: set[str]) -> tuple[list[Finding],
                         elif targets and names != targets:
                             out.append(finding(o, f"{at}.resourceNames",
                                                f"{sorted(names)} but the scenarios drive {sorted(targets)}"))
-    out.extend(_shapes(objs, roles))
+    out.extend(_shapes(objs, roles, complete))
     role_names = {(r.namespace, r.name) for r in roles}
     for o in by_kind(objs, "RoleBinding"):
         n += 1
@@ -179,8 +180,8 @@ def check(objs: list[Obj], root: str, targets: set[str]) -> tuple[list[Finding],
     return out, n
 
 
-def _shapes(objs: list[Obj], roles: list[Obj]) -> list[Finding]:
-    """A Job whose scenario shards a step needs Role/loadgen-shards in its render; a render whose
+def _shapes(objs: list[Obj], roles: list[Obj], complete: bool) -> list[Finding]:
+    """A Job whose scenario shards a step needs Role/loadgen-shards in its overlay; a render whose
     Jobs shard nothing must not grant it (Job create for nothing)."""
     out = []
     jss = [js for js in scenarios.job_scenarios(objs) if js.parsed]
@@ -190,7 +191,7 @@ def _shapes(objs: list[Obj], roles: list[Obj]) -> list[Finding]:
         count = (js.parsed.get("generators") or {}).get("count", 1)
         if isinstance(count, int) and count > 1:
             sharded.append(js)
-            if not any(r.namespace == js.job.namespace for r in shards_roles):
+            if complete and not any(r.namespace == js.job.namespace for r in shards_roles):
                 out.append(finding(js.cm, f"data[{js.key}] generators.count",
                                    f"{count}: the Job {js.job.name} shards its steps, but the render has no "
                                    f"Role/{SHARDS_ROLE}: include {SHARDS_COMPONENT} in the overlay", js.key))
