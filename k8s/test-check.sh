@@ -206,8 +206,17 @@ mutate "a failed run would be retried" k8s/loadgen/job.yaml \
   "backoffLimit: 0" "backoffLimit: 3" \
   k8s/loadgen/job.yaml Job/loadgen spec.backoffLimit
 mutate "latest image tag" k8s/components/settings/kustomization.yaml \
-  'newTag: "7.2.7-alpine"' 'newTag: "latest"' \
-  k8s/base/redis-deployment.yaml Deployment/redis "containers[redis].image"
+  $'    newName: loadgen\n    newTag: "' $'    newName: loadgen\n    newTag: "latest" # "' \
+  k8s/loadgen/job.yaml Job/loadgen "containers[loadgen].image" "latest"
+mutate "a reused version tag on our own image" k8s/components/settings/kustomization.yaml \
+  $'    newName: polymetrie\n    newTag: "' $'    newName: polymetrie\n    newTag: "0.1.0" # "' \
+  k8s/base/polymetrie-deployment.yaml Deployment/polymetrie "containers[polymetrie].image" "k8s/set-image-tag"
+mutate "a third-party image without its digest" k8s/components/settings/kustomization.yaml \
+  $'    digest: sha256:' $'    # digest: sha256:' \
+  k8s/base/redis-deployment.yaml Deployment/redis "containers[redis].image" "digest"
+mutate "an immutable image pulled Always" k8s/loadgen/job.yaml \
+  "imagePullPolicy: IfNotPresent" "imagePullPolicy: Always" \
+  k8s/loadgen/job.yaml Job/loadgen "containers[loadgen].imagePullPolicy" "IfNotPresent"
 mutate "scenario namespace differs from the manifests" k8s/loadgen/scenarios/td4-k8s.toml \
   'namespace = "loadgen"' 'namespace = "default"' \
   k8s/loadgen/scenarios/td4-k8s.toml ConfigMap/loadgen-scenarios- target.namespace
