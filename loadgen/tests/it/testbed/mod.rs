@@ -14,6 +14,7 @@ mod control_plane;
 mod job;
 mod metrics;
 mod owners;
+mod rbac;
 mod rollout;
 mod shards;
 
