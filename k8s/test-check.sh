@@ -70,6 +70,31 @@ for overlay in campaign autoscale; do
   else fail "overlays/$overlay renders exactly the expected objects" "want: $want" "got:  $got"; fi
 done
 
+# A scenario that shards its steps, in an overlay with k8s/components/shards: accepted, and the
+# overlay renders the second Role and its binding.
+sharded=$tmp/sharded
+cp -a "$pristine" "$sharded"
+"$py" - "$sharded" <<'PY'
+import sys
+root = sys.argv[1]
+for path, old, new in [
+    ("k8s/loadgen/scenarios/td4-k8s.toml", "\n[defaults]\n", "\n[generators]\ncount = 2\n\n[defaults]\n"),
+    ("k8s/overlays/campaign/kustomization.yaml", "  - ../../loadgen\n",
+     "  - ../../loadgen\ncomponents:\n  - ../../components/shards\n"),
+]:
+    text = open(f"{root}/{path}").read()
+    assert text.count(old) == 1, (path, old)
+    open(f"{root}/{path}", "w").write(text.replace(old, new))
+PY
+set +e
+out=$("$sharded/k8s/check.sh" 2>&1)
+rc=$?
+set -e
+if [ "$rc" -eq 0 ] && kubectl kustomize "$sharded/k8s/overlays/campaign" | grep -q '^  name: loadgen-shards$'; then
+  pass "a sharded scenario with k8s/components/shards passes check.sh, with Role/loadgen-shards"
+else fail "a sharded scenario with k8s/components/shards passes check.sh (exit $rc)" "$out"; fi
+rm -rf "$sharded"
+
 # --- 2. mutations ---------------------------------------------------------------------------------
 # mutate NAME FILE OLD NEW EXPECT...: in a fresh copy, replace OLD (which must occur exactly once)
 # by NEW in FILE, run check.sh, and require a failure with one finding line containing every
@@ -127,12 +152,37 @@ mutate "wildcard RBAC verb" k8s/loadgen/role.yaml \
   'verbs: ["get", "list", "create"]' 'verbs: ["*"]' \
   k8s/loadgen/role.yaml Role/loadgen "rules[2].verbs"
 mutate "RBAC delete on an HPA that is not loadgen's" k8s/loadgen/role.yaml \
-  'resourceNames: ["loadgen-polymetrie"]' 'resourceNames: ["polymetrie"]' \
+  $'resourceNames: ["loadgen-polymetrie"]\n    verbs: ["patch", "delete"]' \
+  $'resourceNames: ["polymetrie"]\n    verbs: ["patch", "delete"]' \
   k8s/loadgen/role.yaml Role/loadgen "rules[4].resourceNames" "loadgen-polymetrie"
 mutate "RBAC access to secrets" k8s/loadgen/role.yaml \
-  $'resources: ["pods"]\n    verbs: ["get", "list", "watch", "patch"]' \
-  $'resources: ["pods", "secrets"]\n    verbs: ["get", "list", "watch", "patch"]' \
+  $'resources: ["pods"]\n    verbs: ["list"]' \
+  $'resources: ["pods", "secrets"]\n    verbs: ["list"]' \
   k8s/loadgen/role.yaml Role/loadgen "rules[1].resources"
+mutate "RBAC: a sharded step's pod patch in the base Role" k8s/loadgen/role.yaml \
+  $'resources: ["pods"]\n    verbs: ["list"]' \
+  $'resources: ["pods"]\n    verbs: ["list", "patch"]' \
+  k8s/loadgen/role.yaml Role/loadgen "rules[1].verbs" "k8s/components/shards"
+mutate "RBAC: Job create in the base Role" k8s/loadgen/role.yaml \
+  $'    verbs: ["get", "update", "delete"]\n' \
+  $'    verbs: ["get", "update", "delete"]\n  # generator Jobs\n  - apiGroups: ["batch"]\n    resources: ["jobs"]\n    verbs: ["create"]\n' \
+  k8s/loadgen/role.yaml Role/loadgen "rules[8].verbs" "k8s/components/shards"
+mutate "RBAC: an unsharded campaign's rule in the shards Role" k8s/components/shards/role.yaml \
+  'verbs: ["get", "patch"]' 'verbs: ["get", "patch", "list"]' \
+  k8s/components/shards/role.yaml Role/loadgen-shards "rules[1].verbs" "base Role"
+mutate "RBAC: a shards rule without its comment" k8s/components/shards/role.yaml \
+  $'  # Coordinator: each generator pod prints its result as the final marked line of its log,\n  # which the coordinator reads to merge the step. Generated pod names: not limited by name.\n' "" \
+  k8s/components/shards/role.yaml Role/loadgen-shards "rules[2]" "no comment"
+mutate "RBAC: a sharded scenario without the shards component" k8s/loadgen/scenarios/td4-k8s.toml \
+  $'\n[defaults]\n' $'\n[generators]\ncount = 2\n\n[defaults]\n' \
+  k8s/loadgen/scenarios/td4-k8s.toml ConfigMap/loadgen-scenarios- "generators.count" "k8s/components/shards"
+mutate "RBAC: the shards component where nothing is sharded" k8s/overlays/campaign/kustomization.yaml \
+  $'  - ../../loadgen\n' $'  - ../../loadgen\ncomponents:\n  - ../../components/shards\n' \
+  k8s/components/shards/role.yaml Role/loadgen-shards metadata.name "overlays/campaign"
+mutate "RBAC: the Lease not limited by name" k8s/loadgen/role.yaml \
+  $'    resourceNames: ["loadgen-polymetrie"]\n    verbs: ["get", "update", "delete"]' \
+  $'    verbs: ["get", "update", "delete"]' \
+  k8s/loadgen/role.yaml Role/loadgen "rules[7].resourceNames" "loadgen-polymetrie"
 mutate "container without limits" k8s/base/redis-deployment.yaml \
   $'            limits:\n              cpu: "1"\n              memory: 256Mi\n' "" \
   k8s/base/redis-deployment.yaml Deployment/redis "containers[redis].resources.limits"
@@ -156,8 +206,17 @@ mutate "a failed run would be retried" k8s/loadgen/job.yaml \
   "backoffLimit: 0" "backoffLimit: 3" \
   k8s/loadgen/job.yaml Job/loadgen spec.backoffLimit
 mutate "latest image tag" k8s/components/settings/kustomization.yaml \
-  'newTag: "7.2.7-alpine"' 'newTag: "latest"' \
-  k8s/base/redis-deployment.yaml Deployment/redis "containers[redis].image"
+  $'    newName: loadgen\n    newTag: "' $'    newName: loadgen\n    newTag: "latest" # "' \
+  k8s/loadgen/job.yaml Job/loadgen "containers[loadgen].image" "latest"
+mutate "a reused version tag on our own image" k8s/components/settings/kustomization.yaml \
+  $'    newName: polymetrie\n    newTag: "' $'    newName: polymetrie\n    newTag: "0.1.0" # "' \
+  k8s/base/polymetrie-deployment.yaml Deployment/polymetrie "containers[polymetrie].image" "k8s/set-image-tag"
+mutate "a third-party image without its digest" k8s/components/settings/kustomization.yaml \
+  $'    digest: sha256:' $'    # digest: sha256:' \
+  k8s/base/redis-deployment.yaml Deployment/redis "containers[redis].image" "digest"
+mutate "an immutable image pulled Always" k8s/loadgen/job.yaml \
+  "imagePullPolicy: IfNotPresent" "imagePullPolicy: Always" \
+  k8s/loadgen/job.yaml Job/loadgen "containers[loadgen].imagePullPolicy" "IfNotPresent"
 mutate "scenario namespace differs from the manifests" k8s/loadgen/scenarios/td4-k8s.toml \
   'namespace = "loadgen"' 'namespace = "default"' \
   k8s/loadgen/scenarios/td4-k8s.toml ConfigMap/loadgen-scenarios- target.namespace

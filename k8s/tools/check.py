@@ -84,9 +84,10 @@ def main() -> int:
         rep.result("servicemonitor", f"{n} ServiceMonitors, @kubernetes-models/prometheus-operator, "
                                      "unknown fields refused", found)
     each("pods", lambda r: pods.check(r.objects),
-         lambda n: f"{n} pod templates: limits, probes, non-root, read-only, no capabilities, seccomp, tags, tokens")
-    each("rbac", lambda r: rbac.check(r.objects, root, scenarios.targets(r.objects)),
-         lambda n: f"{n} Roles/RoleBindings: namespaced, no wildcard, no secrets, only loadgen's calls, commented")
+         lambda n: f"{n} pod templates: limits, probes, non-root, read-only, no capabilities, seccomp, immutable images, tokens")
+    each("rbac", lambda r: rbac.check(r.objects, root, scenarios.targets(r.objects), r.complete),
+         lambda n: f"{n} Roles/RoleBindings: namespaced, no wildcard, no secrets, only loadgen's calls, "
+                   "commented, base and shards shapes")
     each("secrets", lambda r: inline_secrets.check(r.objects, root),
          lambda n: f"{n} objects: no Secret, no inline password/token, referenced Secrets documented")
     each("wiring", lambda r: wiring.check(r.objects, r.complete),

@@ -1,8 +1,10 @@
 """Pods as a careful operator writes them: every container with CPU and memory requests and
 limits, probes on long-running containers (/readyz for readiness, /healthz for liveness where
 they are HTTP), non-root with a numeric user, read-only root filesystem, no privilege escalation,
-all capabilities dropped, the RuntimeDefault seccomp profile, tagged images (never `latest`),
-nothing from the host, and no API token in a pod whose ServiceAccount is bound to no Role."""
+all capabilities dropped, the RuntimeDefault seccomp profile, immutable image references with
+`imagePullPolicy: IfNotPresent` (this repository's images by their <version>-g<commit> tag or a
+digest, anyone else's by digest; never `latest`), nothing from the host, and no API token in a
+pod whose ServiceAccount is bound to no Role."""
 
 from __future__ import annotations
 
@@ -13,20 +15,34 @@ from model import Finding, Obj, by_kind, containers, finding, pod_spec
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
 HTTP_PROBE_PATHS = {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+# The images built from this repository (Dockerfiles of loadgen/ and service/): tagged
+# <workspace version>-g<12 hex of the commit built>, which k8s/set-image-tag writes.
+OWN_IMAGES = {"loadgen", "polymetrie"}
+_OWN_TAG = re.compile(r"^\d+\.\d+\.\d+-g[0-9a-f]{12}$")
+SETTINGS = "k8s/components/settings"
 
 
 def image_problem(image: str) -> str | None:
+    """Why `image` does not name one immutable image, or None."""
     if not image:
         return "no image"
     if _DIGEST.search(image):
         return None
     last = image.rsplit("/", 1)[-1]
+    name = last.split(":", 1)[0]
     if ":" not in last:
         return f"image {image!r} has no tag (that is `latest`): pin a version tag"
     tag = last.rsplit(":", 1)[1]
     if tag == "latest":
         return f"image {image!r} uses `latest`: pin a version tag"
-    return None
+    if name in OWN_IMAGES:
+        if not _OWN_TAG.match(tag):
+            return (f"image {image!r}: {tag!r} names no commit, so every build of this version reuses "
+                    f"it and IfNotPresent keeps whichever a node saw first: tag it "
+                    f"<version>-g<12-hex commit> (k8s/set-image-tag) or pin a digest in {SETTINGS}")
+        return None
+    return (f"image {image!r}: a registry's tag can be re-pushed (official images are, for base "
+            f"image updates): pin its digest (`digest:` under `images:` in {SETTINGS})")
 
 
 def _bound_service_accounts(objs: list[Obj]) -> set[tuple[str | None, str]]:
@@ -82,6 +98,11 @@ def check(objs: list[Obj]) -> tuple[list[Finding], int]:
             problem = image_problem(c.get("image", ""))
             if problem:
                 out.append(finding(o, f"{f}.image", problem))
+            elif c.get("imagePullPolicy") != "IfNotPresent":
+                out.append(finding(o, f"{f}.imagePullPolicy",
+                                   f"{c.get('imagePullPolicy')!r}: must be IfNotPresent — the reference is "
+                                   "immutable, so a node's copy is the image named (Always re-resolves "
+                                   "it at every start and cannot use an image loaded into kind)"))
             res = c.get("resources") or {}
             for kind in ("requests", "limits"):
                 got = res.get(kind) or {}

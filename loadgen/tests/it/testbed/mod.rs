@@ -15,6 +15,7 @@ mod job;
 mod lease;
 mod metrics;
 mod owners;
+mod rbac;
 mod rollout;
 mod shards;
 
