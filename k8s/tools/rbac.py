@@ -36,8 +36,9 @@ BASE = {
 # What only a sharded step adds: the Role loadgen-shards, and never the base Role (create of a
 # Job is any pod spec, so any Secret of the namespace).
 SHARDS = {
-    # The Indexed Job of a sharded step's generators, created before the step, deleted after.
-    ("batch", "jobs"): {"create", "delete"},
+    # The Indexed Job of a sharded step's generators, created before the step, deleted after;
+    # list: the Jobs a killed run left for the Deployment, deleted under the Lease.
+    ("batch", "jobs"): {"create", "delete", "list"},
     # get: the coordinator's own pod, for its image; patch: the generator pods' start time.
     ("", "pods"): {"get", "patch"},
     # A sharded step's shard results are the final marked lines of its generator pods' logs.
