@@ -167,6 +167,10 @@ pub async fn run_with(
         let f = campaign_finding(Severity::Warn, CheckName::Restore, note);
         record_finding(&opts.events, &mut result, f);
     }
+    if let Some(warning) = deployer.take_gitops_warning() {
+        let f = campaign_finding(Severity::Warn, CheckName::Drift, warning);
+        record_finding(&opts.events, &mut result, f);
+    }
     let steps = run_steps(plan, opts, stop, &mut deployer, &mut result).await;
     // Whatever ended the steps (the last one, an error, Ctrl-C, SIGTERM): a cluster's
     // Deployment gets its original shape back before anything else can fail.

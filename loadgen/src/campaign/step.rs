@@ -114,6 +114,7 @@ async fn measure(
     // From here on, a replica or Redis that exits is noticed as it happens.
     let watch = deployment.watch_exits();
     let mut notes = point_prometheus(cx, &id, deployment).await;
+    notes.extend(drift_findings(&id, &deployment.ran_differs, Severity::Warn));
     let spec = spec(cx, step, deployment);
     warm_up(cx, step, &spec).await?;
     // Clicks the warm-up left queued in the service must land before the "before" reading,
@@ -151,6 +152,9 @@ async fn measure(
     // No counter configured: none is recorded, and the verdicts say they rest on the client.
     let read = read.filter(|_| counter.is_some());
     let prometheus = prometheus_view(cx, &id, (started, ended), &mut notes).await;
+    if let Some(w) = &deployment.drift {
+        notes.extend(drift_findings(&id, &w.changes().await, Severity::Fail));
+    }
     let exits = exit_findings(&watch, &id, attack_t0, deployment);
     let target_failed = !exits.is_empty();
     notes.extend(exits);
@@ -319,6 +323,20 @@ async fn attack_with_progress(
             .emit(Event::AttackEnded { step: step.clone() });
     }
     record.map_err(StepError::Attack)
+}
+
+/// A `drift` finding per line: what the pods ran (warn), or what changed under the step (fail:
+/// the step is then invalid).
+fn drift_findings(id: &StepId, lines: &[String], severity: Severity) -> Vec<Finding> {
+    lines
+        .iter()
+        .map(|message| Finding {
+            check: CheckName::Drift,
+            severity,
+            message: message.clone(),
+            step: Some(id.clone()),
+        })
+        .collect()
 }
 
 /// One `fail` finding per process of the target that exited while the step was measured:

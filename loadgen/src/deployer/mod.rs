@@ -118,6 +118,11 @@ pub struct Deployment {
     /// `(name, pid)` of every dependency running during the step (this step's and the
     /// run's), watched for an exit.
     pub dependency_pids: Vec<(String, u32)>,
+    /// A cluster step's Deployment and pods as they were Ready, to find what changed under the
+    /// step without loadgen.
+    pub drift: Option<kubernetes::drift::DriftWatch>,
+    /// A cluster step's pods whose CPU limit differs from the step's, one line each.
+    pub ran_differs: Vec<String>,
     // Field order is drop order: replicas first, then dependencies, then the directory of logs.
     pub(crate) workdir: Option<workdir::WorkDir>,
 }
@@ -165,6 +170,8 @@ impl Deployment {
             grace: DRAIN_GRACE,
             dependencies: Vec::new(),
             dependency_pids: Vec::new(),
+            drift: None,
+            ran_differs: Vec::new(),
             workdir: None,
         }
     }
@@ -338,6 +345,14 @@ impl Deployer {
             Deployer::Local(d) => std::mem::take(&mut d.swept),
             Deployer::Command(d) => std::mem::take(&mut d.swept),
             Deployer::Url(_) | Deployer::Kubernetes(_) => Vec::new(),
+        }
+    }
+
+    /// Said once, before the first step: a GitOps controller manages the cluster Deployment.
+    pub fn take_gitops_warning(&mut self) -> Option<String> {
+        match self {
+            Deployer::Kubernetes(d) => d.gitops.take(),
+            _ => None,
         }
     }
 

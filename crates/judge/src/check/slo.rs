@@ -15,9 +15,10 @@ use loadgen_model::threshold::Metric;
 /// The checks that explain a failing probe, most decisive first: a crashed target or a
 /// generator that could not keep up say the step measured something else; then what the
 /// service did (shed, throttled, saturated, timed out, lost writes).
-pub const CAUSES: [CheckName; 10] = [
+pub const CAUSES: [CheckName; 11] = [
     CheckName::ReplicaExited,
     CheckName::StoreExited,
+    CheckName::Drift,
     CheckName::Validity,
     CheckName::Dropped,
     CheckName::Shedding,

@@ -108,6 +108,12 @@ fn reasons(step: &StepResult) -> Vec<(Blame, String)> {
         }
     }
     shard_reasons(step, &mut reasons);
+    // The target changed under the step without loadgen: it measured another shape.
+    for f in &step.checks {
+        if f.check == CheckName::Drift && f.severity == Severity::Fail {
+            reasons.push((Blame::Other, f.message.clone()));
+        }
+    }
     reasons
 }
 
@@ -164,7 +170,9 @@ pub(super) fn findings(step: &StepResult, out: &mut Vec<Finding>) {
             CheckName::Validity,
             Severity::Warn,
             step,
-            format!("generator did not keep the schedule ({why}): these numbers say nothing about the target's capacity"),
+            // Whose doing it was is in the reasons: the generator's (lag, its CPU), the load's
+            // (drops), or the target's (it changed under the step, a shard missing).
+            format!("step invalid ({why}): these numbers say nothing about the target's capacity"),
         ));
     }
     let wait = &step.connection_wait_ms;
@@ -240,6 +248,29 @@ mod tests {
         assert!(invalid_reason(&s)
             .unwrap()
             .contains("own cgroup was throttled in 20.0 %"));
+    }
+
+    #[test]
+    fn a_step_the_target_drifted_under_is_invalid_and_a_warning_alone_is_not() {
+        let mut s = super::super::tests::step(3, 3, Some(3));
+        let drift = |severity, message: &str| Finding {
+            check: CheckName::Drift,
+            severity,
+            message: message.into(),
+            step: None,
+        };
+        s.checks
+            .push(drift(Severity::Warn, "pod p runs with cpu limit 500m"));
+        assert_eq!(invalid_reason(&s), None);
+        s.checks.push(drift(
+            Severity::Fail,
+            "deployment web changed during the step",
+        ));
+        assert_eq!(
+            invalid_reason(&s).as_deref(),
+            Some("deployment web changed during the step")
+        );
+        assert_eq!(blame(&s), Some(Blame::Other));
     }
 
     #[test]

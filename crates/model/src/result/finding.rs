@@ -56,13 +56,17 @@ pub enum CheckName {
     SearchBudget,
     /// How an autoscale step's HPA reacted, and what its per-pod readings cover.
     Autoscale,
+    /// Recorded while measuring: the target changed under the step without loadgen (a foreign
+    /// scale or edit, a pod deleted, evicted or restarted), or ran other than the step asked
+    /// (a LimitRange, a VPA), or a GitOps controller manages it.
+    Drift,
     /// A check this build does not know, kept by name.
     Other(String),
 }
 
 impl CheckName {
     /// Every known check.
-    pub const KNOWN: [CheckName; 26] = [
+    pub const KNOWN: [CheckName; 27] = [
         CheckName::Interrupted,
         CheckName::Validity,
         CheckName::ConnectionWait,
@@ -89,6 +93,7 @@ impl CheckName {
         CheckName::Restore,
         CheckName::SearchBudget,
         CheckName::Autoscale,
+        CheckName::Drift,
     ];
 
     /// The name as run.json, the CSV and the report write it.
@@ -120,6 +125,7 @@ impl CheckName {
             CheckName::Restore => "restore",
             CheckName::SearchBudget => "search_budget",
             CheckName::Autoscale => "autoscale",
+            CheckName::Drift => "drift",
             CheckName::Other(name) => name,
         }
     }
@@ -147,6 +153,7 @@ impl CheckName {
                 | CheckName::OrphansSwept
                 | CheckName::Restore
                 | CheckName::SearchBudget
+                | CheckName::Drift
                 | CheckName::Other(_)
         )
     }

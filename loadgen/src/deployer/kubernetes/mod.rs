@@ -14,6 +14,7 @@
 //! unit tests hand in a `tower-test` mock (for call sequences a real server cannot be made to
 //! produce); the integration tests run against the real control plane of `k8s/testbed`.
 
+pub mod drift;
 pub mod hpa;
 pub mod job;
 pub mod lease;
@@ -169,6 +170,8 @@ pub struct KubernetesDeployer {
     take_lease: bool,
     /// The Lease this run holds, from prepare to restore.
     lease: Option<lease::Held>,
+    /// Said once, before the first step: a GitOps controller manages the Deployment.
+    pub(crate) gitops: Option<String>,
 }
 
 impl std::fmt::Debug for KubernetesDeployer {
@@ -192,6 +195,7 @@ impl KubernetesDeployer {
             hpa_live: false,
             take_lease: true,
             lease: None,
+            gitops: None,
         }
     }
 
@@ -309,6 +313,7 @@ impl KubernetesDeployer {
         }
         let api = self.deployments(&client);
         let live = api.get(&name).await.map_err(KubeError::api("get", &name))?;
+        self.gitops = drift::gitops(&live);
         let now = Shape::of(&live, &self.target.container)?;
         let original = match spec::kept_original(&live)? {
             Some(kept) if kept.container == self.target.container => {
@@ -377,9 +382,10 @@ impl KubernetesDeployer {
         let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), &self.target.namespace);
         let hash = pods::new_replica_set_hash(&rs, &done).await?;
         let pod_api: Api<Pod> = Api::namespaced(client.clone(), &self.target.namespace);
+        let selector = pods::selector(&done)?;
         let found = pods::wait_step_pods(
             &pod_api,
-            &pods::selector(&done)?,
+            &selector,
             &hash,
             topology.replicas as usize,
             self.target.metrics_port,
@@ -393,6 +399,17 @@ impl KubernetesDeployer {
             topology.cpu_limit_cores,
         );
         deployment.cluster = Some(ClusterClient(client.clone()));
+        let ran = drift::begin(
+            api.clone(),
+            pod_api,
+            (name, &self.target.container),
+            format!("{selector},{}={hash}", pods::POD_TEMPLATE_HASH),
+            done.metadata.generation.unwrap_or(generation),
+            (topology.cpu_limit_cores, topology.autoscale.is_some()),
+        )
+        .await?;
+        deployment.drift = Some(ran.watch);
+        deployment.ran_differs = ran.differs;
         if let Some(a) = topology.autoscale {
             // Applied by the step as its attack starts (scale.rs); deleted from here on.
             self.hpa_live = true;

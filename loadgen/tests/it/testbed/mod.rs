@@ -11,6 +11,7 @@ mod any_service;
 mod autoscale;
 mod campaign;
 mod control_plane;
+mod drift;
 mod job;
 mod lease;
 mod metrics;
