@@ -232,8 +232,8 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     if args.log_result {
         println!("{}{json}", shard::RESULT_MARK);
         // A shard's validity is in its result, which the coordinator judges; an exit code of 1
-        // would fail its Job (backoffLimit 0), and the Job controller would then delete the
-        // sibling shards still running, their logs with them.
+        // would mark its index failed (the Job's backoff is per index, so its siblings run
+        // on), and a pod that ends with a result is a measured shard, not a failed one.
         return Ok(ExitStatus::Done);
     }
     Ok(if step.valid && !step.interrupted {

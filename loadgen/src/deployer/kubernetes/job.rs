@@ -1,6 +1,7 @@
 //! The Indexed Job of a sharded step's generators on a cluster. The coordinator (the loadgen
 //! Job, the only pod with API rights) creates one Job per step — `completionMode: Indexed`,
-//! parallelism = completions = N, `backoffLimit: 0`, `restartPolicy: Never`, each pod's shard
+//! parallelism = completions = N, `backoffLimitPerIndex: 0` (a failed shard is neither retried
+//! nor the end of its siblings), `restartPolicy: Never`, each pod's shard
 //! from `JOB_COMPLETION_INDEX`, no service-account token — waits until every pod runs, then
 //! gives them one start time far enough ahead (an annotation each pod reads back through a
 //! downward-API file), waits for them to end, gathers each shard's result from its log (the
@@ -107,7 +108,11 @@ pub fn body(job: &GeneratorJob) -> Result<Job, KubeError> {
             "completionMode": "Indexed",
             "completions": job.count,
             "parallelism": job.count,
-            "backoffLimit": 0,
+            // Per index, not per Job: a shard that fails (OOMKilled, evicted, deleted) is not
+            // retried, and — unlike `backoffLimit: 0` — does not fail the Job, whose controller
+            // would then kill the sibling shards still running and lose their results.
+            "backoffLimitPerIndex": 0,
+            "maxFailedIndexes": job.count,
             "template": {
                 "metadata": { "labels": labels },
                 "spec": {

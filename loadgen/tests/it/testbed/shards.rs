@@ -72,6 +72,39 @@ async fn a_two_generator_step_runs_as_a_real_indexed_job_and_reconciles() {
     common::command::assert_exit_unless_lagged(code, &stderr, 0);
 }
 
+/// A sharded `loadgen run` of `steps` under way in namespace `name` (polymetrie deployed), the
+/// generator pods running this build's loadgen.
+struct Sharded {
+    ns: super::Namespace,
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    out_dir: std::path::PathBuf,
+    child: tokio::process::Child,
+}
+
+impl Sharded {
+    fn spawn(bed: &super::Testbed, name: &str, steps: &str) -> Sharded {
+        let ns = bed.namespace(name);
+        ns.deploy_base("1ms");
+        let dir = common::tempdir(name);
+        let path = dir.path().join("sharded.toml");
+        std::fs::write(&path, format!("{}{steps}", scenario(&ns, ""))).unwrap();
+        let out_dir = dir.path().join("out");
+        let args = ["run".as_ref(), arg(&path), "--out".as_ref(), arg(&out_dir)];
+        let child = loadgen(bed, &args)
+            .env("LOADGEN_IMAGE", "loadgen:test")
+            .spawn()
+            .unwrap();
+        Sharded {
+            ns,
+            _dir: dir,
+            path,
+            out_dir,
+            child,
+        }
+    }
+}
+
 const LONG_SHARDED: &str = r#"
 [generators]
 count = 2
@@ -95,17 +128,8 @@ async fn a_killed_sharded_runs_job_is_bounded_and_deleted_by_restore() {
     let Some(bed) = testbed() else {
         return;
     };
-    let ns = bed.namespace("it-shards-kill");
-    ns.deploy_base("1ms");
-    let dir = common::tempdir("testbed-shards-kill");
-    let path = dir.path().join("long.toml");
-    std::fs::write(&path, format!("{}{LONG_SHARDED}", scenario(&ns, ""))).unwrap();
-    let out_dir = dir.path().join("out");
-    let args = ["run".as_ref(), arg(&path), "--out".as_ref(), arg(&out_dir)];
-    let child = loadgen(&bed, &args)
-        .env("LOADGEN_IMAGE", "loadgen:test")
-        .spawn()
-        .unwrap();
+    let run = Sharded::spawn(&bed, "it-shards-kill", LONG_SHARDED);
+    let (ns, path, child) = (&run.ns, &run.path, run.child);
     let selector = "app.kubernetes.io/managed-by=loadgen,loadgen.io/deployment=polymetrie";
     let job = bed.wait(Duration::from_secs(90), || {
         let jobs = ns.get_json(&["jobs", "-l", selector]);
@@ -118,7 +142,7 @@ async fn a_killed_sharded_runs_job_is_bounded_and_deleted_by_restore() {
     assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 600);
     signal(&child, rustix::process::Signal::KILL);
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await;
-    let restore = loadgen(&bed, &["restore".as_ref(), arg(&path)])
+    let restore = loadgen(&bed, &["restore".as_ref(), arg(path)])
         .output()
         .await
         .unwrap();
@@ -133,4 +157,82 @@ async fn a_killed_sharded_runs_job_is_bounded_and_deleted_by_restore() {
         (jobs["items"].as_array()?.is_empty()).then_some(())
     });
     assert!(gone.is_some(), "the job is deleted");
+}
+
+const TWO_LONG: &str = r#"
+[generators]
+count = 2
+
+[[campaign]]
+name = "F"
+
+[[campaign.step]]
+name = "one-fails"
+rate = 40
+duration = "15s"
+replicas = 1
+"#;
+
+/// One shard's pod deleted mid-step: that index fails, and the Job controller leaves its
+/// sibling running (the Job's backoff is per index), so the merged step keeps shard 0's whole
+/// result and names shard 1 as what made it invalid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_shard_does_not_take_its_sibling_with_it() {
+    let _serial = serial::lock().await;
+    let Some(bed) = testbed() else {
+        return;
+    };
+    let run = Sharded::spawn(&bed, "it-shards-fail", TWO_LONG);
+    let (ns, out_dir, child) = (&run.ns, &run.out_dir, run.child);
+    // Both pods were given their start time: the load is under way a few seconds after it.
+    let index1 = "batch.kubernetes.io/job-completion-index=1";
+    let started = bed.wait(Duration::from_secs(120), || {
+        let pods = ns.get_json(&["pods", "-l", "app.kubernetes.io/component=shard"]);
+        let items = pods["items"].as_array()?;
+        let at: Vec<u64> = items
+            .iter()
+            .filter_map(|p| p["metadata"]["annotations"]["loadgen.io/start-at"].as_str())
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        (items.len() == 2 && at.len() == 2).then(|| at[0])
+    });
+    let start_ms = started.expect("both shard pods got their start time");
+    let now_ms = loadgen_model::shard::unix_ms(std::time::SystemTime::now());
+    tokio::time::sleep(Duration::from_millis(
+        start_ms.saturating_sub(now_ms) + 4000,
+    ))
+    .await;
+    bed.kubectl(&[
+        "-n",
+        &ns.name,
+        "delete",
+        "pod",
+        "-l",
+        index1,
+        "--wait=false",
+    ]);
+    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+        .await
+        .expect("the run ends by itself")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = std::fs::read_to_string(out_dir.join("run.json")).unwrap();
+    let r: loadgen_model::result::CampaignResult = serde_json::from_str(&text).unwrap();
+    let step = &r.steps[0];
+    let sharding = step.sharding.as_ref().expect("a sharded step");
+    assert_eq!(
+        sharding.shards.len(),
+        2,
+        "both shards accounted for: {stderr}"
+    );
+    let zero = &sharding.shards[0];
+    assert!(
+        zero.missing.is_none() && zero.invalid_reason.is_none(),
+        "shard 0 kept running and reported: {zero:?}\n{stderr}"
+    );
+    assert_eq!(zero.ok, Some(300), "shard 0's whole share: {zero:?}");
+    assert!(!step.valid);
+    let why = step.invalid_reason.as_deref().unwrap_or_default();
+    assert!(why.contains("shard 1"), "{why}");
+    assert!(!why.contains("shard 0"), "{why}");
 }

@@ -122,7 +122,10 @@ fn the_job_body_is_an_indexed_job_of_token_less_pods_that_never_retry() {
         (&spec["parallelism"], &spec["completions"]),
         (&json!(3), &json!(3))
     );
-    assert_eq!(spec["backoffLimit"], 0);
+    // A failed shard is not retried and does not fail the Job (which would kill its siblings).
+    assert_eq!(spec["backoffLimitPerIndex"], 0);
+    assert_eq!(spec["maxFailedIndexes"], 3);
+    assert_eq!(spec.get("backoffLimit"), None);
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["restartPolicy"], "Never");
     assert_eq!(pod["automountServiceAccountToken"], false);
