@@ -112,74 +112,91 @@ impl Drop for GaugeGuard {
     }
 }
 
+/// `metric`, registered under `name` with `help` (the registry keeps a clone: they share
+/// their values).
+fn registered<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// Each route's histogram, made once: the hot path observes without a family lookup.
+fn route_durations(durations: &HistogramFamily) -> Vec<(&'static str, Histogram)> {
+    ROUTES
+        .iter()
+        .map(|&route| {
+            (
+                route,
+                durations.get_or_create(&RouteLabels { route }).clone(),
+            )
+        })
+        .collect()
+}
+
 impl Metrics {
     pub fn new(url_cap: UrlCap) -> Self {
         let mut registry = Registry::default();
-        let clicks = Family::<SiteLabels, Counter>::default();
-        registry.register(
+        let clicks = registered(
+            &mut registry,
             "polymetrie_clicks",
             "Clicks this replica stored, by site",
-            clicks.clone(),
+            Family::<SiteLabels, Counter>::default(),
         );
-        let url_clicks = Family::<UrlLabels, Counter>::default();
-        registry.register(
+        let url_clicks = registered(
+            &mut registry,
             "polymetrie_url_clicks",
             "Clicks this replica stored, by site and URL (URL values capped per site; overflow under url=\"__other__\")",
-            url_clicks.clone(),
+            Family::<UrlLabels, Counter>::default(),
         );
-        let requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
+        let requests = registered(
+            &mut registry,
             "polymetrie_http_requests",
             "HTTP requests answered, by route and status",
-            requests.clone(),
+            Family::<HttpLabels, Counter>::default(),
         );
-        let durations: HistogramFamily = Family::new_with_constructor(duration_histogram);
-        registry.register(
+        let durations: HistogramFamily = registered(
+            &mut registry,
             "polymetrie_http_request_duration_seconds",
             "Time from request headers to response, by route",
-            durations.clone(),
+            Family::new_with_constructor(duration_histogram),
         );
-        let shed = Counter::default();
-        registry.register(
+        let shed = registered(
+            &mut registry,
             "polymetrie_shed",
             "Clicks refused with 503 because no in-flight slot freed up within the queue timeout",
-            shed.clone(),
+            Counter::default(),
         );
-        let regression_work = Counter::default();
-        registry.register(
+        let regression_work = registered(
+            &mut registry,
             "polymetrie_regression_work",
             "Units of extra work --regression did on clicks (JSON re-validations or store round trips); 0 without it",
-            regression_work.clone(),
+            Counter::default(),
         );
-        let inflight = Gauge::default();
-        registry.register(
+        let inflight = registered(
+            &mut registry,
             "polymetrie_inflight_clicks",
             "Clicks currently holding an in-flight slot",
-            inflight.clone(),
+            Gauge::default(),
         );
-        let queued = Gauge::default();
-        registry.register(
+        let queued = registered(
+            &mut registry,
             "polymetrie_queued_clicks",
             "Clicks waiting for an in-flight slot",
-            queued.clone(),
+            Gauge::default(),
         );
-        let in_progress = Gauge::default();
-        registry.register(
+        let in_progress = registered(
+            &mut registry,
             "polymetrie_http_requests_in_progress",
             "Requests whose headers were received and that are not answered yet (a scrape counts itself)",
-            in_progress.clone(),
+            Gauge::default(),
         );
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(CgroupCollector(SelfCgroup::detect())));
-        let route_durations = ROUTES
-            .iter()
-            .map(|&route| {
-                (
-                    route,
-                    durations.get_or_create(&RouteLabels { route }).clone(),
-                )
-            })
-            .collect();
+        let route_durations = route_durations(&durations);
         Self {
             registry,
             clicks,

@@ -8,7 +8,6 @@ use loadgen_model::result::{OutcomeCounts, StepResult, TlsSummary};
 pub fn render(s: &StepResult, url: &str, pool_grow_after: std::time::Duration) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
-    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
     let _ = writeln!(
         o,
         "attack {url}: {:.0} req/s for {:.1} s{}",
@@ -46,6 +45,23 @@ pub fn render(s: &StepResult, url: &str, pool_grow_after: std::time::Duration) -
     if let Some(t) = &s.tls {
         o.push_str(&tls_lines(t));
     }
+    o.push_str(&generator_lines(s, pool_grow_after));
+    match &s.invalid_reason {
+        None => {
+            let _ = writeln!(o, "  valid: the generator kept its schedule");
+        }
+        Some(r) => {
+            let _ = writeln!(o, "  INVALID: {r}");
+        }
+    }
+    o
+}
+
+/// The generator's own cost and its connections.
+fn generator_lines(s: &StepResult, pool_grow_after: std::time::Duration) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
     let g = &s.generator;
     let n = |v: Option<u64>| v.map_or("-".into(), |c| c.to_string());
     let _ = writeln!(
@@ -77,14 +93,6 @@ pub fn render(s: &StepResult, url: &str, pool_grow_after: std::time::Duration) -
         n(g.connections_closed_idle),
         n(g.pool_cap_waits),
     );
-    match &s.invalid_reason {
-        None => {
-            let _ = writeln!(o, "  valid: the generator kept its schedule");
-        }
-        Some(r) => {
-            let _ = writeln!(o, "  INVALID: {r}");
-        }
-    }
     o
 }
 

@@ -33,22 +33,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Turns the arguments into an attack spec; every error is a one-line cause.
 pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
     let (base, path) = target::split_url(&a.url).map_err(|e| AttackError::from_url(&a.url, e))?;
-    // Refuse non-loopback targets (unless LOADGEN_ALLOW_REMOTE=1) before anything else happens:
-    // the endpoints when given (the URL then only names the Host), else the URL.
-    let reach = Reach::from_opt_in(false);
-    if a.endpoints.is_empty() {
-        attack::resolve_target_with(&base.as_url(), reach)?;
-    }
-    let endpoints = a
-        .endpoints
-        .iter()
-        .map(|e| {
-            attack::resolve_target_with(e, reach)?;
-            Ok(target::BaseUrl::parse(e.trim_end_matches('/'))
-                .map_err(|err| AttackError::from_url(e, err))?
-                .as_url())
-        })
-        .collect::<Result<Vec<_>, AttackError>>()?;
+    let (reach, endpoints) = endpoints_from_args(a, &base)?;
     if !(a.rate.is_finite() && a.rate > 0.0) {
         anyhow::bail!("--rate must be a number > 0 (got {})", a.rate);
     }
@@ -79,19 +64,7 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         .check()
         .map_err(|e| anyhow::anyhow!("--{} must be {}", e.setting.replace('_', "-"), e.expected))?;
     let request = request_from_args(a, path)?;
-    let tls = TlsSpec {
-        cacert: a.cacert.clone(),
-        insecure: a.insecure,
-        cert: a.cert.clone(),
-        key: a.key.clone(),
-        resume: a.tls_resume == "on",
-    };
-    // Every file read and checked now: a CA that does not parse is bad input, not a failure
-    // per request.
-    attack::tls_client(&base, &tls, a.http2).map_err(|e| match e.setting() {
-        "url" => anyhow::anyhow!("{e}"),
-        flag => anyhow::anyhow!("--{flag}: {e}"),
-    })?;
+    let tls = tls_from_args(a, &base)?;
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
     let start_at = start_at_from_args(a)?;
     if let (Some(s), None) = (shard, start_at) {
@@ -131,6 +104,47 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         shard,
         start_at,
     })
+}
+
+/// Where load may go and the endpoints, each resolved and refused (unless
+/// LOADGEN_ALLOW_REMOTE=1) when not loopback, before anything else happens: the endpoints when
+/// given (the URL then only names the Host), else the URL.
+fn endpoints_from_args(
+    a: &AttackArgs,
+    base: &target::BaseUrl,
+) -> Result<(Reach, Vec<String>), AttackError> {
+    let reach = Reach::from_opt_in(false);
+    if a.endpoints.is_empty() {
+        attack::resolve_target_with(&base.as_url(), reach)?;
+    }
+    let endpoints = a
+        .endpoints
+        .iter()
+        .map(|e| {
+            attack::resolve_target_with(e, reach)?;
+            Ok(target::BaseUrl::parse(e.trim_end_matches('/'))
+                .map_err(|err| AttackError::from_url(e, err))?
+                .as_url())
+        })
+        .collect::<Result<Vec<_>, AttackError>>()?;
+    Ok((reach, endpoints))
+}
+
+/// The TLS settings, every file read and checked now: a CA that does not parse is bad input,
+/// not a failure per request.
+fn tls_from_args(a: &AttackArgs, base: &target::BaseUrl) -> anyhow::Result<TlsSpec> {
+    let tls = TlsSpec {
+        cacert: a.cacert.clone(),
+        insecure: a.insecure,
+        cert: a.cert.clone(),
+        key: a.key.clone(),
+        resume: a.tls_resume == "on",
+    };
+    attack::tls_client(base, &tls, a.http2).map_err(|e| match e.setting() {
+        "url" => anyhow::anyhow!("{e}"),
+        flag => anyhow::anyhow!("--{flag}: {e}"),
+    })?;
+    Ok(tls)
 }
 
 fn start_at_from_args(a: &AttackArgs) -> anyhow::Result<Option<std::time::SystemTime>> {

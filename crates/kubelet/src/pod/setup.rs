@@ -68,10 +68,14 @@ impl PodRun {
         }
     }
 
-    async fn try_set_up(&mut self) -> Result<(), SetupError> {
-        let spec = self.pod.spec.clone().unwrap_or_default();
-        let mut exes: Vec<(crate::image::Executable, Option<Prober>)> = Vec::new();
-        for c in &spec.containers {
+    /// Each container's program (an image no local program stands for is fatal) and its
+    /// readiness prober.
+    fn resolve(
+        &self,
+        containers: &[k8s_openapi::api::core::v1::Container],
+    ) -> Result<Vec<(crate::image::Executable, Option<Prober>)>, SetupError> {
+        let mut exes = Vec::new();
+        for c in containers {
             let exe = self
                 .rt
                 .images
@@ -86,6 +90,12 @@ impl PodRun {
             })?;
             exes.push((exe, prober));
         }
+        Ok(exes)
+    }
+
+    async fn try_set_up(&mut self) -> Result<(), SetupError> {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let mut exes = self.resolve(&spec.containers)?;
         if self.sandbox.is_none() {
             let s = self
                 .rt

@@ -381,7 +381,15 @@ impl Expander<'_> {
             });
         }
         stray("json_pointer", &s.json_pointer)?;
-        let q = s.promql.as_ref().expect("one kind is set");
+        self.promql_counter(s.promql.as_ref().expect("one kind is set"), prometheus)
+    }
+
+    /// `[counter] promql`, through the Prometheus of `[prometheus]`.
+    fn promql_counter(
+        &self,
+        q: &Spanned<String>,
+        prometheus: Option<&PrometheusMode>,
+    ) -> Result<Counter, ScenarioError> {
         let query = q.get_ref().clone();
         match prometheus {
             Some(PrometheusMode::Url(url)) => Ok(Counter::Promql {
