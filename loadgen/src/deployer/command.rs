@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::local::{begin, replica_cgroup};
+use super::groups::{begin, replica_cgroup};
 use super::process::ChildProcess;
 use super::workdir::log_tail;
 use super::{DeployError, Deployment, Replica};

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod command;
+mod groups;
 pub mod kubernetes;
 pub mod local;
 pub mod process;

@@ -106,8 +106,14 @@ pub struct KubernetesTarget {
     /// Port of each pod's `/metrics`, reached at the pod's IP.
     pub metrics_port: u16,
     /// The bound on each step's rollout.
+    /// The bound on each step's rollout ([`ROLLOUT_TIMEOUT`] unless the scenario says).
     pub rollout_timeout: std::time::Duration,
 }
+
+/// How long one step's rollout may take unless `[target] rollout_timeout` says: new pods
+/// scheduled, images present, readiness probes passed. The loadgen Job's deadline allows 60 s
+/// per step for it (docs/kubernetes.md).
+pub const ROLLOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One step: deploy `topology`, warm up, then offer `load`.
 #[derive(Debug, Clone)]

@@ -43,9 +43,8 @@ use spec::{Shape, FIELD_MANAGER};
 use super::Deployment;
 use crate::plan::{KubernetesTarget, Topology};
 
-/// How long one step's rollout may take: new pods scheduled, images present, readiness probes
-/// passed. The loadgen Job's deadline allows 60 s per step for it (docs/kubernetes.md).
-pub const ROLLOUT_BOUND: Duration = Duration::from_secs(60);
+/// How long one step's rollout may take by default (`[target] rollout_timeout`): the plan's.
+pub use crate::plan::ROLLOUT_TIMEOUT as ROLLOUT_BOUND;
 
 /// The deployer's API client, handed to what else a step creates on the cluster.
 #[derive(Clone)]

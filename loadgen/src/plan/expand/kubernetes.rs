@@ -70,9 +70,7 @@ impl Expander<'_> {
         let rollout_timeout = t
             .rollout_timeout
             .as_ref()
-            .map_or(crate::deployer::kubernetes::ROLLOUT_BOUND, |d| {
-                d.get_ref().0
-            });
+            .map_or(crate::plan::ROLLOUT_TIMEOUT, |d| d.get_ref().0);
         Ok(Target::Kubernetes(KubernetesTarget {
             namespace,
             deployment,
