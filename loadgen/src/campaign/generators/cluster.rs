@@ -82,9 +82,9 @@ pub fn inputs(outcomes: Vec<ShardPod>) -> Vec<ShardInput> {
 fn run_token() -> &'static str {
     static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TOKEN.get_or_init(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host = crate::deployer::kubernetes::lease::host();
         let at = loadgen_model::shard::unix_ms(std::time::SystemTime::now());
-        format!("{} {} {at}", host.trim(), std::process::id())
+        format!("{host} {} {at}", std::process::id())
     })
 }
 

@@ -27,7 +27,7 @@ pub fn name(deployment: &str) -> String {
 }
 
 /// This machine's name (a pod's name, in a cluster).
-fn host() -> String {
+pub fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown-host".into())

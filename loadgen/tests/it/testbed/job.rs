@@ -15,25 +15,6 @@ use tokio::io::AsyncWriteExt;
 use super::{arg, loadgen, testbed, Testbed};
 use crate::common::{self, serial};
 
-const SA: &str = "system:serviceaccount:loadgen:loadgen";
-
-fn can_i(bed: &Testbed, verb: &str, resource: &str) -> bool {
-    // `auth can-i` answers on stdout and exits 1 for "no".
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&bed.kubeconfig)
-        .args(["-n", "loadgen", "auth", "can-i", verb, resource, "--as", SA])
-        .output()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        answer == "yes" || answer == "no",
-        "kubectl auth can-i {verb} {resource}: {answer} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    answer == "yes"
-}
-
 /// What the Role grants and what it does not, as the real authorizer decides it; and one
 /// real 403 with the ServiceAccount's own token.
 fn check_rbac(bed: &Testbed) {
@@ -47,7 +28,7 @@ fn check_rbac(bed: &Testbed) {
         ("update", "leases.coordination.k8s.io/loadgen-polymetrie"),
     ] {
         assert!(
-            can_i(bed, verb, resource),
+            bed.can_i("loadgen", verb, resource),
             "the Role grants {verb} {resource}"
         );
     }
@@ -62,7 +43,7 @@ fn check_rbac(bed: &Testbed) {
         ("get", "pods/log"),
     ] {
         assert!(
-            !can_i(bed, verb, resource),
+            !bed.can_i("loadgen", verb, resource),
             "the Role does not grant {verb} {resource}"
         );
     }

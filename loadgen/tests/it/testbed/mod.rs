@@ -123,6 +123,25 @@ impl Testbed {
         serde_json::from_str(&self.kubectl(&all)).unwrap()
     }
 
+    /// `kubectl auth can-i VERB RESOURCE` as the namespace's `loadgen` ServiceAccount.
+    pub fn can_i(&self, ns: &str, verb: &str, resource: &str) -> bool {
+        let sa = format!("system:serviceaccount:{ns}:loadgen");
+        // `auth can-i` answers on stdout and exits 1 for "no".
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["-n", ns, "auth", "can-i", verb, resource, "--as", &sa])
+            .output()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            answer == "yes" || answer == "no",
+            "kubectl auth can-i {verb} {resource}: {answer} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        answer == "yes"
+    }
+
     /// Polls `f` every 250 ms until it returns `Some` or `bound` passes.
     pub fn wait<T>(&self, bound: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         let deadline = Instant::now() + bound;

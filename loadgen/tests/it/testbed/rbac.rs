@@ -33,41 +33,22 @@ fn rbac_docs(bed: &Testbed, dir: &str, ns: &str) -> String {
     docs.join("\n---\n")
 }
 
-/// `kubectl auth can-i VERB RESOURCE` as the namespace's `loadgen` ServiceAccount.
-fn can_i(bed: &Testbed, ns: &str, verb: &str, resource: &str) -> bool {
-    let sa = format!("system:serviceaccount:{ns}:loadgen");
-    // `auth can-i` answers on stdout and exits 1 for "no".
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&bed.kubeconfig)
-        .args(["-n", ns, "auth", "can-i", verb, resource, "--as", &sa])
-        .output()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        answer == "yes" || answer == "no",
-        "kubectl auth can-i {verb} {resource}: {answer} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    answer == "yes"
-}
-
 /// Every (verb, resource) of `allowed` is allowed and every one of `denied` denied; the first
 /// allowed one is waited for (the authorizer sees a new Role through its informer).
 fn expect(bed: &Testbed, ns: &str, shape: &str, allowed: &[(&str, &str)], denied: &[(&str, &str)]) {
     let (verb, resource) = allowed[0];
     let seen = bed.wait(Duration::from_secs(20), || {
-        can_i(bed, ns, verb, resource).then_some(())
+        bed.can_i(ns, verb, resource).then_some(())
     });
     assert!(seen.is_some(), "{shape}: {verb} {resource} never allowed");
     let wrong_yes: Vec<String> = denied
         .iter()
-        .filter(|(v, r)| can_i(bed, ns, v, r))
+        .filter(|(v, r)| bed.can_i(ns, v, r))
         .map(|(v, r)| format!("{v} {r}"))
         .collect();
     let wrong_no: Vec<String> = allowed
         .iter()
-        .filter(|(v, r)| !can_i(bed, ns, v, r))
+        .filter(|(v, r)| !bed.can_i(ns, v, r))
         .map(|(v, r)| format!("{v} {r}"))
         .collect();
     assert!(
