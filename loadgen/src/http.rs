@@ -1,5 +1,7 @@
 //! A minimal HTTP/1.1 GET over one fresh loopback connection, for probes and readiness checks:
-//! bounded in time, never retried here (callers poll with their own bound).
+//! bounded in time, never retried here (callers poll with their own bound). An `https://` URL
+//! goes over TLS with the engine's own client (rustls on ring), trusting a given CA file (the
+//! run's, for a `tls = true` step) or the system's roots.
 
 use std::time::Duration;
 
@@ -7,6 +9,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::Uri;
 use hyper_util::rt::TokioIo;
+use loadgen_engine::tls::TlsSpec;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// Largest body a probe reads (a `/metrics` page with capped URL labels is far smaller).
@@ -21,6 +25,8 @@ pub enum HttpError {
     Timeout(Duration),
     #[error("connect: {0}")]
     Connect(std::io::Error),
+    #[error("tls: {0}")]
+    Tls(String),
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
     #[error("body larger than {MAX_BODY_BYTES} bytes")]
@@ -29,25 +35,67 @@ pub enum HttpError {
     Body(String),
 }
 
-/// GETs `url` (`http://host:port/path`) within `timeout`; returns the status and body text.
+/// GETs `url` (`http://host:port/path`, or `https://` trusting the system's roots) within
+/// `timeout`; returns the status and body text.
 pub async fn get(url: &str, timeout: Duration) -> Result<(u16, String), HttpError> {
-    match tokio::time::timeout(timeout, get_unbounded(url)).await {
+    get_trusting(url, timeout, None).await
+}
+
+/// [`get`], an `https://` URL trusting only the CA certificates in `ca` when given.
+pub async fn get_trusting(
+    url: &str,
+    timeout: Duration,
+    ca: Option<&std::path::Path>,
+) -> Result<(u16, String), HttpError> {
+    match tokio::time::timeout(timeout, get_unbounded(url, ca)).await {
         Ok(r) => r,
         Err(_) => Err(HttpError::Timeout(timeout)),
     }
 }
 
-async fn get_unbounded(url: &str) -> Result<(u16, String), HttpError> {
+async fn get_unbounded(
+    url: &str,
+    ca: Option<&std::path::Path>,
+) -> Result<(u16, String), HttpError> {
     let uri: Uri = url.parse().map_err(|_| HttpError::Url(url.into()))?;
     let authority = uri
         .authority()
         .ok_or_else(|| HttpError::Url(url.into()))?
         .clone();
-    let port = authority.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((authority.host(), port))
+    let tls = uri.scheme_str() == Some("https");
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    // A bracketed IPv6 host connects and is named without its brackets.
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let stream = TcpStream::connect((host, port))
         .await
         .map_err(HttpError::Connect)?;
     let _ = stream.set_nodelay(true);
+    if !tls {
+        return exchange(stream, &uri, url).await;
+    }
+    let spec = TlsSpec {
+        cacert: ca.map(std::path::Path::to_path_buf),
+        ..TlsSpec::default()
+    };
+    let client = spec
+        .client(host, false)
+        .map_err(|e| HttpError::Tls(e.to_string()))?;
+    let (stream, _) = client
+        .handshake(stream)
+        .await
+        .map_err(|e| HttpError::Tls(format!("handshake failed: {}", e.name())))?;
+    exchange(stream, &uri, url).await
+}
+
+/// One GET on a connected stream (plain or TLS).
+async fn exchange<S>(stream: S, uri: &Uri, url: &str) -> Result<(u16, String), HttpError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let authority = uri.authority().ok_or_else(|| HttpError::Url(url.into()))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     // The connection task ends when the response is read and `sender` is dropped.
     let driver = tokio::spawn(conn);

@@ -48,6 +48,8 @@ pub struct StepRow {
     /// `None` with a known topology means "no limit"; see [`StepRow::cpu_limit_cell`].
     pub cpu_limit_cores: Option<f64>,
     pub store: Option<String>,
+    /// The replicas served HTTPS with the run's certificate (`tls = true`).
+    pub tls: bool,
     pub counter_delta: Option<i64>,
     /// counter delta / intended, as a percentage.
     pub counted_pct: Option<f64>,
@@ -102,6 +104,7 @@ impl StepRow {
             replicas: s.topology.as_ref().map(|t| t.replicas),
             cpu_limit_cores: s.topology.as_ref().and_then(|t| t.cpu_limit_cores),
             store: s.topology.as_ref().map(|t| t.store.clone()),
+            tls: s.topology.as_ref().is_some_and(|t| t.tls),
             counter_delta: s.counter.as_ref().and_then(|c| c.delta),
             counted_pct: s.counted_ratio.map(pct),
             client_ok_pct: s.success_ratio.map(pct),
@@ -152,7 +155,12 @@ impl StepRow {
 
     /// The configuration the step ran on, e.g. "2 replicas, 1 core, memory".
     pub fn configuration_label(&self) -> String {
-        configuration_label(self.replicas, self.cpu_limit_cores, self.store.as_deref())
+        let label = configuration_label(self.replicas, self.cpu_limit_cores, self.store.as_deref());
+        if self.tls {
+            label + ", TLS"
+        } else {
+            label
+        }
     }
 
     pub fn rate_cell(&self) -> String {

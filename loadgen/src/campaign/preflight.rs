@@ -41,6 +41,7 @@ pub async fn check(
         replicas: 1,
         cpu_limit_cores: None,
         autoscale: None,
+        tls: false,
         ..first_topology(plan)
     };
     let deployment = deployer
@@ -76,6 +77,7 @@ fn first_topology(plan: &Plan) -> Topology {
             replicas: 1,
             cpu_limit_cores: None,
             store: crate::plan::Store::Memory,
+            tls: false,
             autoscale: None,
         })
 }

@@ -88,7 +88,14 @@ fn spec(cx: &StepContext<'_>, step: &Step, deployment: &Deployment) -> AttackSpe
         url: deployment.base_url.clone(),
         endpoints: deployment.endpoints.clone(),
         balance: cx.plan.balance(),
-        tls: cx.plan.tls.clone(),
+        // A `tls = true` step trusts the run's own CA (and only it); else the target's keys.
+        tls: match &deployment.tls_ca {
+            Some(ca) => loadgen_engine::tls::TlsSpec {
+                cacert: Some(ca.clone()),
+                ..cx.plan.tls.clone()
+            },
+            None => cx.plan.tls.clone(),
+        },
         http2: cx.plan.http2,
         reach: cx.plan.reach,
         load: step.load.clone(),
@@ -403,5 +410,6 @@ pub(super) fn topology_view(plan: &Plan, topology: &crate::plan::Topology) -> To
             max_replicas: a.max_replicas,
             cpu_utilization_pct: a.cpu_utilization_pct,
         }),
+        tls: topology.tls,
     }
 }

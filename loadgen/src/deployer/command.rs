@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::groups::{begin, replica_cgroup};
+use super::pki::Pki;
 use super::process::ChildProcess;
 use super::workdir::log_tail;
 use super::{DeployError, Deployment, Replica};
@@ -90,6 +91,8 @@ pub struct CommandDeployer {
     out_dir: PathBuf,
     /// Dependencies of `scope = "campaign"`, started by [`CommandDeployer::prepare`].
     campaign: Vec<Running>,
+    /// The run's certificates, made on the first `tls = true` step.
+    pki: Option<Pki>,
     pub(super) swept: Vec<String>,
 }
 
@@ -100,6 +103,7 @@ impl CommandDeployer {
             cgroup_root: PathBuf::from(CGROUP_ROOT),
             out_dir: out_dir.join("service"),
             campaign: Vec::new(),
+            pki: None,
             swept: Vec::new(),
         }
     }
@@ -167,6 +171,9 @@ impl CommandDeployer {
         deployment.cpu_limit_cores = topology.cpu_limit_cores;
         deployment.cgroup_mode = layout.as_ref().map(CgroupLayout::mode);
         deployment.grace = self.service.command.stop_grace;
+        if topology.tls {
+            deployment.tls_ca = Some(Pki::ensure(&mut self.pki)?.ca.clone());
+        }
         deployment.dependency_pids = self
             .campaign
             .iter()
@@ -203,6 +210,16 @@ impl CommandDeployer {
             deployment.dependencies.push(running);
         }
         let deadline = Instant::now() + bound.max(self.service.command.ready.timeout());
+        // A TLS step: the command with its `tls_args`, and the run's files for them.
+        let tls = self.pki.as_ref().filter(|_| topology.tls);
+        let with_tls;
+        let command = match tls {
+            Some(_) => {
+                with_tls = self.service.command.with_args(&self.service.tls_args);
+                &with_tls
+            }
+            None => &self.service.command,
+        };
         for index in 0..topology.replicas {
             let group = format!(
                 "{}{}-{seq}-r{index}",
@@ -217,12 +234,14 @@ impl CommandDeployer {
                 metrics_port: Some(free_port()?),
                 replica: Some(index),
                 dir: Some(dir.join(format!("replica-{index}"))),
+                tls: tls.map(Pki::server_files),
                 ..self.values_so_far(&deployment.dependencies)
             };
-            let replica = self.start_replica(index, values, cgroup)?;
+            let replica = self.start_replica(command, index, values, cgroup)?;
+            let scheme = deployment.scheme();
             deployment
                 .endpoints
-                .push(format!("http://{}", replica.addr));
+                .push(format!("{scheme}://{}", replica.addr));
             deployment.replicas.push(replica);
         }
         deployment.base_url = deployment.endpoints[0].clone();
@@ -230,9 +249,13 @@ impl CommandDeployer {
             let port = r.port().unwrap_or(0);
             let what = format!("replica {}", r.index);
             let ready = &self.service.command.ready;
+            let probe = Probe {
+                port,
+                ca: deployment.tls_ca.as_deref(),
+            };
             wait_ready(
                 ready,
-                port,
+                probe,
                 &mut r.process,
                 r.log.as_deref(),
                 &what,
@@ -257,6 +280,7 @@ impl CommandDeployer {
 
     fn start_replica(
         &self,
+        command: &Command,
         index: u32,
         values: Values,
         cgroup: Option<cgroup::Cgroup>,
@@ -266,8 +290,7 @@ impl CommandDeployer {
         let port = values.port.unwrap_or(0);
         let metrics_port = values.metrics_port;
         let scrape_url = self.service.scrape.as_ref().map(|t| t.render(&values));
-        let (process, stderr) =
-            spawn(&self.service.command, &values, cgroup.as_ref(), &dir, &what)?;
+        let (process, stderr) = spawn(command, &values, cgroup.as_ref(), &dir, &what)?;
         Ok(Replica {
             index,
             pid: process.pid(),
@@ -306,7 +329,7 @@ pub(super) async fn start_dependency(
         let deadline = Instant::now() + command.ready.timeout();
         match wait_ready(
             &command.ready,
-            port,
+            Probe { port, ca: None },
             &mut process,
             Some(&stderr),
             &what,
@@ -407,10 +430,18 @@ impl NotReady {
     }
 }
 
-/// Polls `ready` on `port` until it holds, the process exits, or `deadline`.
+/// Where a readiness check goes: the process's port, over TLS trusting `ca` when it serves the
+/// run's certificate.
+#[derive(Debug, Clone, Copy)]
+struct Probe<'a> {
+    port: u16,
+    ca: Option<&'a Path>,
+}
+
+/// Polls `ready` on the probe's port until it holds, the process exits, or `deadline`.
 async fn wait_ready(
     ready: &Ready,
-    port: u16,
+    Probe { port, ca }: Probe<'_>,
     process: &mut ChildProcess,
     stderr: Option<&Path>,
     what: &str,
@@ -419,8 +450,9 @@ async fn wait_ready(
     loop {
         let last = match ready {
             Ready::Http { path, .. } => {
-                let url = format!("http://127.0.0.1:{port}{path}");
-                match http::get(&url, READY_REQUEST_TIMEOUT).await {
+                let scheme = if ca.is_some() { "https" } else { "http" };
+                let url = format!("{scheme}://127.0.0.1:{port}{path}");
+                match http::get_trusting(&url, READY_REQUEST_TIMEOUT, ca).await {
                     Ok((s, _)) if (200..300).contains(&s) => return Ok(()),
                     Ok((s, _)) => format!("GET {url} answered {s}"),
                     Err(e) => format!("GET {url}: {e}"),

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::command::{dependency_group, start_dependency};
 use super::groups::{begin, replica_cgroup};
+use super::pki::Pki;
 use super::replica::{self, Launch};
 use super::workdir::WorkDir;
 use super::{DeployError, Deployment};
@@ -31,6 +32,8 @@ pub struct LocalDeployer {
     service: LocalService,
     cgroup_root: PathBuf,
     binary: Option<PathBuf>,
+    /// The run's certificates, made on the first `tls = true` step.
+    pki: Option<Pki>,
     /// Lines about what [`cgroup::remove_stale`] swept, until the run takes them.
     pub(super) swept: Vec<String>,
 }
@@ -48,6 +51,7 @@ impl LocalDeployer {
             service: service.clone(),
             cgroup_root: root.into(),
             binary: service.binary.clone(),
+            pki: None,
             swept: Vec::new(),
         }
     }
@@ -82,6 +86,10 @@ impl LocalDeployer {
             Store::Memory => None,
         };
         let binary = self.binary().await?;
+        if topology.tls {
+            Pki::ensure(&mut self.pki)?;
+        }
+        let tls = self.pki.as_ref().filter(|_| topology.tls);
         let deadline = Instant::now() + bound;
         let workdir = WorkDir::create(&format!("deploy{seq}")).map_err(DeployError::WorkDir)?;
 
@@ -89,6 +97,7 @@ impl LocalDeployer {
             store: Some(topology.store),
             cpu_limit_cores: topology.cpu_limit_cores,
             cgroup_mode: layout.as_ref().map(CgroupLayout::mode),
+            tls_ca: tls.map(|p| p.ca.clone()),
             workdir: Some(workdir),
             ..Deployment::external(String::new())
         };
@@ -101,6 +110,7 @@ impl LocalDeployer {
                 &binary,
                 seq,
                 deadline,
+                tls,
             )
             .await;
         deployment.kept_if(result).await
@@ -141,6 +151,7 @@ impl LocalDeployer {
         binary: &std::path::Path,
         seq: u32,
         deadline: Instant,
+        tls: Option<&Pki>,
     ) -> Result<(), DeployError> {
         let dir = deployment
             .workdir
@@ -172,6 +183,7 @@ impl LocalDeployer {
                 store_arg: store_arg.clone(),
                 cgroup,
                 log_dir: &dir,
+                tls: tls.map(Pki::server_files),
             };
             let replica = replica::start(launch, deadline).await?;
             place(deployment, replica);
@@ -217,12 +229,14 @@ fn redis_command(binary: &std::path::Path, dir: &std::path::Path) -> Command {
     }
 }
 
-/// Records a started replica: its own endpoint, and the first one's as the base URL.
+/// Records a started replica: its own endpoint, and the first one's as the base URL
+/// (`https://` when the replicas serve the run's certificate).
 fn place(deployment: &mut Deployment, replica: super::Replica) {
     let addr = replica.addr.clone();
+    let scheme = deployment.scheme();
     if replica.index == 0 {
-        deployment.base_url = format!("http://{addr}");
+        deployment.base_url = format!("{scheme}://{addr}");
     }
-    deployment.endpoints.push(format!("http://{addr}"));
+    deployment.endpoints.push(format!("{scheme}://{addr}"));
     deployment.replicas.push(replica);
 }

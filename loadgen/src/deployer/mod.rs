@@ -21,6 +21,7 @@ pub mod command;
 mod groups;
 pub mod kubernetes;
 pub mod local;
+pub mod pki;
 pub mod process;
 pub mod replica;
 pub mod url;
@@ -82,6 +83,8 @@ pub enum DeployError {
     Unreachable { base: String, reason: String },
     #[error("temporary directory: {0}")]
     WorkDir(std::io::Error),
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
     #[error("teardown incomplete: {}", .0.join("; "))]
     Teardown(Vec<String>),
     #[error(transparent)]
@@ -124,6 +127,9 @@ pub struct Deployment {
     pub drift: Option<kubernetes::drift::DriftWatch>,
     /// A cluster step's pods whose CPU limit differs from the step's, one line each.
     pub ran_differs: Vec<String>,
+    /// A `tls = true` step: the run's CA, which the load and the probes trust (the replicas'
+    /// URLs are then `https://`).
+    pub tls_ca: Option<std::path::PathBuf>,
     // Field order is drop order: replicas first, then dependencies, then the directory of logs.
     pub(crate) workdir: Option<workdir::WorkDir>,
 }
@@ -156,6 +162,15 @@ impl Deployment {
         }
     }
 
+    /// `https` when the replicas serve the run's certificate, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// A deployment of a service we did not start.
     pub(crate) fn external(base_url: String) -> Self {
         Self {
@@ -173,6 +188,7 @@ impl Deployment {
             dependency_pids: Vec::new(),
             drift: None,
             ran_differs: Vec::new(),
+            tls_ca: None,
             workdir: None,
         }
     }
@@ -194,6 +210,7 @@ impl Deployment {
             cpu_limit_cores: self.cpu_limit_cores,
             store: self.store_name().into(),
             autoscale: None,
+            tls: self.tls_ca.is_some(),
         }
     }
 

@@ -73,6 +73,8 @@ pub(super) struct Launch<'a> {
     pub store_arg: String,
     pub cgroup: Option<Cgroup>,
     pub log_dir: &'a Path,
+    /// `(certificate, key)`: serve HTTPS with them (the run's PKI).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Launch<'_> {
@@ -98,6 +100,17 @@ impl Launch<'_> {
         if let Some(m) = s.max_inflight {
             args.push("--max-inflight".into());
             args.push(m.to_string());
+        }
+        if let Some((cert, key)) = &self.tls {
+            args.extend([
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ]);
+        }
+        if s.http2 {
+            args.push("--http2".into());
         }
         args.extend(s.extra_args.iter().cloned());
         args

@@ -52,6 +52,10 @@ pub struct Topology {
     /// An HPA scales the step between its bounds; `replicas` is then its `min`, the count the
     /// step starts from.
     pub autoscale: Option<Autoscale>,
+    /// The replicas serve HTTPS with the run's own certificate (`tls = true`): loadgen makes
+    /// a CA and a certificate for the loopback address once per run and the step's load and
+    /// probes trust that CA.
+    pub tls: bool,
 }
 
 /// The HorizontalPodAutoscaler of an autoscale step.
@@ -76,6 +80,8 @@ pub struct LocalService {
     pub max_inflight: Option<u32>,
     /// Extra command-line flags passed through verbatim.
     pub extra_args: Vec<String>,
+    /// Serve HTTP/2 too (`--http2`): the scenario's `[target] http2`.
+    pub http2: bool,
 }
 
 /// What the campaign runs against.

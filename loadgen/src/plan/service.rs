@@ -42,6 +42,15 @@ pub struct Command {
     pub stop_grace: Duration,
 }
 
+impl Command {
+    /// The same command with `args` appended (a TLS step's `tls_args`).
+    pub fn with_args(&self, args: &[Template]) -> Command {
+        let mut c = self.clone();
+        c.argv.extend(args.iter().cloned());
+        c
+    }
+}
+
 /// `scope` of a dependency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -64,6 +73,9 @@ pub struct Dependency {
 pub struct CommandService {
     pub command: Command,
     pub balance: Balance,
+    /// Appended to the command's argv in a `tls = true` step (`[service] tls_args`); empty:
+    /// the service cannot be asked to serve HTTPS.
+    pub tls_args: Vec<Template>,
     /// In declaration order: each may use the ports of those before it.
     pub dependencies: Vec<Dependency>,
     /// The exposition a managed Prometheus scrapes on each replica (`[prometheus] scrape`, or

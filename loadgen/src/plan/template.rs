@@ -1,5 +1,6 @@
 //! Placeholders in a user's command line, environment and URLs (`{port}`, `{metrics_port}`,
-//! `{replica}`, `{dir}`, `{pod_ip}`, `{dependency.NAME.port}`, `{dependency.NAME.dir}`),
+//! `{replica}`, `{dir}`, `{pod_ip}`, `{dependency.NAME.port}`, `{dependency.NAME.dir}`, and
+//! `{tls_cert}`, `{tls_key}` in the arguments that turn a service's TLS on),
 //! parsed once at expansion so a misspelt one is a scenario error with its position, and
 //! filled in by the deployer and the probes from the [`Values`] they know. `{{` and `}}` are
 //! literal braces.
@@ -24,6 +25,10 @@ pub enum Placeholder {
     DependencyPort(String),
     /// The folder of the dependency named so.
     DependencyDir(String),
+    /// The server certificate chain (PEM) loadgen made for the run (`tls = true` steps).
+    TlsCert,
+    /// That certificate's private key (PEM).
+    TlsKey,
 }
 
 impl Placeholder {
@@ -34,6 +39,8 @@ impl Placeholder {
             "replica" => Placeholder::Replica,
             "dir" => Placeholder::Dir,
             "pod_ip" => Placeholder::PodIp,
+            "tls_cert" => Placeholder::TlsCert,
+            "tls_key" => Placeholder::TlsKey,
             _ => {
                 let rest = name.strip_prefix("dependency.")?;
                 let (dep, field) = rest.rsplit_once('.')?;
@@ -56,6 +63,8 @@ impl Placeholder {
             Placeholder::PodIp => "pod_ip",
             Placeholder::DependencyPort(_) => "dependency.NAME.port",
             Placeholder::DependencyDir(_) => "dependency.NAME.dir",
+            Placeholder::TlsCert => "tls_cert",
+            Placeholder::TlsKey => "tls_key",
         }
     }
 }
@@ -75,6 +84,9 @@ impl fmt::Display for Placeholder {
 pub enum Context {
     /// A replica's argv or env.
     Replica,
+    /// The arguments a replica gets in a `tls = true` step (`[service] tls_args`): a
+    /// replica's placeholders and the run's certificate and key.
+    TlsArgs,
     /// A dependency's argv or env.
     Dependency,
     /// The counter's metrics URL, read per replica (or per pod).
@@ -85,7 +97,8 @@ impl Context {
     fn allows(self, p: &Placeholder) -> bool {
         use Placeholder as P;
         match self {
-            Context::Replica => !matches!(p, P::PodIp),
+            Context::Replica => !matches!(p, P::PodIp | P::TlsCert | P::TlsKey),
+            Context::TlsArgs => !matches!(p, P::PodIp),
             Context::Dependency => matches!(
                 p,
                 P::Port | P::Dir | P::DependencyPort(_) | P::DependencyDir(_)
@@ -98,6 +111,10 @@ impl Context {
         match self {
             Context::Replica => {
                 "{port}, {metrics_port}, {replica}, {dir}, {dependency.NAME.port}, {dependency.NAME.dir}"
+            }
+            Context::TlsArgs => {
+                "{tls_cert}, {tls_key}, {port}, {metrics_port}, {replica}, {dir}, \
+                 {dependency.NAME.port}, {dependency.NAME.dir}"
             }
             Context::Dependency => "{port}, {dir}, {dependency.NAME.port}, {dependency.NAME.dir}",
             Context::MetricsUrl => "{port}, {metrics_port}, {replica}, {pod_ip}",
@@ -144,6 +161,8 @@ pub struct Values {
     pub pod_ip: Option<String>,
     /// `(name, port, dir)` of each dependency started so far.
     pub dependencies: Vec<(String, u16, PathBuf)>,
+    /// The run's server certificate and key, in a `tls = true` step.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Template {
@@ -237,6 +256,8 @@ fn value(p: &Placeholder, v: &Values) -> Option<String> {
         Placeholder::PodIp => v.pod_ip.clone(),
         Placeholder::DependencyPort(n) => dep(n).map(|(_, port, _)| port.to_string()),
         Placeholder::DependencyDir(n) => dep(n).map(|(_, _, d)| dir(d)),
+        Placeholder::TlsCert => v.tls.as_ref().map(|(c, _)| dir(c)),
+        Placeholder::TlsKey => v.tls.as_ref().map(|(_, k)| dir(k)),
     }
 }
 

@@ -168,7 +168,8 @@ pub fn render(plan: &Plan) -> String {
     out
 }
 
-/// One row per step; a `generators` column only when a step is split over several.
+/// One row per step; a `generators` column only when a step is split over several, a `tls`
+/// column only when a step is served over the run's own TLS.
 fn steps_table(plan: &Plan) -> String {
     let mut b = Builder::default();
     let header = [
@@ -183,15 +184,20 @@ fn steps_table(plan: &Plan) -> String {
     ];
     // Only a plan that splits a step over several generators shows how many.
     let sharded = plan.steps.iter().any(|s| s.generators.count > 1);
-    let with_generators = |mut cells: Vec<String>, generators: String| {
+    let tls = plan.steps.iter().any(|s| s.topology.tls);
+    let with_generators = |mut cells: Vec<String>, generators: String, https: String| {
         if sharded {
             cells.push(generators);
+        }
+        if tls {
+            cells.push(https);
         }
         cells
     };
     b.push_record(with_generators(
         header.map(String::from).to_vec(),
         "generators".into(),
+        "tls".into(),
     ));
     for s in &plan.steps {
         let g = &s.generators;
@@ -204,7 +210,8 @@ fn steps_table(plan: &Plan) -> String {
             // A user's service keeps its state where its own command says.
             cells[7] = "own".into();
         }
-        b.push_record(with_generators(cells, generators));
+        let https = if s.topology.tls { "yes" } else { "no" };
+        b.push_record(with_generators(cells, generators, https.into()));
     }
     let mut table = b.build();
     table

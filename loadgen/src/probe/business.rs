@@ -4,6 +4,8 @@
 //! pre-flight can refuse a counter that cannot be read with one clear line (the metric, the
 //! URL, the closest names present), and a step records an unread counter as unknown, never 0.
 
+use std::path::Path;
+
 use super::counter::{metric_names, metric_sum_labels, PROBE_TIMEOUT};
 use crate::deployer::Deployment;
 use crate::http;
@@ -67,7 +69,8 @@ pub async fn read(
                 .into_iter()
                 .map(|u| {
                     let selector = selector.clone();
-                    tokio::spawn(async move { metric(&u, &selector).await })
+                    let ca = deployment.tls_ca.clone();
+                    tokio::spawn(async move { metric(&u, &selector, ca.as_deref()).await })
                 })
                 .collect();
             let mut per = Vec::new();
@@ -96,7 +99,8 @@ pub async fn read(
         }
         Counter::Http { path, pointer } => {
             let url = format!("{}{path}", deployment.base_url);
-            (json(&url, pointer).await, Vec::new())
+            let ca = deployment.tls_ca.as_deref();
+            (json(&url, pointer, ca).await, Vec::new())
         }
         Counter::Promql {
             query,
@@ -120,7 +124,7 @@ pub async fn promql(base: &str, query: &str) -> Result<u64, CounterError> {
         reason,
     };
     let url = format!("{base}/api/v1/query?query={}", percent_encode(query));
-    let body = get(&url).await.map_err(|e| err(e.to_string()))?;
+    let body = get(&url, None).await.map_err(|e| err(e.to_string()))?;
     let v: serde_json::Value =
         serde_json::from_str(&body).map_err(|_| err("the answer is not JSON".into()))?;
     let data = &v["data"];
@@ -189,8 +193,10 @@ pub fn metric_urls(deployment: &Deployment, url: &Template) -> Vec<String> {
         .collect()
 }
 
-async fn get(url: &str) -> Result<String, CounterError> {
-    match http::get(url, PROBE_TIMEOUT).await {
+/// GETs `url`; an `https://` one trusts `ca` (the run's CA in a `tls = true` step) or else the
+/// system's roots.
+async fn get(url: &str, ca: Option<&Path>) -> Result<String, CounterError> {
+    match http::get_trusting(url, PROBE_TIMEOUT, ca).await {
         Ok((200, body)) => Ok(body),
         Ok((status, _)) => Err(CounterError::Status {
             url: url.to_string(),
@@ -204,8 +210,12 @@ async fn get(url: &str) -> Result<String, CounterError> {
 }
 
 /// The sum of the selector's samples on one exposition page.
-pub async fn metric(url: &str, selector: &MetricSelector) -> Result<u64, CounterError> {
-    let text = get(url).await?;
+pub async fn metric(
+    url: &str,
+    selector: &MetricSelector,
+    ca: Option<&Path>,
+) -> Result<u64, CounterError> {
+    let text = get(url, ca).await?;
     let labels: Vec<(&str, &str)> = selector
         .labels
         .iter()
@@ -256,8 +266,8 @@ fn closest(wanted: &str, present: &[String]) -> Vec<String> {
 }
 
 /// A count at `pointer` in the JSON answer of `url` (a float is rounded).
-pub async fn json(url: &str, pointer: &str) -> Result<u64, CounterError> {
-    let body = get(url).await?;
+pub async fn json(url: &str, pointer: &str, ca: Option<&Path>) -> Result<u64, CounterError> {
+    let body = get(url, ca).await?;
     let value: serde_json::Value =
         serde_json::from_str(&body).map_err(|_| CounterError::NotJson {
             url: url.to_string(),

@@ -160,6 +160,9 @@ pub struct ServiceSpec {
     pub stop_grace: Option<Dur>,
     /// How the generator spreads requests over the replicas' own ports.
     pub balance: Option<Spanned<BalanceSpec>>,
+    /// Arguments appended to `command` in a `tls = true` step, which make the service serve
+    /// HTTPS with the run's certificate: `{tls_cert}` and `{tls_key}` are its PEM files.
+    pub tls_args: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `balance` of `[service]`.
@@ -247,6 +250,8 @@ pub struct Overrides {
     pub store: Option<StoreSpec>,
     pub arrival: Option<ArrivalSpec>,
     pub seed: Option<u64>,
+    /// Serve the local service over HTTPS with a certificate loadgen makes for the run.
+    pub tls: Option<bool>,
 }
 
 impl Overrides {
@@ -262,6 +267,7 @@ impl Overrides {
             store: self.store.or(base.store),
             arrival: self.arrival.or(base.arrival),
             seed: self.seed.or(base.seed),
+            tls: self.tls.or(base.tls),
         }
     }
 }

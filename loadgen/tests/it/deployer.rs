@@ -30,6 +30,7 @@ fn topology(replicas: u32, cpu_limit_cores: Option<f64>, store: Store) -> Topolo
         cpu_limit_cores,
         store,
         autoscale: None,
+        tls: false,
     }
 }
 

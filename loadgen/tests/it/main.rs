@@ -14,6 +14,7 @@ mod attack_http2;
 mod attack_polymetrie;
 mod attack_tls;
 mod campaign;
+mod campaign_served_tls;
 mod campaign_tls;
 mod capacity;
 mod cli;

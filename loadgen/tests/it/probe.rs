@@ -132,6 +132,7 @@ async fn two_replicas_counter_matches(bin: PathBuf, store: Store) {
         cpu_limit_cores: None,
         store,
         autoscale: None,
+        tls: false,
     };
     let d = deployer.deploy(&topology, BOUND).await.expect("deploy");
     let before = snapshot(&d, &Counter::Site(SITE.into())).await;
@@ -188,6 +189,7 @@ async fn cpu_bound_half_core_replica(bin: PathBuf) -> Deployment {
         replicas: 1,
         cpu_limit_cores: Some(0.5),
         store: Store::Memory,
+        tls: false,
         autoscale: None,
     };
     deployer.deploy(&topology, BOUND).await.expect("deploy")
@@ -232,6 +234,7 @@ async fn a_url_target_gives_the_counter_and_no_cpu() {
     let topology = Topology {
         replicas: 1,
         cpu_limit_cores: None,
+        tls: false,
         store: Store::Memory,
         autoscale: None,
     };

@@ -257,6 +257,7 @@ pub(crate) mod tests {
             cpu_limit_cores: Some(1.0),
             store: "redis".into(),
             autoscale: None,
+            tls: false,
         });
         s.cpu = Some(CpuReading {
             cores_used: Some(1.5),

@@ -15,4 +15,8 @@ pub struct TopologyView {
     /// The HPA of an autoscale step (`replicas` is then its minimum, the count it began at).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaleView>,
+    /// The replicas served HTTPS with a certificate loadgen made for the run (`tls = true`);
+    /// absent for plain HTTP, and for a service loadgen did not start (its URL says).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }

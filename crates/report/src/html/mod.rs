@@ -17,6 +17,7 @@ mod numbers;
 mod scaling;
 mod scenario;
 mod timelines;
+mod tls;
 mod verdict;
 
 use std::fmt::Write as _;
@@ -81,6 +82,7 @@ pub fn render_compared(
     }
     campaign::write(&mut h, result);
     cross_check::write(&mut h, result);
+    tls::write(&mut h, result);
     charts::write(&mut h, result);
     timelines::write(&mut h, result);
     scaling::write(&mut h, result);

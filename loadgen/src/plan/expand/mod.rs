@@ -58,9 +58,9 @@ impl Expander<'_> {
         if name.is_empty() {
             return self.err(sc.name.span(), "name", "expected a non-empty scenario name");
         }
-        let (target, reach) = self.target()?;
+        let (mut target, reach) = self.target()?;
         let tls = self.tls(&target)?;
-        let http2 = self.http2(&target)?;
+        let http2 = self.http2(&mut target)?;
         self.check_generators()?;
         let service_store = sc
             .service
@@ -69,6 +69,7 @@ impl Expander<'_> {
             .unwrap_or(StoreSpec::Memory);
         let request = self.request()?;
         let (campaigns, steps, searches) = self.campaigns(&request, service_store)?;
+        self.served_tls(&target, &steps, &searches)?;
         let thresholds = self.thresholds(&steps)?;
         let mut warnings = self.overcommit(&target, &steps);
         warnings.extend(self.overcommit(&target, &search::configuration_steps(&searches)));
@@ -192,6 +193,7 @@ impl Expander<'_> {
                     StoreSpec::Redis => Store::Redis,
                 },
                 autoscale: r.autoscale,
+                tls: settings.tls.unwrap_or(false),
             },
             load: Load {
                 stages: vec![Stage {

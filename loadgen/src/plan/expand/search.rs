@@ -226,8 +226,9 @@ impl Expander<'_> {
     ) -> Result<Vec<SearchConfiguration>, ScenarioError> {
         let service = self.sc.service.as_ref().and_then(|s| s.get_ref().store);
         let fallback = settings.store.or(service).unwrap_or(StoreSpec::Memory);
+        let tls = settings.tls.unwrap_or(false);
         let Some(m) = m else {
-            return Ok(vec![configuration(1, None, fallback, false)]);
+            return Ok(vec![configuration(1, None, fallback, false, tls)]);
         };
         let spec = m.get_ref();
         for (key, given) in [
@@ -274,7 +275,7 @@ impl Expander<'_> {
                         table: "campaign.matrix",
                         generators: None,
                     })?;
-                    out.push(configuration(replicas, cpu, store, stores.len() > 1));
+                    out.push(configuration(replicas, cpu, store, stores.len() > 1, tls));
                 }
             }
         }
@@ -288,6 +289,7 @@ fn configuration(
     cpu_limit_cores: Option<f64>,
     store: StoreSpec,
     store_in_key: bool,
+    tls: bool,
 ) -> SearchConfiguration {
     let store = match store {
         StoreSpec::Memory => Store::Memory,
@@ -305,6 +307,7 @@ fn configuration(
             cpu_limit_cores,
             store,
             autoscale: None,
+            tls,
         },
     }
 }

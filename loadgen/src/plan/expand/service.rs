@@ -43,9 +43,14 @@ impl Expander<'_> {
             Some(BalanceSpec::Connection) => Balance::Connection,
             Some(BalanceSpec::Request) | None => Balance::Request,
         };
+        let mut tls_args = Vec::new();
+        for arg in s.tls_args.iter().flat_map(|a| a.get_ref()) {
+            tls_args.push(self.template(arg, "service.tls_args", Context::TlsArgs, &names)?);
+        }
         Ok(Target::Command(CommandService {
             command,
             balance,
+            tls_args,
             dependencies,
             scrape: None,
         }))

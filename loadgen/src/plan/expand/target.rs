@@ -37,9 +37,9 @@ impl Expander<'_> {
         Ok((target, reach))
     }
 
-    /// `[target] http2` and `max_streams`: HTTP/2 for every step, except to the bundled
-    /// polymetrie, which speaks HTTP/1.1 only.
-    pub(super) fn http2(&self, target: &Target) -> Result<Option<Http2>, ScenarioError> {
+    /// `[target] http2` and `max_streams`: HTTP/2 for every step (the bundled polymetrie is
+    /// then started with `--http2`: h2c, or h2 by ALPN in a `tls = true` step).
+    pub(super) fn http2(&self, target: &mut Target) -> Result<Option<Http2>, ScenarioError> {
         let t = self.sc.target.get_ref();
         let on = t.http2.as_ref().is_some_and(|h| *h.get_ref());
         if let Some(m) = &t.max_streams {
@@ -54,13 +54,8 @@ impl Expander<'_> {
         if !on {
             return Ok(None);
         }
-        if let (Target::Local(_), Some(h)) = (target, &t.http2) {
-            return self.err(
-                h.span(),
-                "target.http2",
-                "the bundled polymetrie speaks HTTP/1.1 only (http2 is for a url, command or \
-                 kubernetes target that serves HTTP/2)",
-            );
+        if let Target::Local(service) = target {
+            service.http2 = true;
         }
         let max_streams = match &t.max_streams {
             None => DEFAULT_MAX_STREAMS,
@@ -118,6 +113,14 @@ impl Expander<'_> {
         if let Some(argv) = &s.command {
             return self.command_target(svc, argv);
         }
+        if let Some(a) = &s.tls_args {
+            return self.err(
+                a.span(),
+                "service.tls_args",
+                "only applies with service.command (the bundled polymetrie's TLS flags are \
+                 loadgen's own; `tls = true` is enough)",
+            );
+        }
         if let Some(d) = self.sc.dependencies.first() {
             return self.err(
                 d.span(),
@@ -156,6 +159,7 @@ impl Expander<'_> {
             workers: small(s.workers, "service.workers")?,
             max_inflight: small(s.max_inflight, "service.max_inflight")?,
             extra_args: s.extra_args.clone(),
+            http2: false,
         }))
     }
 

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::Expander;
-use crate::plan::Target;
+use crate::plan::search::SearchPlan;
+use crate::plan::{Step, Target};
 use crate::scenario::{ScenarioError, TargetSpec};
 use loadgen_engine::target::BaseUrl;
 use loadgen_engine::tls::TlsSpec;
@@ -62,6 +63,54 @@ impl Expander<'_> {
 }
 
 impl Expander<'_> {
+    /// `tls = true` (in `[defaults]` or a campaign) asks loadgen to serve the service it starts
+    /// over HTTPS: the bundled polymetrie, or a `command` that says how (`[service]
+    /// tls_args`). A service loadgen does not start is reached as its URL says.
+    pub(super) fn served_tls(
+        &self,
+        target: &Target,
+        steps: &[Step],
+        searches: &[SearchPlan],
+    ) -> Result<(), ScenarioError> {
+        let any = steps.iter().any(|s| s.topology.tls)
+            || searches
+                .iter()
+                .flat_map(|s| &s.configurations)
+                .any(|c| c.topology.tls);
+        if !any {
+            return Ok(());
+        }
+        let why = match target {
+            Target::Local(_) => return Ok(()),
+            Target::Command(c) if !c.tls_args.is_empty() => return Ok(()),
+            Target::Command(_) => {
+                "needs [service] tls_args: the arguments that make your service serve HTTPS \
+                 with {tls_cert} and {tls_key}, e.g. [\"--certfile\", \"{tls_cert}\", \
+                 \"--keyfile\", \"{tls_key}\"]"
+            }
+            Target::Url { .. } => {
+                "only applies to a service loadgen starts (a url target is https:// by its url)"
+            }
+            Target::Kubernetes(_) => {
+                "only applies to a service loadgen starts (a cluster's Service is https:// by \
+                 service_url)"
+            }
+        };
+        // The campaign that turned it on, or `[defaults]` when no campaign sets it.
+        let set_by = self
+            .sc
+            .campaigns
+            .iter()
+            .find(|c| c.get_ref().overrides.tls == Some(true));
+        match set_by {
+            Some(c) => self.err(c.span(), "campaign.tls", why),
+            None => {
+                let span = self.sc.campaigns.first().map_or(0..0, |c| c.span());
+                self.err(span, "defaults.tls", why)
+            }
+        }
+    }
+
     /// A counter read through the service itself (polymetrie's `counter_site`, `[counter]
     /// http`) goes over loadgen's plain probe client, which does not speak TLS: refused for an
     /// https target rather than failing at every reading.

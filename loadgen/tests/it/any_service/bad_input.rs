@@ -50,6 +50,38 @@ fn refused(text: &str, needles: &[&str]) {
 }
 
 #[test]
+fn tls_mistakes_name_their_key() {
+    // The run's certificate is only for a replica's TLS arguments, not its plain command.
+    refused(
+        &scenario(r#"command = ["true", "--cert={tls_cert}"]"#, ""),
+        &["scenario.toml:7:", "service.command", "{tls_cert}"],
+    );
+    // `tls = true` on a command that cannot be told how to serve it.
+    refused(
+        &scenario(r#"command = ["true"]"#, "[defaults]\ntls = true"),
+        &["defaults.tls", "tls_args", "{tls_cert}"],
+    );
+    // A misspelt placeholder in tls_args lists the ones it may hold.
+    refused(
+        &scenario(
+            "command = [\"true\"]\ntls_args = [\"--key={tls_keys}\"]",
+            "[defaults]\ntls = true",
+        ),
+        &["service.tls_args", "{tls_keys}", "{tls_key}"],
+    );
+    // polymetrie's TLS flags are loadgen's own.
+    refused(
+        &scenario("cost = \"1ms\"\nsites = [\"s\"]\ntls_args = [\"--x\"]", ""),
+        &["service.tls_args", "polymetrie"],
+    );
+    // A url target is https:// by its url.
+    let url = "name = \"bad\"\n[target]\nkind = \"url\"\nurl = \"http://127.0.0.1:9\"\n\
+               [request]\npath = \"/\"\n[[campaign]]\nname = \"c\"\ntls = true\n\
+               [[campaign.step]]\nrate = 1\nduration = \"1s\"\n";
+    refused(url, &["campaign.tls", "https:// by its url"]);
+}
+
+#[test]
 fn scenario_mistakes_name_their_position_and_key() {
     refused(
         &scenario(r#"command = ["true", "--port={prot}"]"#, ""),

@@ -30,6 +30,7 @@ fn capacity(
             cpu_limit_cores: Some(0.5),
             store: "memory".into(),
             autoscale: None,
+            tls: false,
         },
         capacity_rps: pass,
         failed_rps: fail,

@@ -29,6 +29,7 @@ pub fn local_service(binary: PathBuf, cost: Duration) -> LocalService {
         workers: None,
         max_inflight: None,
         extra_args: Vec::new(),
+        http2: false,
     }
 }
 

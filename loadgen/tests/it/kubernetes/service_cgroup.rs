@@ -43,6 +43,7 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
         cpu_limit_cores: Some(0.5),
         store: Store::Memory,
         autoscale: None,
+        tls: false,
     };
     let d = deployer
         .deploy(&topology, DEPLOY_BOUND)

@@ -44,6 +44,7 @@ fn topology(replicas: u32, cpu: Option<f64>) -> Topology {
         cpu_limit_cores: cpu,
         store: Store::Redis,
         autoscale: None,
+        tls: false,
     }
 }
 
