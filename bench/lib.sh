@@ -158,3 +158,80 @@ start_target() { # NAME
   meta "target.$name" "${TARGET_URL[$name]} pid $pid on CPU $TARGET_CPU"
 }
 
+
+# --- TLS targets (bench/tls.sh) -----------------------------------------------------------------
+# write_nginx_tls_conf NAME PORT CERT KEY KEEPALIVE: a one-worker nginx answering `return 200;`
+# over TLS 1.3 only, with a session cache and tickets (so a client can resume). KEEPALIVE "on":
+# unlimited keep-alive (as "generous"); "off": keepalive_timeout 0, every answer closes its
+# connection, so every request is a new connection and a handshake — and each one's
+# $ssl_session_reused ("r" resumed, "." full) goes to reused.log (buffered, flushed every 1 s):
+# the server's own count of resumed handshakes, whatever the client.
+write_nginx_tls_conf() {
+  local name=$1 port=$2 cert=$3 key=$4 keepalive=$5 dir=$WORK/nginx-$1 ka logging
+  mkdir -p "$dir/tmp"
+  if [[ $keepalive == on ]]; then
+    ka="keepalive_requests 100000000; keepalive_timeout 300s;"
+    logging="access_log off;"
+  else
+    ka="keepalive_timeout 0;"
+    logging="log_format reused '\$ssl_session_reused'; access_log $dir/reused.log reused buffer=64k flush=1s;"
+  fi
+  cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 20000; }
+http {
+  $logging
+  $ka
+  client_body_temp_path $dir/tmp;
+  proxy_temp_path $dir/tmp;
+  fastcgi_temp_path $dir/tmp;
+  uwsgi_temp_path $dir/tmp;
+  scgi_temp_path $dir/tmp;
+  ssl_certificate $cert;
+  ssl_certificate_key $key;
+  ssl_protocols TLSv1.3;
+  ssl_session_cache shared:SSL:10m;
+  ssl_session_timeout 10m;
+  ssl_session_tickets on;
+  server {
+    listen 127.0.0.1:$port ssl backlog=4096;
+    location / { return 200; }
+  }
+}
+CONF
+}
+
+# start_tls_target NAME KEEPALIVE CERT KEY CACERT: as start_target, over TLS (checked with curl
+# against CACERT, so a wrong certificate stops the benchmark before any run).
+start_tls_target() {
+  local name=$1 keepalive=$2 cert=$3 key=$4 ca=$5 port pid
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  write_nginx_tls_conf "$name" "$port" "$cert" "$key" "$keepalive"
+  taskset -c "$TARGET_CPU" "$NGINX" -c "$WORK/nginx-$name/nginx.conf" -p "$WORK/nginx-$name" \
+    >"$WORK/nginx-$name/stdout" 2>&1 &
+  pid=$!
+  spawned "$pid" "nginx $name"
+  TARGET_PID[$name]=$pid
+  TARGET_URL[$name]="https://127.0.0.1:$port/"
+  for _ in $(seq "$TARGET_READY_TRIES"); do
+    curl --noproxy "*" --cacert "$ca" -fs -o /dev/null "${TARGET_URL[$name]}" && break
+    sleep 0.05
+  done
+  curl --noproxy "*" --cacert "$ca" -fsS -o /dev/null "${TARGET_URL[$name]}" ||
+    { echo "bench: nginx $name did not answer on ${TARGET_URL[$name]}: $(cat "$WORK/nginx-$name/error.log" 2>/dev/null)" >&2; exit 2; }
+  log "target $name: nginx pid $pid, $(taskset -pc "$pid" | sed 's/.*: /CPU /'), ${TARGET_URL[$name]} (TLS 1.3, keep-alive $keepalive)"
+  meta "target.$name" "${TARGET_URL[$name]} pid $pid on CPU $TARGET_CPU, TLS 1.3, keep-alive $keepalive"
+}
+
+# cpu_ticks PID: user + kernel CPU of PID so far, in clock ticks (getconf CLK_TCK), or "-".
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo -; return 0; }
+  stat=${stat##*) }
+  awk '{print $12 + $13}' <<<"$stat"
+}

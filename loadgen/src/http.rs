@@ -38,32 +38,30 @@ pub enum HttpError {
 /// GETs `url` (`http://host:port/path`, or `https://` trusting the system's roots) within
 /// `timeout`; returns the status and body text.
 pub async fn get(url: &str, timeout: Duration) -> Result<(u16, String), HttpError> {
-    get_trusting(url, timeout, None).await
+    get_with(url, timeout, None).await
 }
 
-/// [`get`], an `https://` URL trusting only the CA certificates in `ca` when given.
-pub async fn get_trusting(
+/// [`get`], an `https://` URL with the TLS settings `tls` when given (a CA file, `insecure`, a
+/// client certificate: a target's own keys, or the run's CA).
+pub async fn get_with(
     url: &str,
     timeout: Duration,
-    ca: Option<&std::path::Path>,
+    tls: Option<&TlsSpec>,
 ) -> Result<(u16, String), HttpError> {
-    match tokio::time::timeout(timeout, get_unbounded(url, ca)).await {
+    match tokio::time::timeout(timeout, get_unbounded(url, tls)).await {
         Ok(r) => r,
         Err(_) => Err(HttpError::Timeout(timeout)),
     }
 }
 
-async fn get_unbounded(
-    url: &str,
-    ca: Option<&std::path::Path>,
-) -> Result<(u16, String), HttpError> {
+async fn get_unbounded(url: &str, tls: Option<&TlsSpec>) -> Result<(u16, String), HttpError> {
     let uri: Uri = url.parse().map_err(|_| HttpError::Url(url.into()))?;
     let authority = uri
         .authority()
         .ok_or_else(|| HttpError::Url(url.into()))?
         .clone();
-    let tls = uri.scheme_str() == Some("https");
-    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let https = uri.scheme_str() == Some("https");
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     // A bracketed IPv6 host connects and is named without its brackets.
     let host = authority
         .host()
@@ -73,14 +71,12 @@ async fn get_unbounded(
         .await
         .map_err(HttpError::Connect)?;
     let _ = stream.set_nodelay(true);
-    if !tls {
+    if !https {
         return exchange(stream, &uri, url).await;
     }
-    let spec = TlsSpec {
-        cacert: ca.map(std::path::Path::to_path_buf),
-        ..TlsSpec::default()
-    };
-    let client = spec
+    let default = TlsSpec::default();
+    let client = tls
+        .unwrap_or(&default)
         .client(host, false)
         .map_err(|e| HttpError::Tls(e.to_string()))?;
     let (stream, _) = client

@@ -141,7 +141,7 @@ pub async fn run(
     opts: &RunOptions,
     stop: &CancellationToken,
 ) -> Result<CampaignResult, CampaignError> {
-    let deployer = Deployer::for_target(&plan.target, &opts.out_dir);
+    let deployer = Deployer::for_target(&plan.target, &plan.tls, &opts.out_dir);
     run_with(plan, opts, stop, deployer).await
 }
 

@@ -89,13 +89,10 @@ fn spec(cx: &StepContext<'_>, step: &Step, deployment: &Deployment) -> AttackSpe
         endpoints: deployment.endpoints.clone(),
         balance: cx.plan.balance(),
         // A `tls = true` step trusts the run's own CA (and only it); else the target's keys.
-        tls: match &deployment.tls_ca {
-            Some(ca) => loadgen_engine::tls::TlsSpec {
-                cacert: Some(ca.clone()),
-                ..cx.plan.tls.clone()
-            },
-            None => cx.plan.tls.clone(),
-        },
+        tls: deployment
+            .tls
+            .clone()
+            .unwrap_or_else(|| cx.plan.tls.clone()),
         http2: cx.plan.http2,
         reach: cx.plan.reach,
         load: step.load.clone(),

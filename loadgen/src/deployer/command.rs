@@ -21,6 +21,7 @@ use crate::plan::service::{program_path, Command, CommandService, Ready, Scope};
 use crate::plan::template::Values;
 use crate::plan::{Store, Topology};
 use cpu_cgroup::{self as cgroup, CgroupLayout, CGROUP_ROOT};
+use loadgen_engine::tls::TlsSpec;
 
 /// How often readiness is polled.
 const READY_POLL: Duration = Duration::from_millis(20);
@@ -172,7 +173,7 @@ impl CommandDeployer {
         deployment.cgroup_mode = layout.as_ref().map(CgroupLayout::mode);
         deployment.grace = self.service.command.stop_grace;
         if topology.tls {
-            deployment.tls_ca = Some(Pki::ensure(&mut self.pki)?.ca.clone());
+            deployment.tls = Some(Pki::ensure(&mut self.pki)?.trust());
         }
         deployment.dependency_pids = self
             .campaign
@@ -251,7 +252,7 @@ impl CommandDeployer {
             let ready = &self.service.command.ready;
             let probe = Probe {
                 port,
-                ca: deployment.tls_ca.as_deref(),
+                tls: deployment.tls.as_ref(),
             };
             wait_ready(
                 ready,
@@ -329,7 +330,7 @@ pub(super) async fn start_dependency(
         let deadline = Instant::now() + command.ready.timeout();
         match wait_ready(
             &command.ready,
-            Probe { port, ca: None },
+            Probe { port, tls: None },
             &mut process,
             Some(&stderr),
             &what,
@@ -430,18 +431,18 @@ impl NotReady {
     }
 }
 
-/// Where a readiness check goes: the process's port, over TLS trusting `ca` when it serves the
-/// run's certificate.
+/// Where a readiness check goes: the process's port, over TLS with `tls` (the run's CA) when it
+/// serves the run's certificate.
 #[derive(Debug, Clone, Copy)]
 struct Probe<'a> {
     port: u16,
-    ca: Option<&'a Path>,
+    tls: Option<&'a TlsSpec>,
 }
 
 /// Polls `ready` on the probe's port until it holds, the process exits, or `deadline`.
 async fn wait_ready(
     ready: &Ready,
-    Probe { port, ca }: Probe<'_>,
+    Probe { port, tls }: Probe<'_>,
     process: &mut ChildProcess,
     stderr: Option<&Path>,
     what: &str,
@@ -450,9 +451,9 @@ async fn wait_ready(
     loop {
         let last = match ready {
             Ready::Http { path, .. } => {
-                let scheme = if ca.is_some() { "https" } else { "http" };
+                let scheme = if tls.is_some() { "https" } else { "http" };
                 let url = format!("{scheme}://127.0.0.1:{port}{path}");
-                match http::get_trusting(&url, READY_REQUEST_TIMEOUT, ca).await {
+                match http::get_with(&url, READY_REQUEST_TIMEOUT, tls).await {
                     Ok((s, _)) if (200..300).contains(&s) => return Ok(()),
                     Ok((s, _)) => format!("GET {url} answered {s}"),
                     Err(e) => format!("GET {url}: {e}"),

@@ -97,7 +97,7 @@ impl LocalDeployer {
             store: Some(topology.store),
             cpu_limit_cores: topology.cpu_limit_cores,
             cgroup_mode: layout.as_ref().map(CgroupLayout::mode),
-            tls_ca: tls.map(|p| p.ca.clone()),
+            tls: tls.map(|p| p.trust()),
             workdir: Some(workdir),
             ..Deployment::external(String::new())
         };

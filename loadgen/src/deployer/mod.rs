@@ -8,7 +8,7 @@
 //! owns synchronously, so no process or cgroup of ours outlives the runner.
 //!
 //! ```text
-//! let mut deployer = Deployer::for_target(&plan.target, &out_dir);
+//! let mut deployer = Deployer::for_target(&plan.target, &plan.tls, &out_dir);
 //! let d = deployer.deploy(&step.topology, READY_BOUND).await?;   // Err: the step cannot run
 //! let before = probe::snapshot(&d, &plan.counter).await;
 //! /* attack d.endpoints (or d.base_url) */
@@ -127,9 +127,10 @@ pub struct Deployment {
     pub drift: Option<kubernetes::drift::DriftWatch>,
     /// A cluster step's pods whose CPU limit differs from the step's, one line each.
     pub ran_differs: Vec<String>,
-    /// A `tls = true` step: the run's CA, which the load and the probes trust (the replicas'
-    /// URLs are then `https://`).
-    pub tls_ca: Option<std::path::PathBuf>,
+    /// How the load and the probes speak TLS to an `https://` deployment: the run's own CA for
+    /// a `tls = true` step (the replicas' URLs are then `https://`), the target's TLS keys for
+    /// an https url or Service; `None` for plain HTTP.
+    pub tls: Option<loadgen_engine::tls::TlsSpec>,
     // Field order is drop order: replicas first, then dependencies, then the directory of logs.
     pub(crate) workdir: Option<workdir::WorkDir>,
 }
@@ -164,7 +165,7 @@ impl Deployment {
 
     /// `https` when the replicas serve the run's certificate, else `http`.
     pub fn scheme(&self) -> &'static str {
-        if self.tls_ca.is_some() {
+        if self.tls.is_some() {
             "https"
         } else {
             "http"
@@ -188,7 +189,7 @@ impl Deployment {
             dependency_pids: Vec::new(),
             drift: None,
             ran_differs: Vec::new(),
-            tls_ca: None,
+            tls: None,
             workdir: None,
         }
     }
@@ -210,7 +211,9 @@ impl Deployment {
             cpu_limit_cores: self.cpu_limit_cores,
             store: self.store_name().into(),
             autoscale: None,
-            tls: self.tls_ca.is_some(),
+            // Served with the run's certificate: only replicas loadgen started speak TLS
+            // because of loadgen (a url or cluster target is https by its own URL).
+            tls: self.tls.is_some() && !self.replicas.is_empty(),
         }
     }
 
@@ -317,12 +320,18 @@ pub enum Deployer {
 impl Deployer {
     /// The deployer for `target`; a user's service keeps its replicas' folders (logs,
     /// `{dir}`) under `out_dir`.
-    pub fn for_target(target: &Target, out_dir: &std::path::Path) -> Self {
+    pub fn for_target(
+        target: &Target,
+        tls: &loadgen_engine::tls::TlsSpec,
+        out_dir: &std::path::Path,
+    ) -> Self {
         match target {
             Target::Local(service) => Deployer::Local(LocalDeployer::new(service)),
             Target::Command(service) => Deployer::Command(CommandDeployer::new(service, out_dir)),
-            Target::Url { base } => Deployer::Url(UrlDeployer::new(base)),
-            Target::Kubernetes(k) => Deployer::Kubernetes(Box::new(KubernetesDeployer::new(k))),
+            Target::Url { base } => Deployer::Url(UrlDeployer::new(base).with_tls(tls)),
+            Target::Kubernetes(k) => {
+                Deployer::Kubernetes(Box::new(KubernetesDeployer::new(k).with_tls(tls)))
+            }
         }
     }
 

@@ -76,6 +76,15 @@ impl Pki {
         Ok(slot.as_ref().expect("just made"))
     }
 
+    /// How the load and the probes reach a replica serving this certificate: trusting this CA
+    /// and nothing else.
+    pub fn trust(&self) -> loadgen_engine::tls::TlsSpec {
+        loadgen_engine::tls::TlsSpec {
+            cacert: Some(self.ca.clone()),
+            ..loadgen_engine::tls::TlsSpec::default()
+        }
+    }
+
     /// `(certificate, key)` as a replica's `{tls_cert}` and `{tls_key}` take them.
     pub fn server_files(&self) -> (PathBuf, PathBuf) {
         (self.cert.clone(), self.key.clone())

@@ -8,18 +8,28 @@ use tokio::net::TcpStream;
 
 use super::{DeployError, Deployment};
 use crate::plan::Topology;
+use loadgen_engine::tls::TlsSpec;
 
 /// A target given by its base URL.
 #[derive(Debug, Clone)]
 pub struct UrlDeployer {
     base: String,
+    /// The target's TLS keys, for an `https://` base.
+    tls: Option<TlsSpec>,
 }
 
 impl UrlDeployer {
     pub fn new(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
+            tls: None,
         }
+    }
+
+    /// The TLS settings its deployments carry when the base is `https://`.
+    pub fn with_tls(mut self, tls: &TlsSpec) -> Self {
+        self.tls = self.base.starts_with("https://").then(|| tls.clone());
+        self
     }
 
     /// A [`Deployment`] with no replicas of ours; the topology is informational only.
@@ -46,7 +56,10 @@ impl UrlDeployer {
         };
         let port = authority.port_u16().unwrap_or(default_port);
         match tokio::time::timeout(bound, TcpStream::connect((authority.host(), port))).await {
-            Ok(Ok(_)) => Ok(Deployment::external(self.base.clone())),
+            Ok(Ok(_)) => Ok(Deployment {
+                tls: self.tls.clone(),
+                ..Deployment::external(self.base.clone())
+            }),
             Ok(Err(e)) => Err(unreachable(e.to_string())),
             Err(_) => Err(unreachable(format!("no connection within {bound:?}"))),
         }

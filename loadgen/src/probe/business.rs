@@ -4,7 +4,7 @@
 //! pre-flight can refuse a counter that cannot be read with one clear line (the metric, the
 //! URL, the closest names present), and a step records an unread counter as unknown, never 0.
 
-use std::path::Path;
+use loadgen_engine::tls::TlsSpec;
 
 use super::counter::{metric_names, metric_sum_labels, PROBE_TIMEOUT};
 use crate::deployer::Deployment;
@@ -69,8 +69,8 @@ pub async fn read(
                 .into_iter()
                 .map(|u| {
                     let selector = selector.clone();
-                    let ca = deployment.tls_ca.clone();
-                    tokio::spawn(async move { metric(&u, &selector, ca.as_deref()).await })
+                    let tls = deployment.tls.clone();
+                    tokio::spawn(async move { metric(&u, &selector, tls.as_ref()).await })
                 })
                 .collect();
             let mut per = Vec::new();
@@ -99,8 +99,10 @@ pub async fn read(
         }
         Counter::Http { path, pointer } => {
             let url = format!("{}{path}", deployment.base_url);
-            let ca = deployment.tls_ca.as_deref();
-            (json(&url, pointer, ca).await, Vec::new())
+            (
+                json(&url, pointer, deployment.tls.as_ref()).await,
+                Vec::new(),
+            )
         }
         Counter::Promql {
             query,
@@ -193,10 +195,10 @@ pub fn metric_urls(deployment: &Deployment, url: &Template) -> Vec<String> {
         .collect()
 }
 
-/// GETs `url`; an `https://` one trusts `ca` (the run's CA in a `tls = true` step) or else the
-/// system's roots.
-async fn get(url: &str, ca: Option<&Path>) -> Result<String, CounterError> {
-    match http::get_trusting(url, PROBE_TIMEOUT, ca).await {
+/// GETs `url`; an `https://` one with the deployment's TLS settings (the run's CA in a `tls =
+/// true` step, the target's keys for an https target) or else the system's roots.
+async fn get(url: &str, tls: Option<&TlsSpec>) -> Result<String, CounterError> {
+    match http::get_with(url, PROBE_TIMEOUT, tls).await {
         Ok((200, body)) => Ok(body),
         Ok((status, _)) => Err(CounterError::Status {
             url: url.to_string(),
@@ -213,9 +215,9 @@ async fn get(url: &str, ca: Option<&Path>) -> Result<String, CounterError> {
 pub async fn metric(
     url: &str,
     selector: &MetricSelector,
-    ca: Option<&Path>,
+    tls: Option<&TlsSpec>,
 ) -> Result<u64, CounterError> {
-    let text = get(url, ca).await?;
+    let text = get(url, tls).await?;
     let labels: Vec<(&str, &str)> = selector
         .labels
         .iter()
@@ -266,8 +268,8 @@ fn closest(wanted: &str, present: &[String]) -> Vec<String> {
 }
 
 /// A count at `pointer` in the JSON answer of `url` (a float is rounded).
-pub async fn json(url: &str, pointer: &str, ca: Option<&Path>) -> Result<u64, CounterError> {
-    let body = get(url, ca).await?;
+pub async fn json(url: &str, pointer: &str, tls: Option<&TlsSpec>) -> Result<u64, CounterError> {
+    let body = get(url, tls).await?;
     let value: serde_json::Value =
         serde_json::from_str(&body).map_err(|_| CounterError::NotJson {
             url: url.to_string(),

@@ -15,10 +15,15 @@ pub const CLICKS_METRIC: &str = "polymetrie_clicks_total";
 /// HTTP requests this replica answered, over all routes and statuses.
 pub const REQUESTS_METRIC: &str = "polymetrie_http_requests_total";
 
-/// The site's click total from `{base}/api/sites/{site}/stats`; `None` when unreadable.
-pub async fn site_clicks(base_url: &str, site: &str) -> Option<u64> {
+/// The site's click total from `{base}/api/sites/{site}/stats` (an `https://` base with `tls`);
+/// `None` when unreadable.
+pub async fn site_clicks(
+    base_url: &str,
+    site: &str,
+    tls: Option<&loadgen_engine::tls::TlsSpec>,
+) -> Option<u64> {
     let url = format!("{base_url}/api/sites/{site}/stats");
-    match http::get(&url, PROBE_TIMEOUT).await {
+    match http::get_with(&url, PROBE_TIMEOUT, tls).await {
         Ok((200, body)) => parse_stats_clicks(&body),
         Ok((status, _)) => {
             tracing::warn!("{url} answered {status}");

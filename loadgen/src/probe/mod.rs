@@ -187,7 +187,7 @@ async fn read_site(
     let cluster = !deployment.pods.is_empty();
     if deployment.is_external() && !cluster {
         return (
-            counter::site_clicks(&deployment.base_url, site).await,
+            counter::site_clicks(&deployment.base_url, site, deployment.tls.as_ref()).await,
             Vec::new(),
         );
     }
@@ -210,7 +210,8 @@ async fn read_site(
                 } else {
                     tokio::join!(
                         counter::replica_counters(&admin, &site),
-                        counter::site_clicks(&admin, &site)
+                        // The admin listener is plain HTTP, whatever the main one speaks.
+                        counter::site_clicks(&admin, &site, None)
                     )
                 }
             })
@@ -221,7 +222,9 @@ async fn read_site(
         replicas.push(task.await.unwrap_or_default());
     }
     let counter = match deployment.store {
-        _ if cluster => counter::site_clicks(&deployment.base_url, site).await,
+        _ if cluster => {
+            counter::site_clicks(&deployment.base_url, site, deployment.tls.as_ref()).await
+        }
         // Every replica reports the shared total: the first one that answered.
         Some(Store::Redis) => replicas.iter().find_map(|(_, total)| *total),
         // Each replica counts its own: the sum, only when every replica answered.

@@ -171,6 +171,8 @@ pub struct KubernetesDeployer {
     lease: Option<lease::Held>,
     /// Said once, before the first step: a GitOps controller manages the Deployment.
     pub(crate) gitops: Option<String>,
+    /// The scenario's TLS keys, for an `https://` Service URL.
+    tls: Option<loadgen_engine::tls::TlsSpec>,
 }
 
 impl std::fmt::Debug for KubernetesDeployer {
@@ -195,7 +197,18 @@ impl KubernetesDeployer {
             take_lease: true,
             lease: None,
             gitops: None,
+            tls: None,
         }
+    }
+
+    /// The TLS settings its deployments carry when the Service URL is `https://`.
+    pub fn with_tls(mut self, tls: &loadgen_engine::tls::TlsSpec) -> Self {
+        self.tls = self
+            .target
+            .service_url
+            .starts_with("https://")
+            .then(|| tls.clone());
+        self
     }
 
     /// A deployer that does not take the Deployment's Lease (a scripted mock answers only the
@@ -398,6 +411,7 @@ impl KubernetesDeployer {
             topology.cpu_limit_cores,
         );
         deployment.cluster = Some(ClusterClient(client.clone()));
+        deployment.tls = self.tls.clone();
         let ran = drift::begin(
             api.clone(),
             pod_api,

@@ -183,7 +183,8 @@ pub async fn wait_routed(service_url: &str, deadline: Instant) -> Result<(), Kub
         .parse()
         .map_err(|e| not_routed(format!("not a url: {e}")))?;
     let host = uri.host().unwrap_or_default().to_string();
-    let port = uri.port_u16().unwrap_or(80);
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     loop {
         let attempt = tokio::time::timeout(
             Duration::from_secs(1),

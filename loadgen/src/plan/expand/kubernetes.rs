@@ -42,14 +42,6 @@ impl Expander<'_> {
         let service_url = BaseUrl::parse(url.get_ref().trim())
             .and_then(|b| b.check_reach(reach).map(|()| b))
             .or_else(|e| self.err(url.span(), "target.service_url", e.to_string()))?;
-        if service_url.tls {
-            // The generator pods of a cluster step would need the CA and client files too.
-            return self.err(
-                url.span(),
-                "target.service_url",
-                "expected an http:// Service URL (TLS is not supported for a kubernetes target yet)",
-            );
-        }
         let service_url = service_url.as_url();
         let Some(port) = &t.metrics_port else {
             return self.missing("metrics_port", "the port of each pod's /metrics, e.g. 8080");

@@ -70,6 +70,7 @@ impl Expander<'_> {
         let request = self.request()?;
         let (campaigns, steps, searches) = self.campaigns(&request, service_store)?;
         self.served_tls(&target, &steps, &searches)?;
+        self.cluster_tls_files(&target, &steps, &searches)?;
         let thresholds = self.thresholds(&steps)?;
         let mut warnings = self.overcommit(&target, &steps);
         warnings.extend(self.overcommit(&target, &search::configuration_steps(&searches)));

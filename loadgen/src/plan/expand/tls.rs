@@ -20,10 +20,12 @@ impl Expander<'_> {
     /// not set any TLS key).
     pub(super) fn tls(&self, target: &Target) -> Result<TlsSpec, ScenarioError> {
         let t = self.sc.target.get_ref();
-        // Only a url target can be https (a kubernetes Service URL is refused as one).
+        // A url target or a cluster's Service can be https (a local one is by `tls = true`,
+        // with the run's own CA, not these keys).
         let url = match target {
             Target::Url { base } => Some(base.as_str()),
-            Target::Kubernetes(_) | Target::Local(_) | Target::Command(_) => None,
+            Target::Kubernetes(k) => Some(k.service_url.as_str()),
+            Target::Local(_) | Target::Command(_) => None,
         };
         let https = url
             .and_then(|u| BaseUrl::parse(u).ok())
@@ -39,7 +41,6 @@ impl Expander<'_> {
             }
             return Ok(TlsSpec::default());
         }
-        self.no_counter_through_tls()?;
         let dir = self.src.dir();
         let path =
             |p: &Option<Spanned<PathBuf>>| p.as_ref().map(|p| relative_to(&dir, p.get_ref()));
@@ -110,30 +111,36 @@ impl Expander<'_> {
             }
         }
     }
+}
 
-    /// A counter read through the service itself (polymetrie's `counter_site`, `[counter]
-    /// http`) goes over loadgen's plain probe client, which does not speak TLS: refused for an
-    /// https target rather than failing at every reading.
-    fn no_counter_through_tls(&self) -> Result<(), ScenarioError> {
-        const WHY: &str = "is read through the service, and loadgen's probes speak plain HTTP \
-                           only: with an https:// target use [counter] metric with an http:// \
-                           metrics_url, or promql";
-        if let Some(site) = &self.sc.counter_site {
-            return self.err(
-                site.span(),
-                "counter_site",
-                format!("polymetrie's counter {WHY}"),
-            );
+impl Expander<'_> {
+    /// A sharded step on a cluster runs its generators as pods, which cannot read files of
+    /// this machine: the TLS keys that name files (`cacert`, `cert`, `key`) are refused there
+    /// rather than failing in every pod. The system's roots and `insecure` need no file.
+    pub(super) fn cluster_tls_files(
+        &self,
+        target: &Target,
+        steps: &[Step],
+        searches: &[SearchPlan],
+    ) -> Result<(), ScenarioError> {
+        let sharded = steps.iter().any(|s| s.generators.count > 1)
+            || searches.iter().any(|s| s.settings.generators.count > 1);
+        if !matches!(target, Target::Kubernetes(_)) || !sharded {
+            return Ok(());
         }
-        if let Some(http) = self
-            .sc
-            .counter
-            .as_ref()
-            .and_then(|c| c.get_ref().http.as_ref())
-        {
-            return self.err(http.span(), "counter.http", format!("this counter {WHY}"));
+        let t = self.sc.target.get_ref();
+        let files = tls_keys(t)
+            .into_iter()
+            .find(|(k, _)| matches!(*k, "cacert" | "cert" | "key"));
+        match files {
+            Some((key, span)) => self.err(
+                span,
+                &format!("target.{key}"),
+                "names a file of this machine, which the generator pods of a sharded cluster \
+                 step cannot read: run one generator, or trust the system's roots",
+            ),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -143,12 +143,6 @@ fn cluster_target_mistakes_name_their_key() {
             "expected a loopback URL",
         ),
         (
-            "service_url = \"http://127.0.0.1:8080\"",
-            "service_url = \"https://127.0.0.1:8080\"",
-            "target.service_url",
-            "TLS is not supported",
-        ),
-        (
             "metrics_port = 9090",
             "metrics_port = 70000",
             "target.metrics_port",

@@ -82,15 +82,36 @@ fn bad_tls_keys_are_refused_at_their_key() {
     assert_refused(&p, 7, "target.insecure", "insecure");
     let p = write(dir.path(), "http://127.0.0.1:8080", "tls_resume = false");
     assert_refused(&p, 6, "target.tls_resume", "https://");
-    // A counter read through the service would go over the plain probe client.
-    let p = dir.path().join("counted.toml");
-    let text = std::fs::read_to_string(write(dir.path(), https, "")).unwrap();
-    std::fs::write(
-        &p,
-        text.replacen("\n\n[target]", "\ncounter_site = \"s\"\n[target]", 1),
-    )
-    .unwrap();
-    assert_refused(&p, 2, "counter_site", "plain HTTP");
+}
+
+/// A cluster's Service over HTTPS: its TLS keys reach the plan like a url target's, and a file
+/// key is refused where generator pods would have to read it (a sharded step).
+#[test]
+fn an_https_service_on_a_cluster_takes_the_tls_keys_but_not_files_for_pods() {
+    let _serial = common::serial::lock_blocking();
+    let dir = tempfile::tempdir().unwrap();
+    Pki::generate(dir.path());
+    let cluster = |generators: u32| {
+        let p = dir.path().join(format!("k{generators}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "name = \"k\"\n\n[target]\nkind = \"kubernetes\"\nnamespace = \"ns\"\n\
+                 deployment = \"web\"\ncontainer = \"web\"\n\
+                 service_url = \"https://localhost:8443\"\nmetrics_port = 9090\n\
+                 cacert = \"ca.pem\"\n\n[generators]\ncount = {generators}\n\n\
+                 [counter]\nmetric = \"requests_total\"\n\
+                 metrics_url = \"http://{{pod_ip}}:9090/metrics\"\n\n[request]\npath = \"/\"\n\n\
+                 [[campaign]]\nname = \"c\"\n[[campaign.step]]\nrate = 10\n\
+                 duration = \"1s\"\nreplicas = 1\n"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let plan = Plan::load(&cluster(1)).unwrap();
+    assert_eq!(plan.tls.cacert, Some(dir.path().join("ca.pem")));
+    assert_refused(&cluster(2), 10, "target.cacert", "generator pods");
 }
 
 #[test]
