@@ -1,7 +1,8 @@
 //! HTTP/2 against Debian's nginx (`listen … http2`), seen from both ends: over TLS (ALPN h2)
 //! and as h2c by prior knowledge on plain TCP, a step's OK count equals nginx's logged 200s,
 //! every one logged as HTTP/2.0, and its requests share one connection (streams up to
-//! `max_streams`), as nginx's own connection numbers show; an HTTPS server that does not offer
+//! `max_streams`; 120 slow streams at once on one connection), as nginx's own connection numbers
+//! show; an HTTPS server that does not offer
 //! h2 fails every request as `no_alpn` instead of being spoken HTTP/2 to. Skips loudly without
 //! nginx, fails under LOADGEN_REQUIRE_EXTERNAL=1.
 
@@ -184,6 +185,58 @@ async fn streams_per_connection_stop_at_max_streams() {
         "{:?}",
         r.outcomes
     );
+}
+
+/// 120 slow answers (about 2 s each) asked for within one second all overlap: with
+/// `max_streams` 128 (nginx's own `http2_max_concurrent_streams`) every one is a stream of ONE
+/// connection, h2 over TLS and h2c alike, and nginx answers each on that connection.
+#[tokio::test]
+async fn over_a_hundred_concurrent_streams_share_one_connection() {
+    const STREAMS: u64 = 120;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(dir.path());
+    for tls in [false, true] {
+        let Some(n) = h2_server(tls.then_some(&pki), true) else {
+            return;
+        };
+        let (url, spec_tls) = if tls {
+            let t = TlsSpec {
+                cacert: Some(pki.ca.clone()),
+                ..TlsSpec::default()
+            };
+            (format!("https://localhost:{}", n.addr.port()), t)
+        } else {
+            (
+                format!("http://127.0.0.1:{}", n.addr.port()),
+                TlsSpec::default(),
+            )
+        };
+        let base = spec(url, spec_tls, 128);
+        let slow = AttackSpec {
+            load: Load::constant(STREAMS as f64, Duration::from_secs(1)),
+            request: RequestTemplate {
+                path: "/slow".into(),
+                ..base.request.clone()
+            },
+            ..base
+        };
+        let r = run(&slow, &CancellationToken::new(), None).await.unwrap();
+        assert_eq!(
+            (r.intended, r.ok),
+            (STREAMS, STREAMS),
+            "tls {tls}: {:?}",
+            r.outcomes
+        );
+        assert_eq!(r.generator.connections_opened, Some(1), "tls {tls}");
+        // Every answer took longer than the second over which all were sent: at its end all
+        // 120 streams were open at once.
+        let fastest_ms = r.latency.min() as f64 / 1000.0;
+        assert!(
+            fastest_ms > 1050.0,
+            "tls {tls}: fastest answer {fastest_ms} ms"
+        );
+        assert_h2_on(&n, STREAMS, 1);
+    }
 }
 
 /// nginx ends a connection after 5 requests with a GOAWAY while its slow answers are still
