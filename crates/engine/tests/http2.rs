@@ -1,10 +1,10 @@
 //! HTTP/2 against Debian's nginx (`listen … http2`), seen from both ends: over TLS (ALPN h2)
 //! and as h2c by prior knowledge on plain TCP, a step's OK count equals nginx's logged 200s,
 //! every one logged as HTTP/2.0, and its requests share one connection (streams up to
-//! `max_streams`; 120 slow streams at once on one connection), as nginx's own connection numbers
-//! show; an HTTPS server that does not offer
-//! h2 fails every request as `no_alpn` instead of being spoken HTTP/2 to. Skips loudly without
-//! nginx, fails under LOADGEN_REQUIRE_EXTERNAL=1.
+//! `max_streams`; 120 slow streams at once on one connection), as nginx's own connection
+//! numbers show; an HTTPS server that does not offer h2 fails every request as `no_alpn`
+//! instead of being spoken HTTP/2 to. Skips loudly without nginx, fails under
+//! LOADGEN_REQUIRE_EXTERNAL=1.
 
 use std::time::Duration;
 
