@@ -17,6 +17,7 @@ import json
 import os
 import sys
 
+sys.dont_write_bytecode = True  # importing engine_report must not leave bench/__pycache__ behind
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from engine_report import Missing, fmt, parse_oha, parse_strace, rc_of, read, read_meta, stderr_tail, times  # noqa: E402
 
@@ -115,8 +116,8 @@ def load(work, name, problems, label):
     r["task_ms"], r["task_util"] = perf_ms(work, name)
     if r["ok"] == 0:
         problems.append(f"{label}: no 2xx answer (rc {r['rc']}); stderr: {stderr_tail(work, name)}")
-    if r["kind"] == "oha" and r.get("errkinds"):
-        problems.append(f"{label}: oha errors by kind: {r['errkinds']}")
+    if r["kind"] == "oha" and r["errors"]:
+        problems.append(f"{label}: oha errors by kind: {r['errkinds']} (aborted at the deadline are not counted as errors)")
     if r["kind"] == "loadgen" and r["valid"] is False:
         problems.append(f"{label}: loadgen says the step is not valid: {r['reason']}")
     return r
@@ -153,7 +154,7 @@ def keepalive_table(work, meta, problems):
     print(f"\n#### keep-alive: CPU per answered request at {rate:.0f} req/s for {dur:.0f} s; load average at start: {loads}\n")
     print(f"loadgen: `attack URL --rate {rate:.0f} --duration {dur:.0f}s [--cacert ca.pem] --json` (default pool); "
           f"oha: `-q {rate:.0f} -z {dur:.0f}s -c {conns} --latency-correction --worker-threads {meta['OHA_WORKERS']} --no-tui` "
-          f"[{'`' + meta.get('oha', '').split('TLS: ')[-1] + '`' if have_oha else '–'}]. CPU from /usr/bin/time over the tool's own count of 2xx answers; "
+          f"(over HTTPS: {meta.get('oha', '').split('TLS: ')[-1] if have_oha else '–'}). CPU from /usr/bin/time over the tool's own count of 2xx answers; "
           "nginx: its worker's utime+stime across the run (10 ms ticks).\n")
     print("| protocol | tool | 2xx answers | errors | 2xx/s | CPU user µs/req | CPU kernel µs/req | CPU total µs/req | nginx µs/req | p50 ms | p99 ms | max RSS MB | connections |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -203,7 +204,7 @@ def handshake_table(work, meta, problems):
     print("Client handshakes: loadgen's `tls.handshakes`/`tls.resumed`; oha counts none, its row uses its requests (one connection each). "
           "Server: nginx's `$ssl_session_reused` per request (r = resumed). Handshake time: loadgen's TCP connect → handshake end p50/p99; "
           "oha's connect + handshake (`details.DNSDialup`) average/max. CPU per handshake = (user + kernel) / handshakes, whole process "
-          "(it includes the request on the connection and the TCP connect/close).\n")
+          "(it includes the request on the connection, the TCP connect/close and the process's start-up: a short or slow run overstates it).\n")
     print("| client | 2xx answers | errors | handshakes | resumed (client) | resumed (nginx) | handshake ms | CPU user / kernel µs per hs | CPU µs per hs | hs per core-second | nginx µs per hs | nginx hs per core-second |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, r in res.items():
@@ -257,7 +258,7 @@ def cost_table(ka, hs):
     if all(a is None and b is None and c is None for _, a, b, c in rows):
         return
     print("\n#### where rustls's cost sits (differences of the runs above, CPU µs; client = whole process, nginx = its worker)\n")
-    print("| cost | loadgen | oha | nginx (loadgen's runs) |")
+    print("| cost | loadgen | oha | nginx (the same runs) |")
     print("|---|---|---|---|")
     for label, a, b, c in rows:
         print(f"| {label} | {fmt(a)} | {fmt(b)} | {fmt(c)} |")
