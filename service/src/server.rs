@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,6 +207,48 @@ async fn draining_connection(stream: TcpStream, app: Arc<App>, limits: Connectio
     }
 }
 
+/// An HTTP/1.1 server connection with the header-read timeout.
+fn http1_builder(limits: ConnectionLimits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+}
+
+/// Polls `conn` to its end; once `shutdown` is triggered, calls `graceful` on it (finish the
+/// requests in progress, their clicks included, then close; for HTTP/2 that is a GOAWAY).
+async fn until_closed<C, E>(
+    conn: C,
+    shutdown: &Shutdown,
+    graceful: impl Fn(Pin<&mut C>),
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    tokio::pin!(conn);
+    let cancelled = shutdown.token.cancelled();
+    tokio::pin!(cancelled);
+    let mut registered = false;
+    let mut draining = false;
+    std::future::poll_fn(|cx| {
+        if !draining {
+            // Registers this task's waker with the token once; later wake-ups of a shutdown
+            // are seen through the flag.
+            let woke = !registered && cancelled.as_mut().poll(cx).is_ready();
+            registered = true;
+            if woke || shutdown.is_triggered() {
+                draining = true;
+                graceful(conn.as_mut());
+            }
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// A cleartext HTTP/1.1 connection (the main listener, and the admin listener before a
+/// shutdown).
 async fn connection(
     stream: TcpStream,
     app: Arc<App>,
@@ -217,30 +260,8 @@ async fn connection(
         let app = app.clone();
         async move { Ok::<_, Infallible>(app.handle(req, Phase::Serving).await) }
     });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let cancelled = shutdown.token.cancelled();
-    tokio::pin!(cancelled);
-    let mut registered = false;
-    let mut draining = false;
-    let result = std::future::poll_fn(|cx| {
-        if !draining {
-            // Registers this task's waker with the token once; later wake-ups of a shutdown
-            // are seen through the flag.
-            let woke = !registered && cancelled.as_mut().poll(cx).is_ready();
-            registered = true;
-            if woke || shutdown.is_triggered() {
-                draining = true;
-                // Finishes the request in progress (its click included), then closes.
-                conn.as_mut().graceful_shutdown();
-            }
-        }
-        conn.as_mut().poll(cx)
-    })
-    .await;
+    let conn = http1_builder(limits).serve_connection(TokioIo::new(stream), service);
+    let result = until_closed(conn, &shutdown, |c| c.graceful_shutdown()).await;
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
