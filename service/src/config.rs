@@ -80,6 +80,32 @@ pub struct Config {
     #[arg(long, env = "POLYMETRIE_QUEUE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub queue_timeout: Duration,
 
+    /// PEM certificate chain (leaf first) for the main listener: with it (and --tls-key) the
+    /// main listener serves HTTPS only. The admin listener (--admin-listen: /readyz, /metrics)
+    /// always stays plain HTTP, because loadgen probes it over plain HTTP.
+    #[arg(
+        long,
+        env = "POLYMETRIE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching --tls-cert; required with it.
+    #[arg(
+        long,
+        env = "POLYMETRIE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Also serve HTTP/2 on the main listener: with TLS, offered by ALPN (`h2`, then
+    /// `http/1.1`); without TLS, HTTP/2 with prior knowledge (h2c) beside HTTP/1.1 on the same
+    /// port. Off: HTTP/1.1 only.
+    #[arg(long, env = "POLYMETRIE_HTTP2")]
+    pub http2: bool,
+
     /// Bind with SO_REUSEPORT so several replicas can share --listen.
     #[arg(long, env = "POLYMETRIE_REUSE_PORT")]
     pub reuse_port: bool,

@@ -1,6 +1,6 @@
 //! `polymetrie`: the click-counting service that loadgen campaigns run against — a rewrite
 //! of the TD4 report's Flask service on tokio + hyper. [`run`] binds, prints the startup line,
-//! serves until SIGTERM/SIGINT and drains.
+//! serves (HTTP/1.1; with flags also TLS and HTTP/2) until SIGTERM/SIGINT and drains.
 
 pub mod admin_token;
 pub mod admission;
@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod regression;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod url_cap;
 pub mod validation;
 
@@ -33,6 +34,8 @@ pub enum ServiceError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     AdminToken(#[from] admin_token::TokenError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
     #[error("cannot write the startup line: {0}")]
@@ -100,6 +103,12 @@ fn watch_signals(shutdown: server::Shutdown) -> Result<(), ServiceError> {
 pub async fn run(config: Config) -> Result<(), ServiceError> {
     // First, so a bad token file stops the start before anything is bound.
     let registration = admin_token::Registration::load(config.admin_token_file.as_deref())?;
+    // Likewise the TLS files. clap makes --tls-cert and --tls-key come together.
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key, config.http2)?),
+        _ => None,
+    };
+    let wire = server::Wire::new(tls, config.http2);
     // `POLYMETRIE_SITES=""` or `a, b` must not register an empty or space-padded site.
     let sites: Vec<String> = config
         .sites
@@ -139,6 +148,8 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         max_inflight = config.max_inflight,
         queue_timeout = ?config.queue_timeout,
         site_registration = registration_mode,
+        wire = ?wire,
+        http2 = config.http2,
         "polymetrie listening"
     );
 
@@ -146,7 +157,7 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
         header_timeout: config.header_timeout,
         drain_timeout: config.drain_timeout,
     };
-    let drained = server::serve(listeners, app, limits, shutdown).await;
+    let drained = server::serve(listeners, wire, app, limits, shutdown).await;
     tracing::info!(drained, "polymetrie stopped");
     Ok(())
 }

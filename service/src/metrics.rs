@@ -87,6 +87,7 @@ pub struct Metrics {
     route_durations: Vec<(&'static str, Histogram)>,
     shed: Counter,
     regression_work: Counter,
+    tls_handshake_failures: Counter,
     inflight: Gauge,
     queued: Gauge,
     in_progress: Gauge,
@@ -176,6 +177,12 @@ impl Metrics {
             "Units of extra work --regression did on clicks (JSON re-validations or store round trips); 0 without it",
             Counter::default(),
         );
+        let tls_handshake_failures = registered(
+            &mut registry,
+            "polymetrie_tls_handshake_failures",
+            "TLS handshakes on the main listener that failed or timed out (untrusted certificate, no common protocol, a client gone or silent); 0 without --tls-cert",
+            Counter::default(),
+        );
         let inflight = registered(
             &mut registry,
             "polymetrie_inflight_clicks",
@@ -206,6 +213,7 @@ impl Metrics {
             route_durations,
             shed,
             regression_work,
+            tls_handshake_failures,
             inflight,
             queued,
             in_progress,
@@ -301,6 +309,11 @@ impl Metrics {
                 .get_or_create(&RouteLabels { route })
                 .observe(secs),
         }
+    }
+
+    /// Counts a TLS handshake that did not complete.
+    pub fn tls_handshake_failure(&self) {
+        self.tls_handshake_failures.inc();
     }
 
     pub fn shed(&self) {
