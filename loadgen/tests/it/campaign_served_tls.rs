@@ -12,7 +12,7 @@ use std::time::Duration;
 use loadgen_model::result::{CampaignResult, StepResult};
 
 use crate::common::run::{assert_nothing_left, marker, read_run, scenario_with, tempdir};
-use crate::common::{self, external};
+use crate::common::{self, command, external};
 
 /// Bound on one run of this module (a few 2 s steps).
 const RUN_BOUND: Duration = Duration::from_secs(120);
@@ -37,12 +37,9 @@ fn run_reconciled(tag: &str, target: &str, body: &str) -> Option<CampaignResult>
     let out = dir.path().join("out");
     let (o, pid) = common::run::run(&sc, &out, &[], RUN_BOUND);
     let r = read_run(&out);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stderr:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    // A shared 2-core machine may make the generator's own schedule slip: that alone is
+    // tolerated (and said), anything else must exit 0.
+    command::assert_exit_or_lagged(&o, 0);
     for s in &r.steps {
         assert!(s.intended >= 150, "{}: intended {}", s.name, s.intended);
         assert_eq!(s.ok, s.intended, "{}: {:?}", s.name, s.outcomes);

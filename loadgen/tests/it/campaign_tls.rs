@@ -1,7 +1,8 @@
 //! `loadgen run` on a scenario whose `[target] url` is `https://` with its `cacert` (and, in
 //! the second test, `http2 = true`): the keys reach every step's engine, run.json's step
 //! carries the handshakes, and its OK count equals what Debian's nginx logged (every request
-//! HTTP/2.0 with `http2`). Skips loudly without nginx, fails under LOADGEN_REQUIRE_EXTERNAL=1.
+//! HTTP/2.0 with `http2`); and polymetrie's counter read through an https target over TLS.
+//! Skips loudly without nginx, fails under LOADGEN_REQUIRE_EXTERNAL=1.
 
 use loadgen_model::result::CampaignResult;
 use loadgen_testkit::nginx::{self, Nginx};
@@ -76,4 +77,58 @@ fn a_campaign_over_http2_reconciles_with_nginx() {
     assert_eq!(step.generator.connections_opened, Some(1));
     assert_eq!(n.count(200, 20), 20, "nginx's own count");
     assert!(n.log_lines().iter().all(|l| l.contains(" HTTP/2.0 ")));
+}
+
+/// polymetrie already running with TLS, as a `url` target: polymetrie's counter is read
+/// through the service itself (`counter_site`), so the probe goes over HTTPS with the target's
+/// `cacert`, and the click total it reads grows by exactly the step's OK count.
+#[test]
+fn the_counter_of_an_https_url_target_is_read_over_tls() {
+    let _serial = common::serial::lock_blocking();
+    let dir = common::tempdir("tls-counter");
+    let pki = Pki::generate(dir.path());
+    let (cert, key) = (pki.server_cert.display(), pki.server_key.display());
+    let Some(p) = crate::common::polymetrie::Polymetrie::start(&[
+        "--sites",
+        "s",
+        "--tls-cert",
+        &cert.to_string(),
+        "--tls-key",
+        &key.to_string(),
+    ]) else {
+        return;
+    };
+    let scenario = dir.path().join("counted.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"tls-counter\"\ncounter_site = \"s\"\n[target]\nkind = \"url\"\n\
+             url = \"https://localhost:{}\"\ncacert = \"ca.pem\"\n[request]\nmethod = \"POST\"\n\
+             path = \"/api/clicks\"\nheaders = {{ \"content-type\" = \"application/json\" }}\n\
+             body = '{{\"site\":\"s\",\"url\":\"/p/{{seq}}\"}}'\n\
+             [defaults]\nwarmup = \"0s\"\npause = \"0s\"\n[[campaign]]\nname = \"c\"\n\
+             [[campaign.step]]\nrate = 50\nduration = \"1s\"\n",
+            p.addr.port()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = command::loadgen_output([
+        "run".as_ref(),
+        scenario.as_os_str(),
+        "--out".as_ref(),
+        out_dir.as_os_str(),
+    ]);
+    command::assert_exit_or_lagged(&out, 0);
+    let run: CampaignResult =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    let step = &run.steps[0];
+    assert_eq!((step.intended, step.ok), (50, 50), "{:?}", step.outcomes);
+    let delta = step.counter.as_ref().and_then(|c| c.delta);
+    assert_eq!(
+        delta,
+        Some(50),
+        "the counter, read over TLS: {:?}",
+        step.counter
+    );
 }
