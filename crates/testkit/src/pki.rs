@@ -58,14 +58,18 @@ fn leaf(
 impl Pki {
     /// Writes a fresh PKI into `dir`.
     pub fn generate(dir: &Path) -> Pki {
+        Pki::generate_for(dir, &[])
+    }
+
+    /// [`Pki::generate`], the server certificate also valid for `ips` (a cluster Service's
+    /// address, say).
+    pub fn generate_for(dir: &Path, ips: &[std::net::IpAddr]) -> Pki {
         let root = ca("loadgen test CA");
         let other = ca("loadgen other CA");
         let localhost = SanType::DnsName("localhost".try_into().expect("a DNS name"));
-        let (server, server_key) = leaf(
-            vec![localhost, SanType::IpAddress([127, 0, 0, 1].into())],
-            ExtendedKeyUsagePurpose::ServerAuth,
-            &root,
-        );
+        let mut names = vec![localhost, SanType::IpAddress([127, 0, 0, 1].into())];
+        names.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        let (server, server_key) = leaf(names, ExtendedKeyUsagePurpose::ServerAuth, &root);
         let (client, client_key) = leaf(Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, &root);
         let write = |name: &str, pem: String| {
             let path = dir.join(name);

@@ -12,6 +12,7 @@ mod autoscale;
 mod campaign;
 mod control_plane;
 mod drift;
+mod https;
 mod job;
 mod lease;
 mod metrics;
