@@ -114,16 +114,7 @@ preflight() {
   for t in "$NGINX" wrk strace taskset curl /usr/bin/time python3; do
     command -v "$t" >/dev/null || { echo "bench: $t not found" >&2; exit 2; }
   done
-  for t in $(seq $((BINARY_WAIT_S / 5))); do
-    [[ -x $LOADGEN_SRC ]] && break
-    ((t == 1)) && log "waiting (up to ${BINARY_WAIT_S} s) for $LOADGEN_SRC (cargo build --release -p loadgen)"
-    nap 5
-  done
-  [[ -x $LOADGEN_SRC ]] || { echo "bench: $LOADGEN_SRC missing: cargo build --release -p loadgen" >&2; exit 2; }
-  # A private copy: a rebuild during the run cannot change the binary under measurement.
-  mkdir -p "$WORK/bin"
-  cp "$LOADGEN_SRC" "$WORK/bin/loadgen"
-  LOADGEN=$WORK/bin/loadgen
+  copy_loadgen
   HAVE_OHA=0
   if [[ -x $OHA ]]; then
     HAVE_OHA=1

@@ -235,3 +235,19 @@ cpu_ticks() {
   stat=${stat##*) }
   awk '{print $12 + $13}' <<<"$stat"
 }
+
+# Waits (up to $BINARY_WAIT_S s) for $LOADGEN_SRC and sets LOADGEN to a private copy of it in the
+# work dir: a rebuild during the run cannot change the binary under measurement.
+copy_loadgen() {
+  local t
+  for t in $(seq $((BINARY_WAIT_S / 5))); do
+    [[ -x $LOADGEN_SRC ]] && break
+    ((t == 1)) && log "waiting (up to ${BINARY_WAIT_S} s) for $LOADGEN_SRC (cargo build --release -p loadgen)"
+    nap 5
+  done
+  [[ -x $LOADGEN_SRC ]] || { echo "bench: $LOADGEN_SRC missing: cargo build --release -p loadgen" >&2; exit 2; }
+  mkdir -p "$WORK/bin"
+  cp "$LOADGEN_SRC" "$WORK/bin/loadgen"
+  # shellcheck disable=SC2034 # read by the script that sources this file
+  LOADGEN=$WORK/bin/loadgen
+}

@@ -113,16 +113,7 @@ preflight() {
     command -v "$t" >/dev/null || { echo "bench: $t not found" >&2; exit 2; }
   done
   "$NGINX" -V 2>&1 | grep -q -- --with-http_ssl_module || { echo "bench: $NGINX has no ssl module" >&2; exit 2; }
-  for t in $(seq $((BINARY_WAIT_S / 5))); do
-    [[ -x $LOADGEN_SRC ]] && break
-    ((t == 1)) && log "waiting (up to ${BINARY_WAIT_S} s) for $LOADGEN_SRC (cargo build --release -p loadgen)"
-    nap 5
-  done
-  [[ -x $LOADGEN_SRC ]] || { echo "bench: $LOADGEN_SRC missing: cargo build --release -p loadgen" >&2; exit 2; }
-  # A private copy: a rebuild during the run cannot change the binary under measurement.
-  mkdir -p "$WORK/bin"
-  cp "$LOADGEN_SRC" "$WORK/bin/loadgen"
-  LOADGEN=$WORK/bin/loadgen
+  copy_loadgen
   "$LOADGEN" attack --help | grep -q -- --tls-resume ||
     { echo "bench: $LOADGEN_SRC has no --tls-resume (a build from before TLS?)" >&2; exit 2; }
   HAVE_OHA=0

@@ -485,25 +485,32 @@ fn bad_tls_flags_and_files_exit_2_with_a_line_naming_the_flag() {
     assert_one_line(&err, &["--tls-key", &other_key, "does not match", &cert]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_with_an_idle_tls_keep_alive_connection_exits_0_at_once() {
+/// A TLS service with `extra` flags whose drain (30 s) and header timeout (60 s) are both far
+/// longer than any test waits, and one TLS connection to it offering `alpn`.
+async fn draining_tls_service(
+    extra: &[&str],
+    alpn: &[&[u8]],
+) -> (Certs, Service, TlsStream<TcpStream>) {
     let certs = Certs::new();
-    let args = [
-        &certs.args()[..],
-        &[
-            "--sites",
-            "a.com",
-            "--drain-timeout",
-            "30s",
-            "--header-timeout",
-            "60s",
-        ],
-    ]
-    .concat();
-    let mut svc = Service::start(&args);
-    let tls = tls_connect(svc.addr, &client_config(&certs.pki.ca, &[HTTP1]))
+    let base = [
+        "--sites",
+        "a.com",
+        "--drain-timeout",
+        "30s",
+        "--header-timeout",
+        "60s",
+    ];
+    let args = [&certs.args()[..], extra, &base].concat();
+    let svc = Service::start(&args);
+    let tls = tls_connect(svc.addr, &client_config(&certs.pki.ca, alpn))
         .await
         .unwrap();
+    (certs, svc, tls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_an_idle_tls_keep_alive_connection_exits_0_at_once() {
+    let (_certs, mut svc, tls) = draining_tls_service(&[], &[HTTP1]).await;
     let mut sender = http1_over(tls).await;
     let resp = sender
         .send_request(click_request("/api/clicks", "a.com", Full::new))
@@ -525,24 +532,7 @@ async fn sigterm_with_an_idle_tls_keep_alive_connection_exits_0_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_sends_goaway_on_an_idle_h2_connection_and_exits_0() {
-    let certs = Certs::new();
-    let args = [
-        &certs.args()[..],
-        &[
-            "--http2",
-            "--sites",
-            "a.com",
-            "--drain-timeout",
-            "30s",
-            "--header-timeout",
-            "60s",
-        ],
-    ]
-    .concat();
-    let mut svc = Service::start(&args);
-    let tls = tls_connect(svc.addr, &client_config(&certs.pki.ca, &[H2, HTTP1]))
-        .await
-        .unwrap();
+    let (_certs, mut svc, tls) = draining_tls_service(&["--http2"], &[H2, HTTP1]).await;
     assert_eq!(negotiated(&tls).as_deref(), Some(H2));
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))

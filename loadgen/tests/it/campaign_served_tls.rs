@@ -56,6 +56,15 @@ fn run_reconciled(tag: &str, target: &str, body: &str) -> Option<CampaignResult>
     Some(r)
 }
 
+/// A campaign `name` of one 2 s step at 100 req/s on one replica, served over the run's TLS
+/// when `tls`, with `extra` keys in its step.
+fn campaign(name: &str, tls: bool, extra: &str) -> String {
+    format!(
+        "[[campaign]]\nname = \"{name}\"\ntls = {tls}\n[[campaign.step]]\nname = \"s\"\n\
+         rate = 100\nduration = \"2s\"\nreplicas = 1\n{extra}\n"
+    )
+}
+
 fn step<'a>(r: &'a CampaignResult, campaign: &str) -> &'a StepResult {
     r.steps
         .iter()
@@ -66,30 +75,14 @@ fn step<'a>(r: &'a CampaignResult, campaign: &str) -> &'a StepResult {
 #[test]
 fn a_tls_on_off_pair_on_polymetrie_reconciles_and_shows_what_tls_cost() {
     let _serial = common::serial::lock_blocking();
-    let Some(r) = run_reconciled(
-        "tls-pair",
-        "",
-        r#"
-[[campaign]]
-name = "plain"
-[[campaign.step]]
-name = "r1-cpu0.5-100rps"
-rate = 100
-duration = "2s"
-replicas = 1
-cpu_limit = 0.5
-
-[[campaign]]
-name = "tls"
-tls = true
-[[campaign.step]]
-name = "r1-cpu0.5-100rps"
-rate = 100
-duration = "2s"
-replicas = 1
-cpu_limit = 0.5
-"#,
-    ) else {
+    // The same step twice, TLS off then on.
+    let limited = "cpu_limit = 0.5";
+    let body = format!(
+        "{}\n{}",
+        campaign("plain", false, limited),
+        campaign("tls", true, limited)
+    );
+    let Some(r) = run_reconciled("tls-pair", "", &body) else {
         return;
     };
     let plain = step(&r, "plain");
@@ -125,13 +118,11 @@ cpu_limit = 0.5
 #[test]
 fn polymetrie_serves_a_step_as_h2_over_tls_and_as_h2c_on_one_connection() {
     let _serial = common::serial::lock_blocking();
-    let campaign = |name: &str, tls: bool| {
-        format!(
-            "[[campaign]]\nname = \"{name}\"\ntls = {tls}\n[[campaign.step]]\nname = \"s\"\n\
-             rate = 100\nduration = \"2s\"\nreplicas = 1\n"
-        )
-    };
-    let body = format!("{}\n{}", campaign("h2", true), campaign("h2c", false));
+    let body = format!(
+        "{}\n{}",
+        campaign("h2", true, ""),
+        campaign("h2c", false, "")
+    );
     let Some(r) = run_reconciled("h2", "http2 = true", &body) else {
         return;
     };
@@ -149,9 +140,8 @@ fn polymetrie_serves_a_step_as_h2_over_tls_and_as_h2c_on_one_connection() {
 #[test]
 fn two_shards_split_an_h2_over_tls_step_and_each_verifies_the_runs_ca() {
     let _serial = common::serial::lock_blocking();
-    let body = "[[campaign]]\nname = \"sharded\"\ntls = true\n[[campaign.step]]\nname = \"s\"\n\
-                rate = 100\nduration = \"2s\"\nreplicas = 1\ngenerators = 2\n";
-    let Some(r) = run_reconciled("h2-shards", "http2 = true", body) else {
+    let body = campaign("sharded", true, "generators = 2");
+    let Some(r) = run_reconciled("h2-shards", "http2 = true", &body) else {
         return;
     };
     let s = step(&r, "sharded");

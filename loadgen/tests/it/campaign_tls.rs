@@ -13,17 +13,24 @@ use crate::common::{self, command};
 /// Runs a one-step campaign (20 requests) against nginx at `port` with `extra` keys in
 /// `[target]`; returns the step.
 fn run_step(dir: &std::path::Path, port: u16, extra: &str) -> loadgen_model::result::StepResult {
-    let scenario = dir.join("tls.toml");
-    std::fs::write(
-        &scenario,
-        format!(
+    let step = run_scenario(
+        dir,
+        &format!(
             "name = \"tls\"\n[target]\nkind = \"url\"\nurl = \"https://localhost:{port}\"\n\
              cacert = \"ca.pem\"\n{extra}\n[request]\npath = \"/\"\n\
              [defaults]\nwarmup = \"0s\"\npause = \"0s\"\ntimeout = \"3s\"\n\
              [[campaign]]\nname = \"c\"\n[[campaign.step]]\nrate = 20\nduration = \"1s\"\n"
         ),
-    )
-    .unwrap();
+    );
+    assert_eq!((step.intended, step.ok), (20, 20), "{:?}", step.outcomes);
+    step
+}
+
+/// `loadgen run` of the scenario `text` (written into `dir`), which must exit 0 (or 1 for the
+/// generator's schedule alone); returns its first step.
+fn run_scenario(dir: &std::path::Path, text: &str) -> loadgen_model::result::StepResult {
+    let scenario = dir.join("tls.toml");
+    std::fs::write(&scenario, text).unwrap();
     let out_dir = dir.join("out");
     let _ = std::fs::remove_dir_all(&out_dir);
     let out = command::loadgen_output([
@@ -35,9 +42,7 @@ fn run_step(dir: &std::path::Path, port: u16, extra: &str) -> loadgen_model::res
     command::assert_exit_or_lagged(&out, 0);
     let run: CampaignResult =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
-    let step = run.steps[0].clone();
-    assert_eq!((step.intended, step.ok), (20, 20), "{:?}", step.outcomes);
-    step
+    run.steps[0].clone()
 }
 
 #[test]
@@ -98,31 +103,16 @@ fn the_counter_of_an_https_url_target_is_read_over_tls() {
     ]) else {
         return;
     };
-    let scenario = dir.path().join("counted.toml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "name = \"tls-counter\"\ncounter_site = \"s\"\n[target]\nkind = \"url\"\n\
-             url = \"https://localhost:{}\"\ncacert = \"ca.pem\"\n[request]\nmethod = \"POST\"\n\
-             path = \"/api/clicks\"\nheaders = {{ \"content-type\" = \"application/json\" }}\n\
-             body = '{{\"site\":\"s\",\"url\":\"/p/{{seq}}\"}}'\n\
-             [defaults]\nwarmup = \"0s\"\npause = \"0s\"\n[[campaign]]\nname = \"c\"\n\
-             [[campaign.step]]\nrate = 50\nduration = \"1s\"\n",
-            p.addr.port()
-        ),
-    )
-    .unwrap();
-    let out_dir = dir.path().join("out");
-    let out = command::loadgen_output([
-        "run".as_ref(),
-        scenario.as_os_str(),
-        "--out".as_ref(),
-        out_dir.as_os_str(),
-    ]);
-    command::assert_exit_or_lagged(&out, 0);
-    let run: CampaignResult =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
-    let step = &run.steps[0];
+    let text = format!(
+        "name = \"tls-counter\"\ncounter_site = \"s\"\n[target]\nkind = \"url\"\n\
+         url = \"https://localhost:{}\"\ncacert = \"ca.pem\"\n[request]\nmethod = \"POST\"\n\
+         path = \"/api/clicks\"\nheaders = {{ \"content-type\" = \"application/json\" }}\n\
+         body = '{{\"site\":\"s\",\"url\":\"/p/{{seq}}\"}}'\n\
+         [defaults]\nwarmup = \"0s\"\npause = \"0s\"\n[[campaign]]\nname = \"c\"\n\
+         [[campaign.step]]\nrate = 50\nduration = \"1s\"\n",
+        p.addr.port()
+    );
+    let step = &run_scenario(dir.path(), &text);
     assert_eq!((step.intended, step.ok), (50, 50), "{:?}", step.outcomes);
     let delta = step.counter.as_ref().and_then(|c| c.delta);
     assert_eq!(
