@@ -246,6 +246,16 @@ impl CommandDeployer {
             deployment.replicas.push(replica);
         }
         deployment.base_url = deployment.endpoints[0].clone();
+        self.wait_replicas(deployment, deadline).await
+    }
+
+    /// Waits until every replica of `deployment` is ready (over the run's TLS in a `tls = true`
+    /// step) and in its cgroup.
+    async fn wait_replicas(
+        &self,
+        deployment: &mut Deployment,
+        deadline: Instant,
+    ) -> Result<(), DeployError> {
         for r in &mut deployment.replicas {
             let port = r.port().unwrap_or(0);
             let what = format!("replica {}", r.index);
