@@ -139,23 +139,38 @@ EOF
 }
 
 start_target() { # NAME
-  local name=$1 port pid
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  local name=$1 port
+  port=$(free_port)
   write_nginx_conf "$name" "$port"
+  launch_nginx "$name" "http://127.0.0.1:$port/" ""
+}
+
+# A free loopback port, chosen by the kernel.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# launch_nginx NAME URL NOTE [CURL_ARGS…]: starts the nginx of $WORK/nginx-NAME pinned to
+# $TARGET_CPU and waits (bounded) until URL answers (curl with CURL_ARGS, e.g. --cacert);
+# NOTE is added to its log and meta lines.
+launch_nginx() {
+  local name=$1 url=$2 note=$3 pid
+  shift 3
   taskset -c "$TARGET_CPU" "$NGINX" -c "$WORK/nginx-$name/nginx.conf" -p "$WORK/nginx-$name" \
     >"$WORK/nginx-$name/stdout" 2>&1 &
   pid=$!
   spawned "$pid" "nginx $name"
   TARGET_PID[$name]=$pid
-  TARGET_URL[$name]="http://127.0.0.1:$port/"
+  # shellcheck disable=SC2034 # read by the scripts that source this file
+  TARGET_URL[$name]=$url
   for _ in $(seq "$TARGET_READY_TRIES"); do
-    curl --noproxy "*" -fs -o /dev/null "${TARGET_URL[$name]}" && break
+    curl --noproxy "*" "$@" -fs -o /dev/null "$url" && break
     sleep 0.05
   done
-  curl --noproxy "*" -fs -o /dev/null "${TARGET_URL[$name]}" ||
-    { echo "bench: nginx $name did not answer on ${TARGET_URL[$name]}: $(cat "$WORK/nginx-$name/error.log" 2>/dev/null)" >&2; exit 2; }
-  log "target $name: nginx pid $pid, $(taskset -pc "$pid" | sed 's/.*: /CPU /'), ${TARGET_URL[$name]}"
-  meta "target.$name" "${TARGET_URL[$name]} pid $pid on CPU $TARGET_CPU"
+  curl --noproxy "*" "$@" -fsS -o /dev/null "$url" ||
+    { echo "bench: nginx $name did not answer on $url: $(cat "$WORK/nginx-$name/error.log" 2>/dev/null)" >&2; exit 2; }
+  log "target $name: nginx pid $pid, $(taskset -pc "$pid" | sed 's/.*: /CPU /'), $url$note"
+  meta "target.$name" "$url pid $pid on CPU $TARGET_CPU$note"
 }
 
 
@@ -209,23 +224,10 @@ CONF
 # start_tls_target NAME KEEPALIVE CERT KEY CACERT: as start_target, over TLS (checked with curl
 # against CACERT, so a wrong certificate stops the benchmark before any run).
 start_tls_target() {
-  local name=$1 keepalive=$2 cert=$3 key=$4 ca=$5 port pid
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  local name=$1 keepalive=$2 cert=$3 key=$4 ca=$5 port
+  port=$(free_port)
   write_nginx_tls_conf "$name" "$port" "$cert" "$key" "$keepalive"
-  taskset -c "$TARGET_CPU" "$NGINX" -c "$WORK/nginx-$name/nginx.conf" -p "$WORK/nginx-$name" \
-    >"$WORK/nginx-$name/stdout" 2>&1 &
-  pid=$!
-  spawned "$pid" "nginx $name"
-  TARGET_PID[$name]=$pid
-  TARGET_URL[$name]="https://127.0.0.1:$port/"
-  for _ in $(seq "$TARGET_READY_TRIES"); do
-    curl --noproxy "*" --cacert "$ca" -fs -o /dev/null "${TARGET_URL[$name]}" && break
-    sleep 0.05
-  done
-  curl --noproxy "*" --cacert "$ca" -fsS -o /dev/null "${TARGET_URL[$name]}" ||
-    { echo "bench: nginx $name did not answer on ${TARGET_URL[$name]}: $(cat "$WORK/nginx-$name/error.log" 2>/dev/null)" >&2; exit 2; }
-  log "target $name: nginx pid $pid, $(taskset -pc "$pid" | sed 's/.*: /CPU /'), ${TARGET_URL[$name]} (TLS 1.3, keep-alive $keepalive)"
-  meta "target.$name" "${TARGET_URL[$name]} pid $pid on CPU $TARGET_CPU, TLS 1.3, keep-alive $keepalive"
+  launch_nginx "$name" "https://127.0.0.1:$port/" ", TLS 1.3, keep-alive $keepalive" --cacert "$ca"
 }
 
 # cpu_ticks PID: user + kernel CPU of PID so far, in clock ticks (getconf CLK_TCK), or "-".
