@@ -127,6 +127,30 @@ async fn http1_over(
 
 /// Polls `child` until it exits or `bound` passes, without blocking the runtime (HTTP/2 client
 /// connections must keep answering the server's pings meanwhile).
+/// One click for site `a.com` as an HTTP/2 stream over `tls`; the answer, and the task driving
+/// the connection (it ends when the connection does).
+async fn h2_click(
+    tls: TlsStream<TcpStream>,
+) -> (
+    hyper::Response<hyper::body::Incoming>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let resp = sender
+        .send_request(click_request(
+            "https://localhost/api/clicks",
+            "a.com",
+            Full::new,
+        ))
+        .await
+        .unwrap();
+    (resp, conn)
+}
+
 async fn exit_within(svc: &mut Service, bound: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + bound;
     while Instant::now() < deadline {
@@ -239,19 +263,7 @@ async fn alpn_picks_h2_only_with_http2() {
     let with = Service::start(&[&certs.args()[..], &["--http2", "--sites", "a.com"]].concat());
     let tls = tls_connect(with.addr, &config).await.unwrap();
     assert_eq!(negotiated(&tls).as_deref(), Some(H2));
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let resp = sender
-        .send_request(click_request(
-            "https://localhost/api/clicks",
-            "a.com",
-            Full::new,
-        ))
-        .await
-        .unwrap();
+    let (resp, _conn) = h2_click(tls).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_eq!(resp.version(), Version::HTTP_2);
     // A client offering only HTTP/1.1 still gets it from an --http2 server.
@@ -534,19 +546,7 @@ async fn sigterm_with_an_idle_tls_keep_alive_connection_exits_0_at_once() {
 async fn sigterm_sends_goaway_on_an_idle_h2_connection_and_exits_0() {
     let (_certs, mut svc, tls) = draining_tls_service(&["--http2"], &[H2, HTTP1]).await;
     assert_eq!(negotiated(&tls).as_deref(), Some(H2));
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
-    let conn = tokio::spawn(conn);
-    let resp = sender
-        .send_request(click_request(
-            "https://localhost/api/clicks",
-            "a.com",
-            Full::new,
-        ))
-        .await
-        .unwrap();
+    let (resp, conn) = h2_click(tls).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let _ = resp.into_body().collect().await;
     svc.sigterm();
