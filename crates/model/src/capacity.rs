@@ -43,6 +43,10 @@ pub struct ProbeRecord {
     /// 0-based position among the configuration's probes.
     pub index: u32,
     pub kind: ProbeKind,
+    /// Which run of the configuration's search it belongs to (`loadgen compare` searches each
+    /// configuration more than once; 0, and absent, in a plain run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeat: u32,
 }
 
 /// The budget's stop: the probe that would have overrun it.

@@ -34,6 +34,8 @@ pub struct Readings {
     pub generator_cgroup: Option<loadgen_model::result::CgroupCpuView>,
     /// An autoscale step's samples of replicas and HPA decisions.
     pub scaling: Vec<loadgen_model::result::ScalePoint>,
+    /// Where the step's wall time went.
+    pub timing: Option<loadgen_model::result::StepTiming>,
 }
 
 /// The step `id` as measured: the record, the readings, then the verdict. `node_cpus` is the
@@ -96,6 +98,7 @@ pub fn generator_step(p: GeneratorPart<'_>) -> StepResult {
         success_ratio: (p.intended > 0).then(|| p.ok as f64 / p.intended as f64),
         latency_ms: summarize(p.latency),
         service_time_ms: summarize(p.service_time),
+        timing: None,
         schedule_lag_ms: summarize(p.schedule_lag),
         connection_wait_ms: summarize(p.connection_wait),
         timeline: p.timeline,
@@ -200,6 +203,7 @@ pub fn with_readings(
         scaling: readings.scaling,
         target_failed: readings.target_failed,
         checks: readings.notes,
+        timing: readings.timing,
         ..generator
     };
     check::judge(measured, node_cpus)

@@ -12,6 +12,7 @@ pub mod merge;
 pub mod preflight;
 mod search;
 mod step;
+mod timing;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

@@ -122,6 +122,7 @@ async fn configuration(
             configuration: config.key.clone(),
             index,
             kind,
+            repeat: 0,
         });
         save(result, &cx.opts.out_dir)?;
         pause(step.pause_after, cx.stop).await;

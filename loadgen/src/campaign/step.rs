@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::assemble::{self, Readings};
 use super::generators::{self, GeneratorError};
+use super::timing::{Phase, PhaseClock};
 use super::{Event, RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
 use crate::deployer::watch::{Component, ExitWatch};
 use crate::deployer::{DeployError, Deployer, Deployment, KubeError};
@@ -64,13 +65,17 @@ pub(super) async fn run(
     step: &Step,
     deployer: &mut Deployer,
 ) -> Result<StepResult, StepError> {
+    let mut clock = PhaseClock::start();
     let deployment = deployer
         .deploy(&step.topology, DEPLOY_BOUND)
         .await
         .map_err(StepError::Deploy)?;
-    let measured = measure(cx, step, &deployment).await;
+    clock.lap(Phase::Deploy);
+    let measured = measure(cx, step, &deployment, &mut clock).await;
     let teardown = deployment.teardown().await;
+    clock.lap(Phase::Teardown);
     let (generated, mut readings) = measured?;
+    readings.timing = Some(clock.finish(step.warmup, step.load.duration()));
     if let Err(e) = teardown {
         readings.notes.push(Finding {
             check: CheckName::Teardown,
@@ -107,6 +112,7 @@ async fn measure(
     cx: &StepContext<'_>,
     step: &Step,
     deployment: &Deployment,
+    clock: &mut PhaseClock,
 ) -> Result<(StepResult, Readings), StepError> {
     let id = step.id();
     // A PromQL counter through the managed Prometheus learns its URL once that one runs.
@@ -117,14 +123,24 @@ async fn measure(
     );
     // From here on, a replica or Redis that exits is noticed as it happens.
     let watch = deployment.watch_exits();
-    let mut notes = point_prometheus(cx, &id, deployment).await;
-    notes.extend(drift_findings(&id, &deployment.ran_differs, Severity::Warn));
     let spec = spec(cx, step, deployment);
-    warm_up(cx, step, &spec).await?;
+    // Prometheus 2.42 takes up to 5 s (its scrape manager's tick) to scrape new replicas for
+    // the first time: the warm-up runs meanwhile instead of after it. What is left of the wait
+    // once the warm-up is over counts as deploying.
+    let (mut notes, warmed) = tokio::join!(point_prometheus(cx, &id, deployment), async {
+        let warmed = warm_up(cx, step, &spec).await;
+        (warmed, Instant::now())
+    });
+    let (warmed, warm_end) = warmed;
+    warmed?;
+    clock.lap_until(Phase::WarmUp, warm_end);
+    clock.lap(Phase::Deploy);
+    notes.extend(drift_findings(&id, &deployment.ran_differs, Severity::Warn));
     // Clicks the warm-up left queued in the service must land before the "before" reading,
     // or the step would be credited with them.
     let mut before = probe::snapshot(deployment, counter).await;
     probe::settle(deployment, counter, &mut before, step.limits.timeout).await;
+    clock.lap(Phase::Before);
     let started = SystemTime::now();
     let attack_t0 = Instant::now();
     // In a pod the generator has a CFS quota of its own: a throttled generator is not the
@@ -142,6 +158,7 @@ async fn measure(
         None => Ok(Vec::new()),
     };
     let ((generated, shards_started), scaling) = (generated?, scaling?);
+    clock.lap(Phase::Attack);
     // Shards start together a little after they are launched: the window starts with them.
     let started = shards_started.unwrap_or(started);
     let own = own_before
@@ -162,6 +179,7 @@ async fn measure(
     let exits = exit_findings(&watch, &id, attack_t0, deployment);
     let target_failed = !exits.is_empty();
     notes.extend(exits);
+    clock.lap(Phase::After);
     let readings = Readings {
         topology: Some(topology(cx.plan, step)),
         counter: read,
@@ -172,6 +190,7 @@ async fn measure(
         target_failed,
         generator_cgroup: own,
         scaling,
+        timing: None,
     };
     Ok((generated, readings))
 }

@@ -234,7 +234,7 @@ async fn read_site(
 }
 
 /// How often [`settle`] re-reads the counters.
-pub const SETTLE_POLL: Duration = Duration::from_millis(250);
+pub const SETTLE_POLL: Duration = Duration::from_millis(100);
 /// How often [`settle`] re-reads a counter that comes through Prometheus: two equal readings
 /// must straddle a scrape (a scrape interval of up to 2 s), or a count not yet scraped would
 /// look settled.

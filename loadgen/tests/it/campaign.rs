@@ -108,6 +108,22 @@ store = "redis"
         // 60–80 clicks/s at 5.5 ms each: clearly more than nothing, well under a core.
         let total: f64 = per.iter().sum();
         assert!(total > 0.1 && total < 1.0, "{}: cpu {per:?}", s.name);
+        // Every step says where its wall time went: the phases add up to the whole, the load
+        // took its 3 s, and deploying and reading (replicas, Redis, counters) took some.
+        let t = s.timing.as_ref().expect("timing recorded");
+        let phases = t.deploy_s + t.warmup_s + t.before_s + t.attack_s + t.after_s + t.teardown_s;
+        assert!((phases - t.total_s).abs() < 0.05, "{}: {t:?}", s.name);
+        assert!((t.attack_s - 3.0).abs() < 0.5, "{}: {t:?}", s.name);
+        assert!(
+            t.deploy_s > 0.0 && t.before_s > 0.0 && t.after_s > 0.0,
+            "{t:?}"
+        );
+        // The overhead leaves out the planned load: common::run's 500 ms warm-up and the 3 s.
+        assert!(
+            (t.overhead_s - (t.total_s - 3.5)).abs() < 1e-6,
+            "{}: {t:?}",
+            s.name
+        );
     }
     let limited = &r.steps[0];
     let rc = &limited.cpu.as_ref().unwrap().per_replica[0];

@@ -169,6 +169,7 @@ pub(crate) mod tests {
             sharding: None,
             per_endpoint: Vec::new(),
             tls: None,
+            timing: None,
         }
     }
 

@@ -301,6 +301,31 @@ pub struct StepResult {
     /// The handshakes of a step over HTTPS (absent for plain HTTP and in older run.json files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSummary>,
+    /// Where the step's wall time went, phase by phase (absent for an ad-hoc attack and in
+    /// older run.json files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<StepTiming>,
+}
+
+/// A campaign step's wall time by phase, in seconds. `overhead_s` is what the step cost beyond
+/// its warm-up and its load: deploying, readiness, the readings and their settling, the
+/// Prometheus window and the teardown. The pause after a step is its own setting, not counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    /// Starting the replicas (and what they need) until every one answered its readiness check.
+    pub deploy_s: f64,
+    pub warmup_s: f64,
+    /// Reading the counters and CPU before the load, waiting for the warm-up's work to land.
+    pub before_s: f64,
+    /// The load itself, as run (a sharded step: from launching its shards to their results).
+    pub attack_s: f64,
+    /// Reading everything after the load: the counters settling, Prometheus, drift, exits.
+    pub after_s: f64,
+    pub teardown_s: f64,
+    /// Wall time from the deploy's start to the teardown's end.
+    pub total_s: f64,
+    /// `total_s` less the warm-up and the step's planned duration.
+    pub overhead_s: f64,
 }
 
 impl StepResult {

@@ -24,6 +24,7 @@ fn searched_fixture() -> CampaignResult {
             configuration: "r1-cpu1".into(),
             index: i as u32,
             kind: loadgen_judge::search::ProbeKind::Grow,
+            repeat: 0,
         })
         .collect();
     run.searches = vec![SearchRecord {

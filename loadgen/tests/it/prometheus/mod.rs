@@ -271,6 +271,7 @@ fn step_with(view: Option<PrometheusView>, delta: Option<i64>, cores: Option<f64
         sharding: None,
         per_endpoint: Vec::new(),
         tls: None,
+        timing: None,
     }
 }
 
