@@ -606,7 +606,12 @@ class Job:
 
     def decide(self, cond):
         """True, False, or (--dry-run) None when only a real run can tell."""
-        shown = cond if cond is not None else "success() (implied)"
+        if cond is None:
+            shown = "success() (implied)"
+        elif re.search(r"\b(success|failure|cancelled|always)\s*\(", str(cond)):
+            shown = cond
+        else:
+            shown = f"{cond} (and success(), implied)"
         try:
             go = self.condition(cond)
         except Unknown as why:
@@ -772,13 +777,20 @@ class Job:
                 continue
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             t0 = time.monotonic()
-            r = subprocess.run(["cp", "-a", "--reflink=auto", seed, dest])
-            if r.returncode != 0:
-                # A half copy could pair fresh fingerprints with torn files: build cold instead.
-                log(f"   the copy failed (exit {r.returncode}; is {seed} being rebuilt?): removed, a cold build")
-                shutil.rmtree(dest, ignore_errors=True)
+            r = subprocess.run(["cp", "-a", "--reflink=auto", seed, dest], capture_output=True, text=True)
+            errors = r.stderr.splitlines()
+            # A build running in the seed dir removes its temporary files while they are copied.
+            # Leaving them out is harmless: cargo writes a unit's fingerprint after its outputs,
+            # and the units it rewrites in place (this workspace's own crates) are rebuilt here
+            # anyway, their sources being newer than any copy.
+            vanished = [e for e in errors if e.startswith("cp: cannot stat") and e.endswith("No such file or directory")]
+            if r.returncode == 0 or (errors and len(vanished) == len(errors)):
+                note = f" ({len(vanished)} files removed by a build there while copying: left out)" if vanished else ""
+                log(f"   seeded in {time.monotonic() - t0:.0f} s{note}")
             else:
-                log(f"   seeded in {time.monotonic() - t0:.0f} s")
+                log("\n".join(errors[-5:]))
+                log(f"   the copy failed (exit {r.returncode}): removed, a cold build")
+                shutil.rmtree(dest, ignore_errors=True)
         return rc
 
     def upload(self, w):
@@ -801,11 +813,13 @@ class Job:
             fixed = full
             while glob.has_magic(fixed):
                 fixed = os.path.dirname(fixed)
-            roots.append(fixed if os.path.isdir(fixed) and fixed == full else os.path.dirname(fixed))
-            for m in glob.glob(full, recursive=True):
+            # The search root: the part before any wildcard, a directory itself, or a file's dir.
+            roots.append(fixed if fixed != full or os.path.isdir(full) else os.path.dirname(full))
+            for m in glob.glob(full, recursive=True):  # glob skips hidden names, as v4 does
                 if os.path.isdir(m):
-                    for d, _, fs in os.walk(m):
-                        files += [os.path.join(d, f) for f in fs]
+                    for d, dirs, fs in os.walk(m):
+                        dirs[:] = [x for x in dirs if not x.startswith(".")]
+                        files += [os.path.join(d, f) for f in fs if not f.startswith(".")]
                 elif os.path.isfile(m):
                     files.append(m)
         if not files:
