@@ -216,7 +216,7 @@ class Evaluator:
     def __init__(self, job):
         self.job = job
 
-    def eval(self, node, path=""):
+    def eval(self, node):
         op = node[0]
         if op == "lit":
             return node[1]
