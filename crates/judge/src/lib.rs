@@ -11,6 +11,7 @@
 
 pub mod baseline;
 pub mod check;
+pub mod compare;
 pub mod comparison;
 pub mod machine_class;
 pub mod search;

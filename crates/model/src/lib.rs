@@ -11,6 +11,7 @@
 
 pub mod atomic_file;
 pub mod capacity;
+pub mod compare;
 pub mod result;
 pub mod scaling;
 pub mod search;

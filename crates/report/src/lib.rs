@@ -8,6 +8,7 @@ pub mod comparison;
 pub mod html;
 pub mod interval_chart;
 pub mod log;
+pub mod paired;
 pub mod row;
 pub mod searched;
 pub mod shards;

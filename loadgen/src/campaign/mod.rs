@@ -9,6 +9,7 @@ pub mod assemble;
 pub mod event;
 pub mod generators;
 pub mod merge;
+pub mod paired;
 pub mod preflight;
 mod search;
 mod step;

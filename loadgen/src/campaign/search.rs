@@ -36,7 +36,7 @@ pub(super) async fn run(
 }
 
 /// What run.json keeps of the search before its first probe.
-fn record(cx: &StepContext<'_>, plan: &SearchPlan) -> SearchRecord {
+pub(super) fn record(cx: &StepContext<'_>, plan: &SearchPlan) -> SearchRecord {
     SearchRecord {
         campaign: plan.campaign.clone(),
         spec: plan.spec.clone(),

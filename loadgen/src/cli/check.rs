@@ -17,7 +17,7 @@ use loadgen_judge::comparison::{self, Comparison, Options, Outcome};
 use loadgen_report::comparison as render;
 
 /// The variable GitHub Actions names its step-summary file by.
-const STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+pub(super) const STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 /// The file a first run's baseline is written to, beside its run.json (the name the workflow
 /// uploads as an artifact).
 const BASELINE_JSON: &str = "baseline.json";
@@ -104,7 +104,7 @@ pub fn parse_tolerance(s: &str) -> anyhow::Result<f64> {
 }
 
 /// GitHub collects the summary of every step from the same variable's file: append to it.
-fn append(path: &Path, text: &str) -> std::io::Result<()> {
+pub(super) fn append(path: &Path, text: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -5,6 +5,7 @@
 mod attack;
 mod baseline;
 mod check;
+mod compare;
 mod events;
 mod merge;
 mod report;
@@ -53,6 +54,7 @@ Examples:
   loadgen report reports/example-td4/run.json --out /tmp/report
   loadgen check reports/ci-20261201T120000Z/run.json --baseline scenarios/ci.baseline.json --tolerance 10%
   loadgen baseline reports/ci-20261201T120000Z/run.json --out scenarios/ci.baseline.json
+  loadgen compare base/scenarios/ci.toml scenarios/ci.toml --out capacity
   kubectl logs job/loadgen -n loadgen | loadgen report --from-log - --out ./td4-report
   loadgen restore k8s/loadgen/scenarios/td4-k8s.toml
 
@@ -114,6 +116,31 @@ pub enum Command {
     ///
     /// Example: loadgen baseline reports/ci-20261201T120000Z/run.json --out scenarios/ci.baseline.json
     Baseline(BaselineArgs),
+    /// Same-machine A/B: two services' capacities, probes interleaved; exit 0 no regression,
+    /// 1 regression, 2 could not compare.
+    ///
+    /// Example: loadgen compare base/scenarios/ci.toml scenarios/ci.toml --out capacity
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The base's scenario: a capacity search (`campaign.search`) starting the base service.
+    pub base: PathBuf,
+    /// The head's scenario: the same campaigns, SLO and request; only the service differs.
+    pub head: PathBuf,
+    /// Output directory (default: reports/compare).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Searches of each configuration per side (the second and later start near the knee).
+    #[arg(long, default_value_t = 2)]
+    pub repeats: u32,
+    /// A capacity this much lower (and shown to be by its interval) is a regression.
+    #[arg(long, default_value = "5%")]
+    pub tolerance: String,
+    /// Multiply every duration by F (rates unchanged).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
 }
 
 #[derive(Debug, Args)]
@@ -360,5 +387,6 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Restore(a) => restore::execute(a),
         Command::Check(a) => check::execute(a),
         Command::Baseline(a) => baseline::execute(a),
+        Command::Compare(a) => compare::execute(a),
     }
 }

@@ -26,15 +26,17 @@ pub fn capacities(run: &CampaignResult) -> Vec<Capacity> {
 /// The probes of `config`, with their steps and what the search made of each. An interrupted
 /// probe says nothing about the rate it was cut short at (the search never saw it); one the
 /// generator spoiled stays, as the search saw it, and [`search::interval`] passes over it.
-fn probes<'r>(
+fn probes_of<'r>(
     run: &'r CampaignResult,
     record: &SearchRecord,
     config: &Configuration,
+    repeat: Option<u32>,
 ) -> Vec<(Probe, &'r StepResult)> {
     record
         .probes
         .iter()
         .filter(|p| p.configuration == config.key)
+        .filter(|p| repeat.is_none_or(|r| p.repeat == r))
         .filter_map(|p| {
             let step = run.steps.iter().find(|s| s.id() == p.step)?;
             let probe = Probe {
@@ -47,15 +49,40 @@ fn probes<'r>(
         .collect()
 }
 
+/// The probes of `config`'s last search: a configuration searched more than once (`loadgen
+/// compare`) ends as its last search did.
+fn last_search(
+    run: &CampaignResult,
+    record: &SearchRecord,
+    config: &Configuration,
+    history: &[Probe],
+) -> Vec<Probe> {
+    let last = record
+        .probes
+        .iter()
+        .filter(|p| p.configuration == config.key)
+        .map(|p| p.repeat)
+        .max()
+        .unwrap_or(0);
+    match last {
+        0 => history.to_vec(),
+        r => probes_of(run, record, config, Some(r))
+            .iter()
+            .map(|(p, _)| *p)
+            .collect(),
+    }
+}
+
 fn configuration(run: &CampaignResult, record: &SearchRecord, config: &Configuration) -> Capacity {
-    let probes = probes(run, record, config);
+    let probes = probes_of(run, record, config, None);
     let history: Vec<Probe> = probes.iter().map(|(p, _)| *p).collect();
+    let last_search = last_search(run, record, config, &history);
     let iv = search::interval(&history);
     let stopped_here = record
         .budget_stop
         .as_ref()
         .is_some_and(|b| b.configuration == config.key);
-    let ending = match search::ending(&record.spec, &history) {
+    let ending = match search::ending(&record.spec, &last_search) {
         // A configuration the budget reached, or never reached, stopped on it.
         Ending::Unfinished
             if stopped_here || (history.is_empty() && record.budget_stop.is_some()) =>

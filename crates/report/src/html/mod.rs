@@ -98,3 +98,48 @@ pub fn render_compared(
     );
     h
 }
+
+/// The self-contained page of a `loadgen compare`: verdict, table, both capacity curves.
+pub fn render_paired(c: &loadgen_model::compare::CompareResult) -> String {
+    use crate::paired;
+    let mut body = format!(
+        "<h1>Capacity comparison</h1>\n<p class=\"verdict\">{}</p>\n",
+        escape::esc(&paired::verdict_line(c))
+    );
+    body.push_str("<table><tr><th>configuration</th><th>base req/s</th><th>head req/s</th><th>head/base</th><th>interval</th><th>verdict</th><th>why</th></tr>\n");
+    let num = |r: Option<f64>, p: usize| r.map_or("—".to_string(), |r| format!("{r:.p$}"));
+    for x in &c.configurations {
+        body.push_str(&format!(
+            "<tr><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}–{}</td><td><b>{}</b></td><td>{}</td></tr>\n",
+            escape::esc(&x.campaign),
+            escape::esc(&x.configuration),
+            num(x.base.capacity_rps, 0),
+            num(x.head.capacity_rps, 0),
+            num(x.ratio, 3),
+            num(x.ratio_low, 3),
+            num(x.ratio_high, 3),
+            x.verdict.as_str(),
+            escape::esc(&x.reason)
+        ));
+    }
+    body.push_str("</table>\n");
+    for x in &c.configurations {
+        match paired::curves_chart(x) {
+            Ok(svg) => body.push_str(&format!("<figure>{svg}</figure>\n")),
+            Err(e) => body.push_str(&format!(
+                "<p>chart not drawn: {}</p>\n",
+                escape::esc(&e.to_string())
+            )),
+        }
+    }
+    body.push_str(&format!(
+        "<p>Each side is a run of its own: <a href=\"{0}/report.html\">{0}</a>, <a href=\"{1}/report.html\">{1}</a>. {2} probes, interleaved, in {3:.0} s.</p>\n",
+        escape::esc(&c.base.run_dir),
+        escape::esc(&c.head.run_dir),
+        c.order.len(),
+        c.wall_s
+    ));
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>loadgen compare</title><style>{CSS}</style></head><body>\n{body}</body></html>\n"
+    )
+}
