@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Judges the cgroup v2 proof after vm/cgroup-v2/run: reads what the VM left in OUT (guest/
-proof/run.json, guest/guest-facts.txt, console.log) and asserts that the replica under a
-0.5-core cpu.max used 0.5 core within the tolerance and was throttled, that the guest really ran
-cgroup v2 under systemd, and that the step is otherwise sane. Prints one screen: the figures
-and every assertion. Exit 0 when all hold, 1 otherwise (each failure named).
+"""Judges the cgroup v2 proof after vm/cgroup-v2/run: reads what the VM left in OUT
+(guest/proof/run.json, guest/contrast/run.json, guest/guest-facts.txt) and asserts that the
+guest really ran cgroup v2 under systemd, that the replica under a 0.5-core cpu.max used 0.5 core
+within ±10 % and was throttled, that its quota outlived systemd rewriting its own cgroups
+mid-step, that the step is otherwise sane, and that the same load without a quota used more.
+Prints one screen: the figures and every assertion. Exit 0 when all hold, 1 otherwise (each
+failure named).
 
 Field names are run.json's (crates/model/src/result/mod.rs: StepResult, CpuReading, ReplicaCpu,
 CgroupCpuView, MachineInfo)."""
@@ -107,6 +109,7 @@ def check_limited(c, step):
             f"limited: CPU window spans the step (+ its {TIMEOUT_S} s drain at most)",
             fmt(window, ".1f"))
 
+
 def late_only(run):
     """True when every reason the run exits 1 is a step the generator sent late."""
     steps = run.get("steps", [])
@@ -166,6 +169,7 @@ def check_contrast(c, limited, unlimited):
             "unlimited: counter reconciled (delta ≥ ok)",
             f'delta {counter.get("delta")}, ok {unlimited["ok"]}')
 
+
 def figures(run, steps):
     lines = [f'{"step":<10} {"rate":>5} {"sent":>6} {"ok":>6} {"503":>5} {"t/o":>5} '
              f'{"counted":>7} {"cores":>6} {"svc":>6} {"periods":>7} {"thrtl":>6} {"thr_s":>6} '
@@ -205,7 +209,8 @@ def main():
         return report(c, a, None, [])
     strict = a.accel == "kvm"
     check_exit(c, proof, exit_code(a.out, "proof"), strict)
-    check_guest(c, proof, guest_facts(a.out))
+    facts = guest_facts(a.out)
+    check_guest(c, proof, facts)
     limited = find_step(proof, LIMITED)
     unlimited = find_step(contrast, UNLIMITED) if contrast else None
     c.check(limited is not None, "proof run.json has step v2/limited", "found" if limited else None)
@@ -216,7 +221,7 @@ def main():
             "found" if unlimited else None)
     if limited and unlimited:
         check_contrast(c, limited, unlimited)
-    return report(c, a, proof, [limited, unlimited])
+    return report(c, a, proof, [limited, unlimited], facts.get("task start"))
 
 
 def load_run(out, name):
@@ -228,11 +233,13 @@ def exit_code(out, name):
     path = out / "guest" / f"{name}-exit-code"
     return path.read_text().strip() if path.exists() else None
 
-def report(c, a, run, steps):
+
+def report(c, a, run, steps, booted=None):
     m = (run or {}).get("machine", {})
-    print(f"cgroup v2 proof: {a.accel.upper()}, guest kernel {m.get('kernel')}, "
-          f"{m.get('cpus')} vCPUs, cgroup {m.get('cgroup_mode')}; VM {a.vm_seconds} s, "
-          f"run total {a.total_seconds} s")
+    guest = (f"guest kernel {m.get('kernel')}, {m.get('cpus')} vCPUs, "
+             f"cgroup {m.get('cgroup_mode')}; " if run else "")
+    print(f"cgroup v2 proof: {a.accel.upper()}, {guest}VM {a.vm_seconds} s "
+          f"(task started {booted or '?'} after boot), run total {a.total_seconds} s")
     if run:
         print(f"loadgen {run['tool'].get('version')}: {run['started_at']} → {run['ended_at']}")
         print()
