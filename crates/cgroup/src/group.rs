@@ -1,7 +1,8 @@
 //! Cgroups for local replicas: one group per replica, with a real CFS quota when the step has a
 //! CPU limit (as the kubelet sets `resources.limits.cpu`) and accounting only otherwise, so CPU
 //! used and throttling are always read from the group the replica runs in. cgroup v1 (separate
-//! `cpu` and `cpuacct` hierarchies, as on these machines) and v2 (`cpu.max`) are supported.
+//! `cpu` and `cpuacct` hierarchies, as on these machines) and v2 (`cpu.max`) are supported; on
+//! v2 the groups live in one parent, [`V2_PARENT`], never at the root systemd owns.
 
 use std::fs;
 use std::io;
@@ -21,6 +22,18 @@ const RMDIR_BOUND: Duration = Duration::from_secs(2);
 const RMDIR_POLL: Duration = Duration::from_millis(10);
 /// Prefix of every group we create; the rest is `<loadgen pid>-<deploy seq>-r<replica>`.
 pub const NAME_PREFIX: &str = "loadgen-";
+/// On cgroup v2 every group is made in this one parent below the root, not at the root itself:
+/// systemd owns the root's `cgroup.subtree_control` and rewrites it on a daemon-reload, or when
+/// a unit with a CPU setting starts or stops, turning `cpu` off there when no unit of its own
+/// needs it. That takes `cpu.max` away from every group at the root: the replica runs unlimited
+/// while its step says 0.5 core (shown by vm/cgroup-v2, docs/cgroup-v2.md). The kernel refuses
+/// to turn a controller off in a group whose child still enables it for its own children
+/// (EBUSY), so this parent, with `+cpu` in its own `cgroup.subtree_control`, keeps `cpu` on at
+/// the root and the quotas below it in force.
+pub const V2_PARENT: &str = "loadgen";
+/// Tries at making a v2 group: another loadgen removes the parent when its last group goes,
+/// which may fall between our making the parent and our group's mkdir.
+const V2_CREATE_TRIES: usize = 3;
 
 /// `statfs` magic numbers of the cgroup file systems: a plain directory is not a cgroup.
 const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
@@ -109,16 +122,17 @@ impl CgroupLayout {
                 }
                 dirs
             }
-            CgroupLayout::V2 { root } => vec![root.join(name)],
+            CgroupLayout::V2 { root } => vec![root.join(V2_PARENT).join(name)],
         }
     }
 
-    /// The hierarchy roots, to sweep groups left by a killed loadgen.
+    /// The folders groups are made in, to sweep groups left by a killed loadgen: on v2 the
+    /// root too, where a loadgen older than [`V2_PARENT`] made them.
     fn roots(&self) -> Vec<PathBuf> {
         match self {
             CgroupLayout::V1 { cpu, cpuacct } if same_dir(cpu, cpuacct) => vec![cpu.clone()],
             CgroupLayout::V1 { cpu, cpuacct } => vec![cpu.clone(), cpuacct.clone()],
-            CgroupLayout::V2 { root } => vec![root.clone()],
+            CgroupLayout::V2 { root } => vec![root.join(V2_PARENT), root.clone()],
         }
     }
 }
@@ -175,11 +189,8 @@ impl Cgroup {
             limit_cores,
             removed: false,
         };
-        if let CgroupLayout::V2 { root } = layout {
-            enable_v2_cpu(root)?;
-        }
         for dir in layout.dirs_for(name) {
-            fs::create_dir(&dir).map_err(io_err(&dir))?;
+            make_group_dir(layout, &dir)?;
             group.dirs.push(dir.clone());
             // The kernel populates a new group with its interface files; their absence means
             // the directory is not in a cgroup file system, and nothing would be enforced.
@@ -283,6 +294,11 @@ impl Cgroup {
                 first_err.get_or_insert(e);
             }
         }
+        if let CgroupLayout::V2 { root } = &self.layout {
+            // Once empty the parent goes too, leaving the root to systemd; while another
+            // loadgen's groups are in it, the kernel refuses (EBUSY) and it stays, as it must.
+            let _ = fs::remove_dir(root.join(V2_PARENT));
+        }
         self.removed = true;
         first_err.map_or(Ok(()), Err)
     }
@@ -367,6 +383,36 @@ pub fn remove_stale(layout: &CgroupLayout) -> Vec<String> {
     swept
 }
 
+/// Makes one group's directory; on v2 its parent first (again when another loadgen removed it
+/// meanwhile: bounded by [`V2_CREATE_TRIES`]).
+fn make_group_dir(layout: &CgroupLayout, dir: &Path) -> Result<(), CgroupError> {
+    let CgroupLayout::V2 { root } = layout else {
+        return fs::create_dir(dir).map_err(io_err(dir));
+    };
+    let mut tries = 1;
+    loop {
+        match ensure_v2_parent(root).and_then(|()| fs::create_dir(dir).map_err(io_err(dir))) {
+            Err(CgroupError::Io { source, .. })
+                if source.kind() == io::ErrorKind::NotFound && tries < V2_CREATE_TRIES =>
+            {
+                tries += 1;
+            }
+            made => return made,
+        }
+    }
+}
+
+/// [`V2_PARENT`] under `root`, with `cpu` enabled for the root's children and for its own.
+fn ensure_v2_parent(root: &Path) -> Result<(), CgroupError> {
+    enable_v2_cpu(root)?;
+    let parent = root.join(V2_PARENT);
+    match fs::create_dir(&parent) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_err(&parent)(e)),
+        _ => {}
+    }
+    enable_v2_cpu(&parent)
+}
+
 /// v2 only lets a child use `cpu.max` when the parent delegates the controller.
 fn enable_v2_cpu(root: &Path) -> Result<(), CgroupError> {
     let control = root.join("cgroup.subtree_control");
@@ -393,6 +439,37 @@ fn write_checked(path: &Path, value: &str) -> Result<(), CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v2_groups_live_in_the_parent_and_a_sweep_looks_there_and_at_the_root() {
+        let root = PathBuf::from("/sys/fs/cgroup");
+        let layout = CgroupLayout::V2 { root: root.clone() };
+        assert_eq!(
+            layout.dirs_for("loadgen-1-0-r0"),
+            vec![root.join("loadgen/loadgen-1-0-r0")]
+        );
+        assert_eq!(layout.roots(), vec![root.join("loadgen"), root]);
+    }
+
+    /// Plain files stand in for the kernel's: what matters is that both levels get `+cpu`, the
+    /// root for the parent and the parent for the groups (whose `+cpu` is what keeps systemd
+    /// from turning `cpu` off at the root).
+    #[test]
+    fn the_v2_parent_enables_cpu_at_the_root_and_for_its_groups() {
+        let root = std::env::temp_dir().join(format!("loadgen-cg-v2-{}", std::process::id()));
+        fs::create_dir_all(root.join(V2_PARENT)).unwrap();
+        fs::write(root.join("cgroup.subtree_control"), "memory pids\n").unwrap();
+        fs::write(root.join(V2_PARENT).join("cgroup.subtree_control"), "").unwrap();
+        ensure_v2_parent(&root).unwrap();
+        let control = |dir: &Path| fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap();
+        assert_eq!(control(&root), "+cpu");
+        assert_eq!(control(&root.join(V2_PARENT)), "+cpu");
+        // Already on (as the kernel then lists it): nothing is written again.
+        fs::write(root.join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
+        ensure_v2_parent(&root).unwrap();
+        assert_eq!(control(&root), "cpu memory pids\n");
+        fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn a_plain_directory_is_not_a_cgroup_root() {

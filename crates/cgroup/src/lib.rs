@@ -8,7 +8,9 @@ pub mod group;
 pub mod own;
 pub mod stat;
 
-pub use group::{remove_stale, Cgroup, CgroupError, CgroupLayout, CFS_PERIOD_US, NAME_PREFIX};
+pub use group::{
+    remove_stale, Cgroup, CgroupError, CgroupLayout, CFS_PERIOD_US, NAME_PREFIX, V2_PARENT,
+};
 pub use own::{CpuStat, SelfCgroup};
 pub use stat::CgroupCpu;
 
