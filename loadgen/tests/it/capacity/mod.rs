@@ -7,6 +7,7 @@
 //! check-summary.md, report-comparison.html).
 
 mod check;
+mod compare;
 mod judged;
 mod real;
 mod scenario;
