@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cpu_cgroup::{CGROUP_ROOT, NAME_PREFIX};
+use cpu_cgroup::{CGROUP_ROOT, NAME_PREFIX, V2_PARENT};
 
 /// True while a process with this pid exists (a zombie counts: it has not been reaped).
 pub fn exists(pid: u32) -> bool {
@@ -11,10 +11,11 @@ pub fn exists(pid: u32) -> bool {
 }
 
 /// The groups of the loadgen process `pid` (`loadgen-<pid>-…`) in every hierarchy that exists
-/// (cgroup v1 `cpu` and `cpuacct`, or the v2 root).
+/// (cgroup v1 `cpu` and `cpuacct`, or v2: loadgen's parent group and the root).
 pub fn cgroups_of(pid: u32) -> Vec<PathBuf> {
     let prefix = format!("{NAME_PREFIX}{pid}-");
-    ["cpu", "cpuacct", ""]
+    // v1 hierarchies, then v2's parent of loadgen's groups and (older loadgens) its root.
+    ["cpu", "cpuacct", V2_PARENT, ""]
         .iter()
         .filter_map(|h| std::fs::read_dir(Path::new(CGROUP_ROOT).join(h)).ok())
         .flat_map(|dir| dir.flatten())
