@@ -83,20 +83,10 @@ pub fn markdown(c: &CompareResult) -> String {
     }
     s.push_str("\nCapacity curves (rate: passed/runs):\n\n");
     for x in &c.configurations {
-        let _ = writeln!(
-            s,
-            "- {} {} base: {}",
-            x.campaign,
-            x.configuration,
-            curve(&x.base)
-        );
-        let _ = writeln!(
-            s,
-            "- {} {} head: {}",
-            x.campaign,
-            x.configuration,
-            curve(&x.head)
-        );
+        for (side, cap) in [("base", &x.base), ("head", &x.head)] {
+            let name = format!("{} {}", x.campaign, x.configuration);
+            let _ = writeln!(s, "- {name} {side}: {}", curve(cap));
+        }
         let _ = writeln!(s, "- why: {}", x.reason);
     }
     s

@@ -154,16 +154,7 @@ pub async fn run_with(
     stop: &CancellationToken,
     mut deployer: Deployer,
 ) -> Result<CampaignResult, CampaignError> {
-    let leftovers = deployer
-        .prepare(stop)
-        .await
-        .map_err(CampaignError::Prepare)?;
-    if let Err(e) = preflight::check(plan, &mut deployer, DEPLOY_BOUND).await {
-        if let Err(cleanup) = deployer.finish().await {
-            tracing::warn!("after the pre-flight: {cleanup}");
-        }
-        return Err(e.into());
-    }
+    let leftovers = prepare(plan, &mut deployer, stop).await?;
     let mut result = new_result(&plan.source, plan, opts.time_scale);
     for note in leftovers {
         let f = campaign_finding(Severity::Warn, CheckName::Restore, note);
@@ -184,6 +175,26 @@ pub async fn run_with(
         status: result.status,
     });
     Ok(result)
+}
+
+/// The deployer prepared and the pre-flight passed, or nothing left running; what a killed
+/// run had left and the deployer swept, as notes.
+async fn prepare(
+    plan: &Plan,
+    deployer: &mut Deployer,
+    stop: &CancellationToken,
+) -> Result<Vec<String>, CampaignError> {
+    let leftovers = deployer
+        .prepare(stop)
+        .await
+        .map_err(CampaignError::Prepare)?;
+    if let Err(e) = preflight::check(plan, deployer, DEPLOY_BOUND).await {
+        if let Err(cleanup) = deployer.finish().await {
+            tracing::warn!("after the pre-flight: {cleanup}");
+        }
+        return Err(e.into());
+    }
+    Ok(leftovers)
 }
 
 /// A finding about the whole run: told, then recorded.

@@ -13,8 +13,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::step::StepContext;
-use super::{finish, pause, preflight, restore, run_one, save, search, CampaignError, Events};
-use super::{new_result, RunOptions, DEPLOY_BOUND};
+use super::{campaign_finding, finish, pause, prepare, record_finding, restore, run_one, save};
+use super::{new_result, search, CampaignError, Events, RunOptions};
 use crate::deployer::Deployer;
 use crate::plan::{Plan, SearchConfiguration, SearchPlan};
 use loadgen_judge::check;
@@ -22,7 +22,7 @@ use loadgen_judge::compare::{warm_start, Point};
 use loadgen_judge::search::{self as decide, Decision, Probe};
 use loadgen_model::capacity::ProbeRecord;
 use loadgen_model::compare::{OrderedProbe, Side};
-use loadgen_model::result::CampaignResult;
+use loadgen_model::result::{CampaignResult, CheckName, Severity};
 
 /// Options of a paired run.
 #[derive(Debug, Clone)]
@@ -150,18 +150,12 @@ async fn start<'a>(
         events: opts.events[i].clone(),
     };
     let mut deployer = Deployer::for_target(&plan.target, &plan.tls, &out_dir);
-    let stop = CancellationToken::new();
-    deployer
-        .prepare(&stop)
-        .await
-        .map_err(CampaignError::Prepare)?;
-    if let Err(e) = preflight::check(plan, &mut deployer, DEPLOY_BOUND).await {
-        if let Err(cleanup) = deployer.finish().await {
-            tracing::warn!("after the pre-flight: {cleanup}");
-        }
-        return Err(e.into());
+    let leftovers = prepare(plan, &mut deployer, &CancellationToken::new()).await?;
+    let mut result = new_result(&plan.source, plan, opts.time_scale);
+    for note in leftovers {
+        let f = campaign_finding(Severity::Warn, CheckName::Restore, note);
+        record_finding(&run_opts.events, &mut result, f);
     }
-    let result = new_result(&plan.source, plan, opts.time_scale);
     save(&result, &out_dir)?;
     Ok(Runner {
         side,

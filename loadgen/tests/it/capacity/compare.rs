@@ -112,9 +112,13 @@ fn the_same_build_passes_and_a_slower_click_handler_is_caught() {
         let h: CampaignResult = read(&d.join("aa/head/run.json"));
         b.steps.len() + h.steps.len()
     });
-    assert!(std::fs::read_to_string(d.join("aa/summary.md"))
-        .unwrap()
-        .contains("| ab r1-cpu0.1 |"));
+    let summary = std::fs::read_to_string(d.join("aa/summary.md")).unwrap();
+    assert!(summary.contains("| ab r1-cpu0.1 |"), "{summary}");
+    // Both capacity curves, rate by rate, from the rate the search started at.
+    for side in ["base", "head"] {
+        let curve = format!("- ab r1-cpu0.1 {side}: 200: 1/");
+        assert!(summary.contains(&curve), "{summary}");
+    }
 
     let slower = checkout(
         d,
