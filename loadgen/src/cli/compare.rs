@@ -138,15 +138,9 @@ fn side_events(side: &'static str) -> Events {
 
 fn side_info(scenario: &Path, dir: &str, plan: &Plan) -> SideInfo {
     let service = match &plan.target {
-        Target::Local(l) => l
-            .binary
-            .as_ref()
-            .map_or("polymetrie (next to loadgen)".into(), |b| {
-                b.display().to_string()
-            }),
-        Target::Command(c) => format!("{:?}", c.command),
         Target::Url { base } => base.clone(),
         Target::Kubernetes(k) => format!("{}/{}", k.namespace, k.deployment),
+        _ => identity(plan).unwrap_or_default(),
     };
     SideInfo {
         scenario: scenario.display().to_string(),
@@ -155,31 +149,33 @@ fn side_info(scenario: &Path, dir: &str, plan: &Plan) -> SideInfo {
     }
 }
 
+/// What starts a side's replicas: the resolved program and its arguments, or a command's
+/// argv, environment and folder (a relative program is relative to the folder); `None` for a
+/// service loadgen does not start.
+fn identity(p: &Plan) -> Option<String> {
+    match &p.target {
+        Target::Local(l) => {
+            let binary = l
+                .binary
+                .clone()
+                .or_else(|| loadgen::external::polymetrie_binary().ok())?;
+            let binary = std::fs::canonicalize(&binary).unwrap_or(binary);
+            Some(format!("{} {:?}", binary.display(), l.extra_args))
+        }
+        Target::Command(c) => Some(format!(
+            "{:?} {:?} in {}",
+            c.command.argv,
+            c.command.env,
+            c.command.cwd.display()
+        )),
+        _ => None,
+    }
+}
+
 /// Two sides that would start the very same program compare a build with itself: a scenario
 /// without `[service] binary` (one written before comparisons) starts the polymetrie next to
 /// loadgen on both. An A/A comparison copies the build, as two checkouts have two.
 fn same_service(plans: &[Plan; 2]) -> Option<String> {
-    // What starts a replica: the resolved program and its arguments, or a command's argv,
-    // environment and folder (a relative program is relative to the folder).
-    let identity = |p: &Plan| -> Option<String> {
-        match &p.target {
-            Target::Local(l) => {
-                let binary = l
-                    .binary
-                    .clone()
-                    .or_else(|| loadgen::external::polymetrie_binary().ok())?;
-                let binary = std::fs::canonicalize(&binary).unwrap_or(binary);
-                Some(format!("{} {:?}", binary.display(), l.extra_args))
-            }
-            Target::Command(c) => Some(format!(
-                "{:?} {:?} in {}",
-                c.command.argv,
-                c.command.env,
-                c.command.cwd.display()
-            )),
-            _ => None,
-        }
-    };
     let (a, b) = (identity(&plans[0])?, identity(&plans[1])?);
     (a == b).then(|| {
         format!(
