@@ -4,7 +4,7 @@
 #   render      every kustomization under k8s/ with `kubectl kustomize`, no warning allowed
 #   schema      every object against the strict Kubernetes 1.33 and 1.37 schemas (PyPI
 #               kubernetes-validate, --strict: an unknown or misspelt field is an error)
-#   servicemonitor  the ServiceMonitor against npm @kubernetes-models/prometheus-operator
+#   monitors        the ServiceMonitor and PodMonitor against npm @kubernetes-models/prometheus-operator
 #   dashboards      the Grafana dashboards (k8s/dashboards): our query rules, their ConfigMaps
 #   grafana-schema  the dashboards against npm @grafana/schema, type-checked by npm typescript
 #   pods, rbac, secrets, wiring, scenarios, jobs   our policies (k8s/tools/*.py)
@@ -79,12 +79,12 @@ fi
 npmdir=$tools/npm
 node=${NODE:-node}
 if ! command -v "$node" >/dev/null 2>&1; then
-  missing node "the ServiceMonitor and dashboard schemas run in node" "servicemonitor grafana-schema"
+  missing node "the monitor and dashboard schemas run in node" "monitors grafana-schema"
 else
   stamp=$(hash_of "$here/tools/package.json" "$here/tools/package-lock.json")
   if [ "$(cat "$npmdir/.stamp" 2>/dev/null)" != "$stamp" ]; then
     if ! command -v npm >/dev/null 2>&1; then
-      missing npm "needed once to install k8s/tools/package.json" "servicemonitor grafana-schema"
+      missing npm "needed once to install k8s/tools/package.json" "monitors grafana-schema"
     else
       echo "setup tools           installing k8s/tools/package-lock.json into $npmdir (once)"
       rm -rf "$npmdir"
@@ -94,7 +94,7 @@ else
         echo "$stamp" >"$npmdir/.stamp"
       else
         tail -5 "$npmdir/npm.log" | sed 's/^/      /'
-        missing "k8s/tools/package.json" "npm ci failed (see $npmdir/npm.log)" "servicemonitor grafana-schema"
+        missing "k8s/tools/package.json" "npm ci failed (see $npmdir/npm.log)" "monitors grafana-schema"
       fi
     fi
   fi

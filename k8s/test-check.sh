@@ -49,17 +49,20 @@ if [ "$rc" -eq 0 ]; then pass "unmutated tree passes check.sh"
 else fail "unmutated tree passes check.sh (exit $rc)" "$out"; fi
 
 py=$LOADGEN_K8S_TOOLS/venv/bin/python
-kinds() { # the Kind/name of every object an overlay renders, generated hash suffixes removed
+kinds() { # the Kind/name of every object an overlay renders, the scenarios ConfigMap's hash removed
   kubectl kustomize "$pristine/k8s/overlays/$1" | "$py" -c '
 import sys, yaml, re
 for d in yaml.safe_load_all(sys.stdin):
     if d:
         name = d["metadata"]["name"]
         if d["kind"] == "ConfigMap":
-            name = re.sub(r"-[a-z0-9]{10}$", "", name)
+            # Only loadgen-scenarios has a hash suffix; the dashboard ConfigMaps have none (and
+            # "-polymetrie" would look like one).
+            name = re.sub(r"^(loadgen-scenarios)-[a-z0-9]{10}$", r"\1", name)
         print(d["kind"] + "/" + name)' | sort | tr '\n' ' '
 }
-common="ConfigMap/loadgen-scenarios Deployment/polymetrie Deployment/redis Job/loadgen"
+common="ConfigMap/loadgen-scenarios Deployment/polymetrie Deployment/redis Job/loadgen PodMonitor/loadgen"
+common="$common ConfigMap/grafana-dashboard-loadgen-campaign ConfigMap/grafana-dashboard-polymetrie"
 want_campaign="$common Role/loadgen RoleBinding/loadgen Service/polymetrie Service/redis ServiceAccount/loadgen ServiceMonitor/polymetrie "
 want_autoscale="$common HorizontalPodAutoscaler/polymetrie Service/polymetrie Service/redis ServiceAccount/loadgen ServiceMonitor/polymetrie "
 for overlay in campaign autoscale; do
@@ -79,8 +82,8 @@ import sys
 root = sys.argv[1]
 for path, old, new in [
     ("k8s/loadgen/scenarios/td4-k8s.toml", "\n[defaults]\n", "\n[generators]\ncount = 2\n\n[defaults]\n"),
-    ("k8s/overlays/campaign/kustomization.yaml", "  - ../../loadgen\n",
-     "  - ../../loadgen\ncomponents:\n  - ../../components/shards\n"),
+    ("k8s/overlays/campaign/kustomization.yaml", "  - ../../dashboards\n",
+     "  - ../../dashboards\n  - ../../components/shards\n"),
 ]:
     text = open(f"{root}/{path}").read()
     assert text.count(old) == 1, (path, old)
@@ -177,12 +180,51 @@ mutate "RBAC: a sharded scenario without the shards component" k8s/loadgen/scena
   $'\n[defaults]\n' $'\n[generators]\ncount = 2\n\n[defaults]\n' \
   k8s/loadgen/scenarios/td4-k8s.toml ConfigMap/loadgen-scenarios- "generators.count" "k8s/components/shards"
 mutate "RBAC: the shards component where nothing is sharded" k8s/overlays/campaign/kustomization.yaml \
-  $'  - ../../loadgen\n' $'  - ../../loadgen\ncomponents:\n  - ../../components/shards\n' \
+  $'  - ../../dashboards\n' $'  - ../../dashboards\n  - ../../components/shards\n' \
   k8s/components/shards/role.yaml Role/loadgen-shards metadata.name "overlays/campaign"
 mutate "RBAC: the Lease not limited by name" k8s/loadgen/role.yaml \
   $'    resourceNames: ["loadgen-polymetrie"]\n    verbs: ["get", "update", "delete"]' \
   $'    verbs: ["get", "update", "delete"]' \
   k8s/loadgen/role.yaml Role/loadgen "rules[7].resourceNames" "loadgen-polymetrie"
+mutate "PodMonitor unknown field" k8s/loadgen/podmonitor.yaml \
+  "scrapeTimeout: 4s" "scrapeTimout: 4s" \
+  k8s/loadgen/podmonitor.yaml PodMonitor/loadgen "spec.podMetricsEndpoints[0].scrapeTimout"
+mutate "PodMonitor port the pod does not name" k8s/loadgen/podmonitor.yaml \
+  "- port: metrics" "- port: http-metrics" \
+  k8s/loadgen/podmonitor.yaml PodMonitor/loadgen "spec.podMetricsEndpoints[0].port" "Job/loadgen"
+mutate "PodMonitor selects no pods" k8s/loadgen/podmonitor.yaml \
+  $'      app.kubernetes.io/component: generator\n  podMetricsEndpoints:' \
+  $'      app.kubernetes.io/component: shard\n  podMetricsEndpoints:' \
+  k8s/loadgen/podmonitor.yaml PodMonitor/loadgen spec.selector.matchLabels
+mutate "PodMonitor under another release than the ServiceMonitor" k8s/loadgen/podmonitor.yaml \
+  "release: kube-prometheus-stack" "release: prometheus" \
+  k8s/loadgen/podmonitor.yaml PodMonitor/loadgen metadata.labels.release
+mutate "--metrics-addr on another port than the PodMonitor's" k8s/loadgen/job.yaml \
+  "- 0.0.0.0:9464" "- 0.0.0.0:9465" \
+  k8s/loadgen/job.yaml Job/loadgen "containers[loadgen].args" "9465"
+mutate "dashboard: misspelt key" k8s/dashboards/loadgen-campaign.json \
+  '"legendFormat": "intended"' '"legendFormt": "intended"' \
+  k8s/dashboards/loadgen-campaign.json "dashboard loadgen-campaign" "targets[0].legendFormt" "@grafana/schema"
+mutate "dashboard: wrong type" k8s/dashboards/polymetrie.json \
+  '"refresh": "10s"' '"refresh": 10' \
+  k8s/dashboards/polymetrie.json "dashboard polymetrie" "refresh" "@grafana/schema"
+mutate "dashboard: value outside an enum" k8s/dashboards/loadgen-campaign.json \
+  '"textMode": "name"' '"textMode": "names"' \
+  k8s/dashboards/loadgen-campaign.json "dashboard loadgen-campaign" "options.textMode" "@grafana/schema"
+mutate "dashboard: a query without the job filter" k8s/dashboards/polymetrie.json \
+  'polymetrie_clicks_total{namespace=~\"$namespace\", job=~\"$job\"}[$__rate_interval]' \
+  'polymetrie_clicks_total{namespace=~\"$namespace\"}[$__rate_interval]' \
+  k8s/dashboards/polymetrie.json "dashboard polymetrie" "targets[0].expr" 'job=~"$job"'
+mutate "dashboard: a fixed window" k8s/dashboards/polymetrie.json \
+  '[$__range]' '[1h]' \
+  k8s/dashboards/polymetrie.json "dashboard polymetrie" "targets[0].expr" "[1h]"
+mutate "dashboard ConfigMap the sidecar does not load" k8s/dashboards/kustomization.yaml \
+  $'grafana_dashboard: "1"\n        app.kubernetes.io/name: polymetrie' \
+  $'grafana_dashboard: "yes"\n        app.kubernetes.io/name: polymetrie' \
+  k8s/dashboards/kustomization.yaml ConfigMap/grafana-dashboard-polymetrie metadata.labels.grafana_dashboard
+mutate "an overlay without the dashboards" k8s/overlays/campaign/kustomization.yaml \
+  $'components:\n  - ../../dashboards\n' "" \
+  k8s/dashboards/polymetrie.json "no ConfigMap" "overlays/campaign"
 mutate "container without limits" k8s/base/redis-deployment.yaml \
   $'            limits:\n              cpu: "1"\n              memory: 256Mi\n' "" \
   k8s/base/redis-deployment.yaml Deployment/redis "containers[redis].resources.limits"
@@ -197,7 +239,7 @@ mutate "password in a ConfigMap literal" k8s/loadgen/kustomization.yaml \
   $'      - scenarios/hpa.toml\n' $'      - scenarios/hpa.toml\n    literals:\n      - REDIS_PASSWORD=hunter2hunter2\n' \
   k8s/loadgen/kustomization.yaml ConfigMap/loadgen-scenarios- "data[REDIS_PASSWORD]"
 mutate "HPA in the campaign overlay" k8s/overlays/campaign/kustomization.yaml \
-  $'  - ../../loadgen\n' $'  - ../../loadgen\ncomponents:\n  - ../../components/hpa\n' \
+  $'  - ../../dashboards\n' $'  - ../../dashboards\n  - ../../components/hpa\n' \
   k8s/components/hpa/hpa.yaml HorizontalPodAutoscaler/polymetrie spec.scaleTargetRef "overlays/campaign"
 mutate "deadline drifted from the scenario" k8s/loadgen/job.yaml \
   "activeDeadlineSeconds: 3046" "activeDeadlineSeconds: 3000" \

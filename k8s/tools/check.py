@@ -1,5 +1,5 @@
 """k8s/check.sh's checker: renders every kustomization under k8s/, validates every object against
-the strict Kubernetes 1.33 and 1.37 schemas and the ServiceMonitor schema, the Grafana dashboards
+the strict Kubernetes 1.33 and 1.37 schemas and the ServiceMonitor and PodMonitor schemas, the Grafana dashboards
 against Grafana's published dashboard schema, applies our policies, and lints the Dockerfiles. Prints one line per check, then each finding as
 `file: Kind/name: field: message [entry points]`; exits 1 on any finding."""
 
@@ -14,12 +14,12 @@ import dashboards
 import dockerfiles
 import inline_secrets
 import jobs
+import monitors
 import pods
 import rbac
 import render
 import scenarios
 import schema
-import servicemonitor
 import wiring
 from model import Finding
 
@@ -78,12 +78,12 @@ def main() -> int:
 
     each("schema", lambda r: schema.check(r.objects),
          lambda n: f"{n} objects × Kubernetes {' and '.join(schema.VERSIONS)}, kubernetes-validate --strict")
-    if "servicemonitor" in skips:
-        rep.line("SKIP", "servicemonitor", skips["servicemonitor"])
+    if "monitors" in skips:
+        rep.line("SKIP", "monitors", skips["monitors"])
     else:
-        found, n = servicemonitor.check([o for r in renders for o in r.objects], a.node, a.node_modules)
-        rep.result("servicemonitor", f"{n} ServiceMonitors, @kubernetes-models/prometheus-operator, "
-                                     "unknown fields refused", found)
+        found, n = monitors.check([o for r in renders for o in r.objects], a.node, a.node_modules)
+        rep.result("monitors", f"{n} ServiceMonitors and PodMonitors, @kubernetes-models/prometheus-operator, "
+                               "unknown fields refused", found)
     found = [(f, "") for f in dashboards.policy(root)[0]]
     n_cms = 0
     for r in renders:
@@ -107,7 +107,8 @@ def main() -> int:
     each("secrets", lambda r: inline_secrets.check(r.objects, root),
          lambda n: f"{n} objects: no Secret, no inline password/token, referenced Secrets documented")
     each("wiring", lambda r: wiring.check(r.objects, r.complete),
-         lambda n: f"{n} Deployments/Services/ServiceMonitors/HPAs: labels, selectors, port names, namespace")
+         lambda n: f"{n} Deployments/Services/ServiceMonitors/PodMonitors/HPAs: labels, selectors, "
+                   "port names, namespace")
     each("scenarios", lambda r: scenarios.check(r.objects, root, r.complete),
          lambda n: f"{n} Job scenarios: namespace, target, URL, counter site, store, td4 mirror, no HPA in a campaign")
     each("jobs", lambda r: jobs.check(r.objects),

@@ -1,7 +1,8 @@
 """Strict schema validation of every rendered object with kubernetes-validate (PyPI), the same
 code path as `kubernetes-validate --strict -k VERSION`: its bundled JSON schemas of the given
 Kubernetes versions, strict variant, where an unknown field is an error. Kinds it has no schema
-for (the ServiceMonitor CRD) are left to servicemonitor.py; any other unknown kind is a finding."""
+for (the ServiceMonitor and PodMonitor CRDs) are left to monitors.py; any other unknown kind is a
+finding."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from model import Finding, Obj
 
 VERSIONS = ("1.33", "1.37")
 # Custom resources validated elsewhere, against their own schema.
-CHECKED_ELSEWHERE = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CHECKED_ELSEWHERE = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")}
 
 # kubernetes-validate re-reads its 1 MiB definitions file for every object; read each file once.
 kv.schema_contents = functools.lru_cache(maxsize=None)(kv.schema_contents)

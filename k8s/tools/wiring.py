@@ -1,14 +1,18 @@
 """Objects that refer to each other by labels, names and port names actually meet — the failures
 no schema sees and no cluster reports: a Deployment whose own labels differ from its pods', a
 Service selecting no pods, a port name nothing defines, a ServiceMonitor selecting no Service (the
-TD4 pitfall), an HPA aiming at nothing or at pods without a CPU request, and objects outside the
-one namespace."""
+TD4 pitfall), a PodMonitor selecting no pods or a port they do not name or serve, monitors that one
+Prometheus would not all select, an HPA aiming at nothing or at pods without a CPU request, and
+objects outside the one namespace."""
 
 from __future__ import annotations
 
-from model import CLUSTER_SCOPED, Finding, Obj, by_kind, containers, finding, pod_labels, pod_spec, selects
+from model import (CLUSTER_SCOPED, POD_TEMPLATE_KINDS, Finding, Obj, by_kind, containers, finding, pod_labels,
+                   pod_spec, selects)
 
 NAME_LABEL = "app.kubernetes.io/name"
+# The label kube-prometheus-stack's Prometheus selects ServiceMonitors and PodMonitors by.
+RELEASE_LABEL = "release"
 
 
 def _container_ports(d: Obj) -> list[dict]:
@@ -99,6 +103,9 @@ def check(objs: list[Obj], complete: bool) -> tuple[list[Finding], int]:
             if ep.get("path", "/metrics") != "/metrics":
                 out.append(finding(sm, f"spec.endpoints[{i}].path", f"{ep.get('path')!r}: polymetrie serves /metrics"))
 
+    found, k = _podmonitors(objs, complete)
+    out += found + _same_release(objs)
+    n += k
     for hpa in by_kind(objs, "HorizontalPodAutoscaler"):
         n += 1
         spec = hpa.doc.get("spec") or {}
@@ -120,3 +127,71 @@ def check(objs: list[Obj], complete: bool) -> tuple[list[Finding], int]:
                     out.append(finding(target, f"{pod_spec(target)[1]}.{cpath}.resources.requests.cpu",
                                        "missing: CPU utilisation is measured against the request"))
     return out, n
+
+
+def _metrics_port(c: dict) -> int | None:
+    """The port of `--metrics-addr HOST:PORT` in a loadgen container's args."""
+    args = [str(a) for a in c.get("args") or []]
+    for i, a in enumerate(args):
+        addr = args[i + 1] if a == "--metrics-addr" and i + 1 < len(args) else (
+            a.split("=", 1)[1] if a.startswith("--metrics-addr=") else None)
+        if addr is not None:
+            port = addr.rsplit(":", 1)[-1]
+            return int(port) if port.isdigit() else None
+    return None
+
+
+def _podmonitors(objs: list[Obj], complete: bool) -> tuple[list[Finding], int]:
+    """A PodMonitor selects pods (by their template's labels, not a Service's), names a container
+    port they have, and the program listens there (for loadgen: its --metrics-addr)."""
+    out: list[Finding] = []
+    workloads = [o for o in objs if o.kind in POD_TEMPLATE_KINDS]
+    pms = by_kind(objs, "PodMonitor")
+    for pm in pms:
+        spec = pm.doc.get("spec") or {}
+        sel = (spec.get("selector") or {}).get("matchLabels") or {}
+        matched = [w for w in workloads if w.namespace == pm.namespace and selects(sel, pod_labels(w))]
+        if not matched and (complete or workloads):
+            out.append(finding(pm, "spec.selector.matchLabels",
+                               f"{sel} matches the pod template labels of no workload in its namespace"))
+        job_label = spec.get("jobLabel")
+        for w in matched:
+            if job_label and job_label not in pod_labels(w):
+                out.append(finding(pm, "spec.jobLabel", f"{job_label!r} is no label of the pods of {w.ref}: "
+                                                         "the job label would be empty"))
+        for i, ep in enumerate(spec.get("podMetricsEndpoints") or []):
+            port = ep.get("port")
+            if not isinstance(port, str):
+                out.append(finding(pm, f"spec.podMetricsEndpoints[{i}].port",
+                                   f"{port!r}: must be the container port's name"))
+                continue
+            if ep.get("path", "/metrics") != "/metrics":
+                out.append(finding(pm, f"spec.podMetricsEndpoints[{i}].path",
+                                   f"{ep.get('path')!r}: loadgen serves /metrics"))
+            for w in matched:
+                spec_w, at = pod_spec(w)
+                named = [(cpath, c, p) for cpath, c in containers(spec_w) for p in c.get("ports") or []
+                         if p.get("name") == port]
+                if not named:
+                    out.append(finding(pm, f"spec.podMetricsEndpoints[{i}].port",
+                                       f"{port!r} is not a container port name of {w.ref}"))
+                for cpath, c, p in named:
+                    listens = _metrics_port(c)
+                    if c.get("name") == "loadgen" and listens != p.get("containerPort"):
+                        out.append(finding(w, f"{at}.{cpath}.args",
+                                           f"--metrics-addr port {listens}: the PodMonitor's port {port!r} is "
+                                           f"{p.get('containerPort')}; loadgen serves no metrics there"))
+    return out, len(pms)
+
+
+def _same_release(objs: list[Obj]) -> list[Finding]:
+    """Every ServiceMonitor and PodMonitor carries the same `release` label: one Prometheus scrapes
+    the service and loadgen, or the dashboards show half a picture."""
+    monitors = by_kind(objs, "ServiceMonitor") + by_kind(objs, "PodMonitor")
+    values = sorted({m.labels.get(RELEASE_LABEL) or "" for m in monitors})
+    if len(values) <= 1:
+        return []
+    return [finding(m, f"metadata.labels.{RELEASE_LABEL}",
+                    f"{m.labels.get(RELEASE_LABEL)!r}, while the monitors here carry {values}: one Prometheus "
+                    "selects them by this label, so they must agree")
+            for m in monitors]

@@ -1,5 +1,5 @@
-"""ServiceMonitor objects against the prometheus-operator schema of npm
-@kubernetes-models/prometheus-operator (servicemonitor.mjs does the work in node)."""
+"""ServiceMonitor and PodMonitor objects against the prometheus-operator schema of npm
+@kubernetes-models/prometheus-operator (monitors.mjs does the work in node)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import subprocess
 from model import Finding, Obj
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+KINDS = ("ServiceMonitor", "PodMonitor")
 
 
 def check(objs: list[Obj], node: str, node_modules: str) -> tuple[list[tuple[Finding, str]], int]:
     """objs of every entry point at once (one node process); findings come with their entry."""
-    sms = [o for o in objs if o.kind == "ServiceMonitor"]
+    sms = [o for o in objs if o.kind in KINDS]
     if not sms:
         return [], 0
     # Identical objects of several entry points are checked once.
@@ -22,10 +23,10 @@ def check(objs: list[Obj], node: str, node_modules: str) -> tuple[list[tuple[Fin
     for o in sms:
         unique.setdefault(json.dumps(o.doc, sort_keys=True), []).append(o)
     payload = [{"id": str(i), "doc": json.loads(k)} for i, k in enumerate(unique)]
-    p = subprocess.run([node, os.path.join(HERE, "servicemonitor.mjs"), node_modules],
+    p = subprocess.run([node, os.path.join(HERE, "monitors.mjs"), node_modules],
                        input=json.dumps(payload), capture_output=True, text=True, timeout=60)
     if p.returncode != 0:
-        raise RuntimeError(f"servicemonitor.mjs failed: {p.stderr.strip() or p.returncode}")
+        raise RuntimeError(f"monitors.mjs failed: {p.stderr.strip() or p.returncode}")
     groups = list(unique.values())
     findings = []
     for r in json.loads(p.stdout):

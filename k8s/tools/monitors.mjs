@@ -1,9 +1,10 @@
-// ServiceMonitor check for k8s/check.sh: validates each object with the schema that npm
-// @kubernetes-models/prometheus-operator ships (types, patterns, required fields), then refuses
-// fields that the package's type declarations do not know, because its validator, like a CRD
-// without field validation, lets an unknown (misspelt) field through silently.
+// ServiceMonitor and PodMonitor check for k8s/check.sh: validates each object with the schema
+// that npm @kubernetes-models/prometheus-operator ships for its kind (types, patterns, required
+// fields), then refuses fields that the package's type declarations do not know, because its
+// validator, like a CRD without field validation, lets an unknown (misspelt) field through
+// silently.
 //
-// usage: node servicemonitor.mjs NODE_MODULES < [{"id": "...", "doc": {...}}, ...]
+// usage: node monitors.mjs NODE_MODULES < [{"id": "...", "doc": {...}}, ...]
 // prints: [{"id": "...", "field": "spec.endpoints[0].port", "message": "..."}, ...]
 import fs from "node:fs";
 import path from "node:path";
@@ -11,8 +12,8 @@ import { pathToFileURL } from "node:url";
 
 const nodeModules = process.argv[2];
 const pkg = path.join(nodeModules, "@kubernetes-models", "prometheus-operator");
-const { ServiceMonitor } = await import(
-  pathToFileURL(path.join(pkg, "monitoring.coreos.com", "v1", "ServiceMonitor.js")).href);
+const v1 = path.join(pkg, "monitoring.coreos.com", "v1");
+const KINDS = ["ServiceMonitor", "PodMonitor"];
 
 // --- the field names of each interface, read from the package's .d.ts files -----------------
 const interfaces = new Map(); // "file#Name" -> Map(field -> type text) | null (not an interface)
@@ -65,27 +66,33 @@ function typeOf(entry) {
   return { array, iface: null };
 }
 
-function unknownFields(value, fields, at, out) {
+function unknownFields(kind, value, fields, at, out) {
   if (!fields || value === null || typeof value !== "object" || Array.isArray(value)) return;
   for (const [k, v] of Object.entries(value)) {
     const here = at ? `${at}.${k}` : k;
     const entry = fields.get(k);
-    if (!entry) { out.push({ field: here, message: `unknown field '${k}' (not in the ServiceMonitor schema)` }); continue; }
+    if (!entry) { out.push({ field: here, message: `unknown field '${k}' (not in the ${kind} schema)` }); continue; }
     const t = typeOf(entry);
     if (!t.iface) continue;
     const sub = lookup(t.iface[0], t.iface[1]);
-    if (t.array && Array.isArray(v)) v.forEach((item, i) => unknownFields(item, sub, `${here}[${i}]`, out));
-    else if (!t.array) unknownFields(v, sub, here, out);
+    if (t.array && Array.isArray(v)) v.forEach((item, i) => unknownFields(kind, item, sub, `${here}[${i}]`, out));
+    else if (!t.array) unknownFields(kind, v, sub, here, out);
   }
 }
 
-const root = lookup(path.join(pkg, "monitoring.coreos.com", "v1", "ServiceMonitor.d.ts"), "IServiceMonitor");
-if (!root || !root.has("spec")) {
-  console.error("servicemonitor.mjs: cannot read the ServiceMonitor type declarations in " + pkg);
-  process.exit(2);
+// kind -> {model: the package's class, root: the field names of its interface}
+const models = new Map();
+for (const kind of KINDS) {
+  const root = lookup(path.join(v1, `${kind}.d.ts`), `I${kind}`);
+  if (!root || !root.has("spec")) {
+    console.error(`monitors.mjs: cannot read the ${kind} type declarations in ${pkg}`);
+    process.exit(2);
+  }
+  root.set("apiVersion", { type: "string", imports: new Map() });
+  root.set("kind", { type: "string", imports: new Map() });
+  const model = (await import(pathToFileURL(path.join(v1, `${kind}.js`)).href))[kind];
+  models.set(kind, { model, root });
 }
-root.set("apiVersion", { type: "string", imports: new Map() });
-root.set("kind", { type: "string", imports: new Map() });
 
 // --- check every object -------------------------------------------------------------------------
 function fieldOf(instancePath) {
@@ -96,8 +103,13 @@ function fieldOf(instancePath) {
 const input = JSON.parse(fs.readFileSync(0, "utf8"));
 const results = [];
 for (const { id, doc } of input) {
+  const { model, root } = models.get(doc.kind) || {};
+  if (!model) {
+    results.push({ id, field: "kind", message: `${doc.kind}: not one of ${KINDS.join(", ")}` });
+    continue;
+  }
   try {
-    new ServiceMonitor(doc).validate();
+    new model(doc).validate();
   } catch (e) {
     const errors = e.errors || e.details || [];
     if (errors.length === 0) results.push({ id, field: "(object)", message: String(e.message) });
@@ -111,7 +123,7 @@ for (const { id, doc } of input) {
     }
   }
   const unknown = [];
-  unknownFields(doc, root, "", unknown);
+  unknownFields(doc.kind, doc, root, "", unknown);
   for (const u of unknown) results.push({ id, ...u });
 }
 process.stdout.write(JSON.stringify(results));
