@@ -18,6 +18,7 @@ mod campaign_served_tls;
 mod campaign_tls;
 mod capacity;
 mod cli;
+mod dashboards;
 mod deployer;
 mod from_log;
 mod kubernetes;
