@@ -19,3 +19,4 @@ pub mod plan;
 pub mod probe;
 pub mod promql;
 pub mod scenario;
+pub mod watch;

@@ -13,6 +13,7 @@ mod restore;
 mod run;
 mod signal;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,7 @@ const EXAMPLES: &str = "\
 Examples:
   loadgen run scenarios/td4.toml
   loadgen run scenarios/td4.toml --time-scale 0.1 --steps 'A/*' --prometheus managed --out /tmp/td4
+  loadgen run scenarios/td4.toml --live --metrics-addr 127.0.0.1:9464 --live-linger 10m
   loadgen attack http://127.0.0.1:8080/api/clicks --rate 200 --duration 10s --method POST \\
       --header 'content-type: application/json' --body '{\"site\":\"demo\",\"url\":\"/p/{seq}\"}' --json
   loadgen attack https://localhost:8443/ --rate 100 --duration 10s --cacert ca.pem --http2
@@ -196,6 +198,8 @@ pub struct RunArgs {
     /// whose files vanish with its pod: `kubectl logs … | loadgen report --from-log -`).
     #[arg(long, env = "LOADGEN_PRINT_RUN_JSON")]
     pub print_run_json: bool,
+    #[command(flatten)]
+    pub watch: watch::WatchArgs,
 }
 
 #[derive(Debug, Args)]
@@ -312,6 +316,8 @@ pub struct AttackArgs {
     /// invalid step too: its validity is in the result.
     #[arg(long, env = "LOADGEN_LOG_RESULT")]
     pub log_result: bool,
+    #[command(flatten)]
+    pub watch: watch::WatchArgs,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::watch::Watchers;
 use crate::cli::{signal, ExitStatus, RunArgs};
 use loadgen::campaign::{self, RunOptions};
 use loadgen::plan::{Plan, PrometheusMode};
@@ -36,20 +37,22 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
         .map(|p| PrometheusMode::from_arg(p).map_err(|e| anyhow::anyhow!("--prometheus: {e}")))
         .transpose()?;
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&plan));
-    let opts = RunOptions {
-        out_dir: out_dir.clone(),
-        prometheus,
-        progress: std::io::stderr().is_terminal(),
-        time_scale: args.time_scale,
-        events: super::events::terminal(),
-    };
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let watchers = runtime.block_on(Watchers::start(&args.watch))?;
+    let draw_progress = std::io::stderr().is_terminal();
+    let opts = RunOptions {
+        out_dir: out_dir.clone(),
+        prometheus,
+        progress: draw_progress || watchers.wants_progress(),
+        time_scale: args.time_scale,
+        events: watchers.events(super::events::terminal(draw_progress)),
+        generator_metrics: watchers.metrics_target(),
+    };
+    let stop = CancellationToken::new();
     let result = runtime.block_on(async {
-        let stop = CancellationToken::new();
         let signals = tokio::spawn(signal::watch(
             stop.clone(),
             "interrupted: stopping the current step, tearing down and saving",
@@ -68,6 +71,14 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
     }
     eprintln!("results: {}", out_dir.join("run.json").display());
     eprintln!("report:  {}", out_dir.join("report.html").display());
+    if !stop.is_cancelled() {
+        runtime.block_on(async {
+            let stop = CancellationToken::new();
+            let signals = tokio::spawn(signal::watch(stop.clone(), "ending the live page"));
+            watchers.linger(&stop).await;
+            signals.abort();
+        });
+    }
     if result.status == RunStatus::Failed {
         anyhow::bail!(
             "{}",
