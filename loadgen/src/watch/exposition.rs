@@ -231,7 +231,7 @@ fn gauges(enc: &mut DescriptorEncoder, s: &State) -> std::fmt::Result {
             s.success_ratio,
         ),
         (
-            "loadgen_business_counter",
+            "loadgen_business_reading",
             "The service's own business counter at its last reading (after the last finished step)",
             s.business_counter.map(|c| c as f64),
         ),

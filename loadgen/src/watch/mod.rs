@@ -8,3 +8,6 @@ mod exposition;
 pub mod live;
 pub mod metrics;
 pub mod server;
+
+#[cfg(test)]
+mod tests;

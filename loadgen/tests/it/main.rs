@@ -31,3 +31,4 @@ mod report_chromium;
 mod scenario;
 mod shards;
 mod testbed;
+mod watch;
