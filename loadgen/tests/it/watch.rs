@@ -226,3 +226,48 @@ fn a_run_is_watched_live_in_chromium_and_scraped_by_prometheus() {
     assert!(matches!(output.status.code(), Some(0 | 1)), "{output:?}");
     run::assert_nothing_left(&site, pid);
 }
+
+/// `loadgen attack` feeds the same watchers: its scraped counters equal its own result.
+#[test]
+fn an_attack_serves_its_metrics_and_they_equal_its_result() {
+    let _serial = serial::lock_blocking();
+    let Some(service) = crate::common::polymetrie::Polymetrie::start(&[]) else {
+        return;
+    };
+    let url = format!("http://{}/healthz", service.addr);
+    let mut cmd = crate::common::command::loadgen();
+    cmd.args([
+        "attack",
+        &url,
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+        "--json",
+    ])
+    .args(["--metrics-addr", "127.0.0.1:0", "--live", "127.0.0.1:0"])
+    .args(["--live-linger", "60s"]);
+    let running = Running::spawn(cmd);
+    let metrics = addr_of(
+        &running.wait_for_stderr("metrics: ", RUN_BOUND),
+        "metrics: ",
+    );
+    running.wait_for_stderr("live: the page stays", RUN_BOUND);
+    let text = scrape(metrics);
+    running.signal(Signal::INT);
+    let output = running.finish(Duration::from_secs(30));
+    let step: loadgen_model::result::StepResult =
+        serde_json::from_slice(&output.stdout).expect("the attack's JSON result");
+    assert!(step.sent > 0, "{step:?}");
+    assert_eq!(
+        series(&text, "loadgen_requests_sent_total"),
+        Some(step.sent as f64),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "loadgen_responses_total{outcome=\"ok\"}"),
+        Some(step.ok as f64)
+    );
+    assert_eq!(series(&text, "loadgen_step_running"), Some(0.0));
+    assert_eq!(series(&text, "loadgen_steps_planned"), Some(1.0));
+}
