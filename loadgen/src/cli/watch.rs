@@ -21,11 +21,11 @@ pub struct WatchArgs {
     /// Serve loadgen's own metrics for Prometheus at http://ADDR/metrics while the run lasts
     /// (e.g. 127.0.0.1:9464; 0.0.0.0:9464 in a pod for a PodMonitor; port 0 picks one). With
     /// `--prometheus managed`, the managed Prometheus scrapes it too (job `generator`).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
     pub metrics_addr: Option<String>,
     /// Serve a live page of the run at http://ADDR/ (default 127.0.0.1:6565): the plan, the
     /// current step's rates and latency, each finished step, the findings. Read-only.
-    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = LIVE_DEFAULT)]
+    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = LIVE_DEFAULT, value_parser = host_port)]
     pub live: Option<String>,
     /// Keep the live page (and its links to report.html and run.json) up this long after the
     /// run, e.g. 10m; Ctrl-C ends the wait.
@@ -33,11 +33,39 @@ pub struct WatchArgs {
     pub live_linger: Duration,
 }
 
+/// `HOST:PORT` (a name or an address, and a port): said early, since `--live SCENARIO` would
+/// otherwise take the scenario for an address.
+fn host_port(s: &str) -> Result<String, String> {
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_string()),
+        _ => Err(format!(
+            "expected HOST:PORT, e.g. 127.0.0.1:6565 (with no address, put --live after the \
+             scenario or write --live={LIVE_DEFAULT})"
+        )),
+    }
+}
+
 /// The started watchers of one run.
 pub struct Watchers {
     metrics: Option<(Arc<RunMetrics>, Server)>,
     live: Option<(Arc<LivePage>, Server)>,
     linger: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn an_address_needs_a_host_and_a_port_and_a_path_is_refused_with_a_hint() {
+        assert!(host_port("127.0.0.1:0").is_ok());
+        assert!(host_port("[::1]:9464").is_ok());
+        assert!(host_port("localhost:6565").is_ok());
+        let e = host_port("scenarios/td4.toml").unwrap_err();
+        assert!(e.contains("--live after the scenario"), "{e}");
+        assert!(host_port(":9464").is_err());
+        assert!(host_port("127.0.0.1:99999").is_err());
+    }
 }
 
 impl Watchers {
