@@ -63,6 +63,9 @@ mod tests {
         assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));
         assert_eq!(LogFormat::default(), LogFormat::Text);
         let e = "logfmt".parse::<LogFormat>().unwrap_err().to_string();
-        assert_eq!(e, r#"unknown log format "logfmt": expected `text` or `json`"#);
+        assert_eq!(
+            e,
+            r#"unknown log format "logfmt": expected `text` or `json`"#
+        );
     }
 }

@@ -9,8 +9,8 @@
 //! `tracing_subscriber` layer writing tracing events through that renderer).
 
 pub mod format;
-pub mod line;
 pub mod layer;
+pub mod line;
 
 pub use format::{LogFormat, UnknownLogFormat};
 pub use layer::{install_json, JsonLayer};
