@@ -210,7 +210,8 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
             "interrupted: waiting for requests in flight, then printing what was measured",
         ));
         let live = LiveStats::new();
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let json_log = super::log_format::json();
+        let bar = (std::io::stderr().is_terminal() && !json_log).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} {msg}")
@@ -226,8 +227,9 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
             };
             tokio::spawn(progress::tick(live.clone(), PROGRESS_EVERY, draw))
         });
+        let logged = json_log.then(|| super::event_log::attack_progress(live.clone(), total));
         let result = attack::run(&spec, &stop, Some(&live)).await;
-        if let Some(t) = ticker {
+        for t in ticker.into_iter().chain(logged) {
             t.abort();
         }
         if let Some(b) = bar {
@@ -240,6 +242,8 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     let json = serde_json::to_string(&step)?;
     if args.json {
         println!("{json}");
+    } else if super::log_format::json() {
+        super::event_log::attack_finished(&step);
     } else {
         eprint!("{}", step_summary::render(&step, &args.url, GROW_AFTER));
     }

@@ -39,9 +39,10 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
     let opts = RunOptions {
         out_dir: out_dir.clone(),
         prometheus,
-        progress: std::io::stderr().is_terminal(),
+        // A log gets progress too (thinned to a line a second by the JSON sink).
+        progress: std::io::stderr().is_terminal() || super::log_format::json(),
         time_scale: args.time_scale,
-        events: super::events::terminal(),
+        events: super::event_log::sink(),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -66,8 +67,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
         // The pod's files vanish with it: `loadgen report --from-log` reads this back.
         println!("{}", loadgen_report::log::wrap(&result)?);
     }
-    eprintln!("results: {}", out_dir.join("run.json").display());
-    eprintln!("report:  {}", out_dir.join("report.html").display());
+    super::log_format::path_line("results", "results: ", &out_dir.join("run.json"));
+    super::log_format::path_line("report", "report:  ", &out_dir.join("report.html"));
     if result.status == RunStatus::Failed {
         anyhow::bail!(
             "{}",
