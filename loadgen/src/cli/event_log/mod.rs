@@ -116,28 +116,16 @@ fn fallback_message(event: &Event) -> String {
 /// Level, kind and fields of an event; `None` for one a log has no use for.
 fn describe(event: &Event) -> Option<(Level, &'static str, Value)> {
     Some(match event {
-        Event::StepStarted {
-            index,
-            total,
-            step,
-            rate_rps,
-            duration,
-            replicas,
-            cpu_limit_cores,
-        } => (
-            Level::Info,
-            "step_started",
-            json!({
-                "step": step.to_string(), "number": index + 1, "total": total,
-                "rate_rps": rate_rps, "duration_s": duration.as_secs_f64(),
-                "replicas": replicas, "cpu_limit_cores": cpu_limit_cores,
-            }),
-        ),
+        Event::StepStarted { .. } => (Level::Info, "step_started", step_started(event)),
         // Before the engine's first reading there is nothing to say.
         Event::Progress { live, .. } if live.generation == 0 => return None,
-        Event::Progress { step, live, total } => (Level::Info, "progress", progress(step, live, *total)),
+        Event::Progress { step, live, total } => {
+            (Level::Info, "progress", progress(step, live, *total))
+        }
         Event::AttackEnded { .. } => return None,
-        Event::StepFinished { result } => (step_level(result), "step_finished", step_finished(result)),
+        Event::StepFinished { result } => {
+            (step_level(result), "step_finished", step_finished(result))
+        }
         Event::StepFailed { step, cause } => (
             Level::Error,
             "step_failed",
@@ -151,24 +139,7 @@ fn describe(event: &Event) -> Option<(Level, &'static str, Value)> {
                 "check": finding.check.as_str(), "severity": finding.severity,
             }),
         ),
-        Event::ProbeStarted {
-            campaign,
-            configuration,
-            index,
-            worst_case,
-            kind,
-            step,
-            rate_rps,
-            duration,
-        } => (
-            Level::Info,
-            "probe_started",
-            json!({
-                "step": step.to_string(), "campaign": campaign, "configuration": configuration,
-                "probe": index + 1, "worst_case": worst_case, "kind": kind.as_str(),
-                "rate_rps": rate_rps, "duration_s": duration.as_secs_f64(),
-            }),
-        ),
+        Event::ProbeStarted { .. } => (Level::Info, "probe_started", probe_started(event)),
         Event::ProbeJudged {
             step,
             passed,
@@ -185,19 +156,59 @@ fn describe(event: &Event) -> Option<(Level, &'static str, Value)> {
         } => (
             Level::Info,
             "search_ended",
-            json!({ "campaign": campaign, "configuration": configuration, "ending": ending.as_str() }),
+            json!({
+                "campaign": campaign, "configuration": configuration, "ending": ending.as_str(),
+            }),
         ),
-        Event::RunEnded { status } => (
-            match status {
-                RunStatus::Failed => Level::Error,
-                RunStatus::Interrupted => Level::Warn,
-                RunStatus::Running | RunStatus::Completed => Level::Info,
-            },
-            "run_ended",
-            json!({ "status": status }),
-        ),
+        Event::RunEnded { status } => {
+            let fields = json!({ "status": status });
+            (status_level(*status), "run_ended", fields)
+        }
     })
     .map(|(level, kind, fields)| (level, kind, drop_absent_step(fields)))
+}
+
+/// The fields of a [`Event::StepStarted`] (`null` for another event).
+fn step_started(event: &Event) -> Value {
+    let Event::StepStarted {
+        index,
+        total,
+        step,
+        rate_rps,
+        duration,
+        replicas,
+        cpu_limit_cores,
+    } = event
+    else {
+        return Value::Null;
+    };
+    json!({
+        "step": step.to_string(), "number": index + 1, "total": total,
+        "rate_rps": rate_rps, "duration_s": duration.as_secs_f64(),
+        "replicas": replicas, "cpu_limit_cores": cpu_limit_cores,
+    })
+}
+
+/// The fields of a [`Event::ProbeStarted`] (`null` for another event).
+fn probe_started(event: &Event) -> Value {
+    let Event::ProbeStarted {
+        campaign,
+        configuration,
+        index,
+        worst_case,
+        kind,
+        step,
+        rate_rps,
+        duration,
+    } = event
+    else {
+        return Value::Null;
+    };
+    json!({
+        "step": step.to_string(), "campaign": campaign, "configuration": configuration,
+        "probe": index + 1, "worst_case": worst_case, "kind": kind.as_str(),
+        "rate_rps": rate_rps, "duration_s": duration.as_secs_f64(),
+    })
 }
 
 fn progress(step: &StepId, live: &LiveSnapshot, total: Duration) -> Value {
@@ -244,6 +255,14 @@ fn step_level(s: &StepResult) -> Level {
         Level::Warn
     } else {
         Level::Info
+    }
+}
+
+fn status_level(s: RunStatus) -> Level {
+    match s {
+        RunStatus::Failed => Level::Error,
+        RunStatus::Interrupted => Level::Warn,
+        RunStatus::Running | RunStatus::Completed => Level::Info,
     }
 }
 
