@@ -4,9 +4,10 @@
 //! other field flattened beside them (a field named like a key the renderer fills itself is
 //! kept as `field.NAME`). docs/logs.md describes the format for whoever ships it.
 //!
-//! Modules, each using only those above it: [`format`] (the `text|json` choice), [`line`] (the
-//! renderer, shared by every emitter so they cannot disagree on the shape), [`layer`] (a
-//! `tracing_subscriber` layer writing tracing events through that renderer).
+//! Modules, each importing only those listed after it (ARCHITECTURE.md): [`layer`] (a
+//! `tracing_subscriber` layer writing tracing events through the renderer), [`line`] (the
+//! renderer, shared by every emitter so they cannot disagree on the shape), [`format`] (the
+//! `text|json` choice).
 
 pub mod format;
 pub mod layer;
