@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::deployer::Deployer;
 use crate::plan::{OnTargetFailure, Plan, PrometheusMode};
@@ -311,7 +312,9 @@ async fn run_one(
     deployer: &mut Deployer,
     result: &mut CampaignResult,
 ) -> bool {
-    let ran = match step::run(cx, step, deployer).await {
+    // Whatever the step's code logs carries the step (a `step` key in JSON logs).
+    let span = tracing::info_span!("step", step = %step.id());
+    let ran = match step::run(cx, step, deployer).instrument(span).await {
         Ok(s) => {
             cx.opts.events.emit(Event::StepFinished {
                 result: Box::new(s.clone()),

@@ -207,7 +207,13 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         .build()
         .context("cannot start the runtime")?;
     let watchers = rt.block_on(Watchers::start(&args.watch))?;
-    let events = watchers.events(Events::quiet());
+    let json_log = super::log_format::json();
+    // A JSON log is one more sink of the attack's events (its progress thinned to 1/s there).
+    let events = watchers.events(if json_log {
+        super::event_log::json_lines()
+    } else {
+        Events::quiet()
+    });
     let id = StepId::parse("attack");
     let stop = CancellationToken::new();
     let record = rt.block_on(async {
@@ -217,7 +223,7 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         ));
         announce(&events, &spec, &id);
         let live = LiveStats::with_detail();
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = (std::io::stderr().is_terminal() && !json_log).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} {msg}")
@@ -226,7 +232,7 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
             bar
         });
         let total = spec.load.duration();
-        let ticker = (bar.is_some() || watchers.wants_progress()).then(|| {
+        let ticker = (bar.is_some() || json_log || watchers.wants_progress()).then(|| {
             let (bar, events, id, reader) = (bar.clone(), events.clone(), id.clone(), live.clone());
             let draw = move |snapshot: progress::LiveSnapshot| {
                 if let Some(bar) = &bar {
@@ -273,7 +279,8 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     let json = serde_json::to_string(&step)?;
     if args.json {
         println!("{json}");
-    } else {
+    } else if !json_log {
+        // (A JSON log had the step_finished line from the event above.)
         eprint!("{}", step_summary::render(&step, &args.url, GROW_AFTER));
     }
     if args.log_result {

@@ -6,7 +6,9 @@ mod attack;
 mod baseline;
 mod check;
 mod compare;
+mod event_log;
 mod events;
+pub mod log_format;
 mod merge;
 mod report;
 mod restore;
@@ -72,6 +74,17 @@ one-line cause on stderr. A second Ctrl-C exits at once with 130.";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How stderr logs: `text` for people, or `json`, one object per line with stable keys
+    /// (time, level, message, step, …) and the campaign's events, for a log pipeline
+    /// (docs/logs.md). Tables and files on stdout are the same either way.
+    #[arg(
+        long,
+        global = true,
+        env = "LOADGEN_LOG_FORMAT",
+        default_value = "text",
+        value_name = "text|json"
+    )]
+    pub log_format: loadgen_logline::LogFormat,
 }
 
 // Parsed once per process: the size of its largest variant (`attack`'s many flags) costs
@@ -366,6 +379,9 @@ fn exit_status_of(result: &loadgen_model::result::CampaignResult) -> ExitStatus 
     let reasons = result.exit_reasons();
     if reasons.is_empty() {
         return ExitStatus::Done;
+    }
+    if log_format::exit_reasons(&reasons) {
+        return ExitStatus::ChecksFailed;
     }
     /// Reasons listed before the rest is counted, so a 60-step run stays readable.
     const SHOWN: usize = 8;

@@ -42,13 +42,15 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
         .build()
         .context("cannot start the async runtime")?;
     let watchers = runtime.block_on(Watchers::start(&args.watch))?;
-    let draw_progress = std::io::stderr().is_terminal();
+    let json_log = super::log_format::json();
+    let draw_progress = std::io::stderr().is_terminal() && !json_log;
     let opts = RunOptions {
         out_dir: out_dir.clone(),
         prometheus,
-        progress: draw_progress || watchers.wants_progress(),
+        // A log gets progress too (thinned to a line a second by the JSON sink).
+        progress: draw_progress || json_log || watchers.wants_progress(),
         time_scale: args.time_scale,
-        events: watchers.events(super::events::terminal(draw_progress)),
+        events: watchers.events(super::event_log::sink(draw_progress)),
         generator_metrics: watchers.metrics_target(),
     };
     let stop = CancellationToken::new();
@@ -69,8 +71,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
         // The pod's files vanish with it: `loadgen report --from-log` reads this back.
         println!("{}", loadgen_report::log::wrap(&result)?);
     }
-    eprintln!("results: {}", out_dir.join("run.json").display());
-    eprintln!("report:  {}", out_dir.join("report.html").display());
+    super::log_format::path_line("results", "results: ", &out_dir.join("run.json"));
+    super::log_format::path_line("report", "report:  ", &out_dir.join("report.html"));
     if !stop.is_cancelled() {
         runtime.block_on(async {
             let stop = CancellationToken::new();

@@ -52,22 +52,6 @@ pub struct Watchers {
     linger: Duration,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::host_port;
-
-    #[test]
-    fn an_address_needs_a_host_and_a_port_and_a_path_is_refused_with_a_hint() {
-        assert!(host_port("127.0.0.1:0").is_ok());
-        assert!(host_port("[::1]:9464").is_ok());
-        assert!(host_port("localhost:6565").is_ok());
-        let e = host_port("scenarios/td4.toml").unwrap_err();
-        assert!(e.contains("--live after the scenario"), "{e}");
-        assert!(host_port(":9464").is_err());
-        assert!(host_port("127.0.0.1:99999").is_err());
-    }
-}
-
 impl Watchers {
     /// Starts the servers asked for (inside a runtime); an address that cannot be listened on
     /// is an error before anything runs.
@@ -147,5 +131,21 @@ impl Watchers {
             _ = tokio::time::sleep(self.linger) => {}
             _ = stop.cancelled() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn an_address_needs_a_host_and_a_port_and_a_path_is_refused_with_a_hint() {
+        assert!(host_port("127.0.0.1:0").is_ok());
+        assert!(host_port("[::1]:9464").is_ok());
+        assert!(host_port("localhost:6565").is_ok());
+        let e = host_port("scenarios/td4.toml").unwrap_err();
+        assert!(e.contains("--live after the scenario"), "{e}");
+        assert!(host_port(":9464").is_err());
+        assert!(host_port("127.0.0.1:99999").is_err());
     }
 }

@@ -21,6 +21,7 @@ mod cli;
 mod deployer;
 mod from_log;
 mod kubernetes;
+mod logs;
 mod pacer;
 mod pool;
 mod probe;
