@@ -115,6 +115,51 @@ pub enum Event {
     RunEnded { status: RunStatus },
 }
 
+/// The load a step or a probe is about to offer, from its start event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadShape<'a> {
+    pub step: &'a StepId,
+    /// A capacity search's probe (not one of the listed steps).
+    pub probe: bool,
+    pub rate_rps: f64,
+    pub duration: Duration,
+    pub replicas: u32,
+    pub cpu_limit_cores: Option<f64>,
+}
+
+impl Event {
+    /// The shape of a step's or a probe's load, when this event starts one.
+    pub fn load_shape(&self) -> Option<LoadShape<'_>> {
+        let (step, probe, rate_rps, duration, replicas, cpu_limit_cores) = match self {
+            Event::StepStarted {
+                step,
+                rate_rps,
+                duration,
+                replicas,
+                cpu_limit_cores,
+                ..
+            } => (step, false, rate_rps, duration, replicas, cpu_limit_cores),
+            Event::ProbeStarted {
+                step,
+                rate_rps,
+                duration,
+                replicas,
+                cpu_limit_cores,
+                ..
+            } => (step, true, rate_rps, duration, replicas, cpu_limit_cores),
+            _ => return None,
+        };
+        Some(LoadShape {
+            step,
+            probe,
+            rate_rps: *rate_rps,
+            duration: *duration,
+            replicas: *replicas,
+            cpu_limit_cores: *cpu_limit_cores,
+        })
+    }
+}
+
 /// Where events go: a cheap, shareable handle on one function.
 #[derive(Clone)]
 pub struct Events(Arc<dyn Fn(&Event) + Send + Sync>);

@@ -31,7 +31,7 @@ use loadgen_model::result::{
 };
 use step::StepContext;
 
-pub use event::{Event, Events, PlannedStep, ReplicaUsage};
+pub use event::{Event, Events, LoadShape, PlannedStep, ReplicaUsage};
 
 /// How long a topology may take to become ready (processes started, `/readyz` answered).
 pub const DEPLOY_BOUND: Duration = Duration::from_secs(30);

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::server::{Handler, Reply};
-use crate::campaign::{Event, Events, PlannedStep};
+use crate::campaign::{Event, Events, LoadShape, PlannedStep};
 use loadgen_engine::progress::LiveSnapshot;
 use loadgen_model::result::{RunStatus, StepResult};
 
@@ -208,39 +208,8 @@ impl State {
                 self.searches = *searches;
                 self.status = "running".into();
             }
-            Event::StepStarted {
-                step,
-                rate_rps,
-                duration,
-                replicas,
-                cpu_limit_cores,
-                ..
-            } => {
-                self.current = Some(Current::new(
-                    step.to_string(),
-                    false,
-                    *rate_rps,
-                    duration.as_secs_f64(),
-                    *replicas,
-                    *cpu_limit_cores,
-                ))
-            }
-            Event::ProbeStarted {
-                step,
-                rate_rps,
-                duration,
-                replicas,
-                cpu_limit_cores,
-                ..
-            } => {
-                self.current = Some(Current::new(
-                    step.to_string(),
-                    true,
-                    *rate_rps,
-                    duration.as_secs_f64(),
-                    *replicas,
-                    *cpu_limit_cores,
-                ))
+            Event::StepStarted { .. } | Event::ProbeStarted { .. } => {
+                self.current = e.load_shape().map(Current::new);
             }
             Event::Progress { live, .. } => match &mut self.current {
                 Some(c) => c.progress(live),
@@ -304,21 +273,14 @@ impl State {
 }
 
 impl Current {
-    fn new(
-        step: String,
-        probe: bool,
-        rate_rps: f64,
-        duration_s: f64,
-        replicas: u32,
-        cpu_limit_cores: Option<f64>,
-    ) -> Current {
+    fn new(shape: LoadShape<'_>) -> Current {
         Current {
-            step,
-            probe,
-            rate_rps,
-            duration_s,
-            replicas,
-            cpu_limit_cores,
+            step: shape.step.to_string(),
+            probe: shape.probe,
+            rate_rps: shape.rate_rps,
+            duration_s: shape.duration.as_secs_f64(),
+            replicas: shape.replicas,
+            cpu_limit_cores: shape.cpu_limit_cores,
             running: true,
             elapsed_s: 0.0,
             sent: 0,

@@ -164,34 +164,21 @@ impl State {
                 self.scenario = Some(scenario.clone());
                 self.steps_planned = Some(steps.len());
             }
-            Event::StepStarted {
-                index,
-                step,
-                rate_rps,
-                replicas,
-                cpu_limit_cores,
-                ..
-            } => self.start(CurrentStep {
-                step: step.clone(),
-                index: *index,
-                rate_rps: *rate_rps,
-                replicas: *replicas,
-                cpu_limit_cores: *cpu_limit_cores,
-            }),
-            Event::ProbeStarted {
-                step,
-                rate_rps,
-                replicas,
-                cpu_limit_cores,
-                ..
-            } => self.start(CurrentStep {
-                step: step.clone(),
-                // Probes follow the listed steps: the run's step count goes on.
-                index: self.step.as_ref().map_or(0, |s| s.index + 1),
-                rate_rps: *rate_rps,
-                replicas: *replicas,
-                cpu_limit_cores: *cpu_limit_cores,
-            }),
+            Event::StepStarted { .. } | Event::ProbeStarted { .. } => {
+                let Some(shape) = e.load_shape() else { return };
+                let index = match e {
+                    Event::StepStarted { index, .. } => *index,
+                    // Probes follow the listed steps: the run's step count goes on.
+                    _ => self.step.as_ref().map_or(0, |s| s.index + 1),
+                };
+                self.start(CurrentStep {
+                    step: shape.step.clone(),
+                    index,
+                    rate_rps: shape.rate_rps,
+                    replicas: shape.replicas,
+                    cpu_limit_cores: shape.cpu_limit_cores,
+                });
+            }
             Event::Progress { live, detail, .. } => self.progress(live, detail.as_deref()),
             Event::ReplicaCpu { replicas, .. } => {
                 for r in replicas {

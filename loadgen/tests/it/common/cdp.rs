@@ -20,6 +20,18 @@ use serde_json::{json, Value};
 /// Bound on one protocol call (a page evaluation takes milliseconds).
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Headless Chromium that reaches nothing but the page it is given (no sync, updates, QUIC).
+pub const HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 pub struct Browser {
     child: Child,
     to: std::fs::File,
@@ -64,17 +76,8 @@ impl Browser {
         let (r, w) = (cmd_read.as_raw_fd(), out_write.as_raw_fd());
         let mut command = Command::new(bin);
         command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--remote-debugging-pipe",
-            ])
+            .args(HEADLESS)
+            .arg("--remote-debugging-pipe")
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg(url)
             .stdin(Stdio::null())
