@@ -1,6 +1,7 @@
 //! loadgen, the app: it replays load-test campaigns against a service and cross-checks what the
 //! generator saw against the service's own counter and CPU. The modules are the stages of the
-//! data flow in ARCHITECTURE.md, top down; imports only point down this list: [`campaign`]
+//! data flow in ARCHITECTURE.md, top down; imports only point down this list: [`watch`]
+//! (subscribers of the campaign's events: metrics and the live page) → [`campaign`]
 //! (drives the deployers, the generator and the probes for each step) → [`probe`] (counter, CPU,
 //! Prometheus) → [`deployer`] (local replicas under CFS quotas, a URL, a Kubernetes Deployment)
 //! → [`plan`] (every step expanded and validated) → [`scenario`] (TOML). [`promql`], [`http`],
@@ -19,3 +20,4 @@ pub mod plan;
 pub mod probe;
 pub mod promql;
 pub mod scenario;
+pub mod watch;

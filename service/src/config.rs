@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use loadgen_logline::LogFormat;
 
 use crate::regression::Regression;
 use crate::url_cap::UrlCap;
@@ -155,11 +156,38 @@ pub struct Config {
         value_name = "none|json-revalidate:N|store-roundtrips:N"
     )]
     pub regression: Regression,
+
+    /// How stderr logs: `text` for people, or `json`, one object per line with stable keys
+    /// (`time`, `level`, `message`, `target`, `replica`) for a log pipeline (docs/logs.md).
+    /// The startup line on stdout is JSON either way (with `json`, a full log line too).
+    #[arg(
+        long,
+        env = "POLYMETRIE_LOG_FORMAT",
+        default_value = "text",
+        value_name = "text|json"
+    )]
+    pub log_format: LogFormat,
+
+    /// This replica's name: the `replica` key of every JSON log line. Default: $HOSTNAME when
+    /// it is set, which in Kubernetes is the pod's name.
+    #[arg(long, env = "POLYMETRIE_REPLICA", value_name = "NAME")]
+    pub replica_name: Option<String>,
 }
 
 impl Config {
     /// The one per-site URL cap the store and the metrics both apply.
     pub fn url_cap(&self) -> UrlCap {
         UrlCap::new(self.url_label_cap)
+    }
+
+    /// The name logs carry as `replica`: --replica-name, else $HOSTNAME; none when both are
+    /// unset or empty (a local run's replicas are told apart by their log files).
+    pub fn replica(&self) -> Option<String> {
+        let hostname = || std::env::var("HOSTNAME").ok();
+        self.replica_name
+            .clone()
+            .or_else(hostname)
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
     }
 }

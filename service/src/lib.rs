@@ -60,6 +60,47 @@ pub fn startup_line(addr: SocketAddr, admin: Option<SocketAddr>) -> String {
     .unwrap_or_default()
 }
 
+/// The startup line of `--log-format json`: the same keys (every reader of the line keeps
+/// working), inside a full log line (`time`, `level`, …), because a container's stdout and
+/// stderr end up in one log and a pipeline should read every line of it alike.
+pub fn startup_log_line(
+    addr: SocketAddr,
+    admin: Option<SocketAddr>,
+    replica: Option<String>,
+) -> String {
+    let fields = match serde_json::from_str(&startup_line(addr, admin)) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    log_line(
+        loadgen_logline::Level::Info,
+        "polymetrie listening",
+        fields,
+        replica,
+    )
+}
+
+/// One JSON log line (`loadgen_logline`) written outside tracing: the startup line, and why
+/// the process exits when it cannot run.
+pub fn log_line(
+    level: loadgen_logline::Level,
+    message: &str,
+    mut fields: serde_json::Map<String, serde_json::Value>,
+    replica: Option<String>,
+) -> String {
+    use loadgen_logline::line;
+    if let Some(name) = replica {
+        line::insert_stable(&mut fields, line::REPLICA, name.into());
+    }
+    loadgen_logline::render_line(
+        std::time::SystemTime::now(),
+        level,
+        "polymetrie",
+        message,
+        fields,
+    )
+}
+
 /// The main listener (shared with other replicas under `--reuse-port`) and the replica's own
 /// admin listener, with the addresses they got.
 fn bind_listeners(
@@ -137,7 +178,13 @@ pub async fn run(config: Config) -> Result<(), ServiceError> {
     watch_signals(shutdown.clone())?;
 
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", startup_line(main_addr, admin_addr)).map_err(ServiceError::Stdout)?;
+    let line = match config.log_format {
+        loadgen_logline::LogFormat::Text => startup_line(main_addr, admin_addr),
+        loadgen_logline::LogFormat::Json => {
+            startup_log_line(main_addr, admin_addr, config.replica())
+        }
+    };
+    writeln!(out, "{line}").map_err(ServiceError::Stdout)?;
     out.flush().map_err(ServiceError::Stdout)?;
     drop(out);
     tracing::info!(

@@ -274,6 +274,20 @@ impl Cgroup {
         })
     }
 
+    /// The group's counter files as a read-only handle that may outlive a borrow of the
+    /// group (a reader on another task); reading after the group is removed gives `None`s.
+    pub fn stat_files(&self) -> crate::own::SelfCgroup {
+        match &self.layout {
+            CgroupLayout::V1 { .. } => crate::own::SelfCgroup::V1 {
+                cpu: self.dirs[0].clone(),
+                cpuacct: self.dirs.last().unwrap_or(&self.dirs[0]).clone(),
+            },
+            CgroupLayout::V2 { .. } => crate::own::SelfCgroup::V2 {
+                dir: self.dirs[0].clone(),
+            },
+        }
+    }
+
     /// Current CPU counters; fields that cannot be read are `None`.
     pub fn read_cpu(&self) -> CgroupCpu {
         match &self.layout {

@@ -256,6 +256,12 @@ impl Spread {
         }
     }
 
+    /// Connections alive now and opened so far, over all pools (for a live exposition).
+    pub fn connections(&self) -> (u64, u64) {
+        let alive = self.pools.iter().map(|p| p.alive() as u64).sum();
+        (alive, self.pools.iter().map(|p| p.opened).sum())
+    }
+
     /// The pool's part of the generator's health, summed over the pools (one pool: its own).
     pub fn report(&self, g: &mut GeneratorHealth) {
         let sum = |f: fn(&Pool) -> u64| self.pools.iter().map(f).sum::<u64>();

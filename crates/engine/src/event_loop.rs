@@ -21,7 +21,7 @@ use super::handshake::HandshakeRecord;
 use super::outcome::Outcome;
 use super::pacer::Pacer;
 use super::pool::Conn;
-use super::progress::{LiveSnapshot, LiveStats};
+use super::progress::{LiveDetail, LiveSnapshot, LiveStats};
 use super::record::{Recorder, ShardMeta, StepMeta, StepRecord};
 use super::timer::Timer;
 use super::tracked::{Finished, Tracked};
@@ -256,8 +256,12 @@ where
             if self.scheduled.is_some() && self.drain_deadline.is_none() {
                 self.drain_deadline = Some(now + self.timeout + DRAIN_MARGIN);
             }
-            let in_flight = self.in_flight();
-            self.publish.maybe(&mut self.rec, now, elapsed, in_flight);
+            if self.publish.due(now) {
+                let in_flight = self.in_flight();
+                let conns = self.spread.connections();
+                self.publish
+                    .publish(&mut self.rec, now, elapsed, in_flight, conns);
+            }
             if now >= self.next_sweep {
                 for t in Pin::new(&mut self.running).iter_pin_mut() {
                     t.expire(now);
@@ -475,7 +479,8 @@ where
     ) -> StepRecord {
         let elapsed = self.t0.elapsed();
         self.rec.close_seconds(elapsed + Duration::from_secs(3600));
-        self.publish.last(&mut self.rec, elapsed);
+        self.publish
+            .last(&mut self.rec, elapsed, self.spread.connections());
         let (cpu, wall) = meter.read();
         // The engine is one thread: it can use at most one core, whatever the affinity allows.
         let available = affinity_cores().map(|n| f64::from(n.min(1)));
@@ -526,39 +531,64 @@ impl Publisher {
         }
     }
 
-    fn maybe(&mut self, rec: &mut Recorder, now: Instant, elapsed: Duration, in_flight: usize) {
-        if now < self.next {
-            return;
-        }
+    fn due(&self, now: Instant) -> bool {
+        now >= self.next
+    }
+
+    fn publish(
+        &mut self,
+        rec: &mut Recorder,
+        now: Instant,
+        elapsed: Duration,
+        in_flight: usize,
+        conns: (u64, u64),
+    ) {
         rec.close_seconds(elapsed);
         self.count += 1;
-        if self.count % 10 == 0 {
+        // Once a second: the recent p99 window, and the detail (a copy of the tallies).
+        let second = self.count % 10 == 0;
+        if second {
             self.recent_p99 = rec.take_recent_p99().or(self.recent_p99);
         }
-        self.send(rec, elapsed, in_flight);
+        self.send(rec, elapsed, in_flight, conns, second);
         self.next += PUBLISH_EVERY;
         if self.next < now {
             self.next = now + PUBLISH_EVERY;
         }
     }
 
-    fn last(&mut self, rec: &mut Recorder, elapsed: Duration) {
+    fn last(&mut self, rec: &mut Recorder, elapsed: Duration, conns: (u64, u64)) {
         self.recent_p99 = rec.take_recent_p99().or(self.recent_p99);
-        self.send(rec, elapsed, 0);
+        self.send(rec, elapsed, 0, conns, true);
     }
 
-    fn send(&self, rec: &Recorder, elapsed: Duration, in_flight: usize) {
-        if let Some(l) = &self.live {
-            l.publish(&LiveSnapshot {
-                elapsed,
-                sent: rec.sent_count(),
-                ok: rec.ok_count(),
-                failed: rec.failed_count(),
-                dropped: rec.dropped_count(),
-                in_flight: in_flight as u64,
-                recent_p99_ms: self.recent_p99,
-                generation: 0,
+    fn send(
+        &self,
+        rec: &Recorder,
+        elapsed: Duration,
+        in_flight: usize,
+        (open, opened): (u64, u64),
+        with_detail: bool,
+    ) {
+        let Some(l) = &self.live else { return };
+        // The detail first: a reader that sees the new counters finds a detail at least as new.
+        if with_detail && l.wants_detail() {
+            l.publish_detail(LiveDetail {
+                outcomes: rec.outcome_counts(),
+                buckets: rec.live_buckets(),
+                connections_opened: opened,
             });
         }
+        l.publish(&LiveSnapshot {
+            elapsed,
+            sent: rec.sent_count(),
+            ok: rec.ok_count(),
+            failed: rec.failed_count(),
+            dropped: rec.dropped_count(),
+            in_flight: in_flight as u64,
+            recent_p99_ms: self.recent_p99,
+            generation: 0,
+            connections_open: open,
+        });
     }
 }

@@ -9,6 +9,7 @@
 //! ([`progress`]).
 
 pub mod balance;
+pub mod buckets;
 pub mod client;
 pub mod event_loop;
 pub mod handshake;

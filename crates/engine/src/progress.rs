@@ -1,10 +1,15 @@
 //! Progress of a running attack: [`LiveStats`], a cheap shared snapshot (atomics, published by
 //! the engine about ten times a second, never per request) that the `attack` command's progress
-//! line and the campaign runner can both read, and [`progress_line`] to render it.
+//! line and the campaign runner can both read, and [`progress_line`] to render it. A reader that
+//! asks for it ([`LiveStats::with_detail`]) also gets a [`LiveDetail`] once a second: counts per
+//! outcome, connections and fixed-bound histograms, what a metrics exposition serves.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::record::LiveBuckets;
+use loadgen_model::result::OutcomeCounts;
 
 /// Sentinel for "no p99 yet" in the atomic.
 const NONE: u64 = u64::MAX;
@@ -20,6 +25,19 @@ struct Inner {
     recent_p99_us: AtomicU64,
     /// Bumped after each publish, so a reader can tell whether the engine has started.
     generation: AtomicU64,
+    connections_open: AtomicU64,
+    /// Whether the engine should build a [`LiveDetail`] (it costs a copy of the tallies).
+    wants_detail: bool,
+    detail: Mutex<Option<Arc<LiveDetail>>>,
+}
+
+/// The rarer, larger part of a reading: what a metrics exposition needs beyond the counters.
+/// Every count is cumulative since the attack began.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LiveDetail {
+    pub outcomes: OutcomeCounts,
+    pub buckets: LiveBuckets,
+    pub connections_opened: u64,
 }
 
 /// Shared live counters of one attack. Cloning shares the same counters.
@@ -41,6 +59,8 @@ pub struct LiveSnapshot {
     pub recent_p99_ms: Option<f64>,
     /// How many times the engine has published (0: not started).
     pub generation: u64,
+    /// Connections alive at the reading.
+    pub connections_open: u64,
 }
 
 impl LiveStats {
@@ -48,6 +68,37 @@ impl LiveStats {
         let s = Self::default();
         s.inner.recent_p99_us.store(NONE, Ordering::Relaxed);
         s
+    }
+
+    /// Live stats whose engine also publishes a [`LiveDetail`] once a second and at the end.
+    pub fn with_detail() -> Self {
+        let s = Self {
+            inner: Arc::new(Inner {
+                wants_detail: true,
+                ..Inner::default()
+            }),
+        };
+        s.inner.recent_p99_us.store(NONE, Ordering::Relaxed);
+        s
+    }
+
+    /// True when the reader asked for [`LiveDetail`].
+    pub fn wants_detail(&self) -> bool {
+        self.inner.wants_detail
+    }
+
+    /// Called by the engine.
+    pub fn publish_detail(&self, d: LiveDetail) {
+        *self.inner.detail.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(d));
+    }
+
+    /// The latest detail (`None` before the first, or when not asked for).
+    pub fn detail(&self) -> Option<Arc<LiveDetail>> {
+        self.inner
+            .detail
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Called by the engine.
@@ -60,6 +111,8 @@ impl LiveStats {
         i.failed.store(s.failed, Ordering::Relaxed);
         i.dropped.store(s.dropped, Ordering::Relaxed);
         i.in_flight.store(s.in_flight, Ordering::Relaxed);
+        i.connections_open
+            .store(s.connections_open, Ordering::Relaxed);
         if let Some(p) = s.recent_p99_ms {
             i.recent_p99_us
                 .store((p * 1000.0) as u64, Ordering::Relaxed);
@@ -82,6 +135,7 @@ impl LiveStats {
             in_flight: i.in_flight.load(Ordering::Relaxed),
             recent_p99_ms: (p99 != NONE).then(|| p99 as f64 / 1000.0),
             generation,
+            connections_open: i.connections_open.load(Ordering::Relaxed),
         }
     }
 }

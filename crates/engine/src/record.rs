@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
+use super::buckets::Buckets;
 use super::handshake::{Handshake, HandshakeRecord};
 use super::histogram::{new_histogram, new_second_histogram, serialize_histogram, HIST_MAX_US};
 use crate::outcome::{Outcome, OutcomeTally};
@@ -65,6 +66,16 @@ pub struct Recorder {
     keep_seconds: bool,
     /// The handshakes of a step over TLS (`None` for plain HTTP).
     handshakes: Option<HandshakeRecord>,
+    /// Latency, service time and lag in fixed buckets, for a live exposition.
+    buckets: LiveBuckets,
+}
+
+/// The recorder's fixed-bound histograms (see [`super::buckets`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveBuckets {
+    pub latency: Buckets,
+    pub service_time: Buckets,
+    pub schedule_lag: Buckets,
 }
 
 impl Default for Recorder {
@@ -90,6 +101,7 @@ impl Recorder {
             offset: Duration::ZERO,
             keep_seconds: false,
             handshakes: None,
+            buckets: LiveBuckets::default(),
         }
     }
 
@@ -138,6 +150,7 @@ impl Recorder {
     pub fn sent(&mut self, due: Duration, lag: Duration, conn_wait: Duration) {
         self.sent += 1;
         self.lag.saturating_record(micros(lag).max(1));
+        self.buckets.schedule_lag.record(micros(lag));
         if !conn_wait.is_zero() {
             self.conn_wait.saturating_record(micros(conn_wait).max(1));
         }
@@ -159,6 +172,8 @@ impl Recorder {
             self.latency.saturating_record(lat_us);
             self.service.saturating_record(micros(service).max(1));
             self.recent.saturating_record(lat_us);
+            self.buckets.latency.record(micros(latency));
+            self.buckets.service_time.record(micros(service));
         }
         let i = self.second_of(due);
         let pool = &mut self.pool;
@@ -224,6 +239,14 @@ impl Recorder {
     }
     pub fn dropped_count(&self) -> u64 {
         self.tally.dropped
+    }
+    /// The counts per outcome so far, in their saved form.
+    pub fn outcome_counts(&self) -> loadgen_model::result::OutcomeCounts {
+        self.tally.to_counts()
+    }
+    /// The fixed-bound histograms so far.
+    pub fn live_buckets(&self) -> LiveBuckets {
+        self.buckets
     }
 
     /// Ends the step. Every sent request must have been reported as done by now.

@@ -1,6 +1,8 @@
 //! The one line `polymetrie` prints on stdout once every listener is bound:
 //! `{"event":"listening","addr":"IP:PORT","admin_addr":"IP:PORT"|null,"pid":N}`, read with a
-//! bound (on a thread, so a child that never prints cannot hang the test).
+//! bound (on a thread, so a child that never prints cannot hang the test). Under
+//! `--log-format json` the same keys come inside a full log line (`time`, `level`, `message`,
+//! …); only the keys above are read, so both forms parse.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -51,6 +53,16 @@ mod tests {
         let l = parse(r#"{"event":"listening","addr":"127.0.0.1:8080","admin_addr":null,"pid":7}"#);
         assert_eq!(l.addr.port(), 8080);
         assert_eq!(l.admin_addr, None);
+        assert_eq!(l.pid, 7);
+    }
+
+    #[test]
+    fn the_log_line_form_of_log_format_json_parses_too() {
+        let l = parse(
+            r#"{"time":"2026-12-01T10:00:00.123456Z","level":"info","message":"polymetrie listening","target":"polymetrie","replica":"pod-1","addr":"127.0.0.1:8080","admin_addr":"127.0.0.1:9090","event":"listening","pid":7}"#,
+        );
+        assert_eq!(l.addr.port(), 8080);
+        assert_eq!(l.admin_addr.map(|a| a.port()), Some(9090));
         assert_eq!(l.pid, 7);
     }
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::deployer::Deployer;
 use crate::plan::{OnTargetFailure, Plan, PrometheusMode};
@@ -30,7 +31,7 @@ use loadgen_model::result::{
 };
 use step::StepContext;
 
-pub use event::{Event, Events};
+pub use event::{Event, Events, LoadShape, PlannedStep, ReplicaUsage};
 
 /// How long a topology may take to become ready (processes started, `/readyz` answered).
 pub const DEPLOY_BOUND: Duration = Duration::from_secs(30);
@@ -67,6 +68,8 @@ pub struct RunOptions {
     pub time_scale: f64,
     /// Where the run's events go (the library prints nothing).
     pub events: Events,
+    /// loadgen's own metrics endpoint (`host:port`), for a managed Prometheus to scrape too.
+    pub generator_metrics: Option<String>,
 }
 
 /// Writes `run.json` atomically, so a reader never sees half a file.
@@ -228,6 +231,12 @@ async fn run_steps(
     result: &mut CampaignResult,
 ) -> Result<(), CampaignError> {
     save(result, &opts.out_dir)?;
+    opts.events.emit(Event::RunStarted {
+        scenario: plan.source.name.clone(),
+        out_dir: Some(opts.out_dir.clone()),
+        steps: plan.steps.iter().map(planned).collect(),
+        searches: plan.searches.len(),
+    });
     let prometheus = start_prometheus(plan, opts, result).await;
     let cx = StepContext {
         plan,
@@ -285,6 +294,16 @@ async fn run_steps(
     Ok(())
 }
 
+fn planned(step: &crate::plan::Step) -> PlannedStep {
+    PlannedStep {
+        step: step.id(),
+        rate_rps: step.rate_rps(),
+        duration: step.load.duration(),
+        replicas: step.topology.replicas,
+        cpu_limit_cores: step.topology.cpu_limit_cores,
+    }
+}
+
 /// Runs one step and records it: its result, or why it could not run, and whatever a killed
 /// loadgen had left that the deployer swept first. True when a result was recorded.
 async fn run_one(
@@ -293,7 +312,9 @@ async fn run_one(
     deployer: &mut Deployer,
     result: &mut CampaignResult,
 ) -> bool {
-    let ran = match step::run(cx, step, deployer).await {
+    // Whatever the step's code logs carries the step (a `step` key in JSON logs).
+    let span = tracing::info_span!("step", step = %step.id());
+    let ran = match step::run(cx, step, deployer).instrument(span).await {
         Ok(s) => {
             cx.opts.events.emit(Event::StepFinished {
                 result: Box::new(s.clone()),
@@ -375,11 +396,29 @@ async fn start_prometheus(
         .clone()
         .or_else(|| plan.prometheus.clone())?;
     let started = match &mode {
-        PrometheusMode::Managed => PrometheusProbe::managed().await.map_err(|e| e.to_string()),
+        PrometheusMode::Managed => {
+            PrometheusProbe::managed_scraping(opts.generator_metrics.as_deref())
+                .await
+                .map_err(|e| e.to_string())
+        }
         PrometheusMode::Url(u) => PrometheusProbe::external(u).map_err(|e| e.to_string()),
     };
     match started {
-        Ok(p) => Some(p),
+        Ok(p) => {
+            if let Some(server) = p.managed_server() {
+                let also = match &opts.generator_metrics {
+                    Some(g) => format!(" and loadgen's own metrics at {g} (job generator)"),
+                    None => String::new(),
+                };
+                let message = format!(
+                    "managed prometheus at {} scrapes the replicas (job loadgen){also}",
+                    server.url()
+                );
+                let f = campaign_finding(Severity::Info, CheckName::Prometheus, message);
+                record_finding(&opts.events, result, f);
+            }
+            Some(p)
+        }
         Err(e) => {
             result.findings.push(campaign_finding(
                 Severity::Warn,

@@ -148,6 +148,7 @@ async fn start<'a>(
         progress: false,
         time_scale: opts.time_scale,
         events: opts.events[i].clone(),
+        generator_metrics: None,
     };
     let mut deployer = Deployer::for_target(&plan.target, &plan.tls, &out_dir);
     let leftovers = prepare(plan, &mut deployer, &CancellationToken::new()).await?;

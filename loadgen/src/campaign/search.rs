@@ -95,6 +95,8 @@ async fn configuration(
             step: step.id(),
             rate_rps,
             duration: step.load.duration(),
+            replicas: step.topology.replicas,
+            cpu_limit_cores: step.topology.cpu_limit_cores,
         });
         if !run_one(cx, &step, deployer, result).await {
             save(result, &cx.opts.out_dir)?;

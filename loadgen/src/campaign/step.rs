@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::assemble::{self, Readings};
 use super::generators::{self, GeneratorError};
 use super::timing::{Phase, PhaseClock};
-use super::{Event, RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
+use super::{Event, ReplicaUsage, RunOptions, DEPLOY_BOUND, SCRAPE_BOUND};
 use crate::deployer::watch::{Component, ExitWatch};
 use crate::deployer::{DeployError, Deployer, Deployment, KubeError};
 use crate::plan::counter::Counter;
@@ -28,6 +28,8 @@ use loadgen_model::step_id::StepId;
 
 /// How often the live line is redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// The replicas' CPU is read every this many progress ticks (once a second).
+const CPU_EVERY_TICKS: u64 = 4;
 /// Where a sharded step's shard results and logs are kept, under the run's directory.
 const SHARDS_DIR: &str = "shards";
 
@@ -266,7 +268,8 @@ async fn generate(
 ) -> Result<(StepResult, Option<SystemTime>), StepError> {
     let id = step.id();
     if step.generators.count <= 1 {
-        let record = attack_with_progress(cx, spec, &step.id(), step.load.duration()).await?;
+        let record =
+            attack_with_progress(cx, spec, &step.id(), step.load.duration(), deployment).await?;
         return Ok((assemble::generator_view(&record, &id), None));
     }
     let sharded = match &cx.plan.target {
@@ -322,30 +325,65 @@ async fn point_prometheus(
     }
 }
 
-/// The attack, with a live line on stderr when it is a terminal.
+/// The attack, with its progress told as events (when the run asked for them): the counters,
+/// and once a second the replicas' CPU.
 async fn attack_with_progress(
     cx: &StepContext<'_>,
     spec: &AttackSpec,
     step: &StepId,
     total: Duration,
+    deployment: &Deployment,
 ) -> Result<StepRecord, StepError> {
-    let live = LiveStats::new();
+    let live = LiveStats::with_detail();
     let progress = cx.opts.progress.then(|| {
         let (events, step) = (cx.opts.events.clone(), step.clone());
-        let emit = move |live| {
-            let step = step.clone();
-            events.emit(Event::Progress { step, live, total });
+        let groups: Vec<_> = deployment
+            .replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i as u32, r.cgroup.as_ref()?.stat_files())))
+            .collect();
+        let reader = live.clone();
+        let mut ticks = 0u64;
+        let emit = move |snapshot| {
+            events.emit(Event::Progress {
+                step: step.clone(),
+                live: snapshot,
+                detail: reader.detail(),
+                total,
+            });
+            ticks += 1;
+            if ticks % CPU_EVERY_TICKS == 0 && !groups.is_empty() {
+                let replicas = groups.iter().map(|(i, g)| usage(*i, g)).collect();
+                let step = step.clone();
+                events.emit(Event::ReplicaCpu { step, replicas });
+            }
         };
         tokio::spawn(progress::tick(live.clone(), PROGRESS_EVERY, emit))
     });
     let record = attack::run(spec, cx.stop, Some(&live)).await;
     if let Some(p) = progress {
         p.abort();
-        cx.opts
-            .events
-            .emit(Event::AttackEnded { step: step.clone() });
+        cx.opts.events.emit(Event::AttackEnded {
+            step: step.clone(),
+            last: live.snapshot(),
+            detail: live.detail(),
+        });
     }
     record.map_err(StepError::Attack)
+}
+
+/// A replica group's counters now, in the event's units.
+fn usage(replica: u32, files: &cpu_cgroup::SelfCgroup) -> ReplicaUsage {
+    let c = files.read();
+    let secs = |us: Option<u64>| us.map(|n| n as f64 / 1e6);
+    ReplicaUsage {
+        replica,
+        cpu_s: secs(c.usage_usec),
+        periods: c.nr_periods,
+        throttled_periods: c.nr_throttled,
+        throttled_s: secs(c.throttled_usec),
+    }
 }
 
 /// A `drift` finding per line: what the pods ran (warn), or what changed under the step (fail:

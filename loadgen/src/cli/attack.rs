@@ -13,8 +13,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::watch::Watchers;
 use crate::cli::{signal, AttackArgs, ExitStatus};
-use loadgen::campaign::assemble;
+use loadgen::campaign::{assemble, Event, Events, PlannedStep};
 use loadgen_engine::load::{Arrival, Load, Stage};
 use loadgen_engine::pool::GROW_AFTER;
 use loadgen_engine::progress::{self, LiveStats};
@@ -22,7 +23,9 @@ use loadgen_engine::target::{self, Reach};
 use loadgen_engine::template::{self, RequestTemplate};
 use loadgen_engine::tls::TlsSpec;
 use loadgen_engine::{self as attack, AttackError, AttackSpec, Limits};
+use loadgen_model::result::RunStatus;
 use loadgen_model::shard::{self, Shard};
+use loadgen_model::step_id::StepId;
 use loadgen_report::step_summary;
 
 /// How far ahead `--start-at` may be: a bound on the wait before the first request.
@@ -203,14 +206,24 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    let watchers = rt.block_on(Watchers::start(&args.watch))?;
+    let json_log = super::log_format::json();
+    // A JSON log is one more sink of the attack's events (its progress thinned to 1/s there).
+    let events = watchers.events(if json_log {
+        super::event_log::json_lines()
+    } else {
+        Events::quiet()
+    });
+    let id = StepId::parse("attack");
+    let stop = CancellationToken::new();
     let record = rt.block_on(async {
-        let stop = CancellationToken::new();
         let signals = tokio::spawn(signal::watch(
             stop.clone(),
             "interrupted: waiting for requests in flight, then printing what was measured",
         ));
-        let live = LiveStats::new();
-        let bar = std::io::stderr().is_terminal().then(|| {
+        announce(&events, &spec, &id);
+        let live = LiveStats::with_detail();
+        let bar = (std::io::stderr().is_terminal() && !json_log).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} {msg}")
@@ -219,10 +232,20 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
             bar
         });
         let total = spec.load.duration();
-        let ticker = bar.clone().map(|bar| {
+        let ticker = (bar.is_some() || json_log || watchers.wants_progress()).then(|| {
+            let (bar, events, id, reader) = (bar.clone(), events.clone(), id.clone(), live.clone());
             let draw = move |snapshot: progress::LiveSnapshot| {
-                bar.set_message(progress::progress_line(&snapshot, total));
-                bar.tick();
+                if let Some(bar) = &bar {
+                    bar.set_message(progress::progress_line(&snapshot, total));
+                    bar.tick();
+                }
+                let (step, detail) = (id.clone(), reader.detail());
+                events.emit(Event::Progress {
+                    step,
+                    live: snapshot,
+                    detail,
+                    total,
+                });
             };
             tokio::spawn(progress::tick(live.clone(), PROGRESS_EVERY, draw))
         });
@@ -233,14 +256,31 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
+        let (last, detail) = (live.snapshot(), live.detail());
+        events.emit(Event::AttackEnded {
+            step: id.clone(),
+            last,
+            detail,
+        });
         signals.abort();
         result
     })?;
     let step = assemble::generator_result(&record, "attack");
+    events.emit(Event::StepFinished {
+        result: Box::new(step.clone()),
+    });
+    events.emit(Event::RunEnded {
+        status: if step.interrupted {
+            RunStatus::Interrupted
+        } else {
+            RunStatus::Completed
+        },
+    });
     let json = serde_json::to_string(&step)?;
     if args.json {
         println!("{json}");
-    } else {
+    } else if !json_log {
+        // (A JSON log had the step_finished line from the event above.)
         eprint!("{}", step_summary::render(&step, &args.url, GROW_AFTER));
     }
     if args.log_result {
@@ -250,11 +290,45 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         // on), and a pod that ends with a result is a measured shard, not a failed one.
         return Ok(ExitStatus::Done);
     }
+    if !stop.is_cancelled() {
+        rt.block_on(async {
+            let stop = CancellationToken::new();
+            let signals = tokio::spawn(signal::watch(stop.clone(), "ending the live page"));
+            watchers.linger(&stop).await;
+            signals.abort();
+        });
+    }
     Ok(if step.valid && !step.interrupted {
         ExitStatus::Done
     } else {
         ExitStatus::ChecksFailed
     })
+}
+
+/// The ad-hoc attack as a run of one step, for the watchers.
+fn announce(events: &Events, spec: &AttackSpec, id: &StepId) {
+    let planned = PlannedStep {
+        step: id.clone(),
+        rate_rps: spec.load.peak_rate_rps(),
+        duration: spec.load.duration(),
+        replicas: spec.endpoints.len().max(1) as u32,
+        cpu_limit_cores: None,
+    };
+    events.emit(Event::RunStarted {
+        scenario: "attack".into(),
+        out_dir: None,
+        steps: vec![planned.clone()],
+        searches: 0,
+    });
+    events.emit(Event::StepStarted {
+        index: 0,
+        total: 1,
+        step: id.clone(),
+        rate_rps: planned.rate_rps,
+        duration: planned.duration,
+        replicas: planned.replicas,
+        cpu_limit_cores: None,
+    });
 }
 
 #[cfg(test)]

@@ -109,15 +109,20 @@ fn write(result: &CompareResult, out: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot append to ${}", check::STEP_SUMMARY))?;
     }
     println!("{summary}");
-    eprintln!("comparison: {}", out.join(COMPARE_JSON).display());
-    eprintln!("report:     {}", out.join("report.html").display());
+    super::log_format::path_line("comparison", "comparison: ", &out.join(COMPARE_JSON));
+    super::log_format::path_line("report", "report:     ", &out.join("report.html"));
     Ok(())
 }
 
 /// The exit status, with the verdict's line on stderr.
 fn status(result: &CompareResult) -> ExitStatus {
     let line = loadgen_report::paired::verdict_line(result);
-    eprintln!("{line}");
+    let level = match result.verdict {
+        Verdict::Unchanged | Verdict::Improved => loadgen_logline::Level::Info,
+        Verdict::Regressed | Verdict::NotComparable => loadgen_logline::Level::Error,
+    };
+    let fields = serde_json::json!({ "verdict": result.verdict });
+    super::log_format::say(level, "verdict", &line, fields);
     match result.verdict {
         Verdict::Unchanged | Verdict::Improved => ExitStatus::Done,
         Verdict::Regressed => ExitStatus::ChecksFailed,
@@ -127,6 +132,10 @@ fn status(result: &CompareResult) -> ExitStatus {
 
 /// A side's progress on the terminal, each line marked with the side.
 fn side_events(side: &'static str) -> Events {
+    if super::log_format::json() {
+        let side = serde_json::Map::from_iter([("side".to_string(), side.into())]);
+        return super::event_log::json_lines_with(side);
+    }
     Events::new(move |e| {
         if let Some(text) = super::events::render(e) {
             if !text.starts_with('\r') {

@@ -8,9 +8,14 @@ use loadgen::campaign::{Event, Events};
 use loadgen_engine::progress::progress_line;
 use loadgen_model::result::StepResult;
 
-/// A sink that renders each event on stderr.
-pub fn terminal() -> Events {
-    Events::new(|e| {
+/// A sink that renders each event on stderr; the live progress line only when `draw_progress`
+/// (stderr is a terminal), since progress events are also emitted for other watchers.
+pub fn terminal(draw_progress: bool) -> Events {
+    Events::new(move |e| {
+        let progress = matches!(e, Event::Progress { .. } | Event::AttackEnded { .. });
+        if progress && !draw_progress {
+            return;
+        }
         if let Some(text) = render(e) {
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(text.as_bytes());
@@ -53,6 +58,7 @@ pub fn render(event: &Event) -> Option<String> {
             step,
             rate_rps,
             duration,
+            ..
         } => format!(
             "[search {campaign} {configuration} {}/≤{worst_case} {}] {step}: {rate_rps} rps for {:.1} s\n",
             index + 1,
@@ -66,7 +72,9 @@ pub fn render(event: &Event) -> Option<String> {
             configuration,
             ending,
         } => format!("    {campaign} {configuration}: {}\n", ending.as_str()),
-        Event::RunEnded { .. } => return None,
+        Event::RunEnded { .. } | Event::RunStarted { .. } | Event::ReplicaCpu { .. } => {
+            return None
+        }
     })
 }
 

@@ -6,13 +6,16 @@ mod attack;
 mod baseline;
 mod check;
 mod compare;
+mod event_log;
 mod events;
+pub mod log_format;
 mod merge;
 mod report;
 mod restore;
 mod run;
 mod signal;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -44,6 +47,7 @@ const EXAMPLES: &str = "\
 Examples:
   loadgen run scenarios/td4.toml
   loadgen run scenarios/td4.toml --time-scale 0.1 --steps 'A/*' --prometheus managed --out /tmp/td4
+  loadgen run scenarios/td4.toml --live --metrics-addr 127.0.0.1:9464 --live-linger 10m
   loadgen attack http://127.0.0.1:8080/api/clicks --rate 200 --duration 10s --method POST \\
       --header 'content-type: application/json' --body '{\"site\":\"demo\",\"url\":\"/p/{seq}\"}' --json
   loadgen attack https://localhost:8443/ --rate 100 --duration 10s --cacert ca.pem --http2
@@ -70,6 +74,17 @@ one-line cause on stderr. A second Ctrl-C exits at once with 130.";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How stderr logs: `text` for people, or `json`, one object per line with stable keys
+    /// (time, level, message, step, …) and the campaign's events, for a log pipeline
+    /// (docs/logs.md). Tables and files on stdout are the same either way.
+    #[arg(
+        long,
+        global = true,
+        env = "LOADGEN_LOG_FORMAT",
+        default_value = "text",
+        value_name = "text|json"
+    )]
+    pub log_format: loadgen_logline::LogFormat,
 }
 
 // Parsed once per process: the size of its largest variant (`attack`'s many flags) costs
@@ -196,6 +211,8 @@ pub struct RunArgs {
     /// whose files vanish with its pod: `kubectl logs … | loadgen report --from-log -`).
     #[arg(long, env = "LOADGEN_PRINT_RUN_JSON")]
     pub print_run_json: bool,
+    #[command(flatten)]
+    pub watch: watch::WatchArgs,
 }
 
 #[derive(Debug, Args)]
@@ -312,6 +329,8 @@ pub struct AttackArgs {
     /// invalid step too: its validity is in the result.
     #[arg(long, env = "LOADGEN_LOG_RESULT")]
     pub log_result: bool,
+    #[command(flatten)]
+    pub watch: watch::WatchArgs,
 }
 
 #[derive(Debug, Args)]
@@ -360,6 +379,9 @@ fn exit_status_of(result: &loadgen_model::result::CampaignResult) -> ExitStatus 
     let reasons = result.exit_reasons();
     if reasons.is_empty() {
         return ExitStatus::Done;
+    }
+    if log_format::exit_reasons(&reasons) {
+        return ExitStatus::ChecksFailed;
     }
     /// Reasons listed before the rest is counted, so a 60-step run stays readable.
     const SHOWN: usize = 8;

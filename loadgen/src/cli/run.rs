@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::watch::Watchers;
 use crate::cli::{signal, ExitStatus, RunArgs};
 use loadgen::campaign::{self, RunOptions};
 use loadgen::plan::{Plan, PrometheusMode};
@@ -36,20 +37,24 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
         .map(|p| PrometheusMode::from_arg(p).map_err(|e| anyhow::anyhow!("--prometheus: {e}")))
         .transpose()?;
     let out_dir = args.out.clone().unwrap_or_else(|| default_out(&plan));
-    let opts = RunOptions {
-        out_dir: out_dir.clone(),
-        prometheus,
-        progress: std::io::stderr().is_terminal(),
-        time_scale: args.time_scale,
-        events: super::events::terminal(),
-    };
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let watchers = runtime.block_on(Watchers::start(&args.watch))?;
+    let json_log = super::log_format::json();
+    let draw_progress = std::io::stderr().is_terminal() && !json_log;
+    let opts = RunOptions {
+        out_dir: out_dir.clone(),
+        prometheus,
+        // A log gets progress too (thinned to a line a second by the JSON sink).
+        progress: draw_progress || json_log || watchers.wants_progress(),
+        time_scale: args.time_scale,
+        events: watchers.events(super::event_log::sink(draw_progress)),
+        generator_metrics: watchers.metrics_target(),
+    };
+    let stop = CancellationToken::new();
     let result = runtime.block_on(async {
-        let stop = CancellationToken::new();
         let signals = tokio::spawn(signal::watch(
             stop.clone(),
             "interrupted: stopping the current step, tearing down and saving",
@@ -66,8 +71,16 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
         // The pod's files vanish with it: `loadgen report --from-log` reads this back.
         println!("{}", loadgen_report::log::wrap(&result)?);
     }
-    eprintln!("results: {}", out_dir.join("run.json").display());
-    eprintln!("report:  {}", out_dir.join("report.html").display());
+    super::log_format::path_line("results", "results: ", &out_dir.join("run.json"));
+    super::log_format::path_line("report", "report:  ", &out_dir.join("report.html"));
+    if !stop.is_cancelled() {
+        runtime.block_on(async {
+            let stop = CancellationToken::new();
+            let signals = tokio::spawn(signal::watch(stop.clone(), "ending the live page"));
+            watchers.linger(&stop).await;
+            signals.abort();
+        });
+    }
     if result.status == RunStatus::Failed {
         anyhow::bail!(
             "{}",

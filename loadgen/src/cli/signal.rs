@@ -3,6 +3,7 @@
 //! the current step, tears down and saves what it measured — and a second one exits at once
 //! with status 130 (ARCHITECTURE.md rule 6).
 
+use loadgen_logline::Level;
 use tokio_util::sync::CancellationToken;
 
 /// Exit status of a second signal: 128 + SIGINT, what shells report for Ctrl-C.
@@ -23,12 +24,19 @@ pub async fn watch(stop: CancellationToken, first: &'static str) {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    eprintln!("\n{first} (a second Ctrl-C exits at once)");
+    let text = format!("\n{first} (a second Ctrl-C exits at once)");
+    super::log_format::say(Level::Warn, "interrupted", &text, serde_json::json!({}));
     stop.cancel();
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    eprintln!("second interrupt: exiting without teardown");
+    let text = "second interrupt: exiting without teardown";
+    super::log_format::say(
+        Level::Error,
+        "second_interrupt",
+        text,
+        serde_json::json!({}),
+    );
     std::process::exit(SECOND_SIGNAL_EXIT);
 }

@@ -52,7 +52,8 @@ pub struct Replica {
     pub log: Option<PathBuf>,
 }
 
-/// The stdout line the service prints once bound.
+/// The stdout line the service prints once bound (under `--log-format json` inside a full log
+/// line, whose other keys are ignored here).
 #[derive(Debug, Deserialize)]
 struct Listening {
     event: String,
@@ -363,5 +364,23 @@ mod tests {
         assert_eq!(format_cost(Duration::from_micros(5_500)), "5500us");
         assert_eq!(format_cost(Duration::ZERO), "0us");
         assert_eq!(format_cost(Duration::from_nanos(1_500)), "1500ns");
+    }
+
+    #[test]
+    fn the_startup_line_parses_plain_and_as_a_json_log_line() {
+        let plain =
+            r#"{"event":"listening","addr":"127.0.0.1:1","admin_addr":"127.0.0.1:2","pid":9}"#;
+        let logged = r#"{"time":"2026-12-01T10:00:00.000001Z","level":"info","message":"polymetrie listening","target":"polymetrie","replica":"r","addr":"127.0.0.1:1","admin_addr":"127.0.0.1:2","event":"listening","pid":9}"#;
+        for line in [plain, logged] {
+            let l = parse_listening(line, 0, 9).unwrap();
+            assert_eq!(
+                (l.addr.as_str(), l.admin_addr.as_str()),
+                ("127.0.0.1:1", "127.0.0.1:2")
+            );
+        }
+        assert!(
+            parse_listening(logged, 0, 10).is_err(),
+            "another process's line"
+        );
     }
 }

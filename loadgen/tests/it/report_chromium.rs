@@ -23,18 +23,8 @@ fn tempdir(tag: &str) -> tempfile::TempDir {
 /// Runs chromium headless on `page` with `extra` flags, bounded by [`CHROMIUM_TIMEOUT`].
 fn chromium(bin: &Path, page: &Path, extra: &[&str], profile: &Path) -> Output {
     let mut child = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
+        .args(crate::common::cdp::HEADLESS)
+        .args(["--enable-logging=stderr", "--v=0"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
         .arg(format!("file://{}", page.display()))

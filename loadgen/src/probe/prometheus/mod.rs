@@ -91,7 +91,13 @@ struct Failure {
 impl PrometheusProbe {
     /// Starts a local Prometheus (see [`server`]) and a client for it.
     pub async fn managed() -> Result<Self, PrometheusError> {
-        let server = ManagedPrometheus::start().await?;
+        Self::managed_scraping(None).await
+    }
+
+    /// [`PrometheusProbe::managed`], also scraping loadgen's own metrics at `generator`
+    /// (`host:port`) as job `generator`.
+    pub async fn managed_scraping(generator: Option<&str>) -> Result<Self, PrometheusError> {
+        let server = ManagedPrometheus::start_scraping(generator).await?;
         let mut probe = Self::external(server.url())?;
         probe.managed = Some(server);
         Ok(probe)

@@ -6,6 +6,7 @@
 //! crate, the repository, self-cleaning temp dirs.
 
 pub mod attack;
+pub mod cdp;
 pub mod command;
 pub mod external;
 pub mod golden;

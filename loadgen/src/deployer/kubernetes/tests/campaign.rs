@@ -61,6 +61,7 @@ async fn run(cluster: &Shared, stop: &CancellationToken) -> loadgen_model::resul
         progress: false,
         time_scale: 1.0,
         events: campaign::Events::quiet(),
+        generator_metrics: None,
     };
     let d = Deployer::Kubernetes(Box::new(deployer(cluster)));
     campaign::run_with(&plan(dir.path()), &opts, stop, d)
