@@ -6,8 +6,9 @@
 //! its values must fit the panel's unit. A misspelt metric must fail the same way (the negative
 //! control), so an empty panel cannot pass unnoticed.
 //!
-//! The run: three short local steps (one replica unlimited, two under a CPU limit, then a
-//! campaign whose 1 ms timeout fails its requests), bounded in time and count, load on loopback.
+//! The run: three short local steps (one replica unlimited, two under a CPU limit, then one
+//! throttled so hard that its requests time out), bounded in time and count, load on loopback,
+//! with `--prometheus managed` beside it (its start is the one finding a clean run reports live).
 
 mod prometheus;
 mod queries;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::{self, external, procs, run, serial};
 use prometheus::TestPrometheus;
-use queries::{Query, Variables, DASHBOARDS};
+use queries::{Query, Series, Variables, DASHBOARDS};
 
 /// Bound on the whole run (three steps of ~6 s on a loaded 2-core machine, with deploys).
 const RUN_BOUND: Duration = Duration::from_secs(180);
@@ -68,15 +69,17 @@ duration = "5s"
 replicas = 2
 cpu_limit = 0.25
 
-# Failed requests for the outcome panel: a click takes 2 ms of CPU, more than this timeout.
+# Failed requests for the outcome panel: 40 clicks/s of 2 ms need 0.08 cores, twice this
+# replica's limit, so answers queue far beyond the timeout (and the replica is throttled).
 [[campaign]]
 name = "failing"
-timeout = "1ms"
+timeout = "50ms"
 
 [[campaign.step]]
 rate = 40
 duration = "3s"
 replicas = 1
+cpu_limit = 0.05
 "#
     );
     let path = dir.join("scenario.toml");
@@ -120,7 +123,10 @@ fn replicas(loadgen: u32) -> Vec<(String, String)> {
 fn run_scraped(prom: &TestPrometheus, dir: &Path) -> (f64, f64, String) {
     let out = dir.join("out");
     let start = unix_now();
-    let cmd = run::run_command(&scenario(dir), &out, &["--metrics-addr", "127.0.0.1:0"]);
+    // The managed Prometheus records a finding as the run starts (where it scrapes): the one
+    // finding a clean run reports live, for the findings panel.
+    let args = ["--metrics-addr", "127.0.0.1:0", "--prometheus", "managed"];
+    let cmd = run::run_command(&scenario(dir), &out, &args);
     let running = run::Running::spawn(cmd);
     let line = running.wait_for_stderr("metrics: http://", METRICS_LINE_BOUND);
     prom.set_targets(
@@ -192,6 +198,105 @@ fn check_all(prom: &TestPrometheus, start: f64, end: f64) -> (usize, Vec<String>
     (n, failures)
 }
 
+/// A panel query and what it must show of this run: `(dashboard, panel, refId, what, test)`.
+type Expectation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&[Series]) -> bool,
+);
+
+fn max(series: &[Series]) -> f64 {
+    series
+        .iter()
+        .flat_map(|s| s.values.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(f64::MIN, f64::max)
+}
+
+/// Beyond "some data": what the scenario did, as the panels must show it.
+fn expectations() -> Vec<Expectation> {
+    let campaign = "loadgen-campaign.json";
+    vec![
+        (
+            campaign,
+            "Requests per second: intended, sent, OK, counted",
+            "A",
+            "intended near the steps' 40/s",
+            |s| (30.0..=60.0).contains(&max(s)),
+        ),
+        (
+            campaign,
+            "Failed requests by outcome",
+            "A",
+            "the throttled step's timeouts",
+            |s| {
+                s.iter()
+                    .any(|x| x.labels.contains("\"timeout\"") && x.values.iter().any(|v| *v > 0.0))
+            },
+        ),
+        (
+            campaign,
+            "Throttled periods per replica",
+            "A",
+            "the throttled step near 100 %",
+            |s| max(s) > 0.5,
+        ),
+        (
+            campaign,
+            "Replicas: planned, ready, desired",
+            "A",
+            "2 planned replicas in step 2",
+            |s| max(s) == 2.0,
+        ),
+        (
+            campaign,
+            "annotation Step boundaries",
+            "Anno",
+            "the boundaries of steps 2 and 3",
+            |s| s.len() >= 2,
+        ),
+        (
+            "polymetrie.json",
+            "Clicks per site",
+            "A",
+            "every site, the one never clicked too",
+            |s| {
+                ["demo", "quiet"]
+                    .iter()
+                    .all(|site| s.iter().any(|x| x.labels.contains(&format!("\"{site}\""))))
+            },
+        ),
+        (
+            "polymetrie.json",
+            "Throttled periods per pod",
+            "A",
+            "the throttled step near 100 %",
+            |s| max(s) > 0.5,
+        ),
+    ]
+}
+
+/// The expectations this run's answers do not meet.
+fn shows_what_happened(prom: &TestPrometheus, start: f64, end: f64) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (name, panel, ref_id, what, test) in expectations() {
+        let job = DASHBOARDS.iter().find(|(d, _)| *d == name).unwrap().1;
+        let q = queries::queries(name, &queries::load(name))
+            .into_iter()
+            .find(|q| q.panel == panel && q.ref_id == ref_id)
+            .unwrap_or_else(|| panic!("{name} has no query {panel:?} / {ref_id}"));
+        let vars = variables(job, start, end);
+        let expr = queries::substitute(&q.expr, &vars);
+        match prom.range(&expr, start, end, vars.interval) {
+            Ok(s) if test(&s) => {}
+            other => failures.push(format!("{}: does not show {what}: {other:?}", q.name())),
+        }
+    }
+    failures
+}
+
 /// Why `q` shows nothing or the wrong thing over `range`, naming it; `None` when it is right.
 fn evaluate(
     prom: &TestPrometheus,
@@ -220,15 +325,18 @@ fn every_dashboard_query_shows_data_of_a_real_run() {
     let dir = common::tempdir("dashboards");
     let prom = TestPrometheus::start(&binary, dir.path());
     let (start, end, stderr) = run_scraped(&prom, dir.path());
-    let (n, failures) = check_all(&prom, start, end);
+    let (queries, mut failures) = check_all(&prom, start, end);
+    failures.extend(shows_what_happened(&prom, start, end));
+    let n = queries + expectations().len();
     eprintln!(
-        "{n} dashboard queries over {:.1} s of a real run, {} failed",
+        "{queries} dashboard queries and {} expectations over {:.1} s of a real run, {} failed",
+        expectations().len(),
         end - start,
         failures.len()
     );
     assert!(
         failures.is_empty(),
-        "{} of {n} dashboard queries show nothing or the wrong thing:\n  {}\nloadgen's stderr:\n{stderr}",
+        "{} of {n} dashboard checks failed (no data, or not what the run did):\n  {}\nloadgen's stderr:\n{stderr}",
         failures.len(),
         failures.join("\n  ")
     );

@@ -164,9 +164,8 @@ pub fn judge(q: &Query, series: &[Series], cpus: f64) -> Option<String> {
             "a negative value {lo}: every panel here shows a count, a rate, a time or a share"
         ));
     }
-    let Some(unit) = q.unit.as_deref() else {
-        return None;
-    };
+    // An annotation states no unit: data is all it needs.
+    let unit = q.unit.as_deref()?;
     unit_problem(unit, &q.expr, hi, cpus)
 }
 
