@@ -209,8 +209,8 @@ mutate "dashboard: wrong type" k8s/dashboards/polymetrie.json \
   '"refresh": "10s"' '"refresh": 10' \
   k8s/dashboards/polymetrie.json "dashboard polymetrie" "refresh" "@grafana/schema"
 mutate "dashboard: value outside an enum" k8s/dashboards/loadgen-campaign.json \
-  '"textMode": "name"' '"textMode": "names"' \
-  k8s/dashboards/loadgen-campaign.json "dashboard loadgen-campaign" "options.textMode" "@grafana/schema"
+  '"lineInterpolation": "stepAfter"' '"lineInterpolation": "step-after"' \
+  k8s/dashboards/loadgen-campaign.json "dashboard loadgen-campaign" "custom.lineInterpolation" "@grafana/schema"
 mutate "dashboard: a query without the job filter" k8s/dashboards/polymetrie.json \
   'polymetrie_clicks_total{namespace=~\"$namespace\", job=~\"$job\"}[$__rate_interval]' \
   'polymetrie_clicks_total{namespace=~\"$namespace\"}[$__rate_interval]' \
