@@ -216,52 +216,16 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
     });
     let id = StepId::parse("attack");
     let stop = CancellationToken::new();
+    let shown = Shown {
+        bar: std::io::stderr().is_terminal() && !json_log,
+        progress: json_log || watchers.wants_progress(),
+    };
     let record = rt.block_on(async {
         let signals = tokio::spawn(signal::watch(
             stop.clone(),
             "interrupted: waiting for requests in flight, then printing what was measured",
         ));
-        announce(&events, &spec, &id);
-        let live = LiveStats::with_detail();
-        let bar = (std::io::stderr().is_terminal() && !json_log).then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            bar
-        });
-        let total = spec.load.duration();
-        let ticker = (bar.is_some() || json_log || watchers.wants_progress()).then(|| {
-            let (bar, events, id, reader) = (bar.clone(), events.clone(), id.clone(), live.clone());
-            let draw = move |snapshot: progress::LiveSnapshot| {
-                if let Some(bar) = &bar {
-                    bar.set_message(progress::progress_line(&snapshot, total));
-                    bar.tick();
-                }
-                let (step, detail) = (id.clone(), reader.detail());
-                events.emit(Event::Progress {
-                    step,
-                    live: snapshot,
-                    detail,
-                    total,
-                });
-            };
-            tokio::spawn(progress::tick(live.clone(), PROGRESS_EVERY, draw))
-        });
-        let result = attack::run(&spec, &stop, Some(&live)).await;
-        if let Some(t) = ticker {
-            t.abort();
-        }
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-        let (last, detail) = (live.snapshot(), live.detail());
-        events.emit(Event::AttackEnded {
-            step: id.clone(),
-            last,
-            detail,
-        });
+        let result = watched(&spec, &events, &id, shown, &stop).await;
         signals.abort();
         result
     })?;
@@ -290,19 +254,73 @@ pub fn execute(args: AttackArgs) -> anyhow::Result<ExitStatus> {
         // on), and a pod that ends with a result is a measured shard, not a failed one.
         return Ok(ExitStatus::Done);
     }
-    if !stop.is_cancelled() {
-        rt.block_on(async {
-            let stop = CancellationToken::new();
-            let signals = tokio::spawn(signal::watch(stop.clone(), "ending the live page"));
-            watchers.linger(&stop).await;
-            signals.abort();
-        });
-    }
+    watchers.after_run(&rt, stop.is_cancelled());
     Ok(if step.valid && !step.interrupted {
         ExitStatus::Done
     } else {
         ExitStatus::ChecksFailed
     })
+}
+
+/// Who follows the attack while it runs: a spinner on the terminal, and progress events for
+/// the watchers or a JSON log.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    bar: bool,
+    progress: bool,
+}
+
+/// The attack as a one-step run told to `events`: announced, its progress (and the spinner),
+/// its last reading.
+async fn watched(
+    spec: &AttackSpec,
+    events: &Events,
+    id: &StepId,
+    shown: Shown,
+    stop: &CancellationToken,
+) -> Result<loadgen_engine::record::StepRecord, AttackError> {
+    announce(events, spec, id);
+    let live = LiveStats::with_detail();
+    let bar = shown.bar.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    });
+    let total = spec.load.duration();
+    let ticker = (shown.bar || shown.progress).then(|| {
+        let (bar, events, id, reader) = (bar.clone(), events.clone(), id.clone(), live.clone());
+        let draw = move |snapshot: progress::LiveSnapshot| {
+            if let Some(bar) = &bar {
+                bar.set_message(progress::progress_line(&snapshot, total));
+                bar.tick();
+            }
+            let (step, detail) = (id.clone(), reader.detail());
+            events.emit(Event::Progress {
+                step,
+                live: snapshot,
+                detail,
+                total,
+            });
+        };
+        tokio::spawn(progress::tick(live.clone(), PROGRESS_EVERY, draw))
+    });
+    let result = attack::run(spec, stop, Some(&live)).await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let (last, detail) = (live.snapshot(), live.detail());
+    events.emit(Event::AttackEnded {
+        step: id.clone(),
+        last,
+        detail,
+    });
+    result
 }
 
 /// The ad-hoc attack as a run of one step, for the watchers.

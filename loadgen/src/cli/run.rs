@@ -73,14 +73,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitStatus> {
     }
     super::log_format::path_line("results", "results: ", &out_dir.join("run.json"));
     super::log_format::path_line("report", "report:  ", &out_dir.join("report.html"));
-    if !stop.is_cancelled() {
-        runtime.block_on(async {
-            let stop = CancellationToken::new();
-            let signals = tokio::spawn(signal::watch(stop.clone(), "ending the live page"));
-            watchers.linger(&stop).await;
-            signals.abort();
-        });
-    }
+    watchers.after_run(&runtime, stop.is_cancelled());
     if result.status == RunStatus::Failed {
         anyhow::bail!(
             "{}",

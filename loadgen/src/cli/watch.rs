@@ -112,9 +112,23 @@ impl Watchers {
         })
     }
 
+    /// After the run (its files written): the live page links them and stays up
+    /// `--live-linger`, until Ctrl-C; not after an interrupted run, whose user wants out.
+    pub fn after_run(&self, runtime: &tokio::runtime::Runtime, interrupted: bool) {
+        if interrupted {
+            return;
+        }
+        runtime.block_on(async {
+            let stop = CancellationToken::new();
+            let signals = tokio::spawn(super::signal::watch(stop.clone(), "ending the live page"));
+            self.linger(&stop).await;
+            signals.abort();
+        });
+    }
+
     /// The run's files are written: the live page links them, and stays up `--live-linger`
     /// (until `stop`).
-    pub async fn linger(&self, stop: &CancellationToken) {
+    async fn linger(&self, stop: &CancellationToken) {
         let Some((page, server)) = &self.live else {
             return;
         };
