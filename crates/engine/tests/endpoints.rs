@@ -115,6 +115,7 @@ fn spec(url: &str, endpoints: &[String], balance: Balance) -> AttackSpec {
             max_in_flight: 10_000,
             connections: None,
             max_connections: None,
+            io: loadgen_engine::io::IoMode::Auto,
         },
         shard: None,
         start_at: None,

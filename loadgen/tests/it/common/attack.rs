@@ -34,6 +34,7 @@ pub fn spec(addr: SocketAddr, path: &str, rate: f64, secs: f64) -> AttackSpec {
             max_in_flight: 10_000,
             connections: None,
             max_connections: None,
+            io: loadgen_engine::io::IoMode::Auto,
         },
         shard: None,
         start_at: None,
