@@ -266,3 +266,125 @@ pub async fn exchange(
         Err(o) => finish(o, None, opened, None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::io::{Read, Write};
+    use std::task::{Context, Poll, Waker};
+
+    /// Runs `fut` on `ring` as the engine's loop would: poll, and park in the ring between.
+    fn drive<F: Future>(ring: &Ring, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        let bound = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+            assert!(Instant::now() < bound, "the exchange did not finish");
+            ring.park(Instant::now() + Duration::from_millis(20));
+        }
+    }
+
+    /// Serves one canned answer per request on one connection (std thread, port 0).
+    fn canned(answers: Vec<&'static [u8]>) -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            for a in answers {
+                let mut req = [0u8; 1024];
+                if s.read(&mut req).unwrap_or(0) == 0 {
+                    return;
+                }
+                s.write_all(a).unwrap();
+            }
+            let mut rest = [0u8; 64];
+            let _ = s.read(&mut rest);
+        });
+        addr
+    }
+
+    /// Each answer's outcome and whether the connection was kept, as the epoll client's test.
+    fn run(answers: Vec<&'static [u8]>) -> Option<Vec<(Outcome, bool)>> {
+        let Ok(ring) = Ring::new() else {
+            eprintln!("!!! io_uring refused here: the io_uring client is not tested !!!");
+            return None;
+        };
+        let n = answers.len();
+        let addr = canned(answers);
+        let (mut conn, mut out) = (None, Vec::new());
+        for _ in 0..n {
+            let req = Bytes::from_static(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n");
+            let x = drive(
+                &ring,
+                exchange(
+                    ring.clone(),
+                    addr,
+                    conn.take(),
+                    None,
+                    req,
+                    Duration::from_secs(5),
+                    false,
+                ),
+            );
+            out.push((x.outcome, x.conn.is_some()));
+            conn = x.conn;
+            if conn.is_none() {
+                break;
+            }
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn answers_are_framed_by_the_one_client_parser_and_the_connection_is_reused() {
+        let Some(got) = run(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+            b"HTTP/1.1 503 Busy\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\ntrailer: t\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        ]) else {
+            return;
+        };
+        let expected = vec![
+            (Outcome::Ok, true),
+            (Outcome::Status(503), true),
+            (Outcome::Ok, true),
+            (Outcome::Ok, false),
+        ];
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error() {
+        if let Some(got) = run(vec![b"NOT HTTP AT ALL\r\n\r\n"]) {
+            assert_eq!(got, vec![(Outcome::IoOther, false)]);
+        }
+    }
+
+    #[test]
+    fn a_refused_connect_is_counted_as_such() {
+        let Ok(ring) = Ring::new() else { return };
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let req = Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n");
+        let x = drive(
+            &ring,
+            exchange(
+                ring.clone(),
+                dead,
+                None,
+                None,
+                req,
+                Duration::from_secs(5),
+                false,
+            ),
+        );
+        assert_eq!((x.outcome, x.opened), (Outcome::ConnectRefused, false));
+    }
+}
