@@ -49,8 +49,13 @@ fn refuse_io_uring() -> Vec<libc::sock_filter> {
 
 /// `loadgen attack URL … --io IO --json`, with io_uring refused to it when `refused`.
 fn attack(url: &str, io: &str, refused: bool) -> Output {
+    attack_with(url, io, refused, &["--json"])
+}
+
+fn attack_with(url: &str, io: &str, refused: bool, extra: &[&str]) -> Output {
     let mut c = common::command::loadgen();
-    c.args(["attack", url, "--rate", "100", "--duration", "1s", "--json"])
+    c.args(["attack", url, "--rate", "100", "--duration", "1s"])
+        .args(extra)
         .args(["--io", io])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -112,6 +117,14 @@ async fn auto_falls_back_to_epoll_when_io_uring_is_refused_and_says_why() {
         why.contains("io_uring_setup refused") && why.contains("not permitted"),
         "{why}"
     );
+
+    // The summary says it too.
+    let u = url.clone();
+    let out = tokio::task::spawn_blocking(move || attack_with(&u, "auto", true, &[]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("io: epoll (not io_uring: io_uring_setup refused"), "{stderr}");
 
     // Asked for explicitly, a refused io_uring is a step that cannot run: exit 2, and why.
     let u = url.clone();
