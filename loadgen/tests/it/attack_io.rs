@@ -124,7 +124,10 @@ async fn auto_falls_back_to_epoll_when_io_uring_is_refused_and_says_why() {
         .await
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("io: epoll (not io_uring: io_uring_setup refused"), "{stderr}");
+    assert!(
+        stderr.contains("io: epoll (not io_uring: io_uring_setup refused"),
+        "{stderr}"
+    );
 
     // Asked for explicitly, a refused io_uring is a step that cannot run: exit 2, and why.
     let u = url.clone();

@@ -26,6 +26,11 @@ use super::ring::{Keep, Op, Ring, IGNORED};
 use crate::client::{read_answer, ConnectPermit, Exchange, Sender, Wire, READ_CHUNK, STALE_AFTER};
 use crate::outcome::Outcome;
 
+/// `IORING_RECVSEND_POLL_FIRST` (where [`Ring::poll_first`] says the kernel takes it): the
+/// receive queued with its request's send is armed at once instead of first trying a receive
+/// that can only say `EAGAIN` — the answer cannot be there before the request left.
+const RECV_POLL_FIRST: u16 = 1;
+
 /// One keep-alive connection: its socket (closed through the ring when dropped) and buffer.
 pub struct Connection {
     fd: Option<OwnedFd>,
@@ -83,7 +88,13 @@ impl Connection {
         let mut buf = std::mem::take(&mut self.buf);
         let spare = buf.spare_capacity_mut();
         let (ptr, len) = (spare.as_mut_ptr().cast::<u8>(), spare.len() as u32);
-        let recv = opcode::Recv::new(types::Fd(self.raw()), ptr, len).build();
+        let recv = opcode::Recv::new(types::Fd(self.raw()), ptr, len)
+            .ioprio(if send.is_some() && self.ring.poll_first() {
+                RECV_POLL_FIRST
+            } else {
+                0
+            })
+            .build();
         // SAFETY: the receive writes at most `len` bytes at `ptr`, the spare room of `buf`'s
         // heap allocation; `buf` is moved into the slot (the allocation does not move) and
         // given back only when the receive has completed. The send reads the request's bytes,

@@ -68,6 +68,8 @@ struct Inner {
     free: Vec<u32>,
     /// The first error entering the kernel (the loop then stops waiting on the ring).
     failed: Option<io::Error>,
+    /// The kernel takes `IORING_RECVSEND_POLL_FIRST` on a receive.
+    poll_first: bool,
 }
 
 /// The engine thread's ring (cheap to clone: every request's future holds one).
@@ -124,7 +126,11 @@ impl Ring {
         if let Some((_, name)) = needed.iter().find(|(c, _)| !probe.is_supported(*c)) {
             return Err(Refused::Missing(name));
         }
+        // No feature bit announces 5.19's POLL_FIRST (an older kernel may refuse the flag);
+        // 6.10's bundle feature implies it, so only kernels that have that one use it.
+        let poll_first = p.is_feature_recvsend_bundle();
         Ok(Ring(Arc::new(Mutex::new(Inner {
+            poll_first,
             ring,
             slots: Vec::new(),
             free: Vec::new(),
@@ -201,6 +207,11 @@ impl Ring {
         for w in wakers {
             w.wake();
         }
+    }
+
+    /// True when a receive may be armed without trying it first (`IORING_RECVSEND_POLL_FIRST`).
+    pub(super) fn poll_first(&self) -> bool {
+        self.lock().poll_first
     }
 
     /// The error that stopped the ring from entering the kernel, if any.
