@@ -513,3 +513,19 @@ impl ToolInfo {
         }
     }
 }
+
+#[cfg(test)]
+mod io_backend_tests {
+    use super::GeneratorHealth;
+
+    #[test]
+    fn a_run_from_before_the_io_backend_reads_as_unknown_and_unknown_is_not_written() {
+        let old: GeneratorHealth = serde_json::from_str(r#"{"cpu_user_s": 1.5}"#).unwrap();
+        assert_eq!((old.io_backend, old.io_fallback_reason), (None, None));
+        let text = serde_json::to_string(&GeneratorHealth::default()).unwrap();
+        assert!(
+            !text.contains("io_backend") && !text.contains("io_fallback"),
+            "{text}"
+        );
+    }
+}
