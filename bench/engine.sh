@@ -10,6 +10,7 @@
 #   main     against each target, at $RATE req/s for $DURATION s, each tool in turn pinned to
 #            CPU $GEN_CPU under /usr/bin/time (user and kernel CPU of the child, max RSS):
 #              loadgen attack (default connection policy), loadgen --connections $OHA_CONNS,
+#              each on every I/O backend of $IOS (`--io uring`, `--io epoll`),
 #              oha -q (plain, and --latency-correction) -c $OHA_CONNS, wrk -t1 -c$WRK_CONNS
 #              (closed loop at full speed: the cost floor of a keep-alive request).
 #            loadgen's VmRSS is sampled at 10 s and near the end (flat memory).
@@ -19,7 +20,9 @@
 #            --latency-correction): 2xx answers per second within 0.1 % of the rate and
 #            corrected p99 < 10 ms.
 #   syscalls strace -c -f on a short run ($STRACE_DURATION s at $STRACE_RATE req/s; wrk at full
-#            speed) of loadgen (both pool modes), oha and wrk: syscalls per request, top calls.
+#            speed) of loadgen (both pool modes, each backend), oha and wrk: syscalls per
+#            request, top calls; and `perf stat -e raw_syscalls:sys_enter` (when perf works) at
+#            $RATE req/s for $PERF_DURATION s, which does not slow the tool as strace does.
 #   stall    SIGSTOP of "generous" for 1 s in the middle of a $STALL_DURATION s run at
 #            $STALL_RATE req/s: loadgen and oha --latency-correction (analytic p99 ~0.9 s for
 #            10 s).
@@ -27,11 +30,11 @@
 # apart, sweep, syscalls, stall, the goals of the issue) for docs/engine.md.
 #
 # Usage: bench/engine.sh
-# Env (defaults): RATE=20000 DURATION=60 OHA_CONNS=50 WRK_CONNS=16 OHA_WORKERS= (oha's own
+# Env (defaults): IOS="uring epoll" (loadgen's backends compared) PERF_DURATION=5 RATE=20000 DURATION=60 OHA_CONNS=50 WRK_CONNS=16 OHA_WORKERS= (oha's own
 #   default; N passes --worker-threads N) SWEEP_RATES="10000 20000 30000 40000 50000 60000 80000"
 #   SWEEP_DURATION=10 STRACE_RATE=5000 STRACE_DURATION=3 STALL_RATE=5000 STALL_DURATION=10
 #   TARGET_CPU=0 GEN_CPU=1 PAUSE=2 (seconds between runs) SKIP="" (any of: stock generous sweep
-#   strace stall) KEEP=0 (1 keeps the raw outputs in the work dir) LOADGEN=target/release/loadgen
+#   strace perf stall) KEEP=0 (1 keeps the raw outputs in the work dir) LOADGEN=target/release/loadgen
 #   OHA=/opt/oha/bin/oha (or oha on PATH)
 # Needs: nginx (nginx-light), wrk, strace, taskset, curl, /usr/bin/time, python3; oha optional
 # (skipped loudly when absent). Load goes to 127.0.0.1 only; every run is bounded in time.
@@ -39,6 +42,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RATE=${RATE:-20000}
+IOS=${IOS:-"uring epoll"}
+PERF_DURATION=${PERF_DURATION:-5}
 DURATION=${DURATION:-60}
 OHA_CONNS=${OHA_CONNS:-50}
 WRK_CONNS=${WRK_CONNS:-16}
@@ -133,7 +138,7 @@ versions() {
   meta wrk "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
   meta strace "$(strace -V | head -1)"
   if ((HAVE_OHA)); then meta oha "$("$OHA" --version 2>&1 | head -1)${OHA_WORKERS:+, --worker-threads $OHA_WORKERS}"; else meta oha "absent ($OHA): skipped"; fi
-  meta knobs "RATE=$RATE DURATION=$DURATION OHA_CONNS=$OHA_CONNS WRK_CONNS=$WRK_CONNS OHA_WORKERS=${OHA_WORKERS:-default} SWEEP_RATES='$SWEEP_RATES' SWEEP_DURATION=$SWEEP_DURATION STRACE_RATE=$STRACE_RATE STRACE_DURATION=$STRACE_DURATION STALL_RATE=$STALL_RATE STALL_DURATION=$STALL_DURATION"
+  meta knobs "IOS='$IOS' PERF_DURATION=$PERF_DURATION RATE=$RATE DURATION=$DURATION OHA_CONNS=$OHA_CONNS WRK_CONNS=$WRK_CONNS OHA_WORKERS=${OHA_WORKERS:-default} SWEEP_RATES='$SWEEP_RATES' SWEEP_DURATION=$SWEEP_DURATION STRACE_RATE=$STRACE_RATE STRACE_DURATION=$STRACE_DURATION STALL_RATE=$STALL_RATE STALL_DURATION=$STALL_DURATION"
   meta have_oha "$HAVE_OHA"
   meta load.before "$(loadavg)"
   log "engine benchmark $(date -u +%FT%TZ): load average before $(loadavg); generators on CPU $GEN_CPU"
@@ -143,10 +148,13 @@ main_comparison() { # TARGET
   local t=$1 url=${TARGET_URL[$1]} limit=$((DURATION + RUN_GRACE_S))
   meta "load.main.$t" "$(loadavg)"
   log "main/$t: $RATE req/s for $DURATION s, load average $(loadavg)"
-  log "  loadgen attack $url --rate $RATE --duration ${DURATION}s --json"
-  loadgen_main "main.$t.loadgen" "$DURATION" attack "$url" --rate "$RATE" --duration "${DURATION}s" --json
-  log "  loadgen … --connections $OHA_CONNS"
-  loadgen_main "main.$t.loadgen_fixed" "$DURATION" attack "$url" --rate "$RATE" --duration "${DURATION}s" --connections "$OHA_CONNS" --json
+  local io
+  for io in $IOS; do
+    log "  loadgen attack $url --rate $RATE --duration ${DURATION}s --io $io --json"
+    loadgen_main "main.$t.loadgen_$io" "$DURATION" attack "$url" --rate "$RATE" --duration "${DURATION}s" --io "$io" --json
+    log "  loadgen … --io $io --connections $OHA_CONNS"
+    loadgen_main "main.$t.loadgen_fixed_$io" "$DURATION" attack "$url" --rate "$RATE" --duration "${DURATION}s" --io "$io" --connections "$OHA_CONNS" --json
+  done
   if ((HAVE_OHA)); then
     oha_args "$url" "$RATE" "$DURATION"
     log "  ${OHA_CMD[*]} [--latency-correction]"
@@ -166,8 +174,8 @@ sweep_tool() {
   local tool=$1 url=${TARGET_URL[generous]} r name verdict
   for r in $SWEEP_RATES; do
     name="sweep.$tool.$r"
-    if [[ $tool == loadgen ]]; then
-      run "$name" $((SWEEP_DURATION + RUN_GRACE_S)) "$LOADGEN" attack "$url" --rate "$r" --duration "${SWEEP_DURATION}s" --json
+    if [[ $tool == loadgen_* ]]; then
+      run "$name" $((SWEEP_DURATION + RUN_GRACE_S)) "$LOADGEN" attack "$url" --rate "$r" --duration "${SWEEP_DURATION}s" --io "${tool#loadgen_}" --json
     else
       oha_args "$url" "$r" "$SWEEP_DURATION" --latency-correction
       run "$name" $((SWEEP_DURATION + RUN_GRACE_S)) "${OHA_CMD[@]}"
@@ -181,7 +189,8 @@ sweep_tool() {
 sweep() {
   meta load.sweep "$(loadavg)"
   log "sweep against generous: rates $SWEEP_RATES, ${SWEEP_DURATION} s each, load average $(loadavg)"
-  sweep_tool loadgen
+  local io
+  for io in $IOS; do sweep_tool "loadgen_$io"; done
   if ((HAVE_OHA)); then sweep_tool oha; else log "  oha: SKIPPED (not found at $OHA)"; fi
 }
 
@@ -189,8 +198,11 @@ syscalls() {
   local url=${TARGET_URL[generous]} limit=$((STRACE_DURATION + STRACE_GRACE_S)) st=(strace -c -f -U name,calls,errors -S calls)
   meta load.strace "$(loadavg)"
   log "syscalls: strace -c -f, ${STRACE_DURATION} s at $STRACE_RATE req/s (wrk at full speed), load average $(loadavg)"
-  run strace.loadgen "$limit" "${st[@]}" -o "$WORK/strace.loadgen.strace" "$LOADGEN" attack "$url" --rate "$STRACE_RATE" --duration "${STRACE_DURATION}s" --json
-  run strace.loadgen_fixed "$limit" "${st[@]}" -o "$WORK/strace.loadgen_fixed.strace" "$LOADGEN" attack "$url" --rate "$STRACE_RATE" --duration "${STRACE_DURATION}s" --connections "$OHA_CONNS" --json
+  local io
+  for io in $IOS; do
+    run "strace.loadgen_$io" "$limit" "${st[@]}" -o "$WORK/strace.loadgen_$io.strace" "$LOADGEN" attack "$url" --rate "$STRACE_RATE" --duration "${STRACE_DURATION}s" --io "$io" --json
+    run "strace.loadgen_fixed_$io" "$limit" "${st[@]}" -o "$WORK/strace.loadgen_fixed_$io.strace" "$LOADGEN" attack "$url" --rate "$STRACE_RATE" --duration "${STRACE_DURATION}s" --io "$io" --connections "$OHA_CONNS" --json
+  done
   if ((HAVE_OHA)); then
     oha_args "$url" "$STRACE_RATE" "$STRACE_DURATION"
     run strace.oha "$limit" "${st[@]}" -o "$WORK/strace.oha.strace" "${OHA_CMD[@]}"
@@ -198,6 +210,27 @@ syscalls() {
     log "  oha: SKIPPED (not found at $OHA)"
   fi
   run strace.wrk "$limit" "${st[@]}" -o "$WORK/strace.wrk.strace" wrk -t1 -c"$WRK_CONNS" -d"${STRACE_DURATION}s" "$url"
+}
+
+# Syscalls counted by the kernel's tracepoint (perf stat, all threads of the child) at the main
+# rate: strace's per-call stop slows a tool enough to change how many calls it makes.
+perf_syscalls() {
+  local url=${TARGET_URL[generous]} limit=$((PERF_DURATION + RUN_GRACE_S)) io
+  local ps=(perf stat -e raw_syscalls:sys_enter -x,)
+  if ! perf stat -e raw_syscalls:sys_enter -x, -o /dev/null -- true 2>/dev/null; then
+    log "perf: SKIPPED (perf stat -e raw_syscalls:sys_enter does not work here)"
+    return 0
+  fi
+  meta load.perf "$(loadavg)"
+  log "syscalls: perf stat -e raw_syscalls:sys_enter, ${PERF_DURATION} s at $RATE req/s (wrk at full speed), load average $(loadavg)"
+  for io in $IOS; do
+    run "perf.loadgen_$io" "$limit" "${ps[@]}" -o "$WORK/perf.loadgen_$io.perf" -- "$LOADGEN" attack "$url" --rate "$RATE" --duration "${PERF_DURATION}s" --io "$io" --json
+  done
+  if ((HAVE_OHA)); then
+    oha_args "$url" "$RATE" "$PERF_DURATION"
+    run perf.oha "$limit" "${ps[@]}" -o "$WORK/perf.oha.perf" -- "${OHA_CMD[@]}"
+  fi
+  run perf.wrk "$limit" "${ps[@]}" -o "$WORK/perf.wrk.perf" -- wrk -t1 -c"$WRK_CONNS" -d"${PERF_DURATION}s" "$url"
 }
 
 # One 1 s SIGSTOP of the generous nginx, starting mid-run (in the background).
@@ -250,6 +283,7 @@ main() {
   skipped generous || main_comparison generous
   skipped sweep || sweep
   skipped strace || syscalls
+  skipped perf || perf_syscalls
   skipped stall || stall
   report
 }

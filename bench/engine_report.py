@@ -187,12 +187,22 @@ def verdict(work, name, rate, duration):
 
 
 # --- the report --------------------------------------------------------------------------------
+def ios(meta):
+    """loadgen's I/O backends compared in this run (`IOS`), in order."""
+    return meta.get("IOS", "uring epoll").split()
+
+
+def lg_label(io, conns=None):
+    return f"loadgen `--io {io}`" + (" (default pool)" if conns is None else f" `--connections {conns}`")
+
+
 def main_table(work, target, meta, problems):
     rate, duration = float(meta["RATE"]), float(meta["DURATION"])
     conns = meta["OHA_CONNS"]
-    rows = [
-        ("loadgen (default pool)", f"main.{target}.loadgen"),
-        (f"loadgen `--connections {conns}`", f"main.{target}.loadgen_fixed"),
+    rows = [r for io in ios(meta) for r in (
+        (lg_label(io), f"main.{target}.loadgen_{io}"),
+        (lg_label(io, conns), f"main.{target}.loadgen_fixed_{io}"),
+    )] + [
         (f"oha `-c {conns}`", f"main.{target}.oha"),
         (f"oha `-c {conns} --latency-correction`", f"main.{target}.oha_corr"),
         (f"wrk `-t1 -c{meta['WRK_CONNS']}` (closed loop)", f"main.{target}.wrk"),
@@ -227,11 +237,13 @@ def main_table(work, target, meta, problems):
         eng = f"{fmt(per_req(g.get('cpu_user_s')))} / {fmt(per_req(g.get('cpu_system_s')))}"
         valid = "yes" if r["valid"] else f"**no**: {r['reason']}"
         cap = fmt(g.get("pool_cap"), "{}") + (" (fixed)" if g.get("pool_fixed") else "")
+        label = f"{label} ran on {g.get('io_backend', '–')}"
         print(f"| {label} | {valid} | {fmt(r['lag99'], '{:.3f}')} | {fmt(r['lagmax'], '{:.3f}')} | {fmt(r['svc99'], '{:.3f}')} | {fmt(r['conn_wait99'], '{:.3f}')} "
               f"| {fmt(g.get('connections_opened'), '{}')} | {fmt(g.get('connections_peak'), '{}')} | {fmt(g.get('connections_closed_idle'), '{}')} | {cap} "
               f"| {fmt(g.get('pool_cap_waits'), '{}')} | {eng} | {yesno(g.get('realtime_priority'))} | {rss_samples(work, name)} |")
-    if target == "stock" and res.get("loadgen (default pool)", (0, None))[1]:
-        n = res["loadgen (default pool)"][1]["n"]
+    first = lg_label(ios(meta)[0])
+    if target == "stock" and res.get(first, (0, None))[1]:
+        n = res[first][1]["n"]
         print(f"\n(stock nginx closes a connection after {STOCK_KEEPALIVE_REQUESTS} requests: {n} requests need ≥ {math.ceil(n / STOCK_KEEPALIVE_REQUESTS)} connections opened, whatever the generator)")
     for label, (name, r) in res.items():
         if r is not None and r["kind"] == "oha" and (r["errkinds"] or r["deadline"]):
@@ -264,7 +276,8 @@ def ratio_table(target, res):
 def sweep_table(work, meta, problems, ceiling):
     rates = [int(float(r)) for r in meta["SWEEP_RATES"].split()]
     dur = float(meta["SWEEP_DURATION"])
-    tools = ["loadgen"] + (["oha"] if meta.get("have_oha") == "1" else [])
+    lgs = [f"loadgen_{io}" for io in ios(meta)]
+    tools = lgs + (["oha"] if meta.get("have_oha") == "1" else [])
     best, cells, stopped = {}, {}, {}
     strict = None  # loadgen's highest rate that also meets oha's latency rule (p99 < 10 ms)
     for t in tools:
@@ -279,7 +292,7 @@ def sweep_table(work, meta, problems, ceiling):
             cells[(t, r)] = ("✔ " if ok else "✘ ") + text.split(": ", 1)[1]
             if ok and t not in stopped:
                 best[t] = r
-                if t == "loadgen":
+                if t == lgs[0]:
                     p99 = (load(work, name, []) or {}).get("p99")
                     strict_open = strict_open and p99 is not None and p99 < OHA_P99_MS
                     strict = r if strict_open else strict
@@ -303,9 +316,10 @@ def sweep_table(work, meta, problems, ceiling):
         print(f"- the target's own ceiling: wrk's closed loop got {ceiling:.0f} req/s from generous nginx in the main comparison; "
               "a sweep rate near it measures nginx, not the generator")
     if "oha" in best:
-        rr = ratio(best["loadgen"], best["oha"])
-        bound = "" if ("oha" in stopped and "loadgen" in stopped) else " (a bound, not a ratio: a tool held every rate tried)"
-        print(f"- ratio loadgen / oha: {fmt(rr)}{bound}")
+        for t in lgs:
+            rr = ratio(best[t], best["oha"])
+            bound = "" if ("oha" in stopped and t in stopped) else " (a bound, not a ratio: a tool held every rate tried)"
+            print(f"- ratio {t} / oha: {fmt(rr)}{bound}")
     else:
         problems.append("sweep: oha SKIPPED (not installed): no ratio")
     return best, stopped
@@ -328,7 +342,7 @@ def parse_strace(work, name):
 
 def syscall_table(work, meta, problems):
     conns = meta["OHA_CONNS"]
-    runs = [("loadgen (default pool)", "strace.loadgen"), (f"loadgen `--connections {conns}`", "strace.loadgen_fixed"),
+    runs = [r for io in ios(meta) for r in ((lg_label(io), f"strace.loadgen_{io}"), (lg_label(io, conns), f"strace.loadgen_fixed_{io}"))] + [
             (f"oha `-c {conns}`", "strace.oha"), (f"wrk `-t1 -c{meta['WRK_CONNS']}` (full speed)", "strace.wrk")]
     print(f"\n#### syscalls per request (`strace -c -f`, {meta['STRACE_DURATION']} s at {meta['STRACE_RATE']} req/s, wrk at full speed; strace slows every tool); load average at start {meta.get('load.strace', '–')}\n")
     print("| tool | requests | syscalls | per request | top syscalls per request |")
@@ -350,6 +364,32 @@ def syscall_table(work, meta, problems):
         out[name] = tot / n
         top = ", ".join(f"{c} {k / n:.2f}" for c, k in rows[:6])
         print(f"| {label} | {n} | {tot} | {tot / n:.2f} | {top} |")
+    return out
+
+
+def perf_table(work, meta, problems):
+    """Syscalls per request from `perf stat -e raw_syscalls:sys_enter` at the main rate."""
+    runs = [(lg_label(io), f"perf.loadgen_{io}") for io in ios(meta)] + [
+        (f"oha `-c {meta['OHA_CONNS']}`", "perf.oha"), (f"wrk `-t1 -c{meta['WRK_CONNS']}` (full speed)", "perf.wrk")]
+    print(f"\n#### syscalls per request (`perf stat -e raw_syscalls:sys_enter`, {meta['PERF_DURATION']} s at {meta['RATE']} req/s, wrk at full speed); load average at start {meta.get('load.perf', '–')}\n")
+    print("| tool | requests | syscalls | per request | CPU user µs/req | CPU sys µs/req |")
+    print("|---|---|---|---|---|---|")
+    out = {}
+    for label, name in runs:
+        if "oha" in name and meta.get("have_oha") != "1":
+            continue
+        r = load(work, name, problems, f"perf {label}")
+        try:
+            line = next(l for l in read(work, name, "perf").splitlines() if "raw_syscalls:sys_enter" in l)
+            calls = int(line.split(",")[0])
+        except (Missing, StopIteration, ValueError) as e:
+            problems.append(f"perf {label}: {e}")
+            continue
+        if r is None or r["n"] == 0:
+            print(f"| {label} | – | {calls} | – | | |")
+            continue
+        out[name] = calls / r["n"]
+        print(f"| {label} | {r['n']} | {calls} | {calls / r['n']:.2f} | {fmt(r['user_us'])} | {fmt(r['sys_us'])} |")
     return out
 
 
@@ -375,56 +415,41 @@ def stall_table(work, meta, problems):
     return out, analytic
 
 
-def goals(meta, stock, sweep, syscalls, stall):
+def goals(meta, main, sweep, syscalls, perf, stall):
+    """Issue 26's goals, per loadgen backend: CPU per request, the ratio to oha, syscalls per
+    request; and the highest valid rate beside oha's."""
     rate, duration = float(meta["RATE"]), float(meta["DURATION"])
-    lg = stock.get("loadgen (default pool)") if stock else None
-    oha = stock.get(f"oha `-c {meta['OHA_CONNS']}`") if stock else None
-    ohac = stock.get(f"oha `-c {meta['OHA_CONNS']} --latency-correction`") if stock else None
-    wrk = stock.get(f"wrk `-t1 -c{meta['WRK_CONNS']}` (closed loop)") if stock else None
+    target, res = main
+    oha = res.get(f"oha `-c {meta['OHA_CONNS']}`") if res else None
     rows = []
 
     def row(goal, value, ok):
         rows.append((goal, value, "–" if ok is None else ("met" if ok else "**not met**")))
 
-    if lg:
-        sched = rate * duration
-        g = lg["gen"]
-        row("100 % of the schedule sent", f"{lg['n']} of {sched:.0f} ({lg['n'] / sched * 100:.3f} %)", lg["n"] == lg["intended"] == round(sched))
-        row("0 dropped", f"{lg['dropped']}", lg["dropped"] == 0)
-        row("valid", "yes" if lg["valid"] else f"no: {lg['reason']}", bool(lg["valid"]))
-        op = g.get("connections_opened")
-        row("connections opened ≤ a few hundred (read: ≤ 300)",
-            f"{fmt(op, '{}')} (peak {fmt(g.get('connections_peak'), '{}')}, cap {fmt(g.get('pool_cap'), '{}')}; floor from keepalive_requests {STOCK_KEEPALIVE_REQUESTS}: {math.ceil(lg['n'] / STOCK_KEEPALIVE_REQUESTS)})",
-            None if op is None else op <= 300)
-        row("max RSS < 32 MB", f"{fmt(lg['rss_mb'], '{:.1f}')} MB", None if lg["rss_mb"] is None else lg["rss_mb"] < 32)
-        t = total(lg)
-        row("≤ 15 µs generator CPU per request", f"{fmt(t)} µs (user {fmt(lg['user_us'])}, sys {fmt(lg['sys_us'])})", None if t is None else t <= 15)
-        rw = ratio(t, total(wrk))
-        row("≤ 1.5 × wrk's closed-loop cost", f"{fmt(rw)} × ({fmt(total(wrk))} µs)", None if rw is None else rw <= 1.5)
-        ro, roc = ratio(t, total(oha)), ratio(t, total(ohac))
-        row("≤ 0.7 × oha's cost", f"{fmt(ro)} × oha ({fmt(total(oha))} µs), {fmt(roc)} × oha corrected ({fmt(total(ohac))} µs)",
-            None if ro is None or roc is None else max(ro, roc) <= 0.7)
-        pc = ratio(lg["p99"], ohac["p99"] if ohac else None)
-        row("due-time p99 ≤ oha `--latency-correction` p99", f"{fmt(lg['p99'], '{:.3f}')} ms vs {fmt(ohac and ohac['p99'], '{:.3f}')} ms ({fmt(pc)} ×)", None if pc is None else pc <= 1)
-    sc = syscalls.get("strace.loadgen")
-    row("≤ 3 syscalls per request", f"{fmt(sc)} (default pool), {fmt(syscalls.get('strace.loadgen_fixed'))} (fixed pool)", None if sc is None else sc <= 3)
+    for io in ios(meta):
+        lg = res.get(lg_label(io)) if res else None
+        if lg:
+            ran = lg["gen"].get("io_backend", "–")
+            row(f"`--io {io}` (ran on {ran}) valid, 0 dropped", "yes" if lg["valid"] else f"no: {lg['reason']}", bool(lg["valid"]) and lg["dropped"] == 0)
+            t = total(lg)
+            row(f"`--io {io}`: ≤ 15 µs CPU per request", f"{fmt(t)} µs (user {fmt(lg['user_us'])}, sys {fmt(lg['sys_us'])})", None if t is None else t <= 15)
+            ro = ratio(t, total(oha))
+            row(f"`--io {io}`: ≤ 0.7 × oha's CPU per request", f"{fmt(ro)} × oha ({fmt(total(oha))} µs)", None if ro is None else ro <= 0.7)
+        sc, pc = syscalls.get(f"strace.loadgen_{io}"), perf.get(f"perf.loadgen_{io}")
+        best = pc if pc is not None else sc
+        row(f"`--io {io}`: ≤ 1.5 syscalls per request", f"{fmt(pc)} (perf, {meta['RATE']} req/s), {fmt(sc)} (strace, {meta['STRACE_RATE']} req/s)", None if best is None else best <= 1.5)
     if sweep:
         best, stopped = sweep
-        rr = ratio(best.get("loadgen"), best.get("oha"))
-        exact = "loadgen" in stopped and "oha" in stopped
-        row("highest valid fixed rate on one core ≥ 1.5 × oha's", f"loadgen {fmt(best.get('loadgen'), '{}')}, oha {fmt(best.get('oha'), '{}')} req/s ({fmt(rr)} ×{'' if exact else ', a bound'})",
-            None if rr is None or not exact else rr >= 1.5)
-    if stall:
-        out, analytic = stall
-        s = out.get("stall.loadgen")
-        if s:
-            row("1 s stall at 5k req/s: p99 ≈ 0.9 s (read: within ±15 % of the analytic figure)", f"{fmt(s['p99'], '{:.1f}')} ms vs analytic {analytic:.0f} ms",
-                None if s["p99"] is None else abs(s["p99"] / analytic - 1) <= 0.15)
+        for io in ios(meta):
+            t = f"loadgen_{io}"
+            rr = ratio(best.get(t), best.get("oha"))
+            exact = t in stopped and "oha" in stopped
+            row(f"`--io {io}`: highest valid fixed rate on one core vs oha", f"{fmt(best.get(t), '{}')} vs oha {fmt(best.get('oha'), '{}')} req/s ({fmt(rr)} ×{'' if exact else ', a bound'})", None)
     if not rows:
         return
-    print(f"\n#### against the goals (stock nginx, default pool, {rate:.0f} req/s for {duration:.0f} s)\n")
-    if rate != 20000 or duration != 60:
-        print(f"(the goals are stated for 20 000 req/s for 60 s; this run used {rate:.0f} req/s for {duration:.0f} s)\n")
+    print(f"\n#### against the goals of issue 26 ({target} nginx, default pool, {rate:.0f} req/s for {duration:.0f} s)\n")
+    if rate != 20000:
+        print(f"(the goals are stated for 20 000 req/s; this run used {rate:.0f} req/s)\n")
     print("| goal | result | |")
     print("|---|---|---|")
     for g, v, ok in rows:
@@ -460,8 +485,10 @@ def report(work):
     ceiling = wrk_generous["achieved"] if wrk_generous else None
     sweep = sweep_table(work, meta, problems, ceiling) if "load.sweep" in meta else None
     sysc = syscall_table(work, meta, problems) if "load.strace" in meta else {}
+    perf = perf_table(work, meta, problems) if "load.perf" in meta else {}
     stall = stall_table(work, meta, problems) if "load.stall" in meta else None
-    goals(meta, res.get("stock"), sweep, sysc, stall)
+    main = ("stock", res["stock"]) if res.get("stock") else ("generous", res.get("generous"))
+    goals(meta, main, sweep, sysc, perf, stall)
     if problems:
         print("\n#### runs that failed or were skipped\n")
         for p in problems:

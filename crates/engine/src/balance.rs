@@ -298,6 +298,7 @@ mod tests {
                 connections,
                 max_connections,
                 max_in_flight: 10_000,
+                io: crate::io::IoMode::Auto,
             },
             peak_rate_rps: 3000.0,
         }

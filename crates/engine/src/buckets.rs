@@ -98,7 +98,7 @@ mod tests {
             ((0.0005, 2), (0.001, 1), (30.0, 1))
         );
         assert_eq!(per[15], (f64::INFINITY, 1));
-        assert!((b.sum_s() - 60.001002).abs() < 1e-9, "{}", b.sum_s());
+        assert!((b.sum_s() - 60.001003).abs() < 1e-9, "{}", b.sum_s());
         let mut total = Buckets::default();
         total.add(&b);
         total.add(&b);

@@ -29,11 +29,11 @@ const MAX_HEADERS: usize = 64;
 /// Bytes a response head may take before it is called malformed.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Read buffer of a connection (grows for larger answers).
-const READ_CHUNK: usize = 8 * 1024;
+pub(crate) const READ_CHUNK: usize = 8 * 1024;
 /// An idle connection older than this is checked for a close by the peer before it carries a
 /// request (a hot one is not: the check is a syscall, and a server closes idle connections
 /// after seconds, not microseconds).
-const STALE_AFTER: Duration = Duration::from_millis(200);
+pub(crate) const STALE_AFTER: Duration = Duration::from_millis(200);
 
 /// One keep-alive connection and what has been read from it but not yet used.
 #[derive(Debug)]
@@ -50,6 +50,8 @@ pub struct Connection {
 pub enum Sender {
     Http1(Connection),
     Http2(Slot),
+    /// An HTTP/1.1 connection of the io_uring backend.
+    Uring(crate::uring::Connection),
 }
 
 /// What one exchange produced.
@@ -68,7 +70,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// An exchange complete now.
-    fn finished(
+    pub(crate) fn finished(
         outcome: Outcome,
         conn: Option<Sender>,
         opened: bool,
@@ -262,7 +264,7 @@ pub async fn exchange_h2(
 }
 
 /// The end of a loop that always returns: kept as a counted protocol error, never a panic.
-fn unreachable_outcome(opened: bool, handshake: Option<Handshake>) -> Exchange {
+pub(crate) fn unreachable_outcome(opened: bool, handshake: Option<Handshake>) -> Exchange {
     Exchange {
         outcome: Outcome::IoOther,
         done_at: Instant::now(),
@@ -281,6 +283,34 @@ fn still_open(mut c: Connection) -> Option<Connection> {
     None
 }
 
+/// A connection an answer is read from: its buffer, and a way to read more into it. The
+/// answer's framing ([`read_answer`]) is written once for every backend's connection.
+pub(crate) trait Wire {
+    fn buf(&mut self) -> &mut BytesMut;
+    /// Reads more bytes onto the end of the buffer: how many, 0 at the end of the connection.
+    async fn read_more(&mut self) -> Result<usize, Outcome>;
+}
+
+impl Wire for Connection {
+    fn buf(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    async fn read_more(&mut self) -> Result<usize, Outcome> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let spare = self.buf.capacity() - self.buf.len();
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(n) => {
+                self.drained = n < spare;
+                Ok(n)
+            }
+            Err(e) => Err(Outcome::from_io_error(&e)),
+        }
+    }
+}
+
 /// Writes the request and reads one whole answer: its status, and whether the connection
 /// can carry another request.
 async fn round_trip(c: &mut Connection, req: &[u8], head: bool) -> Result<(u16, bool), Outcome> {
@@ -289,43 +319,7 @@ async fn round_trip(c: &mut Connection, req: &[u8], head: bool) -> Result<(u16, 
         .await
         .map_err(|e| Outcome::from_io_error(&e))?;
     c.buf.clear();
-    let (status, framing, keep_alive) = loop {
-        if let Some(parsed) = parse_head(&mut c.buf, head)? {
-            break parsed;
-        }
-        if c.buf.len() > MAX_HEAD_BYTES {
-            return Err(Outcome::IoOther);
-        }
-        fill(c).await?;
-    };
-    let complete = match framing {
-        Framing::None => true,
-        Framing::Length(n) => {
-            while (c.buf.len() as u64) < n {
-                fill(c).await?;
-            }
-            c.buf.advance(n as usize);
-            true
-        }
-        Framing::Chunked => {
-            read_chunked(c).await?;
-            true
-        }
-        Framing::ToEnd => {
-            while c
-                .stream
-                .read_buf(&mut c.buf)
-                .await
-                .map_err(|e| Outcome::from_io_error(&e))?
-                > 0
-            {
-                c.buf.clear();
-            }
-            false
-        }
-    };
-    // Bytes after the answer were never asked for (no pipelining): the connection is unusable.
-    let reusable = complete && keep_alive && c.buf.is_empty();
+    let (status, reusable) = read_answer(c, head).await?;
     if reusable && c.drained {
         // The socket was empty after the answer's last read, so the next answer will arrive
         // as a new readiness edge: forget the stale readiness now, or the next request's first
@@ -336,19 +330,48 @@ async fn round_trip(c: &mut Connection, req: &[u8], head: bool) -> Result<(u16, 
     Ok((status, reusable))
 }
 
-/// Reads more bytes; the end of the connection before the answer is complete is a reset.
-async fn fill(c: &mut Connection) -> Result<(), Outcome> {
-    if c.buf.capacity() - c.buf.len() < READ_CHUNK / 4 {
-        c.buf.reserve(READ_CHUNK);
-    }
-    let spare = c.buf.capacity() - c.buf.len();
-    match c.stream.read_buf(&mut c.buf).await {
-        Ok(0) => Err(Outcome::Reset),
-        Ok(n) => {
-            c.drained = n < spare;
-            Ok(())
+/// Reads one whole answer after what the buffer already holds: its status, and whether the
+/// connection can carry another request.
+pub(crate) async fn read_answer<W: Wire>(c: &mut W, head: bool) -> Result<(u16, bool), Outcome> {
+    let (status, framing, keep_alive) = loop {
+        if let Some(parsed) = parse_head(c.buf(), head)? {
+            break parsed;
         }
-        Err(e) => Err(Outcome::from_io_error(&e)),
+        if c.buf().len() > MAX_HEAD_BYTES {
+            return Err(Outcome::IoOther);
+        }
+        fill(c).await?;
+    };
+    let complete = match framing {
+        Framing::None => true,
+        Framing::Length(n) => {
+            while (c.buf().len() as u64) < n {
+                fill(c).await?;
+            }
+            c.buf().advance(n as usize);
+            true
+        }
+        Framing::Chunked => {
+            read_chunked(c).await?;
+            true
+        }
+        Framing::ToEnd => {
+            c.buf().clear();
+            while c.read_more().await? > 0 {
+                c.buf().clear();
+            }
+            false
+        }
+    };
+    // Bytes after the answer were never asked for (no pipelining): the connection is unusable.
+    Ok((status, complete && keep_alive && c.buf().is_empty()))
+}
+
+/// Reads more bytes; the end of the connection before the answer is complete is a reset.
+async fn fill<W: Wire>(c: &mut W) -> Result<(), Outcome> {
+    match c.read_more().await? {
+        0 => Err(Outcome::Reset),
+        _ => Ok(()),
     }
 }
 
@@ -414,34 +437,34 @@ fn has_token(value: &[u8], token: &str) -> bool {
 }
 
 /// Reads and discards a chunked body, trailers included.
-async fn read_chunked(c: &mut Connection) -> Result<(), Outcome> {
+async fn read_chunked<W: Wire>(c: &mut W) -> Result<(), Outcome> {
     loop {
         let (size, used) = loop {
-            match httparse::parse_chunk_size(&c.buf) {
+            match httparse::parse_chunk_size(c.buf()) {
                 Ok(httparse::Status::Complete((used, size))) => break (size, used),
                 Ok(httparse::Status::Partial) => fill(c).await?,
                 Err(_) => return Err(Outcome::IoOther),
             }
         };
-        c.buf.advance(used);
+        c.buf().advance(used);
         if size == 0 {
             // Trailers, then the empty line.
             loop {
-                match find_crlf(&c.buf) {
+                match find_crlf(c.buf()) {
                     Some(0) => {
-                        c.buf.advance(2);
+                        c.buf().advance(2);
                         return Ok(());
                     }
-                    Some(i) => c.buf.advance(i + 2),
+                    Some(i) => c.buf().advance(i + 2),
                     None => fill(c).await?,
                 }
             }
         }
         let need = size.checked_add(2).ok_or(Outcome::IoOther)?;
-        while (c.buf.len() as u64) < need {
+        while (c.buf().len() as u64) < need {
             fill(c).await?;
         }
-        c.buf.advance(need as usize);
+        c.buf().advance(need as usize);
     }
 }
 

@@ -5,14 +5,15 @@
 //! timer per request: the loop wakes on every completed answer and on one timer for the next
 //! due time, reads the clock, and sends everything that is due (catching up after a late
 //! wake-up; the lateness is the schedule lag). Requests in flight are polled by this task only
-//! and checked against their deadlines by a sweep every [`SWEEP_EVERY`].
+//! and checked against their deadlines by a sweep every [`SWEEP_EVERY`]. The loop is the same
+//! for every I/O backend: what differs is the exchange it sends with and how it waits
+//! ([`super::wait`]: tokio's reactor for epoll, the ring for io_uring).
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use super::balance::Spread;
@@ -21,16 +22,17 @@ use super::handshake::HandshakeRecord;
 use super::outcome::Outcome;
 use super::pacer::Pacer;
 use super::pool::Conn;
-use super::progress::{LiveDetail, LiveSnapshot, LiveStats};
+use super::progress::LiveStats;
+use super::publish::Publisher;
 use super::record::{Recorder, ShardMeta, StepMeta, StepRecord};
 use super::timer::Timer;
 use super::tracked::{Finished, Tracked};
+use super::uring::{self, Ring};
 use super::usage::{affinity_cores, ThreadMeter};
+use super::wait::{EpollWait, Event, UringWait, Wait};
 use super::Prepared;
 use loadgen_model::result::GeneratorHealth;
 
-/// How often the loop publishes [`LiveStats`] and closes finished timeline seconds.
-const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Extra wait past the request timeout before requests still in flight are forced to count as
 /// timeouts (each exchange carries its own deadline, so this only guards a starved runtime).
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
@@ -43,13 +45,6 @@ const TIMER_GRANULE: Duration = Duration::from_micros(500);
 /// How often requests in flight are checked against their deadline: a request times out
 /// between its timeout and this much later.
 pub(super) const SWEEP_EVERY: Duration = Duration::from_millis(10);
-
-/// What woke the loop.
-enum Event<T> {
-    Cancel,
-    Done(T),
-    Tick,
-}
 
 /// The loop's state. `F` is the (unnamed, unboxed) future of one exchange and `M` makes one
 /// for a request: the futures are stored in place, with no allocation per request.
@@ -90,41 +85,46 @@ struct End {
     duration: Duration,
     rt_priority: bool,
     shard: Option<ShardMeta>,
+    /// The I/O backend that ran, and why not io_uring.
+    io: (&'static str, Option<String>),
 }
 
-/// Runs one prepared step to its end and returns the generator's record of it.
-pub(super) async fn run(
+/// What a step's loop sends with, once its record is begun.
+struct Parts {
+    addrs: Vec<std::net::SocketAddr>,
+    tls: Option<std::sync::Arc<crate::tls::TlsClient>>,
+    muxes: Option<Vec<std::sync::Arc<crate::http2::Mux>>>,
+    pacer: Pacer,
+    template: crate::template::CompiledTemplate,
+    timeout: Duration,
+    head: bool,
+}
+
+/// Waits for the step's start time (a shard's), then begins its record: what every backend's
+/// loop starts from. `io` is the backend and why not io_uring, for the record.
+async fn start(
     p: Prepared,
-    stop: CancellationToken,
+    stop: &CancellationToken,
     live: Option<LiveStats>,
     rt_priority: bool,
-) -> StepRecord {
+    io: (&'static str, Option<String>),
+) -> (Begin, End, Parts) {
     let shard = match p.shard {
         Some((shard, start_at)) => Some(ShardMeta {
             shard,
             start_at,
-            late: wait_for_start(start_at, &stop).await,
+            late: wait_for_start(start_at, stop).await,
         }),
         None => None,
     };
     let meter = ThreadMeter::start();
     let started_at = SystemTime::now();
     let t0 = Instant::now();
-    let Prepared {
-        addrs,
-        tls,
-        muxes,
-        mut pacer,
-        mut template,
-        rate_rps,
-        duration,
-        timeout,
-        max_in_flight,
-        spread,
-        shard: _,
-    } = p;
-    let head = template.method == hyper::Method::HEAD;
-    let handshakes = tls.as_ref().map(|t| HandshakeRecord::new(t.view().clone()));
+    let head = p.template.method == hyper::Method::HEAD;
+    let handshakes = p
+        .tls
+        .as_ref()
+        .map(|t| HandshakeRecord::new(t.view().clone()));
     let rec = match &shard {
         Some(s) => Recorder::for_shard(s.late),
         None => Recorder::new(),
@@ -132,19 +132,52 @@ pub(super) async fn run(
     let begin = Begin {
         t0,
         rec: rec.with_handshakes(handshakes),
-        spread,
-        timeout,
-        max_in_flight,
+        spread: p.spread,
+        timeout: p.timeout,
+        max_in_flight: p.max_in_flight,
         live,
     };
     let end = End {
         meter,
         started_at,
-        rate_rps,
-        duration,
+        rate_rps: p.rate_rps,
+        duration: p.duration,
         rt_priority,
         shard,
+        io,
     };
+    let parts = Parts {
+        addrs: p.addrs,
+        tls: p.tls,
+        muxes: p.muxes,
+        pacer: p.pacer,
+        template: p.template,
+        timeout: p.timeout,
+        head,
+    };
+    (begin, end, parts)
+}
+
+/// Runs one prepared step on epoll to its end and returns the generator's record of it;
+/// `why_not_uring` is why `--io auto` did not take io_uring (`None`: epoll was asked for).
+pub(super) async fn run(
+    p: Prepared,
+    stop: CancellationToken,
+    live: Option<LiveStats>,
+    rt_priority: bool,
+    why_not_uring: Option<String>,
+) -> StepRecord {
+    let (begin, end, parts) = start(p, &stop, live, rt_priority, ("epoll", why_not_uring)).await;
+    let Parts {
+        addrs,
+        tls,
+        muxes,
+        mut pacer,
+        mut template,
+        timeout,
+        head,
+    } = parts;
+    let mut wait = EpollWait::new(&stop);
     // One loop per protocol, each with its own unboxed exchange future: an HTTP/1.1 step's
     // loop is exactly the one it was before HTTP/2 existed.
     if let Some(muxes) = muxes {
@@ -154,7 +187,7 @@ pub(super) async fn run(
             let req = mux.request(&template.method, &template.headers, &path);
             client::exchange_h2(mux, idle, permit, req, body, timeout)
         };
-        return go(begin, exchange, &mut pacer, &stop, end).await;
+        return go(begin, exchange, &mut pacer, &mut wait, end).await;
     }
     let exchange = move |seq: u64, endpoint: usize, (idle, permit): Conn| {
         client::exchange(
@@ -169,20 +202,49 @@ pub(super) async fn run(
             head,
         )
     };
-    go(begin, exchange, &mut pacer, &stop, end).await
+    go(begin, exchange, &mut pacer, &mut wait, end).await
+}
+
+/// Runs one prepared plain HTTP/1.1 step on `ring` (the same loop, pool and record; the
+/// requests' I/O and the loop's wait on the ring) and returns the generator's record of it.
+pub(super) async fn run_uring(
+    p: Prepared,
+    stop: CancellationToken,
+    live: Option<LiveStats>,
+    rt_priority: bool,
+    ring: Ring,
+) -> StepRecord {
+    let (begin, end, parts) = start(p, &stop, live, rt_priority, ("uring", None)).await;
+    let Parts {
+        addrs,
+        mut pacer,
+        mut template,
+        timeout,
+        head,
+        ..
+    } = parts;
+    let mut wait = UringWait::new(ring.clone(), stop);
+    let exchange = move |seq: u64, endpoint: usize, (idle, permit): Conn| {
+        let req = template.wire(seq);
+        uring::exchange(
+            ring.clone(),
+            addrs[endpoint],
+            idle,
+            permit,
+            req,
+            timeout,
+            head,
+        )
+    };
+    go(begin, exchange, &mut pacer, &mut wait, end).await
 }
 
 /// Drives a loop sending with `exchange` to the schedule's end, then records it.
-async fn go<F, M>(
-    b: Begin,
-    exchange: M,
-    pacer: &mut Pacer,
-    stop: &CancellationToken,
-    end: End,
-) -> StepRecord
+async fn go<F, M, W>(b: Begin, exchange: M, pacer: &mut Pacer, wait: &mut W, end: End) -> StepRecord
 where
     F: Future<Output = Exchange>,
     M: FnMut(u64, usize, Conn) -> F,
+    W: Wait,
 {
     let mut l = Loop {
         t0: b.t0,
@@ -200,15 +262,8 @@ where
         next_sweep: b.t0 + SWEEP_EVERY,
         publish: Publisher::new(b.live, b.t0),
     };
-    l.drive(pacer, end.duration, stop).await;
-    l.finish(
-        end.meter,
-        end.started_at,
-        end.rate_rps,
-        end.duration,
-        end.rt_priority,
-        end.shard,
-    )
+    l.drive(pacer, end.duration, wait).await;
+    l.finish(end)
 }
 
 /// Sleeps until `start_at` (the precise timer, so shards start within a timer granule of one
@@ -242,10 +297,7 @@ where
     F: Future<Output = Exchange>,
     M: FnMut(u64, usize, Conn) -> F,
 {
-    async fn drive(&mut self, pacer: &mut Pacer, duration: Duration, stop: &CancellationToken) {
-        let mut timer = Timer::new();
-        let cancelled = stop.cancelled();
-        tokio::pin!(cancelled);
+    async fn drive<W: Wait>(&mut self, pacer: &mut Pacer, duration: Duration, wait: &mut W) {
         loop {
             self.send_queued();
             let now = Instant::now();
@@ -273,25 +325,8 @@ where
                 break;
             }
             let wake = self.next_wake(now);
-            if timer.deadline().is_none_or(|d| wake < d) {
-                timer.arm(wake);
-            }
             let scheduling = self.scheduled.is_none();
-            let running = &mut self.running;
-            let ev = poll_fn(|cx| {
-                if scheduling && cancelled.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Cancel);
-                }
-                if let Poll::Ready(Some(done)) = running.poll_next_unpin(cx) {
-                    return Poll::Ready(Event::Done(done));
-                }
-                if timer.poll_fired(cx).is_ready() {
-                    return Poll::Ready(Event::Tick);
-                }
-                Poll::Pending
-            })
-            .await;
-            match ev {
+            match wait.next(&mut self.running, wake, scheduling).await {
                 Event::Cancel => {
                     self.interrupted = true;
                     self.scheduled = Some(elapsed.min(duration));
@@ -468,15 +503,16 @@ where
         self.spread.give_back(endpoint, x.conn, x.opened, x.done_at);
     }
 
-    fn finish(
-        mut self,
-        meter: ThreadMeter,
-        started_at: SystemTime,
-        rate_rps: f64,
-        duration: Duration,
-        rt_priority: bool,
-        shard: Option<ShardMeta>,
-    ) -> StepRecord {
+    fn finish(mut self, end: End) -> StepRecord {
+        let End {
+            meter,
+            started_at,
+            rate_rps,
+            duration,
+            rt_priority,
+            shard,
+            io: (backend, why_not_uring),
+        } = end;
         let elapsed = self.t0.elapsed();
         self.rec.close_seconds(elapsed + Duration::from_secs(3600));
         self.publish
@@ -494,6 +530,8 @@ where
             max_in_flight: Some(self.peak as u64),
             in_flight_cap: Some(self.max_in_flight as u64),
             realtime_priority: Some(rt_priority),
+            io_backend: Some(backend.to_owned()),
+            io_fallback_reason: why_not_uring,
             ..GeneratorHealth::default()
         };
         self.spread.report(&mut generator);
@@ -509,86 +547,5 @@ where
             shard,
             per_endpoint: self.spread.into_counts(),
         })
-    }
-}
-
-/// Publishes the loop's counters to [`LiveStats`] every [`PUBLISH_EVERY`] (and closes the
-/// timeline seconds that have ended), and once more at the end.
-struct Publisher {
-    live: Option<LiveStats>,
-    next: Instant,
-    count: u64,
-    recent_p99: Option<f64>,
-}
-
-impl Publisher {
-    fn new(live: Option<LiveStats>, t0: Instant) -> Publisher {
-        Publisher {
-            live,
-            next: t0,
-            count: 0,
-            recent_p99: None,
-        }
-    }
-
-    fn due(&self, now: Instant) -> bool {
-        now >= self.next
-    }
-
-    fn publish(
-        &mut self,
-        rec: &mut Recorder,
-        now: Instant,
-        elapsed: Duration,
-        in_flight: usize,
-        conns: (u64, u64),
-    ) {
-        rec.close_seconds(elapsed);
-        self.count += 1;
-        // Once a second: the recent p99 window, and the detail (a copy of the tallies).
-        let second = self.count % 10 == 0;
-        if second {
-            self.recent_p99 = rec.take_recent_p99().or(self.recent_p99);
-        }
-        self.send(rec, elapsed, in_flight, conns, second);
-        self.next += PUBLISH_EVERY;
-        if self.next < now {
-            self.next = now + PUBLISH_EVERY;
-        }
-    }
-
-    fn last(&mut self, rec: &mut Recorder, elapsed: Duration, conns: (u64, u64)) {
-        self.recent_p99 = rec.take_recent_p99().or(self.recent_p99);
-        self.send(rec, elapsed, 0, conns, true);
-    }
-
-    fn send(
-        &self,
-        rec: &Recorder,
-        elapsed: Duration,
-        in_flight: usize,
-        (open, opened): (u64, u64),
-        with_detail: bool,
-    ) {
-        let Some(l) = &self.live else { return };
-        // The detail first: a reader that sees the new counters finds a detail at least as new.
-        if with_detail && l.wants_detail() {
-            l.publish_detail(LiveDetail {
-                outcomes: rec.outcome_counts(),
-                buckets: rec.live_buckets(),
-                connections_opened: opened,
-            });
-        }
-        l.publish(&LiveSnapshot {
-            elapsed,
-            sent: rec.sent_count(),
-            ok: rec.ok_count(),
-            failed: rec.failed_count(),
-            dropped: rec.dropped_count(),
-            in_flight: in_flight as u64,
-            recent_p99_ms: self.recent_p99,
-            generation: 0,
-            connections_open: open,
-        });
     }
 }

@@ -4,7 +4,8 @@
 //! thread's CPU time *is* the generator's cost. The parts: the schedule ([`pacer`], [`load`]),
 //! the requests ([`template`], [`client`] over a [`stream`], plain or [`tls`], or as
 //! [`http2`] streams, [`pool`], spread over endpoints by [`balance`], each [`tracked`] with its
-//! deadline, all within the step's [`limits`]), the target URL rule ([`target`]), what
+//! deadline, all within the step's [`limits`]; their I/O on epoll or on [`uring`], as [`io`]
+//! picks), the target URL rule ([`target`]), what
 //! happened ([`outcome`], [`record`], [`handshake`], [`histogram`], [`usage`]) and the live view
 //! ([`progress`]).
 
@@ -15,6 +16,7 @@ pub mod event_loop;
 pub mod handshake;
 pub mod histogram;
 pub mod http2;
+pub mod io;
 pub mod limits;
 pub mod load;
 pub mod outcome;
@@ -22,6 +24,7 @@ pub mod pacer;
 pub mod pool;
 pub mod priority;
 pub mod progress;
+pub mod publish;
 pub mod record;
 pub mod stream;
 pub mod target;
@@ -29,7 +32,9 @@ pub mod template;
 pub mod timer;
 pub mod tls;
 pub mod tracked;
+pub mod uring;
 pub mod usage;
+pub mod wait;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -125,6 +130,8 @@ pub enum AttackError {
     Settings(#[from] SettingError),
     #[error("bad TLS settings: {0}")]
     Tls(#[from] TlsError),
+    #[error("the io_uring backend cannot run this step: {0}")]
+    Uring(String),
     #[error("attack engine failed: {0}")]
     Engine(String),
 }
@@ -169,6 +176,8 @@ pub(crate) struct Prepared {
     pub(crate) spread: Spread,
     /// The shard and start time, when the step runs as one.
     pub(crate) shard: Option<(Shard, Option<SystemTime>)>,
+    /// The I/O backend asked for.
+    pub(crate) io: io::IoMode,
 }
 
 /// The step's endpoints, resolved under its reach, and the base URL whose authority is the
@@ -257,6 +266,7 @@ fn prepare(spec: &AttackSpec) -> Result<Prepared, AttackError> {
         max_in_flight: spec.limits.max_in_flight,
         shard: (spec.shard.is_some() || spec.start_at.is_some())
             .then(|| (spec.shard.unwrap_or(Shard::WHOLE), spec.start_at)),
+        io: spec.limits.io,
     })
 }
 
@@ -293,6 +303,48 @@ async fn probe(addrs: &[SocketAddr]) -> Result<(), AttackError> {
         .map_or(Ok(()), Err)
 }
 
+/// Why a step cannot use the io_uring backend, if it cannot.
+fn not_plain(p: &Prepared) -> Option<&'static str> {
+    if p.muxes.is_some() {
+        Some("HTTP/2 runs on epoll: its streams are the h2 crate's, driven by tokio")
+    } else if p.tls.is_some() {
+        Some("HTTPS runs on epoll: TLS is rustls's stream, driven by tokio")
+    } else {
+        None
+    }
+}
+
+/// The engine thread's work: picks the I/O backend (here, as the ring belongs to the thread
+/// that made it) and runs the step's loop on `rt`.
+fn engine_thread(
+    rt: &tokio::runtime::Runtime,
+    prepared: Prepared,
+    stop: CancellationToken,
+    live: Option<LiveStats>,
+    rt_priority: bool,
+) -> Result<StepRecord, AttackError> {
+    let chosen = io::choose(prepared.io, not_plain(&prepared)).map_err(AttackError::Uring)?;
+    match chosen {
+        // The ring's loop is not `Send` (one thread owns the ring): run by `block_on` itself,
+        // which costs nothing here as nothing wakes it through tokio while it runs.
+        io::Chosen::Uring(ring) => Ok(rt.block_on(event_loop::run_uring(
+            prepared,
+            stop,
+            live,
+            rt_priority,
+            ring,
+        ))),
+        // Spawned rather than run by `block_on` itself: a task woken from its own thread is
+        // queued locally, while waking the `block_on` future writes to the reactor's eventfd
+        // — a syscall for every answer.
+        io::Chosen::Epoll(why) => rt
+            .block_on(async {
+                tokio::spawn(event_loop::run(prepared, stop, live, rt_priority, why)).await
+            })
+            .map_err(|e| AttackError::Engine(format!("engine task failed: {e}"))),
+    }
+}
+
 /// Runs one step and returns the generator's record of it.
 ///
 /// `stop` cancelled → no further request is scheduled, requests in flight are waited for (each
@@ -323,15 +375,7 @@ pub async fn run(
                 .enable_all()
                 .build()
                 .map_err(|e| AttackError::Engine(format!("cannot build runtime: {e}")))
-                .and_then(|rt| {
-                    // Spawned rather than run by `block_on` itself: a task woken from its own
-                    // thread is queued locally, while waking the `block_on` future writes to
-                    // the reactor's eventfd — a syscall for every answer.
-                    rt.block_on(async {
-                        tokio::spawn(event_loop::run(prepared, stop, live, rt_priority)).await
-                    })
-                    .map_err(|e| AttackError::Engine(format!("engine task failed: {e}")))
-                });
+                .and_then(|rt| engine_thread(&rt, prepared, stop, live, rt_priority));
             let _ = tx.send(result);
         })
         .map_err(|e| AttackError::Engine(format!("cannot start thread: {e}")))?;

@@ -1,5 +1,5 @@
-//! A step's limits: the per-request deadline, the in-flight cap and the size of the connection
-//! pool. They are declared once here and carried whole by the attack spec, the plan's step and
+//! A step's limits: the per-request deadline, the in-flight cap, the size of the connection
+//! pool and the I/O backend. They are declared once here and carried whole by the attack spec, the plan's step and
 //! the CLI (ARCHITECTURE.md rule 13), so a new limit cannot reach one of them and not the
 //! others; [`Limits::check`] is their one range check.
 
@@ -21,6 +21,8 @@ pub struct Limits {
     /// The cap of the default policy (`None`: the in-flight cap; see [`crate::pool`] for why);
     /// ignored with a fixed `connections` count.
     pub max_connections: Option<usize>,
+    /// The I/O backend (`--io`): io_uring where it works by default (see [`crate::io`]).
+    pub io: crate::io::IoMode,
 }
 
 /// A setting of an attack out of its range.
@@ -63,6 +65,7 @@ mod tests {
             max_in_flight: 1,
             connections: None,
             max_connections: None,
+            io: crate::io::IoMode::Auto,
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use loadgen_engine::io::IoMode;
 use loadgen_engine::load::Load;
 use loadgen_engine::record::StepRecord;
 use loadgen_engine::template::RequestTemplate;
@@ -115,6 +116,7 @@ fn spec(url: &str, endpoints: &[String], balance: Balance) -> AttackSpec {
             max_in_flight: 10_000,
             connections: None,
             max_connections: None,
+            io: loadgen_engine::io::IoMode::Auto,
         },
         shard: None,
         start_at: None,
@@ -243,6 +245,14 @@ async fn a_non_loopback_endpoint_is_refused_with_the_error_of_a_non_loopback_url
 
 #[tokio::test]
 async fn a_dead_endpoint_fails_its_share_as_connect_refused_and_loses_nothing() {
+    // Epoll, then `auto`: io_uring where the kernel allows it (a refused connect is then the
+    // ring's connect's ECONNREFUSED), the record says which ran.
+    for io in [IoMode::Epoll, IoMode::Auto] {
+        dead_endpoint_on(io).await;
+    }
+}
+
+async fn dead_endpoint_on(io: IoMode) {
     let (urls, seen) = three_servers(Duration::ZERO).await;
     // A port nothing listens on: bound, then closed.
     let dead = {
@@ -250,7 +260,11 @@ async fn a_dead_endpoint_fails_its_share_as_connect_refused_and_loses_nothing() 
         format!("http://{}", l.local_addr().unwrap())
     };
     let endpoints = vec![urls[0].clone(), dead.clone(), urls[2].clone()];
-    let r = attack(&spec(&urls[0], &endpoints, Balance::Request)).await;
+    let mut s = spec(&urls[0], &endpoints, Balance::Request);
+    s.limits.io = io;
+    let r = attack(&s).await;
+    eprintln!("{io}: ran on {:?}", r.generator.io_backend);
+    assert!(r.generator.io_backend.is_some());
     assert_endpoints_reconcile(&r);
     let d = &r.per_endpoint[1];
     assert_eq!(d.url, dead);

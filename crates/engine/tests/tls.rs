@@ -44,6 +44,7 @@ fn spec(url: String, tls: TlsSpec) -> AttackSpec {
             max_in_flight: 1_000,
             connections: None,
             max_connections: None,
+            io: loadgen_engine::io::IoMode::Auto,
         },
         shard: None,
         start_at: None,

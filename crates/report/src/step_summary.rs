@@ -93,6 +93,19 @@ fn generator_lines(s: &StepResult, pool_grow_after: std::time::Duration) -> Stri
         n(g.connections_closed_idle),
         n(g.pool_cap_waits),
     );
+    // Absent in runs from before the backend was chosen: nothing is claimed for them.
+    match (g.io_backend.as_deref(), g.io_fallback_reason.as_deref()) {
+        (Some(io), Some(why)) => {
+            let _ = writeln!(o, "  io: {io} (not io_uring: {why})");
+        }
+        (Some("epoll"), None) => {
+            let _ = writeln!(o, "  io: epoll (asked for)");
+        }
+        (Some(io), None) => {
+            let _ = writeln!(o, "  io: {io}");
+        }
+        (None, _) => {}
+    }
     o
 }
 

@@ -418,6 +418,17 @@ fn generator(present: &[&Present<'_>]) -> GeneratorHealth {
         pool_cap_waits: n(|h| h.pool_cap_waits),
         in_flight_cap: n(|h| h.in_flight_cap),
         realtime_priority: same(|h| h.realtime_priority),
+        // The shards' own, when they agree (each chose on its own machine).
+        io_backend: g
+            .iter()
+            .all(|h| h.io_backend == g[0].io_backend)
+            .then(|| g[0].io_backend.clone())
+            .flatten(),
+        io_fallback_reason: g
+            .iter()
+            .all(|h| h.io_fallback_reason == g[0].io_fallback_reason)
+            .then(|| g[0].io_fallback_reason.clone())
+            .flatten(),
     }
 }
 

@@ -62,6 +62,7 @@ pub fn spec_from_args(a: &AttackArgs) -> anyhow::Result<AttackSpec> {
         max_in_flight: a.max_in_flight,
         connections: a.connections,
         max_connections: a.max_connections,
+        io: a.io,
     };
     limits
         .check()

@@ -267,6 +267,11 @@ pub struct AttackArgs {
     /// latency): spares a target a connection storm, at the price of holding load back.
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// The engine's I/O backend: `auto` takes io_uring where the kernel allows it (plain
+    /// HTTP/1.1 only) and falls back to epoll where it is refused; the result says which ran
+    /// and why (`generator.io_backend`, `io_fallback_reason`).
+    #[arg(long, default_value = "auto")]
+    pub io: loadgen_engine::io::IoMode,
     /// Ramp: start at this rate and reach --rate at the end of --duration.
     #[arg(long, allow_negative_numbers = true)]
     pub ramp_from: Option<f64>,

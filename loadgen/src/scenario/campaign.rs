@@ -244,7 +244,7 @@ mod tests {
             e.contains(
                 "unknown field `zz`, expected one of `name`, `description`, `timeout`, \
                  `max_in_flight`, `connections`, `max_connections`, `warmup`, `pause`, `store`, \
-                 `arrival`, `seed`, `tls`, `step`, `matrix`, `search`, `slo`"
+                 `arrival`, `seed`, `tls`, `io`, `step`, `matrix`, `search`, `slo`"
             ),
             "{e}"
         );

@@ -252,6 +252,8 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// Serve the local service over HTTPS with a certificate loadgen makes for the run.
     pub tls: Option<bool>,
+    /// The engine's I/O backend (`auto` by default: io_uring where it works, else epoll).
+    pub io: Option<loadgen_engine::io::IoMode>,
 }
 
 impl Overrides {
@@ -268,6 +270,7 @@ impl Overrides {
             arrival: self.arrival.or(base.arrival),
             seed: self.seed.or(base.seed),
             tls: self.tls.or(base.tls),
+            io: self.io.or(base.io),
         }
     }
 }

@@ -21,7 +21,7 @@ use loadgen_engine::{self as attack, AttackError};
 use tokio_util::sync::CancellationToken;
 
 use crate::common;
-use crate::common::attack::{assert_reconciles, spec};
+use crate::common::attack::{assert_ran_on, assert_reconciles, backends, spec, spec_on};
 
 /// What the in-test server does, chosen by path:
 /// `/ok` 204; `/p/{n}` 503 when n % 10 == 0 else 204; `/hang` never answers;
@@ -96,14 +96,21 @@ async fn start(target: Target) -> SocketAddr {
 async fn every_request_is_accounted_for_with_exact_status_codes() {
     let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
+    for io in backends() {
+        every_request_is_accounted_for_on(io, addr).await;
+    }
+}
+
+async fn every_request_is_accounted_for_on(io: attack::io::IoMode, addr: SocketAddr) {
     let live = LiveStats::new();
     let r = attack::run(
-        &spec(addr, "/p/{seq}", 500.0, 2.0),
+        &spec_on(io, addr, "/p/{seq}", 500.0, 2.0),
         &CancellationToken::new(),
         Some(&live),
     )
     .await
     .unwrap();
+    assert_ran_on(&r, io);
     assert_reconciles(&r);
     assert_eq!(r.intended, 1000);
     assert_eq!(r.dropped, 0);
@@ -134,12 +141,19 @@ async fn every_request_is_accounted_for_with_exact_status_codes() {
 async fn requests_still_in_flight_at_the_end_are_waited_for_and_counted_as_timeouts() {
     let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
-    let mut s = spec(addr, "/hang", 50.0, 0.4);
+    for io in backends() {
+        timeouts_on(io, addr).await;
+    }
+}
+
+async fn timeouts_on(io: attack::io::IoMode, addr: SocketAddr) {
+    let mut s = spec_on(io, addr, "/hang", 50.0, 0.4);
     s.limits.timeout = Duration::from_millis(300);
     let t = Instant::now();
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
         .unwrap();
+    assert_ran_on(&r, io);
     // The last request is due at 0.38 s and must be given its whole 0.3 s.
     assert!(
         t.elapsed() >= Duration::from_millis(650),
@@ -160,27 +174,40 @@ async fn requests_still_in_flight_at_the_end_are_waited_for_and_counted_as_timeo
 async fn in_flight_cap_drops_requests_and_invalidates_the_step() {
     let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
-    let mut s = spec(addr, "/hang", 200.0, 0.5);
-    s.limits.timeout = Duration::from_millis(300);
-    s.limits.max_in_flight = 5;
-    let r = attack::run(&s, &CancellationToken::new(), None)
-        .await
-        .unwrap();
-    assert_reconciles(&r);
+    for io in backends() {
+        let mut s = spec_on(io, addr, "/hang", 200.0, 0.5);
+        s.limits.timeout = Duration::from_millis(300);
+        s.limits.max_in_flight = 5;
+        let r = attack::run(&s, &CancellationToken::new(), None)
+            .await
+            .unwrap();
+        assert_ran_on(&r, io);
+        in_flight_cap_dropped(&r);
+    }
+}
+
+fn in_flight_cap_dropped(r: &attack::record::StepRecord) {
+    assert_reconciles(r);
     assert_eq!(r.intended, 100);
     assert!(r.dropped > 50, "dropped {}", r.dropped);
     assert_eq!(r.generator.max_in_flight, Some(5));
-    let reason = generator_result(&r, "x")
+    let reason = generator_result(r, "x")
         .invalid_reason
         .expect("drops make the step invalid");
     assert!(reason.contains("dropped"), "{reason}");
-    assert!(!generator_result(&r, "x").valid);
+    assert!(!generator_result(r, "x").valid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_ends_scheduling_and_marks_the_result_interrupted() {
     let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
+    for io in backends() {
+        stopping_on(io, addr).await;
+    }
+}
+
+async fn stopping_on(io: attack::io::IoMode, addr: SocketAddr) {
     let stop = CancellationToken::new();
     let canceller = stop.clone();
     tokio::spawn(async move {
@@ -188,9 +215,10 @@ async fn stopping_ends_scheduling_and_marks_the_result_interrupted() {
         canceller.cancel();
     });
     let t = Instant::now();
-    let r = attack::run(&spec(addr, "/ok", 200.0, 30.0), &stop, None)
+    let r = attack::run(&spec_on(io, addr, "/ok", 200.0, 30.0), &stop, None)
         .await
         .unwrap();
+    assert_ran_on(&r, io);
     assert!(t.elapsed() < Duration::from_secs(10));
     assert_reconciles(&r);
     assert!(r.interrupted);
@@ -204,14 +232,18 @@ async fn stopping_ends_scheduling_and_marks_the_result_interrupted() {
 async fn fixed_connection_count_is_respected() {
     let _serial = common::serial::lock().await;
     let addr = start(Target::default()).await;
-    let mut s = spec(addr, "/ok", 400.0, 1.0);
-    s.limits.connections = Some(2);
-    let r = attack::run(&s, &CancellationToken::new(), None)
-        .await
-        .unwrap();
-    assert_reconciles(&r);
-    assert_eq!(r.ok, 400);
-    assert!(r.generator.connections_opened.unwrap() <= 2);
+    for io in backends() {
+        let mut s = spec_on(io, addr, "/ok", 400.0, 1.0);
+        s.limits.connections = Some(2);
+        let r = attack::run(&s, &CancellationToken::new(), None)
+            .await
+            .unwrap();
+        assert_ran_on(&r, io);
+        assert_reconciles(&r);
+        assert_eq!(r.ok, 400);
+        // Keep-alive reuse: 400 requests on at most two connections.
+        assert!(r.generator.connections_opened.unwrap() <= 2, "{io}");
+    }
 }
 
 #[tokio::test]

@@ -61,6 +61,7 @@ async fn a_few_thousand_per_second_every_request_accounted_and_every_click_count
             max_in_flight: 10_000,
             connections: None,
             max_connections: None,
+            io: loadgen_engine::io::IoMode::Auto,
         },
         shard: None,
         start_at: None,

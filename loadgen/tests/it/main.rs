@@ -11,6 +11,7 @@ mod any_service;
 mod attack;
 mod attack_cli;
 mod attack_http2;
+mod attack_io;
 mod attack_polymetrie;
 mod attack_tls;
 mod campaign;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use loadgen_engine::{self as attack};
 use tokio_util::sync::CancellationToken;
 
-use crate::common::attack::{assert_reconciles, spec};
+use crate::common::attack::{assert_ran_on, assert_reconciles, backends, spec, spec_on};
 use crate::common::serial;
 use crate::common::server::{answer, serve};
 
@@ -96,6 +96,12 @@ async fn by_default_a_slow_target_still_gets_every_request_about_on_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_idle_for_a_second_are_closed() {
     let _serial = serial::lock().await;
+    for io in backends() {
+        idle_closed_on(io).await;
+    }
+}
+
+async fn idle_closed_on(io: attack::io::IoMode) {
     // Slow for the first 400 ms (many connections needed), instant afterwards (one or two do).
     let t0 = Instant::now();
     let (addr, conns) = serve(move |_req| async move {
@@ -106,12 +112,13 @@ async fn connections_idle_for_a_second_are_closed() {
     })
     .await;
     let r = attack::run(
-        &spec(addr, "/", 200.0, 3.0),
+        &spec_on(io, addr, "/", 200.0, 3.0),
         &CancellationToken::new(),
         None,
     )
     .await
     .unwrap();
+    assert_ran_on(&r, io);
     assert_reconciles(&r);
     assert_eq!(r.ok, 600);
     let g = &r.generator;
@@ -129,16 +136,23 @@ async fn connections_idle_for_a_second_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_connection_count_is_exact() {
     let _serial = serial::lock().await;
+    for io in backends() {
+        fixed_count_on(io).await;
+    }
+}
+
+async fn fixed_count_on(io: attack::io::IoMode) {
     let (addr, conns) = serve(|_req| async {
         tokio::time::sleep(Duration::from_millis(50)).await;
         answer(204)
     })
     .await;
-    let mut s = spec(addr, "/", 200.0, 1.0);
+    let mut s = spec_on(io, addr, "/", 200.0, 1.0);
     s.limits.connections = Some(3);
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
         .unwrap();
+    assert_ran_on(&r, io);
     assert_reconciles(&r);
     assert_eq!(r.ok, 200);
     assert_eq!(r.generator.connections_opened, Some(3));
@@ -150,6 +164,12 @@ async fn a_fixed_connection_count_is_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_closing_connections_after_five_requests_is_followed() {
     let _serial = serial::lock().await;
+    for io in backends() {
+        closing_after_five_on(io).await;
+    }
+}
+
+async fn closing_after_five_on(io: attack::io::IoMode) {
     let served = Arc::new(AtomicU64::new(0));
     let n = served.clone();
     let (addr, conns) = serve(move |_req| {
@@ -165,11 +185,12 @@ async fn a_target_closing_connections_after_five_requests_is_followed() {
         }
     })
     .await;
-    let mut s = spec(addr, "/", 300.0, 1.0);
+    let mut s = spec_on(io, addr, "/", 300.0, 1.0);
     s.limits.connections = Some(1);
     let r = attack::run(&s, &CancellationToken::new(), None)
         .await
         .unwrap();
+    assert_ran_on(&r, io);
     assert_reconciles(&r);
     assert_eq!((r.ok, r.failed), (300, 0), "{:?}", r.outcomes);
     assert_eq!(served.load(Ordering::SeqCst), 300);

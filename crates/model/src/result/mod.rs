@@ -112,6 +112,13 @@ pub struct GeneratorHealth {
     /// pod usually lacks; without it the schedule lag shows what that cost).
     #[serde(default)]
     pub realtime_priority: Option<bool>,
+    /// The engine's I/O backend: `"uring"` or `"epoll"` (absent in runs before it was chosen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_backend: Option<String>,
+    /// Why the step ran on epoll when `--io auto` would have taken io_uring: the ring refused
+    /// (and how), or the step is TLS or HTTP/2. Absent when io_uring ran or epoll was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_fallback_reason: Option<String>,
 }
 
 /// What one endpoint (a replica's own base URL) of a step was sent and answered, as the
@@ -504,5 +511,21 @@ impl ToolInfo {
             version: env!("CARGO_PKG_VERSION").into(),
             components: BTreeMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod io_backend_tests {
+    use super::GeneratorHealth;
+
+    #[test]
+    fn a_run_from_before_the_io_backend_reads_as_unknown_and_unknown_is_not_written() {
+        let old: GeneratorHealth = serde_json::from_str(r#"{"cpu_user_s": 1.5}"#).unwrap();
+        assert_eq!((old.io_backend, old.io_fallback_reason), (None, None));
+        let text = serde_json::to_string(&GeneratorHealth::default()).unwrap();
+        assert!(
+            !text.contains("io_backend") && !text.contains("io_fallback"),
+            "{text}"
+        );
     }
 }

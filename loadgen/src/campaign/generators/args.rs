@@ -77,6 +77,7 @@ pub fn attack_args(
     if let Some(n) = spec.limits.max_connections {
         a.extend(["--max-connections".into(), n.to_string()]);
     }
+    a.extend(["--io".into(), spec.limits.io.to_string()]);
     for e in &spec.endpoints {
         a.extend(["--endpoint".into(), e.clone()]);
     }
@@ -149,6 +150,7 @@ mod tests {
                 max_in_flight: 77,
                 connections: None,
                 max_connections: Some(5),
+                io: loadgen_engine::io::IoMode::Auto,
             },
             shard: None,
             start_at: None,

@@ -213,6 +213,7 @@ impl Expander<'_> {
                     .unwrap_or(builtin::MAX_IN_FLIGHT),
                 connections: settings.connections.map(|c| c.0 as usize),
                 max_connections: settings.max_connections.map(|c| c.0 as usize),
+                io: settings.io.unwrap_or_default(),
             },
             warmup: settings.warmup.map(|d| d.0).unwrap_or_default(),
             pause_after: settings.pause.map(|d| d.0).unwrap_or_default(),

@@ -7,10 +7,44 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use loadgen::campaign::assemble::generator_result;
+use loadgen_engine::io::IoMode;
 use loadgen_engine::load::Load;
 use loadgen_engine::record::StepRecord;
 use loadgen_engine::template::RequestTemplate;
 use loadgen_engine::{AttackSpec, Limits};
+
+/// The I/O backends an engine test runs on: epoll, and io_uring where this process may set up
+/// a ring (else a loud skip of that half, a failure under `LOADGEN_REQUIRE_EXTERNAL=1`).
+pub fn backends() -> Vec<IoMode> {
+    let uring = loadgen_engine::uring::Ring::new()
+        .map(drop)
+        .map_err(|e| format!("io_uring is refused here ({e}): only the epoll backend is tested"));
+    let mut b = vec![IoMode::Epoll];
+    if loadgen_testkit::policy::available(uring).is_some() {
+        b.push(IoMode::Uring);
+    }
+    b
+}
+
+/// [`spec`] on the I/O backend `io`.
+pub fn spec_on(io: IoMode, addr: SocketAddr, path: &str, rate: f64, secs: f64) -> AttackSpec {
+    let mut s = spec(addr, path, rate, secs);
+    s.limits.io = io;
+    s
+}
+
+/// Checks the step ran on the backend it asked for, and says which in a failing assertion.
+pub fn assert_ran_on(r: &StepRecord, io: IoMode) {
+    assert_eq!(
+        r.generator.io_backend.as_deref(),
+        Some(io.name()),
+        "backend"
+    );
+    assert_eq!(
+        r.generator.io_fallback_reason, None,
+        "asked for, not fallen back to"
+    );
+}
 
 /// GET `path` on `addr` at `rate` for `secs`: 5 s timeout, a high in-flight cap, the default
 /// connection policy.
@@ -34,6 +68,7 @@ pub fn spec(addr: SocketAddr, path: &str, rate: f64, secs: f64) -> AttackSpec {
             max_in_flight: 10_000,
             connections: None,
             max_connections: None,
+            io: loadgen_engine::io::IoMode::Auto,
         },
         shard: None,
         start_at: None,

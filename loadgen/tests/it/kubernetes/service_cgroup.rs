@@ -65,6 +65,7 @@ async fn the_services_cgroup_metrics_agree_with_the_cgroup_files() {
             max_in_flight: 1_000,
             connections: None,
             max_connections: None,
+            io: loadgen_engine::io::IoMode::Auto,
         },
         shard: None,
         start_at: None,
