@@ -94,7 +94,7 @@ fn fallback_message(event: &Event) -> String {
 /// Level, kind and fields of an event; `None` for one a log has no use for.
 fn describe(event: &Event) -> Option<(Level, &'static str, Value)> {
     Some(match event {
-        Event::StepStarted { .. } => (Level::Info, "step_started", step_started(event)),
+        Event::StepStarted { .. } => (Level::Info, "step_started", load_started(event)),
         // Before the engine's first reading there is nothing to say.
         Event::Progress { live, .. } if live.generation == 0 => return None,
         Event::Progress {
@@ -132,7 +132,7 @@ fn describe(event: &Event) -> Option<(Level, &'static str, Value)> {
                 "check": finding.check.as_str(), "severity": finding.severity,
             }),
         ),
-        Event::ProbeStarted { .. } => (Level::Info, "probe_started", probe_started(event)),
+        Event::ProbeStarted { .. } => (Level::Info, "probe_started", load_started(event)),
         Event::ProbeJudged {
             step,
             passed,
@@ -161,50 +161,37 @@ fn describe(event: &Event) -> Option<(Level, &'static str, Value)> {
     .map(|(level, kind, fields)| (level, kind, drop_absent_step(fields)))
 }
 
-/// The fields of a [`Event::StepStarted`] (`null` for another event).
-fn step_started(event: &Event) -> Value {
-    let Event::StepStarted {
-        index,
-        total,
-        step,
-        rate_rps,
-        duration,
-        replicas,
-        cpu_limit_cores,
-    } = event
-    else {
+/// The fields of a step's or a probe's start: the load's shape (one reading of it,
+/// [`Event::load_shape`]) and what only a step (`number`, `total`) or a probe (its search and
+/// place in it) has; `null` for another event.
+fn load_started(event: &Event) -> Value {
+    let Some(shape) = event.load_shape() else {
         return Value::Null;
     };
-    json!({
-        "step": step.to_string(), "number": index + 1, "total": total,
-        "rate_rps": rate_rps, "duration_s": duration.as_secs_f64(),
-        "replicas": replicas, "cpu_limit_cores": cpu_limit_cores,
-    })
-}
-
-/// The fields of a [`Event::ProbeStarted`] (`null` for another event).
-fn probe_started(event: &Event) -> Value {
-    let Event::ProbeStarted {
-        campaign,
-        configuration,
-        index,
-        worst_case,
-        kind,
-        step,
-        rate_rps,
-        duration,
-        replicas,
-        cpu_limit_cores,
-    } = event
-    else {
-        return Value::Null;
+    let mut fields = json!({
+        "step": shape.step.to_string(),
+        "rate_rps": shape.rate_rps, "duration_s": shape.duration.as_secs_f64(),
+        "replicas": shape.replicas, "cpu_limit_cores": shape.cpu_limit_cores,
+    });
+    let own = match event {
+        Event::StepStarted { index, total, .. } => json!({ "number": index + 1, "total": total }),
+        Event::ProbeStarted {
+            campaign,
+            configuration,
+            index,
+            worst_case,
+            kind,
+            ..
+        } => json!({
+            "campaign": campaign, "configuration": configuration,
+            "probe": index + 1, "worst_case": worst_case, "kind": kind.as_str(),
+        }),
+        _ => Value::Null,
     };
-    json!({
-        "step": step.to_string(), "campaign": campaign, "configuration": configuration,
-        "probe": index + 1, "worst_case": worst_case, "kind": kind.as_str(),
-        "rate_rps": rate_rps, "duration_s": duration.as_secs_f64(),
-        "replicas": replicas, "cpu_limit_cores": cpu_limit_cores,
-    })
+    if let (Some(all), Value::Object(own)) = (fields.as_object_mut(), own) {
+        all.extend(own);
+    }
+    fields
 }
 
 fn progress(step: &StepId, live: &LiveSnapshot, total: Duration) -> Value {
