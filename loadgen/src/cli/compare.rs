@@ -35,6 +35,7 @@ pub fn execute(args: CompareArgs) -> anyhow::Result<ExitStatus> {
             args.head.display()
         );
     }
+    say_left_out(&plans);
     let out = args
         .out
         .clone()
@@ -91,6 +92,25 @@ pub fn execute(args: CompareArgs) -> anyhow::Result<ExitStatus> {
     };
     write(&result, &out)?;
     Ok(status(&result))
+}
+
+/// What the comparison leaves out of either scenario, each line once, before anything runs.
+fn say_left_out(plans: &[Plan; 2]) {
+    let mut lines = paired::left_out(&plans[0]);
+    for line in paired::left_out(&plans[1]) {
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    for line in lines {
+        let text = format!("compare: {line}");
+        super::log_format::say(
+            loadgen_logline::Level::Info,
+            "left_out",
+            &text,
+            serde_json::json!({}),
+        );
+    }
 }
 
 /// Writes compare.json, summary.md and report.html, and the job summary when there is one.

@@ -2,7 +2,8 @@
 //! polymetrie build next to its scenario. The same build twice passes; the head whose click
 //! handler re-validates each click's JSON 100 more times (`--regression`, genuine extra CPU
 //! on the click path) is caught, the configuration, ratio and interval named; scenarios whose
-//! SLO differ, or that would start the very same binary, are refused before anything runs.
+//! SLO differ, or that would start the very same binary, are refused before anything runs. A
+//! search's budget is said to be left out, and is.
 
 use std::path::{Path, PathBuf};
 
@@ -43,7 +44,7 @@ warmup = "200ms"
 pause = "100ms"
 [[campaign]]
 name = "ab"
-search = {{ from = 200, to = 20000, precision = 0.1, step = "1s", confirm = 1 }}
+search = {{ from = 200, to = 20000, precision = 0.1, step = "1s", confirm = 1, budget = "1s" }}
 slo = {slo}
 [campaign.matrix]
 replicas = [1]
@@ -89,6 +90,13 @@ fn the_same_build_passes_and_a_slower_click_handler_is_caught() {
     let same = checkout(d, "same", "", SLO);
     let o = compare(&base, &same, &d.join("aa"));
     command::assert_exit(&o, 0);
+    // The budget (shorter than one probe) is said to be left out, and is: a budget stopping
+    // one side first would leave the two searches unequal.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("compare: campaign ab: the search's budget of 1 s is not applied"),
+        "{stderr}"
+    );
     let aa: CompareResult = read(&d.join("aa/compare.json"));
     assert_eq!(aa.verdict, Verdict::Unchanged, "{:?}", aa.configurations);
     let c = &aa.configurations[0];
@@ -101,6 +109,7 @@ fn the_same_build_passes_and_a_slower_click_handler_is_caught() {
     for side in ["base", "head"] {
         let run: CampaignResult = read(&d.join("aa").join(side).join("run.json"));
         assert_eq!(run.searches[0].probes.len(), run.steps.len());
+        assert!(run.searches[0].budget_stop.is_none() && run.steps.len() > 2);
         assert!(
             run.searches[0].probes.iter().any(|p| p.repeat == 1),
             "two searches"

@@ -81,6 +81,42 @@ pub async fn run(
     Ok(Paired { base, head, order })
 }
 
+/// What of a plan a comparison leaves out, one line each, for the caller to say before the
+/// probes start: a scenario's Prometheus (each side is judged by its own counter and CPU, as a
+/// CI runner has no Prometheus), a search's `budget` (a budget stopping one side before the
+/// other would leave the two searches unequal: each is bounded by the search's worst case
+/// instead) and the fixed-rate steps (only the search campaigns are compared).
+pub fn left_out(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    if plan.prometheus.is_some() {
+        out.push(
+            "the scenario's Prometheus is not queried: each side is judged by its own counter \
+             and CPU"
+                .to_string(),
+        );
+    }
+    for s in plan.searches.iter() {
+        let Some(budget) = s.spec.budget_s else {
+            continue;
+        };
+        out.push(format!(
+            "campaign {}: the search's budget of {budget:.0} s is not applied: each side's \
+             search is bounded by its worst case, {} probes per configuration ({:.0} s per \
+             side and repeat)",
+            s.campaign,
+            s.worst_case_probes(),
+            s.worst_case().as_secs_f64(),
+        ));
+    }
+    if !plan.steps.is_empty() {
+        out.push(format!(
+            "the {} fixed-rate steps are not run: compare runs the search campaigns only",
+            plan.steps.len()
+        ));
+    }
+    out
+}
+
 /// Why two plans' searches cannot be compared probe for probe: the first difference, named.
 /// Only the service may differ; the campaigns, configurations, search, SLO, request, limits,
 /// warm-up and pause must be the same.
@@ -319,3 +355,6 @@ fn points(run: &CampaignResult, at: usize, config: &SearchConfiguration) -> Vec<
     };
     loadgen_judge::compare::points(run, record, configuration).points
 }
+
+#[cfg(test)]
+mod tests;
