@@ -6,18 +6,9 @@
 use std::io::Write as _;
 use std::process::Stdio;
 
-use crate::common::{self, command, polymetrie::Polymetrie, serial};
+use crate::common::polymetrie::{saved_run, Polymetrie};
+use crate::common::{self, command, serial};
 use loadgen_model::result::{CampaignResult, RunStatus};
-
-fn scenario(addr: std::net::SocketAddr) -> String {
-    format!(
-        "name = \"fromlog\"\ncounter_site = \"s\"\n[target]\nkind = \"url\"\nurl = \"http://{addr}\"\n\
-         [request]\nmethod = \"POST\"\npath = \"/api/clicks\"\n\
-         headers = {{ \"content-type\" = \"application/json\" }}\n\
-         body = '{{\"site\":\"s\",\"url\":\"/p\"}}'\n\
-         [[campaign]]\nname = \"c\"\n[[campaign.step]]\nname = \"s1\"\nrate = 40\nduration = \"1s\"\n"
-    )
-}
 
 fn report_from_log(log: &str, out: &std::path::Path) -> std::process::Output {
     let mut child = command::loadgen()
@@ -43,26 +34,16 @@ fn a_run_printed_to_its_log_is_rebuilt_into_the_same_report() {
     let Some(svc) = Polymetrie::start(&["--sites", "s"]) else {
         return;
     };
-    let dir = common::tempdir("fromlog");
-    let path = dir.path().join("fromlog.toml");
-    std::fs::write(&path, scenario(svc.addr)).unwrap();
-    let out_dir = dir.path().join("run");
-    let run = command::loadgen()
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--print-run-json")
-        .output()
-        .unwrap();
+    let one = svc.run_one_step("fromlog", "1s", &["--print-run-json"]);
+    let out_dir = one.out_dir();
+    let (run, dir) = (one.output, one.dir);
     // What is under test is the round trip, not the verdict: on a loaded CI machine one late
     // send of 40 can make the step invalid (exit 1, its reason saved). Whichever it is, the
     // report rebuilt from the log must judge the same and exit the same.
     let code = run.status.code();
     let log = String::from_utf8(run.stdout).unwrap();
     assert!(log.contains("--- loadgen run.json begin ---"), "{log}");
-    let saved: CampaignResult =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    let saved = saved_run(&out_dir);
     assert_eq!(saved.status, RunStatus::Completed);
     assert_eq!(saved.steps[0].ok, 40, "{:?}", saved.steps[0].outcomes);
     let step = &saved.steps[0];

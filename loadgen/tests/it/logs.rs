@@ -8,19 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::common::{self, command, polymetrie::Polymetrie, serial};
-use loadgen_model::result::{CampaignResult, RunStatus};
-
-/// A two-second step against `addr` (a URL target: no cgroups or Redis needed).
-fn scenario(addr: std::net::SocketAddr) -> String {
-    format!(
-        "name = \"logs\"\ncounter_site = \"s\"\n[target]\nkind = \"url\"\nurl = \"http://{addr}\"\n\
-         [request]\nmethod = \"POST\"\npath = \"/api/clicks\"\n\
-         headers = {{ \"content-type\" = \"application/json\" }}\n\
-         body = '{{\"site\":\"s\",\"url\":\"/p\"}}'\n\
-         [[campaign]]\nname = \"c\"\n[[campaign.step]]\nname = \"s1\"\nrate = 40\nduration = \"2500ms\"\n"
-    )
-}
+use crate::common::polymetrie::{saved_run, Polymetrie};
+use crate::common::serial;
+use loadgen_model::result::RunStatus;
 
 /// One stderr line as an object with the stable keys; panics naming the line otherwise.
 fn parse(line: &str) -> Map<String, Value> {
@@ -47,22 +37,12 @@ fn a_run_logs_json_lines_whose_step_numbers_are_run_json_s() {
     let Some(svc) = Polymetrie::start(&["--sites", "s"]) else {
         return;
     };
-    let dir = common::tempdir("logs");
-    let path = dir.path().join("logs.toml");
-    std::fs::write(&path, scenario(svc.addr)).unwrap();
-    let out_dir = dir.path().join("run");
-    let run = command::loadgen()
-        .arg("run")
-        .arg(&path)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--log-format")
-        .arg("json")
-        .output()
-        .unwrap();
+    // A 2.5 s step: progress lines at most once a second are visible.
+    let one = svc.run_one_step("logs", "2500ms", &["--log-format", "json"]);
+    let out_dir = one.out_dir();
+    let run = one.output;
     let stderr = String::from_utf8(run.stderr).unwrap();
-    let saved: CampaignResult =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    let saved = saved_run(&out_dir);
     assert_eq!(saved.status, RunStatus::Completed, "{stderr}");
     let step = &saved.steps[0];
     // Whether one late send of 100 made the step invalid is the host's business (exit 1, its

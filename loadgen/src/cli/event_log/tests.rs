@@ -22,57 +22,32 @@ fn golden(level: &str, message: &str, rest: &str) -> String {
     )
 }
 
+/// A saved step (the fixture run.json's first) given these numbers, no counter and no CPU.
 fn finished() -> StepResult {
-    StepResult {
-        campaign: Some("A".into()),
-        name: "s1".into(),
-        rate_rps: 250.0,
-        duration_s: 10.0,
-        started_at: None,
-        ended_at: None,
-        intended: 2500,
-        sent: 2490,
-        dropped: 10,
-        ok: 2480,
-        failed: 10,
-        outcomes: Default::default(),
-        achieved_rps: Some(249.0),
-        success_ratio: Some(0.992),
-        latency_ms: LatencySummary {
-            count: 2490,
-            p50: Some(3.5),
-            p99: Some(41.5),
-            max: Some(80.0),
-            ..Default::default()
-        },
-        service_time_ms: Default::default(),
-        schedule_lag_ms: Default::default(),
-        connection_wait_ms: Default::default(),
-        timeline: Vec::new(),
-        scaling: Vec::new(),
-        histogram: None,
-        generator: Default::default(),
-        topology: Some(TopologyView {
-            replicas: 2,
-            cpu_limit_cores: Some(1.5),
-            store: "memory".into(),
-            autoscale: None,
-            tls: false,
-        }),
-        counter: None,
-        counted_ratio: None,
-        cpu: None,
-        prometheus: None,
-        valid: true,
-        invalid_reason: None,
-        interrupted: false,
-        target_failed: false,
-        checks: Vec::new(),
-        sharding: None,
-        per_endpoint: Vec::new(),
-        tls: None,
-        timing: None,
-    }
+    let run: loadgen_model::result::CampaignResult =
+        serde_json::from_str(include_str!("../../../tests/fixtures/run.json")).unwrap();
+    let mut s = run.steps[0].clone();
+    (s.campaign, s.name) = (Some("A".into()), "s1".into());
+    (s.rate_rps, s.duration_s) = (250.0, 10.0);
+    (s.intended, s.sent, s.dropped, s.ok, s.failed) = (2500, 2490, 10, 2480, 10);
+    (s.achieved_rps, s.success_ratio) = (Some(249.0), Some(0.992));
+    s.latency_ms = LatencySummary {
+        count: 2490,
+        p50: Some(3.5),
+        p99: Some(41.5),
+        max: Some(80.0),
+        ..Default::default()
+    };
+    s.topology = Some(TopologyView {
+        replicas: 2,
+        cpu_limit_cores: Some(1.5),
+        store: "memory".into(),
+        autoscale: None,
+        tls: false,
+    });
+    (s.counter, s.counted_ratio, s.cpu) = (None, None, None);
+    (s.valid, s.invalid_reason, s.interrupted, s.target_failed) = (true, None, false, false);
+    s
 }
 
 #[test]

@@ -1,16 +1,17 @@
 //! The `polymetrie` service in tests: a child for tests that talk to it directly — it listens
 //! on port 0 (and the admin port too when asked), its JSON startup line says where, and it is
 //! killed by pid when the value drops, whatever the test did — and the service as the local
-//! deployer runs it, for the deployer and probe tests.
+//! deployer runs it, for the deployer and probe tests. [`Polymetrie::run_one_step`] is the
+//! short `loadgen run` against a started one that the log tests share.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use loadgen::plan::LocalService;
 
-use super::external;
+use super::{command, external};
 
 /// Bound on the startup line (a loaded 2-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -66,6 +67,54 @@ impl Polymetrie {
             pid,
         })
     }
+}
+
+/// What [`Polymetrie::run_one_step`] left: its folder (kept while this lives) and the run.
+pub struct OneStepRun {
+    pub dir: tempfile::TempDir,
+    pub output: Output,
+}
+
+impl OneStepRun {
+    /// The run's `--out` folder.
+    pub fn out_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+}
+
+impl Polymetrie {
+    /// `loadgen run` of one step `c/s1` against this service as a URL target (no cgroups or
+    /// Redis needed): 40 clicks/s on site `s` (the service must serve it) for `duration`,
+    /// scenario `name`, `--out <dir>/run` and `args`.
+    pub fn run_one_step(&self, name: &str, duration: &str, args: &[&str]) -> OneStepRun {
+        let dir = super::tempdir(name);
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, one_step_scenario(name, self.addr, duration)).unwrap();
+        let output = command::loadgen()
+            .arg("run")
+            .arg(&path)
+            .arg("--out")
+            .arg(dir.path().join("run"))
+            .args(args)
+            .output()
+            .unwrap();
+        OneStepRun { dir, output }
+    }
+}
+
+fn one_step_scenario(name: &str, addr: SocketAddr, duration: &str) -> String {
+    format!(
+        "name = \"{name}\"\ncounter_site = \"s\"\n[target]\nkind = \"url\"\nurl = \"http://{addr}\"\n\
+         [request]\nmethod = \"POST\"\npath = \"/api/clicks\"\n\
+         headers = {{ \"content-type\" = \"application/json\" }}\n\
+         body = '{{\"site\":\"s\",\"url\":\"/p\"}}'\n\
+         [[campaign]]\nname = \"c\"\n[[campaign.step]]\nname = \"s1\"\nrate = 40\nduration = \"{duration}\"\n"
+    )
+}
+
+/// Reads a run's saved run.json.
+pub fn saved_run(out_dir: &Path) -> loadgen_model::result::CampaignResult {
+    serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap()
 }
 
 impl Drop for Polymetrie {
