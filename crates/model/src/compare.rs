@@ -47,9 +47,10 @@ pub struct SideInfo {
 }
 
 /// The stated rule: the capacity of a side is the rate that best separates its passing probes
-/// from its failing ones; the ratio head ÷ base gets a percentile bootstrap interval (probes
-/// resampled with replacement, each side on its own); a regression is a ratio below
-/// `1 − tolerance` whose whole interval is below 1.
+/// from its failing ones; the ratio head ÷ base gets a percentile bootstrap interval (each
+/// probed rate's outcomes redrawn, each side on its own); a regression is a ratio below
+/// `1 − tolerance` whose whole interval is below `1 − tolerance / 2` (ARCHITECTURE.md,
+/// "Same-machine A/B").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     pub tolerance: f64,
@@ -133,11 +134,13 @@ impl Side {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Head's capacity is higher beyond the tolerance, and its whole interval above 1.
+    /// Head's capacity is higher beyond the tolerance, and its whole interval above
+    /// `1 + tolerance / 2`.
     Improved,
     /// Within the tolerance, or a difference the interval does not show as real.
     Unchanged,
-    /// Head's capacity is lower beyond the tolerance, and its whole interval below 1.
+    /// Head's capacity is lower beyond the tolerance, and its whole interval below
+    /// `1 − tolerance / 2`.
     Regressed,
     /// A capacity was not measured (not bracketed, the run stopped, the scenarios differ).
     NotComparable,

@@ -57,7 +57,7 @@ pub fn markdown(c: &CompareResult) -> String {
         s,
         "base `{}` vs head `{}`, probes interleaved on one machine, {} search(es) per side, \
          {} probes in {:.0} s. Rule: regression when head/base < {:.2} and the whole {:.0} % \
-         bootstrap interval ({} resamples) is below 1.\n",
+         bootstrap interval ({} resamples) is below {:.3}.\n",
         c.base.scenario,
         c.head.scenario,
         c.repeats,
@@ -65,7 +65,8 @@ pub fn markdown(c: &CompareResult) -> String {
         c.wall_s,
         1.0 - c.rule.tolerance,
         c.rule.level * 100.0,
-        c.rule.resamples
+        c.rule.resamples,
+        1.0 - c.rule.tolerance / 2.0
     );
     s.push_str("| configuration | base req/s | head req/s | head/base [interval] | verdict |\n");
     s.push_str("|---|---:|---:|---|---|\n");

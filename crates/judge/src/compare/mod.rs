@@ -6,9 +6,10 @@
 //! - A side's capacity is the knee of all its probes of the configuration, every repeat of its
 //!   search pooled ([`knee`]); a probe the generator spoiled is left out.
 //! - The ratio head ÷ base gets a percentile bootstrap interval ([`ratio_interval`]).
-//! - **Regressed** when the ratio is below `1 − tolerance` *and* the whole interval is below 1:
-//!   a difference that matters and that the repeats show is real. **Improved** the other way
-//!   round; **unchanged** otherwise; **not comparable** when a side's knee was not bracketed.
+//! - **Regressed** when the ratio is below `1 − tolerance` *and* the whole interval is below
+//!   `1 − tolerance / 2`: a difference that matters, and at least half of it shown to be real
+//!   ([`judge`] says why not the interval's edge at 1). **Improved** the other way round;
+//!   **unchanged** otherwise; **not comparable** when a side's knee was not bracketed.
 
 mod bootstrap;
 mod knee;
@@ -26,9 +27,9 @@ use loadgen_model::result::CampaignResult;
 
 /// The default tolerance: a capacity 5 % lower is a regression when the interval agrees.
 pub const TOLERANCE: f64 = 0.05;
-/// The interval's two-sided coverage. At 95 % the rule raised 9 false alarms in 200 simulated
-/// A/A comparisons of a knee with 5 % noise (compare::tests); at 99 %, 4, and still caught 93
-/// of 100 losses of 20 %.
+/// The interval's two-sided coverage. In 400 simulated A/A comparisons of a knee with 5 %
+/// noise (compare::tests), a 95 % interval called the same capacity changed 10 times, a 99 %
+/// one 5.
 pub const LEVEL: f64 = 0.99;
 pub const RESAMPLES: u32 = 2000;
 pub const SEED: u64 = 0x6c6f_6164_6765_6e21;
@@ -202,6 +203,13 @@ pub fn side(p: &SidePoints) -> SideCapacity {
 }
 
 /// The rule applied to a ratio and its interval.
+///
+/// The interval must clear `1 ∓ tolerance / 2`, not merely 1: the bootstrap redraws each probed
+/// rate's outcomes but cannot know how a rate it never probed would have gone, so on a noisy
+/// knee its interval is narrower than the truth. With the edge at 1 the same capacity was
+/// called changed in 17 of 400 simulated comparisons at 5 % knee noise (and once in a real CI
+/// run); at half the tolerance in 5, while 91 of 100 losses of 20 % are still caught, against
+/// 93 (compare::tests, docs/ci.md).
 pub fn judge(ri: RatioInterval, rule: &Rule) -> (Verdict, String) {
     let pct = |r: f64| format!("{:+.1} %", (r - 1.0) * 100.0);
     let numbers = format!(
@@ -213,24 +221,28 @@ pub fn judge(ri: RatioInterval, rule: &Rule) -> (Verdict, String) {
         ri.high
     );
     let tol = rule.tolerance;
-    let verdict = if ri.ratio < 1.0 - tol && ri.high < 1.0 {
+    let (below, above) = (1.0 - tol / 2.0, 1.0 + tol / 2.0);
+    let verdict = if ri.ratio < 1.0 - tol && ri.high < below {
         Verdict::Regressed
-    } else if ri.ratio > 1.0 + tol && ri.low > 1.0 {
+    } else if ri.ratio > 1.0 + tol && ri.low > above {
         Verdict::Improved
     } else {
         Verdict::Unchanged
     };
     let why = match verdict {
         Verdict::Regressed => format!(
-            "lower by more than {:.0} % and the interval is below 1",
+            "lower by more than {:.0} % and the interval is below {below:.3}",
             tol * 100.0
         ),
         Verdict::Improved => format!(
-            "higher by more than {:.0} % and the interval is above 1",
+            "higher by more than {:.0} % and the interval is above {above:.3}",
             tol * 100.0
         ),
         _ if (ri.ratio - 1.0).abs() <= tol => format!("within the {:.0} % tolerance", tol * 100.0),
-        _ => "beyond the tolerance, but the interval includes 1: not shown to be real".into(),
+        _ => format!(
+            "beyond the tolerance, but the interval reaches {:.3}: not shown to be real",
+            if ri.ratio < 1.0 { below } else { above }
+        ),
     };
     (verdict, format!("{numbers}: {why}"))
 }

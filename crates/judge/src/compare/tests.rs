@@ -57,7 +57,7 @@ fn a_noisy_knee_lands_between_its_noise_and_censored_knees_say_which_way() {
 }
 
 #[test]
-fn the_rule_needs_both_a_material_difference_and_an_interval_that_excludes_one() {
+fn the_rule_needs_both_a_material_difference_and_an_interval_clear_of_half_the_tolerance() {
     let r = rule(0.05);
     let at = |ratio, low, high| judge(RatioInterval { ratio, low, high }, &r);
     assert_eq!(at(0.80, 0.74, 0.86).0, Verdict::Regressed);
@@ -67,8 +67,18 @@ fn the_rule_needs_both_a_material_difference_and_an_interval_that_excludes_one()
     assert!(why.contains("within the 5 % tolerance"), "{why}");
     let (v, why) = at(0.90, 0.78, 1.02);
     assert_eq!(v, Verdict::Unchanged);
-    assert!(why.contains("includes 1"), "{why}");
+    assert!(why.contains("reaches 0.975"), "{why}");
     assert!(why.contains("head/base 0.900 (-10.0 %)"), "{why}");
+    // An interval below 1 but not below 1 − tolerance / 2 shows no difference that matters.
+    let (v, why) = at(0.90, 0.80, 0.98);
+    assert_eq!(v, Verdict::Unchanged, "{why}");
+    let (v, why) = at(0.90, 0.80, 0.97);
+    assert_eq!(v, Verdict::Regressed);
+    assert!(why.contains("interval is below 0.975"), "{why}");
+    let (v, why) = at(1.10, 1.02, 1.20);
+    assert_eq!(v, Verdict::Unchanged);
+    assert!(why.contains("reaches 1.025"), "{why}");
+    assert_eq!(at(1.10, 1.03, 1.20).0, Verdict::Improved);
 }
 
 #[test]
@@ -141,46 +151,70 @@ fn searched(target: &Target, repeats: usize, rng: &mut u64) -> Vec<Point> {
     all
 }
 
-/// How many of `n` simulated comparisons of base and head at capacities 1000 and
-/// `1000 × ratio` end regressed.
-fn regressions(ratio: f64, n: u64) -> usize {
+/// Of `n` simulated comparisons of base and head at capacities 1000 and `1000 × ratio`, with
+/// knee noise `noise`, how many ended regressed and how many improved.
+fn verdicts(ratio: f64, noise: f64, n: u64) -> (usize, usize) {
     let r = rule(TOLERANCE);
-    (0..n)
-        .filter(|seed| {
-            let mut rng = seed.wrapping_mul(7919).wrapping_add(1);
-            let noise = 0.02;
-            let base = searched(
-                &Target {
-                    capacity: 1000.0,
-                    noise,
-                },
-                2,
-                &mut rng,
-            );
-            let head = searched(
-                &Target {
-                    capacity: 1000.0 * ratio,
-                    noise,
-                },
-                2,
-                &mut rng,
-            );
-            let ri = ratio_interval(&base, &head, 400, r.level, *seed).unwrap();
-            judge(ri, &r).0 == Verdict::Regressed
-        })
-        .count()
+    let (mut regressed, mut improved) = (0, 0);
+    for seed in 0..n {
+        let mut rng = seed.wrapping_mul(7919).wrapping_add(1);
+        let base = searched(
+            &Target {
+                capacity: 1000.0,
+                noise,
+            },
+            2,
+            &mut rng,
+        );
+        let head = searched(
+            &Target {
+                capacity: 1000.0 * ratio,
+                noise,
+            },
+            2,
+            &mut rng,
+        );
+        let ri = ratio_interval(&base, &head, 400, r.level, seed).unwrap();
+        match judge(ri, &r).0 {
+            Verdict::Regressed => regressed += 1,
+            Verdict::Improved => improved += 1,
+            _ => {}
+        }
+    }
+    (regressed, improved)
+}
+
+// A false alarm either way is one: a same build called improved is as wrong a claim as one
+// called regressed (a real CI run once called an A/A comparison improved).
+#[test]
+fn same_capacities_rarely_raise_a_false_alarm_either_way() {
+    let (regressed, improved) = verdicts(1.0, 0.02, 400);
+    eprintln!("2 % noise, 400 A/A: {regressed} regressed, {improved} improved");
+    assert_eq!((regressed, improved), (0, 0), "2 % noise, 400 A/A");
+    let (regressed, improved) = verdicts(1.0, 0.05, 400);
+    eprintln!("5 % noise, 400 A/A: {regressed} regressed, {improved} improved");
+    // The rule's stated rate: at most 1.5 % (docs/ci.md); 17 of 400 with the interval's edge
+    // at 1 instead of half the tolerance.
+    assert!(
+        regressed + improved <= 6,
+        "5 % noise: {regressed} regressed and {improved} improved in 400 A/A comparisons"
+    );
 }
 
 #[test]
-fn same_capacities_rarely_raise_a_false_alarm() {
-    let alarms = regressions(1.0, 200);
-    assert!(alarms <= 5, "{alarms} false alarms in 200 A/A comparisons");
-}
-
-#[test]
-fn a_twenty_percent_loss_is_caught_and_a_ten_percent_loss_mostly() {
-    let caught_20 = regressions(0.8, 100);
+fn a_twenty_percent_loss_is_caught_and_a_ten_percent_loss_often() {
+    let caught_20 = verdicts(0.8, 0.02, 100).0;
+    let caught_10 = verdicts(0.9, 0.02, 100).0;
+    let noisy_20 = verdicts(0.8, 0.05, 100).0;
+    let noisy_10 = verdicts(0.9, 0.05, 100).0;
+    eprintln!(
+        "caught in 100: 2 % noise: 20 % loss {caught_20}, 10 % {caught_10}; \
+         5 % noise: 20 % loss {noisy_20}, 10 % {noisy_10}"
+    );
     assert!(caught_20 >= 95, "20 % loss caught {caught_20} times in 100");
-    let caught_10 = regressions(0.9, 100);
-    assert!(caught_10 >= 80, "10 % loss caught {caught_10} times in 100");
+    assert!(caught_10 >= 50, "10 % loss caught {caught_10} times in 100");
+    assert!(
+        noisy_20 >= 80,
+        "5 % noise: 20 % loss caught {noisy_20} times in 100"
+    );
 }

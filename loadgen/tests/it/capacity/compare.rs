@@ -44,7 +44,7 @@ warmup = "200ms"
 pause = "100ms"
 [[campaign]]
 name = "ab"
-search = {{ from = 200, to = 20000, precision = 0.1, step = "1s", confirm = 1, budget = "1s" }}
+search = {{ from = 200, to = 20000, precision = 0.05, step = "1s", confirm = 2, budget = "1s" }}
 slo = {slo}
 [campaign.matrix]
 replicas = [1]
@@ -97,8 +97,18 @@ fn the_same_build_passes_and_a_slower_click_handler_is_caught() {
         stderr.contains("compare: campaign ab: the search's budget of 1 s is not applied"),
         "{stderr}"
     );
+    // The gate passes the same build: it is not called regressed. Whether it is called
+    // exactly unchanged is a matter of the rule's false-alarm rate, which one real comparison
+    // cannot measure: loadgen-judge's compare::tests count it over hundreds of simulated A/A
+    // comparisons, either way (a CI run once called this one improved).
     let aa: CompareResult = read(&d.join("aa/compare.json"));
-    assert_eq!(aa.verdict, Verdict::Unchanged, "{:?}", aa.configurations);
+    assert_ne!(aa.verdict, Verdict::Regressed, "{:?}", aa.configurations);
+    assert_ne!(
+        aa.verdict,
+        Verdict::NotComparable,
+        "{:?}",
+        aa.configurations
+    );
     let c = &aa.configurations[0];
     let ratio = c.ratio.unwrap();
     assert!(c.ratio_low.unwrap() <= ratio && ratio <= c.ratio_high.unwrap());
