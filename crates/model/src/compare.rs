@@ -60,6 +60,14 @@ pub struct Rule {
     pub seed: u64,
 }
 
+impl Rule {
+    /// The edges the whole interval must clear, `(1 − tolerance / 2, 1 + tolerance / 2)`: below
+    /// the first for a regression, above the second for an improvement.
+    pub fn interval_edges(&self) -> (f64, f64) {
+        (1.0 - self.tolerance / 2.0, 1.0 + self.tolerance / 2.0)
+    }
+}
+
 /// A configuration's capacity on both sides and what their ratio says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigurationComparison {

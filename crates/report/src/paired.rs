@@ -66,7 +66,7 @@ pub fn markdown(c: &CompareResult) -> String {
         1.0 - c.rule.tolerance,
         c.rule.level * 100.0,
         c.rule.resamples,
-        1.0 - c.rule.tolerance / 2.0
+        c.rule.interval_edges().0
     );
     s.push_str("| configuration | base req/s | head req/s | head/base [interval] | verdict |\n");
     s.push_str("|---|---:|---:|---|---|\n");

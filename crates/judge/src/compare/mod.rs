@@ -221,7 +221,7 @@ pub fn judge(ri: RatioInterval, rule: &Rule) -> (Verdict, String) {
         ri.high
     );
     let tol = rule.tolerance;
-    let (below, above) = (1.0 - tol / 2.0, 1.0 + tol / 2.0);
+    let (below, above) = rule.interval_edges();
     let verdict = if ri.ratio < 1.0 - tol && ri.high < below {
         Verdict::Regressed
     } else if ri.ratio > 1.0 + tol && ri.low > above {

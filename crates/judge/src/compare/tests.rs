@@ -170,22 +170,9 @@ fn verdicts(ratio: f64, noise: f64, n: u64) -> (usize, usize) {
     let (mut regressed, mut improved) = (0, 0);
     for seed in 0..n {
         let mut rng = seed.wrapping_mul(7919).wrapping_add(1);
-        let base = searched(
-            &Target {
-                capacity: 1000.0,
-                noise,
-            },
-            2,
-            &mut rng,
-        );
-        let head = searched(
-            &Target {
-                capacity: 1000.0 * ratio,
-                noise,
-            },
-            2,
-            &mut rng,
-        );
+        let mut side = |capacity| searched(&Target { capacity, noise }, 2, &mut rng);
+        let base = side(1000.0);
+        let head = side(1000.0 * ratio);
         let ri = ratio_interval(&base, &head, 400, r.level, seed).unwrap();
         match judge(ri, &r).0 {
             Verdict::Regressed => regressed += 1,

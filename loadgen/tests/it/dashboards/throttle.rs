@@ -6,10 +6,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::prometheus::{TestPrometheus, NAMESPACE};
-use super::queries::{self, Series, Variables};
+use super::queries::{self, Series};
 use crate::common::{self, external};
 
 /// A replica's periods and throttled periods, one reading a second from its birth (a real run
@@ -91,22 +90,16 @@ fn a_new_replicas_first_window_never_shows_more_than_100_percent() {
     };
     let dir = common::tempdir("dashboards-throttle");
     // An hour back: inside the retention, and whole seconds like a scrape's timestamps.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let born = now.as_secs() - 3600;
+    let born = super::unix_now() as u64 - 3600;
     if !backfill(dir.path(), &openmetrics(born)) {
         return;
     }
     let prom = TestPrometheus::start(&binary, dir.path());
     // From before the birth to past the last reading, once a second at the failing phase.
     let (start, end) = (born as f64 - 3.0 + PHASE_S, born as f64 + 7.0 + PHASE_S);
-    let step = Duration::from_secs(1);
     for (name, panel, job, throttled, periods, label) in PANELS {
-        let vars = Variables {
-            job: job.to_string(),
-            rate_interval: Duration::from_secs(4),
-            interval: step,
-            range: Duration::from_secs(10),
-        };
+        let vars = super::variables(job, start, end);
+        let step = vars.interval;
         let q = queries::queries(name, &queries::load(name))
             .into_iter()
             .find(|q| q.panel == panel)
@@ -125,7 +118,8 @@ fn a_new_replicas_first_window_never_shows_more_than_100_percent() {
 
         let sel = format!("{{namespace=~\"{NAMESPACE}\", job=~\"{job}\"}}");
         let rate_ratio = format!(
-            "sum by ({label}) (rate({throttled}{sel}[4s])) / (sum by ({label}) (rate({periods}{sel}[4s])) > 0)"
+            "sum by ({label}) (rate({throttled}{sel}[{w}s])) / (sum by ({label}) (rate({periods}{sel}[{w}s])) > 0)",
+            w = vars.rate_interval.as_secs()
         );
         let control = values(&prom.range(&rate_ratio, start, end, step).unwrap());
         assert!(
